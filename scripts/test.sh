@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The one command that installs everything the tests need and runs them:
+# Debian packages (jing for the Atom RELAX NG schema, nginx for the scale-out
+# test, chromium + chromedriver for the browser test), the package with its
+# test extras, then ruff, mypy --strict and pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v jing >/dev/null || need+=(jing)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "installing Debian packages: ${need[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+        echo "warning: not root, cannot install ${need[*]}; tests needing them will skip" >&2
+    fi
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+python3 -m ruff check feeds tests app.py
+python3 -m mypy --strict feeds
+python3 -m pytest "$@"
