@@ -1,0 +1,65 @@
+"""feeds: live Atom, RSS and JSON feeds, and a small HTML site, from a folder of
+Jekyll-style posts.
+
+A short tour, in the order data flows (nothing imports upstream):
+
+- ``config``   Settings: every knob once (default, help, _config.yml key, flag, env var).
+- ``model``    Post, FeedKey and friends: frozen, typed records; no I/O.
+- ``parse``    one file -> Post (front matter, Jekyll dates and permalinks); bodies ->
+               sanitised HTML with absolute URLs, lazily.
+- ``content``  folder -> posts; re-reads only changed files; logs and skips bad ones.
+- ``watch``    follows the folder (inotify via watchdog, polling as a fallback).
+- ``site``     posts -> SiteIndex (newest first, by category, by tag, by URL); the rule
+               for names in URLs.
+- ``render``   selection -> Atom / RSS / JSON Feed / OPML bytes (the only feedgen import).
+- ``pages``    selection -> HTML pages (Jinja templates).
+- ``cache``    composes the above; bounded, locked caches swapped in one step.
+- ``web``      the Flask blueprint: routes, validators, 304, compression, errors.
+- ``cli``      ``feeds serve | check | build``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from .cache import FeedService
+from .config import Settings
+
+__all__ = ["Settings", "create_app"]
+
+
+class _BaseUrlPrefix:
+    """Answers both '/x' and '<baseurl>/x', so the service works behind a proxy that
+    keeps the site's path prefix as well as one that strips it."""
+
+    def __init__(self, app: Any, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            environ["PATH_INFO"] = path[len(self.prefix):] or "/"
+        return self.app(environ, start_response)
+
+
+def create_app(settings: Settings | None = None, *, background: bool = False,
+               watch: bool | None = None) -> Flask:
+    """The Flask app for one content folder. Loads the content now (or, with
+    ``background``, on a thread while /healthz answers 503), then follows changes when
+    ``watch`` (default: the ``watch`` setting)."""
+    from . import web
+
+    settings = settings or Settings()
+    app = Flask(__name__, static_folder="static", static_url_path="/static")
+    app.config["FEEDS_LOG_JSON"] = settings.log_format == "json"
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    svc = FeedService(settings)
+    app.extensions["feeds"] = svc
+    web.register(app)
+    if settings.path_prefix:
+        app.wsgi_app = _BaseUrlPrefix(app.wsgi_app, settings.path_prefix)  # type: ignore[method-assign]
+    svc.start(background=background, watch=watch)
+    return app

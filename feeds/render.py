@@ -1,0 +1,310 @@
+"""A selection of posts -> Atom 1.0, RSS 2.0, JSON Feed 1.1 or OPML 2.0 bytes.
+
+The only module that imports feedgen. Every function here is pure: the same input gives
+the same bytes (no clock is read), which is what makes strong ETags stable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from feedgen.ext.base import BaseExtension
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from .model import Author, Body, Format, Post
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+GENERATOR = "feeds"
+PAGING_RELS = ("first", "previous", "next", "last")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FeedMeta:
+    """What a feed says about itself. All URLs absolute and percent-encoded."""
+
+    title: str
+    subtitle: str
+    feed_id: str
+    """The canonical URL of the feed (its first page)."""
+    self_url: str
+    """This document's URL (differs from feed_id on page 2 and later)."""
+    html_url: str
+    """The HTML page the feed mirrors."""
+    home_url: str
+    lang: str
+    author: Author | None
+    updated: datetime | None
+    """Newest entry's ``updated``; None for an empty feed."""
+    paging: tuple[tuple[str, str], ...] = ()
+    """(rel, url) pairs: first, previous, next, last, as they apply."""
+    hub: str = ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    post: Post
+    link: str
+    entry_id: str
+    title: str
+    body: Body
+    author: Author | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        return self.post.summary or self.body.summary
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        seen: dict[str, None] = dict.fromkeys(self.post.categories)
+        seen.update(dict.fromkeys(self.post.tags))
+        return tuple(seen)
+
+
+# --- smartify -------------------------------------------------------------------------
+# jekyll-feed runs titles through Liquid's smartify (kramdown's SmartyPants); doing the
+# same keeps titles identical for a site that moves here.
+
+_DASHES = ((re.compile(r"---"), "\u2014"), (re.compile(r"--"), "\u2013"),
+           (re.compile(r"\.\.\."), "\u2026"))
+_OPEN_CONTEXT = re.compile(r"(^|[\s(\[{\u2014\u2013-])$")
+
+
+def smartify(text: str) -> str:
+    for pattern, replacement in _DASHES:
+        text = pattern.sub(replacement, text)
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        if ch in "\"'":
+            before = text[:i]
+            opening = bool(_OPEN_CONTEXT.search(before[-1:] if before else ""))
+            if ch == '"':
+                out.append("\u201c" if opening else "\u201d")
+            else:
+                out.append("\u2018" if opening and i + 1 < len(text) and not
+                           text[i + 1].isspace() else "\u2019")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+# --- Atom and RSS via feedgen ---------------------------------------------------------
+
+
+class _LinksExtension(BaseExtension):  # type: ignore[misc]
+    """Adds atom:link elements that feedgen's RSS writer leaves out (paging, hub)."""
+
+    def __init__(self) -> None:
+        self.links: list[tuple[str, str]] = []
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"atom": ATOM_NS}
+
+    def extend_rss(self, rss_feed: Any) -> Any:
+        channel = rss_feed[0]
+        for rel, href in self.links:
+            etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=href, rel=rel)
+        return rss_feed
+
+    def extend_atom(self, atom_feed: Any) -> Any:
+        return atom_feed
+
+
+def _author_dict(author: Author) -> dict[str, str]:
+    out = {"name": author.name}
+    if author.email:
+        out["email"] = author.email
+    if author.uri:
+        out["uri"] = author.uri
+    return out
+
+
+def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGenerator:
+    fg = FeedGenerator()
+    fg.register_extension("paging", _LinksExtension, None, atom=False, rss=True)
+    fg.id(meta.feed_id)
+    fg.title(meta.title)
+    if meta.subtitle:
+        fg.subtitle(meta.subtitle)
+    fg.description(meta.subtitle or meta.title)
+    fg.link(href=meta.self_url, rel="self",
+            type="application/atom+xml" if fmt is Format.ATOM else "application/rss+xml")
+    if fmt is Format.ATOM:
+        for rel, href in meta.paging:
+            fg.link(href=href, rel=rel)
+        if meta.hub:
+            fg.link(href=meta.hub, rel="hub")
+    else:
+        fg.paging.links = [*meta.paging, *([("hub", meta.hub)] if meta.hub else [])]
+    # Last: feedgen writes the last link it was given as RSS's <link>.
+    fg.link(href=meta.html_url, rel="alternate", type="text/html")
+    if meta.lang:
+        fg.language(meta.lang)
+    fg.author(_author_dict(meta.author) if meta.author else {"name": meta.title})
+    fg.generator(GENERATOR)
+    # feedgen stamps 'now' into <updated> and <lastBuildDate> unless told otherwise,
+    # which would change the bytes (and the ETag) on every render.
+    if meta.updated is not None:
+        fg.updated(meta.updated)
+        fg.lastBuildDate(meta.updated)
+    else:
+        fg.updated(EPOCH)
+        fg.lastBuildDate(EPOCH)
+    for entry in entries:
+        post = entry.post
+        # feedgen prepends entries by default; 'append' keeps newest first.
+        fe = fg.add_entry(order="append")
+        # feedgen's guid() and id() set one field: Atom gets Jekyll's id, RSS the
+        # permalink (guid isPermaLink="true").
+        if fmt is Format.ATOM:
+            fe.id(entry.entry_id)
+        else:
+            fe.guid(entry.link, permalink=True)
+        fe.title(entry.title)
+        fe.link(href=entry.link, rel="alternate", type="text/html")
+        fe.published(post.date)
+        fe.pubDate(post.date)
+        fe.updated(post.updated)
+        if entry.author is not None:
+            fe.author(_author_dict(entry.author))
+        for term in entry.terms:
+            fe.category(term=term)
+        if entry.summary:
+            fe.summary(entry.summary) if fmt is Format.ATOM else fe.description(entry.summary)
+        elif fmt is Format.RSS:
+            fe.description(entry.body.html or entry.title)
+        if entry.body.html:
+            # type="html": escaped text, never CDATA, so ']]>' in a post cannot break out.
+            fe.content(entry.body.html, type="html" if fmt is Format.ATOM else None)
+    return fg
+
+
+def render_atom(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+    data: bytes = _generator(meta, entries, Format.ATOM).atom_str(pretty=False,
+                                                                  encoding="utf-8")
+    return data
+
+
+def render_rss(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+    data: bytes = _generator(meta, entries, Format.RSS).rss_str(pretty=False,
+                                                                encoding="utf-8")
+    return data
+
+
+# --- JSON Feed ------------------------------------------------------------------------
+
+
+def _json_author(author: Author) -> dict[str, str]:
+    out = {"name": author.name}
+    if author.uri:
+        out["url"] = author.uri
+    elif author.email:
+        out["url"] = f"mailto:{author.email}"
+    return out
+
+
+def render_json(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+    feed: dict[str, Any] = {
+        "version": JSON_FEED_VERSION,
+        "title": meta.title,
+        "home_page_url": meta.html_url,
+        "feed_url": meta.self_url,
+    }
+    if meta.subtitle:
+        feed["description"] = meta.subtitle
+    if meta.lang:
+        feed["language"] = meta.lang
+    if meta.author:
+        feed["authors"] = [_json_author(meta.author)]
+    next_url = dict(meta.paging).get("next")
+    if next_url:
+        feed["next_url"] = next_url
+    if meta.hub:
+        feed["hubs"] = [{"type": "WebSub", "url": meta.hub}]
+    items = []
+    for entry in entries:
+        post = entry.post
+        item: dict[str, Any] = {
+            "id": entry.entry_id,
+            "url": entry.link,
+            "title": entry.title,
+            "content_html": entry.body.html,
+            "summary": entry.summary,
+            "date_published": post.date.isoformat(),
+            "date_modified": post.updated.isoformat(),
+        }
+        if post.image:
+            item["image"] = post.image
+        if entry.terms:
+            item["tags"] = list(entry.terms)
+        if entry.author:
+            item["authors"] = [_json_author(entry.author)]
+        if post.lang:
+            item["language"] = post.lang
+        if post.source_url:
+            item["external_url"] = post.source_url
+        items.append(item)
+    feed["items"] = items
+    return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+RENDERERS: dict[Format, Callable[[FeedMeta, Sequence[Entry]], bytes]] = {
+    Format.ATOM: render_atom,
+    Format.RSS: render_rss,
+    Format.JSON: render_json,
+}
+
+
+def render_feed(fmt: Format, meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+    return RENDERERS[fmt](meta, entries)
+
+
+# --- OPML -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outline:
+    title: str
+    xml_url: str
+    html_url: str
+
+
+def render_opml(title: str, groups: Sequence[tuple[str, Sequence[Outline]]],
+                updated: datetime | None) -> bytes:
+    """OPML 2.0 listing every feed, grouped ('Site', 'Categories', 'Tags')."""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<opml version="2.0">', "<head>",
+             f"<title>{_xml_text(title)}</title>"]
+    if updated is not None:
+        lines.append(f"<dateModified>{_rfc822(updated)}</dateModified>")
+    lines += ["</head>", "<body>"]
+    for group, outlines in groups:
+        lines.append(f"<outline text={quoteattr(group)} title={quoteattr(group)}>")
+        for o in outlines:
+            lines.append(
+                f'<outline type="rss" text={quoteattr(o.title)} title={quoteattr(o.title)} '
+                f"xmlUrl={quoteattr(o.xml_url)} htmlUrl={quoteattr(o.html_url)}/>"
+            )
+        lines.append("</outline>")
+    lines += ["</body>", "</opml>", ""]
+    return "\n".join(lines).encode("utf-8")
+
+
+def _xml_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _rfc822(when: datetime) -> str:
+    days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+              "Dec")
+    return (f"{days[when.weekday()]}, {when.day:02d} {months[when.month - 1]} {when.year} "
+            f"{when:%H:%M:%S %z}")
