@@ -136,7 +136,8 @@ def serve(settings: Settings) -> int:
     app = create_app(settings, background=True)
     server = create_server(
         app, host=settings.host, port=settings.port, threads=settings.threads,
-        ident="feeds", connection_limit=1000, channel_timeout=60, clear_untrusted_proxy_headers=True,
+        ident="feeds", connection_limit=1000, channel_timeout=60,
+        clear_untrusted_proxy_headers=True,
     )
     logger.info("serving %s on http://%s:%s/ with %d threads", settings.content,
                 settings.host, settings.port, settings.threads)

@@ -1,0 +1,160 @@
+"""Shared fixtures: settings -> app -> client, content folders written by the tests, a real
+waitress server on an ephemeral loopback port, and the feed validators (feedparser, lxml,
+jing with the Atom RELAX NG schema, the JSON Feed schema)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import textwrap
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from feeds import create_app
+from feeds.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+ATOM_RNC = SHARED / "schemas" / "atom.rnc"
+JSONFEED_SCHEMA = SHARED / "schemas" / "jsonfeed-1.1.schema.json"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+DEFAULT_CONFIG = """\
+title: 测试站 Test Site
+description: A site the tests write
+url: https://example.org
+timezone: Asia/Shanghai
+lang: zh-CN
+"""
+
+
+def write_site(root: Path, posts: dict[str, str], config: str | None = DEFAULT_CONFIG) -> Path:
+    """Write a content folder: ``posts`` maps relative paths to file text (dedented)."""
+    root.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        (root / "_config.yml").write_text(textwrap.dedent(config), encoding="utf-8")
+    for rel, text in posts.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return root
+
+
+def post_text(title: str, date: str, categories: str = "[news]", tags: str = "[]",
+              body: str = "Hello.", extra: str = "") -> str:
+    return (f"---\ntitle: {json.dumps(title, ensure_ascii=False)}\ndate: {date}\n"
+            f"categories: {categories}\ntags: {tags}\n{extra}---\n{body}\n")
+
+
+@pytest.fixture
+def site_dir(tmp_path: Path) -> Path:
+    """A small content folder with categories, Chinese tags and varied dates."""
+    return write_site(tmp_path / "site", {
+        "_posts/2021-12-28-hotline.md": post_text(
+            "热线二十年", "2021-12-28 00:07:58 +0800", "hongwang", "红网新闻",
+            "<p>第一段。</p>\n\n<http://example.com/a>\n\n[返回](//example.net/x.html)"),
+        "_posts/2022-01-05-second.md": post_text(
+            "Second post", "2022-01-05 10:00:00 +0800", "[news, tech]", "[红网新闻, python]"),
+        "_posts/2022-02-01-third.md": post_text(
+            "Third & <last>", "2022-02-01", "[news]", "[python]"),
+        "world/_posts/2022-03-01-folder.md": post_text(
+            "Folder post", "2022-03-01 08:00:00 +0800", "[]", "[旅行]"),
+    })
+
+
+def make_settings(content: Path, **overrides: Any) -> Settings:
+    given: dict[str, object] = {"content": str(content), "watch": False}
+    given.update(overrides)
+    return load_settings(given, environ={})
+
+
+@pytest.fixture
+def settings(site_dir: Path) -> Settings:
+    return make_settings(site_dir)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    application = create_app(settings, watch=False)
+    yield application
+    application.extensions["feeds"].stop()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@dataclass
+class LiveServer:
+    app: Flask
+    url: str
+    port: int
+
+
+@pytest.fixture
+def live_server_factory() -> Iterator[Callable[[Flask], LiveServer]]:
+    """Start a real waitress on 127.0.0.1:<ephemeral> in a thread; stopped afterwards."""
+    from waitress.server import create_server
+
+    servers: list[Any] = []
+    threads: list[threading.Thread] = []
+
+    def start(application: Flask, threads_count: int = 8) -> LiveServer:
+        server = create_server(application, host="127.0.0.1", port=0, threads=threads_count)
+        port = server.effective_port
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append(server)
+        threads.append(thread)
+        return LiveServer(application, f"http://127.0.0.1:{port}", port)
+
+    yield start
+    for server in servers:
+        server.close()
+    for thread in threads:
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app: Flask, live_server_factory: Callable[[Flask], LiveServer]) -> LiveServer:
+    return live_server_factory(app)
+
+
+# --- validators -----------------------------------------------------------------------
+
+
+def have_jing() -> bool:
+    return shutil.which("jing") is not None and ATOM_RNC.exists()
+
+
+def validate_atom(data: bytes, tmp_path: Path) -> None:
+    """Run the RFC 4287 RELAX NG schema over an Atom document with Debian's jing."""
+    if not ATOM_RNC.exists():
+        pytest.skip("../shared/schemas/atom.rnc is not here (a clone without shared/)")
+    if shutil.which("jing") is None:
+        pytest.skip("jing is not installed (scripts/test.sh installs it)")
+    doc = tmp_path / "feed.atom"
+    doc.write_bytes(data)
+    result = subprocess.run(["jing", "-c", str(ATOM_RNC), str(doc)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def validate_json_feed(data: bytes) -> dict[str, Any]:
+    import jsonschema
+
+    feed: dict[str, Any] = json.loads(data)
+    if not JSONFEED_SCHEMA.exists():
+        pytest.skip("../shared/schemas/jsonfeed-1.1.schema.json is not here")
+    schema = json.loads(JSONFEED_SCHEMA.read_text("utf-8"))
+    jsonschema.validate(feed, schema)
+    return feed
