@@ -15,12 +15,14 @@ A short tour, in the order data flows (nothing imports upstream):
 - ``pages``    selection -> HTML pages (Jinja templates).
 - ``cache``    composes the above; bounded, locked caches swapped in one step.
 - ``web``      the Flask blueprint: routes, validators, 304, compression, errors.
+- ``websub``   tells a WebSub hub which feeds changed (a background thread).
 - ``cli``      ``feeds serve | check | build``.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Flask
 
@@ -36,7 +38,9 @@ class _BaseUrlPrefix:
 
     def __init__(self, app: Any, prefix: str) -> None:
         self.app = app
-        self.prefix = prefix
+        # PATH_INFO is the decoded path's UTF-8 bytes as latin-1 (PEP 3333); the prefix
+        # arrives percent-encoded.
+        self.prefix = unquote(prefix).encode("utf-8").decode("latin-1")
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -61,5 +65,12 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
     web.register(app)
     if settings.path_prefix:
         app.wsgi_app = _BaseUrlPrefix(app.wsgi_app, settings.path_prefix)  # type: ignore[method-assign]
+    if settings.websub_hub:
+        from .websub import Publisher
+
+        publisher = Publisher(svc.metrics, svc.feed_links)
+        svc.listeners.append(publisher.on_change)
+        svc.stoppers.append(publisher.stop)
+        publisher.start()
     svc.start(background=background, watch=watch)
     return app

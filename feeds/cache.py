@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -41,7 +41,7 @@ from .model import (
     Post,
 )
 from .parse import body_text, render_body
-from .render import Entry, FeedMeta, Outline, render_feed, render_opml, smartify
+from .render import Entry, FeedMeta, Outline, feed_title, render_feed, render_opml
 from .site import SiteIndex, Term, name_to_segment
 from .watch import Watcher
 
@@ -65,10 +65,10 @@ class Rendered:
     """A response body with its validators; compressed forms made once, on demand."""
 
     __slots__ = ("_encoded", "body", "content_type", "etag", "last_modified",
-                 "last_modified_ts", "marks")
+                 "last_modified_ts", "marks", "self_url")
 
     def __init__(self, body: bytes, content_type: str, updated: datetime | None = None,
-                 marks: tuple[tuple[str, str], ...] = ()) -> None:
+                 marks: tuple[tuple[str, str], ...] = (), self_url: str = "") -> None:
         self.body = body
         self.content_type = content_type
         digest = hashlib.blake2b(body, digest_size=12).hexdigest()
@@ -77,6 +77,8 @@ class Rendered:
         self.last_modified_ts = math.floor(updated.timestamp()) if updated else None
         self.marks = marks
         """(entry id, updated) of each entry: what delta polling compares."""
+        self.self_url = self_url
+        """A feed's rel=self URL (for the HTTP Link header); '' for pages."""
         self._encoded: dict[str, tuple[bytes, str]] = {}
 
     def encoded(self, coding: str) -> tuple[bytes, str]:
@@ -98,6 +100,29 @@ class Rendered:
     def size(self) -> int:
         # Room for the compressed copies too, so the byte bound holds once they exist.
         return len(self.body) * 2 + 512
+
+
+@dataclass(frozen=True, slots=True)
+class _Version:
+    """One version of a feed's first page, as delta polling remembers it."""
+
+    etag: str
+    marks: frozenset[tuple[str, str]]
+
+    @property
+    def size(self) -> int:
+        return 100 + sum(len(i) + len(u) + 120 for i, u in self.marks)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """The answer to a delta request (RFC 3229 with A-IM: feed)."""
+
+    current: Rendered
+    """The feed now: its validators name the version the client will hold."""
+    changes: Rendered | None
+    """A complete feed of the entries new or changed since the client's version; None
+    when there are none."""
 
 
 @dataclass(frozen=True)
@@ -129,11 +154,15 @@ class FeedService:
         self._bodies: LRUCache[Hashable, Body] = LRUCache(
             maxsize=settings.body_cache_bytes,
             getsizeof=lambda b: 3 * (len(b.html) + len(b.summary)) + 200)
-        self._history: LRUCache[Hashable, list[Rendered]] = LRUCache(maxsize=4096)
+        self._history: LRUCache[Hashable, tuple[_Version, ...]] = LRUCache(
+            maxsize=max(1_000_000, settings.cache_bytes // 4),
+            getsizeof=lambda versions: sum(v.size for v in versions) + 100)
         self.ready = threading.Event()
         self.last_reload: dict[str, Any] = {}
         self.load_error: str | None = None
         self.listeners: list[Callable[[State | None, State], None]] = []
+        self.stoppers: list[Callable[[], None]] = []
+        """Called by stop(): helpers started with the service (the WebSub publisher)."""
         self._watcher: Watcher | None = None
         self._reveal_at: float | None = None
 
@@ -183,6 +212,8 @@ class FeedService:
     def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
+        for stopper in self.stoppers:
+            stopper()
 
     def _reload(self, step: Callable[[set[str]], Snapshot | None], paths: set[str]) -> None:
         started = time.monotonic()
@@ -288,9 +319,9 @@ class FeedService:
 
     # --- feeds ------------------------------------------------------------------------
 
-    def feed(self, key: FeedKey, base: str) -> Rendered | None:
+    def feed(self, key: FeedKey, base: str, state: State | None = None) -> Rendered | None:
         """The rendered feed, or None when there is no such feed (or page)."""
-        state = self.state()
+        state = state or self.state()
         cache_key = (state.snapshot.version, key, base)
         found = self._cached(cache_key)
         if found is not None:
@@ -307,12 +338,12 @@ class FeedService:
             body = render_feed(key.fmt, meta, entries)
             self.metrics.renders.labels(key.fmt.value).inc()
             rendered = Rendered(body, CONTENT_TYPES[key.fmt], meta.updated,
-                                tuple((e.entry_id, e.post.updated.isoformat())
-                                      for e in entries))
+                                tuple(entry_mark(p, base) for p in posts),
+                                self_url=meta.self_url)
             with self._lock:
                 self._signatures[signature] = rendered
-            if key.page == 1:
-                self._remember(key, base, rendered)
+        if key.page == 1:
+            self._remember(key, base, rendered)
         return self._store(cache_key, rendered)
 
     def entry(self, post: Post, settings: Settings, base: str) -> Entry:
@@ -323,7 +354,7 @@ class FeedService:
             post=post,
             link=base + post.url,
             entry_id=entry_id,
-            title=smartify(post.title),
+            title=feed_title(post.title) or post.title,
             body=self.body(post, base),
             author=post.author or site_author(settings),
         )
@@ -385,37 +416,45 @@ class FeedService:
     # --- delta polling (RFC 3229 + feed) ----------------------------------------------
 
     def _remember(self, key: FeedKey, base: str, rendered: Rendered) -> None:
+        """Keep the entry marks of the last DELTA_HISTORY versions of a feed's first page
+        (on each response-cache miss: every version served passes here)."""
         history_key = (key, base)
         with self._lock:
-            versions = self._history.get(history_key) or []
-            if not versions or versions[-1].etag != rendered.etag:
-                versions = [*versions[-(DELTA_HISTORY - 1):], rendered]
+            versions = self._history.get(history_key, ())
+            if versions and versions[-1].etag == rendered.etag:
+                return
+            kept = tuple(v for v in versions if v.etag != rendered.etag)
+            version = _Version(rendered.etag, frozenset(rendered.marks))
+            versions = (*kept[-(DELTA_HISTORY - 1):], version)
+            if sum(v.size for v in versions) + 100 <= self._history.maxsize:
                 self._history[history_key] = versions
 
-    def delta(self, key: FeedKey, base: str, etags: Sequence[str]) -> Rendered | None:
-        """A feed of the entries new or changed since the version a client holds (one of
-        ``etags``), '' body when none; None when that version is unknown."""
-        current = self.feed(key, base)
-        if current is None:
+    def delta(self, key: FeedKey, base: str, etags: Sequence[str]) -> Delta | None:
+        """What changed in a feed since the version a client holds, named by one of
+        ``etags`` (any encoding's ETag, weak or strong). None when that version is
+        unknown or no longer kept, or for a page other than the first."""
+        if key.page != 1:
             return None
+        state = self.state()
+        current = self.feed(key, base, state)
+        plan = self._plan(state, key, base)
+        if current is None or plan is None:
+            return None
+        wanted = {bare_etag(tag) for tag in etags}
         with self._lock:
-            versions = list(self._history.get((key, base)) or [])
-        held = next((v for v in versions if any(etag_matches(t, v) for t in etags)), None)
+            versions = self._history.get((key, base), ())
+        held = next((v for v in reversed(versions) if v.etag in wanted), None)
         if held is None:
             return None
-        known = set(held.marks)
-        state = self.state()
-        plan = self._plan(state, key, base)
-        if plan is None:
-            return None
         meta, posts = plan
-        fresh = [p for p, mark in zip(posts, current.marks, strict=False) if mark not in known]
+        fresh = [p for p in posts if entry_mark(p, base) not in held.marks]
         if not fresh:
-            return Rendered(b"", current.content_type)
+            return Delta(current, None)
         entries = [self.entry(p, state.settings, base) for p in fresh]
-        meta = FeedMeta(**{**meta.__dict__, "paging": ()})
-        body = render_feed(key.fmt, meta, entries)
-        return Rendered(body, current.content_type, meta.updated)
+        # A complete feed, but no paging links: the entries are not a page of anything.
+        body = render_feed(key.fmt, replace(meta, paging=()), entries)
+        return Delta(current, Rendered(body, current.content_type, meta.updated,
+                                       self_url=meta.self_url))
 
     # --- OPML and HTML ----------------------------------------------------------------
 
@@ -454,7 +493,11 @@ class FeedService:
         if html is None:
             return None
         self.metrics.renders.labels("html").inc()
-        return self._store(cache_key, Rendered(html.encode("utf-8"), CONTENT_TYPES["html"]))
+        # Every page shows the site's newest post date, so the newest 'updated' of the
+        # site bounds when any page last changed.
+        newest = max((p.updated for p in state.index.posts), default=None)
+        return self._store(cache_key, Rendered(html.encode("utf-8"), CONTENT_TYPES["html"],
+                                               newest))
 
     def feed_links(self, kind: Kind, name: str, base: str) -> list[tuple[Format, str]]:
         """(format, URL) of every feed of the site, a category or a tag."""
@@ -472,11 +515,21 @@ def site_author(settings: Settings) -> Author | None:
     return None
 
 
-def etag_matches(tag: str, rendered: Rendered) -> bool:
-    """Weak comparison (RFC 9110 8.8.3.2) against any of the rendered forms' ETags."""
+def entry_mark(post: Post, base: str) -> tuple[str, str]:
+    """What delta polling compares: an entry's id (as the feed writes it) and its updated."""
+    entry_id = post.entry_id
+    if entry_id.startswith("/"):
+        entry_id = base + entry_id
+    return entry_id, post.updated.isoformat()
+
+
+def bare_etag(tag: str) -> str:
+    """An ETag as the history keeps it: weak comparison (RFC 9110 8.8.3.2) drops 'W/',
+    and an encoding's suffix ('-gz', '-br', see Rendered.encoded) names the same version."""
     tag = tag.strip()
     if tag.startswith("W/"):
         tag = tag[2:]
-    if tag == rendered.etag:
-        return True
-    return any(tag == etag for _body, etag in list(rendered._encoded.values()))
+    for suffix in ('-gz"', '-br"'):
+        if tag.endswith(suffix):
+            return tag[:-len(suffix)] + '"'
+    return tag

@@ -6,16 +6,32 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .config import OPTIONS, ConfigError, Settings, load_settings
 
+if TYPE_CHECKING:
+    from .content import ContentStore
+
 logger = logging.getLogger("feeds")
+
+CONNECTION_LIMIT = 1000
+"""Open client connections waitress accepts before it stops accepting (it needs poll(),
+not select(), beyond ~1000 descriptors: see ``asyncore_use_poll`` below)."""
+SHUTDOWN_GRACE = 10.0
+"""Seconds a stopping server gives in-flight requests to finish before it closes them."""
+POLL_SECONDS = 0.5
+"""How long the main loop sleeps when idle: the latency of noticing SIGTERM or Ctrl-C."""
+
+
+# --- logging ---------------------------------------------------------------------------
 
 
 class _JsonFormatter(logging.Formatter):
@@ -32,25 +48,33 @@ class _JsonFormatter(logging.Formatter):
 
 
 class _EveryMinute(logging.Filter):
-    """Lets a repeating warning through once a minute (waitress's 'Task queue depth')."""
+    """Lets a repeating warning through once per ``interval`` and says how many were held
+    back. waitress logs 'Task queue depth is N' for every request that has to wait for a
+    free thread, which under an ordinary burst is hundreds of lines a second."""
 
-    def __init__(self) -> None:
+    def __init__(self, interval: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
-        self._last = 0.0
+        self.interval = interval
+        self.clock = clock
+        self._last: float | None = None
         self._dropped = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
-        now = time.monotonic()
-        if now - self._last < 60:
+        now = self.clock()
+        if self._last is not None and now - self._last < self.interval:
             self._dropped += 1
             return False
         if self._dropped:
-            record.msg = f"{record.msg} ({self._dropped} more such warnings in the last minute)"
+            record.msg = (f"{record.msg} ({self._dropped} more such warnings in the last "
+                          f"{self.interval:.0f} s)")
         self._last, self._dropped = now, 0
         return True
 
 
 def setup_logging(level: str, fmt: str) -> None:
+    """Service logs on stderr (text or JSON lines); the access log (web.py renders each
+    line, combined or JSON) on stdout, at INFO, so ``--log-level warning`` silences it."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
@@ -62,10 +86,58 @@ def setup_logging(level: str, fmt: str) -> None:
     access = logging.getLogger("feeds.access")
     access.propagate = False
     access_handler = logging.StreamHandler(sys.stdout)
-    access_handler.setFormatter(_JsonFormatter() if fmt == "json"
-                                else logging.Formatter("%(message)s"))
+    access_handler.setFormatter(logging.Formatter("%(message)s"))
     access.handlers[:] = [access_handler]
-    logging.getLogger("waitress.queue").addFilter(_EveryMinute())
+    queue = logging.getLogger("waitress.queue")
+    queue.filters[:] = [f for f in queue.filters if not isinstance(f, _EveryMinute)]
+    queue.addFilter(_EveryMinute())
+
+
+# --- progress on a terminal ------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on a terminal, redrawn at most ten times a second; does
+    nothing at all when the stream is not a terminal (a log file, a pipe, CI)."""
+
+    WIDTH = 30
+
+    def __init__(self, label: str, stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self.clock = clock
+        self.started = clock()
+        self._drawn = 0.0
+        self._shown = False
+
+    def update(self, done: int, total: int | None = None) -> None:
+        if not self.enabled:
+            return
+        now = self.clock()
+        if now - self._drawn < 0.1 and done != total:
+            return
+        self._drawn = now
+        rate = done / max(now - self.started, 1e-6)
+        if total:
+            filled = self.WIDTH * done // total
+            bar = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total}"
+        else:
+            bar = f"{done}"
+        self.stream.write(f"\r{self.label} {bar} {rate:,.0f}/s\x1b[K")
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        """Clear the bar, so the summary line that follows stands alone."""
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._shown = False
+
+
+# --- commands --------------------------------------------------------------------------
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +175,11 @@ def _settings(args: argparse.Namespace, names: Sequence[str]) -> Settings:
     return load_settings(given)
 
 
+def _content_folder(path: str) -> None:
+    if not Path(path).is_dir():
+        raise ConfigError(f"{path}: not a folder")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -111,60 +188,165 @@ def main(argv: Sequence[str] | None = None) -> int:
             setup_logging(settings.log_level, settings.log_format)
             return serve(settings)
         if args.command == "check":
+            _content_folder(args.dir)
             setup_logging("warning", "text")
             settings = load_settings({"content": args.dir, "timezone": args.timezone})
             return check(settings)
         if args.command == "build":
+            _content_folder(args.dir)
             setup_logging("info", "text")
             logging.getLogger("feeds.access").setLevel(logging.WARNING)
             settings = load_settings({"content": args.dir, "base_url": args.base_url})
-            from .export import build
+            from .export import run
 
-            status: int = build(settings, args.out)
-            return status
+            bar = Progress("build")
+            try:
+                result = run(settings, args.out, progress=bar.update)
+            finally:
+                bar.close()
+            print(result.summary(), file=sys.stderr)
+            return 1 if result.failed else 0
     except ConfigError as e:
         print(f"feeds: {e}", file=sys.stderr)
         return 2
     return 2
 
 
+# --- serve -----------------------------------------------------------------------------
+
+
+class _StopSignals:
+    """SIGTERM and SIGINT (Ctrl-C) ask for a clean stop; a second one for a quick one.
+    The handler only counts: the main loop notices within POLL_SECONDS and does the work
+    outside the handler, where it cannot interrupt waitress half-way through a read."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self._previous: dict[int, Any] = {}
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        self.received.append(signum)
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, self)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
 def serve(settings: Settings) -> int:
+    from waitress import wasyncore
     from waitress.server import create_server
 
     from . import create_app
 
     app = create_app(settings, background=True)
-    server = create_server(
-        app, host=settings.host, port=settings.port, threads=settings.threads,
-        ident="feeds", connection_limit=1000, channel_timeout=60,
-        clear_untrusted_proxy_headers=True,
-    )
-    logger.info("serving %s on http://%s:%s/ with %d threads", settings.content,
-                settings.host, settings.port, settings.threads)
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("signal %d: finishing in-flight requests and stopping", signum)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
+    svc = app.extensions["feeds"]
+    socket_map: dict[int, Any] = {}
     try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+        server = create_server(
+            app, map=socket_map, host=settings.host, port=settings.port,
+            threads=settings.threads, ident="feeds", connection_limit=CONNECTION_LIMIT,
+            channel_timeout=60, clear_untrusted_proxy_headers=True,
+            # select() cannot watch descriptors above 1023; poll() has no such limit.
+            asyncore_use_poll=True,
+        )
+    except OSError as e:
+        svc.stop()
+        logger.error("cannot listen on %s:%s: %s", settings.host, settings.port, e.strerror or e)
+        return 1
+    for host, port in _listening(server):
+        logger.info("serving %s on http://%s:%s/ with %d threads", settings.content,
+                    f"[{host}]" if ":" in host else host, port, settings.threads)
+    signals = _StopSignals()
+    signals.install()
+    try:
+        while not signals.received:
+            wasyncore.loop(timeout=POLL_SECONDS, use_poll=True, map=socket_map, count=1)
+        logger.info("signal %d: finishing in-flight requests and stopping",
+                    signals.received[0])
+        _drain(socket_map, server.task_dispatcher, signals)
     finally:
-        server.close()
-        app.extensions["feeds"].stop()
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+        wasyncore.close_all(socket_map)
+        svc.stop()
+        signals.restore()
     logger.info("stopped")
     return 0
 
 
+def _listening(server: Any) -> list[tuple[str, int]]:
+    """(host, port) of each listening socket; the port is the real one when 0 was asked."""
+    if hasattr(server, "effective_listen"):
+        return [(str(host), int(port)) for host, port in server.effective_listen]
+    return [(str(server.effective_host), int(server.effective_port))]
+
+
+def _drain(socket_map: dict[int, Any], dispatcher: Any, signals: _StopSignals) -> None:
+    """Stop accepting, then keep the loop turning until every request already received
+    has been answered and its response sent (or SHUTDOWN_GRACE passes, or a second
+    signal comes). Idle keep-alive connections are closed as soon as they are idle."""
+    from waitress import wasyncore
+    from waitress.channel import HTTPChannel
+    from waitress.server import BaseWSGIServer
+
+    for listener in [d for d in socket_map.values() if isinstance(d, BaseWSGIServer)]:
+        # The dispatcher's own close, not the server's: that would also close the
+        # trigger that worker threads pull when a response is ready to send.
+        wasyncore.dispatcher.close(listener)
+    deadline = time.monotonic() + SHUTDOWN_GRACE
+    first = len(signals.received)
+    while True:
+        busy = 0
+        for channel in _channels(socket_map, HTTPChannel):
+            if channel.requests or channel.total_outbufs_len or channel.request is not None:
+                busy += 1
+            else:
+                channel.will_close = True  # handled (closed) by the next loop turn
+        idle_workers = not dispatcher.queue and dispatcher.active_count == 0
+        if (busy == 0 and idle_workers) or len(signals.received) > first:
+            break
+        if time.monotonic() >= deadline:
+            logger.warning("%d connection(s) still busy after %.0f s; closing them",
+                           busy, SHUTDOWN_GRACE)
+            break
+        wasyncore.loop(timeout=0.05, use_poll=True, map=socket_map, count=1)
+    # One more turn closes the channels just marked.
+    wasyncore.loop(timeout=0.0, use_poll=True, map=socket_map, count=1)
+
+
+def _channels(socket_map: dict[int, Any], kind: type[Any]) -> Iterator[Any]:
+    return (d for d in list(socket_map.values()) if isinstance(d, kind))
+
+
+# --- check -----------------------------------------------------------------------------
+
+
+class _Problems(logging.Filter):
+    """`feeds check` prints each problem itself, on stdout; the store's log line for the
+    same problem would only repeat it on stderr."""
+
+    TEMPLATES = ("post rejected: %s", "post accepted with a problem: %s")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.TEMPLATES
+
+
 def check(settings: Settings) -> int:
     """Print one line per problem; exit status 1 when any post was rejected."""
-    from .content import ContentStore
-
     started = time.monotonic()
-    store = ContentStore(settings)
-    snapshot = store.load(progress=False)
+    bar = Progress("check")
+    store = _progress_store(settings, bar)
+    content_logger = logging.getLogger("feeds.content")
+    quiet = _Problems()
+    content_logger.addFilter(quiet)
+    try:
+        snapshot = store.load(progress=False)
+    finally:
+        content_logger.removeFilter(quiet)
+        bar.close()
     problems = sorted(
         (p for ps in snapshot.problems.values() for p in ps), key=lambda p: p.path)
     for problem in problems:
@@ -174,3 +356,18 @@ def check(settings: Settings) -> int:
           f"{sum(1 for p in problems if not p.rejected)} warnings, "
           f"{time.monotonic() - started:.2f} s", file=sys.stderr)
     return 1 if rejected else 0
+
+
+def _progress_store(settings: Settings, bar: Progress) -> ContentStore:
+    """A ContentStore whose folder walk drives the bar: the walk is listed first (cheap
+    next to parsing), so the bar knows its total, then handed out one file at a time."""
+    from .content import ContentStore
+
+    class Counting(ContentStore):
+        def _walk(self, top: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+            found = list(super()._walk(top))
+            for done, item in enumerate(found, 1):
+                yield item
+                bar.update(done, len(found))
+
+    return Counting(settings) if bar.enabled else ContentStore(settings)

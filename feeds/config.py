@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -193,16 +194,17 @@ class Settings:
     def site_base(self) -> str:
         """Absolute base URL from configuration, '' when the request host must be used."""
         if self.base_url:
-            return self.base_url.rstrip("/")
+            return _uri(self.base_url.rstrip("/"))
         if self.url:
-            return self.url.rstrip("/") + self.path_prefix
+            return _uri(self.url.rstrip("/")) + self.path_prefix
         return ""
 
     @property
     def path_prefix(self) -> str:
-        """The baseurl as a path prefix: '' or '/blog'."""
+        """The baseurl as a percent-encoded path prefix: '' or '/blog' ('/博客' ->
+        '/%E5%8D%9A%E5%AE%A2'), so feeds carry URIs, never raw IRIs."""
         prefix = self.baseurl.strip("/")
-        return f"/{prefix}" if prefix else ""
+        return _uri(f"/{prefix}") if prefix else ""
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -210,6 +212,11 @@ class Settings:
     def reload_config(self) -> Settings:
         """Settings with ``_config.yml`` read again, flags and environment still on top."""
         return load_settings(dict(self.overrides), {})
+
+
+def _uri(text: str) -> str:
+    """Percent-encode (UTF-8) what a URI cannot carry raw; escapes already there stay."""
+    return quote(text, safe=":/?#[]@!$&'()*+,;=%~")
 
 
 def _lookup(mapping: Mapping[str, Any], dotted: str) -> tuple[bool, object]:

@@ -1,6 +1,10 @@
 """Folder -> posts. Finds the post files of a Jekyll site source, parses each once, keeps
 them, and re-reads only the files a change touched. A bad file is logged once (per change
 of that file) with its path and the reason, and left out; nothing else is lost.
+
+Every change is applied to the store's own tables and then handed out as a new, frozen
+:class:`Snapshot`: readers keep the snapshot they hold, so they see the state before a
+change or after it, never half of one.
 """
 
 from __future__ import annotations
@@ -8,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +27,7 @@ logger = logging.getLogger(__name__)
 # Folders Jekyll never reads posts from (besides dot folders and '_'-folders).
 SKIPPED_DIRS = frozenset({"node_modules", "vendor"})
 Stamp = tuple[int, int, int]  # mtime_ns, size, inode
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,8 @@ class Snapshot:
     settings: Settings
     posts: Mapping[str, Post]
     problems: Mapping[str, tuple[Problem, ...]]
+    skipped: Mapping[str, str] = field(default_factory=dict)
+    """Files deliberately not posts (``published: false``): path -> why."""
     loaded_at: float = field(default_factory=time.time)
     duration: float = 0.0
 
@@ -40,17 +48,20 @@ class Snapshot:
         return sum(1 for ps in self.problems.values() if any(p.rejected for p in ps))
 
 
+def skipped_folder(name: str) -> bool:
+    """Whether Jekyll reads no posts below a folder of this name."""
+    return (name.startswith(".") or name in SKIPPED_DIRS
+            or (name.startswith("_") and name != "_posts"))
+
+
 def is_post_path(rel: str, jekyll_layout: bool) -> bool:
     """Whether a path (relative, '/'-separated) may hold a post in this layout."""
     parts = rel.split("/")
     name = parts[-1]
     if os.path.splitext(name)[1].lower() not in POST_EXTENSIONS:
         return False
-    for part in parts[:-1]:
-        if part.startswith(".") or part in SKIPPED_DIRS:
-            return False
-        if part.startswith("_") and part != "_posts":
-            return False
+    if any(skipped_folder(part) for part in parts[:-1]):
+        return False
     if name.startswith((".", "_", "#", "~")) or name.endswith("~"):
         return False
     return "_posts" in parts[:-1] if jekyll_layout else True
@@ -59,20 +70,24 @@ def is_post_path(rel: str, jekyll_layout: bool) -> bool:
 class ContentStore:
     """Parsed posts of one content folder, kept and updated file by file.
 
-    Not thread-safe by itself: one reloader thread calls ``load`` and ``apply``; readers
-    only ever see the immutable :class:`Snapshot` objects it hands out.
+    The public methods take a lock, so a poll (``rescan``) and a change (``apply``) never
+    interleave; readers only ever see the immutable :class:`Snapshot` objects handed out.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.root = Path(settings.content)
         self.parse_count = 0
+        """How many times a file was read and parsed (what the tests count)."""
         self._version = 0
         self._stamps: dict[str, Stamp] = {}
+        """Every path the store knows about (post, rejected, skipped), as last seen."""
         self._posts: dict[str, Post] = {}
         self._problems: dict[str, tuple[Problem, ...]] = {}
+        self._skipped: dict[str, str] = {}
         self._jekyll_layout = True
         self._rules: SiteRules = self._make_rules(settings)
+        self._lock = threading.RLock()
 
     @staticmethod
     def _make_rules(settings: Settings) -> SiteRules:
@@ -101,12 +116,8 @@ class ContentStore:
                 rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        name = entry.name
-                        if name.startswith(".") or name in SKIPPED_DIRS:
-                            continue
-                        if name.startswith("_") and name != "_posts":
-                            continue
-                        stack.append(entry.path)
+                        if not skipped_folder(entry.name):
+                            stack.append(entry.path)
                     elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
                         yield rel, entry
                 except OSError:
@@ -114,14 +125,14 @@ class ContentStore:
 
     def _has_posts_folder(self) -> bool:
         for folder, dirs, _files in os.walk(self.root):
-            dirs[:] = [d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS
-                       and (d == "_posts" or not d.startswith("_"))]
+            dirs[:] = [d for d in dirs if not skipped_folder(d)]
             if "_posts" in dirs or os.path.basename(folder) == "_posts":
                 return True
         return False
 
     def _stat(self, rel: str) -> tuple[Stamp | None, Problem | None]:
-        """The file's stamp, or a problem when it must not be read (a link leading out)."""
+        """The file's stamp (None when there is no regular file), and a problem when it
+        must not be read: a link that leads out of the content folder."""
         path = self.root / rel
         try:
             st = os.lstat(path)
@@ -129,8 +140,9 @@ class ContentStore:
                 target = os.path.realpath(path)
                 real_root = self._real_root()
                 if os.path.commonpath([target, real_root]) != real_root:
-                    return None, Problem(rel, "symlink points outside the content folder; "
-                                              "not followed")
+                    return ((st.st_mtime_ns, st.st_size, st.st_ino),
+                            Problem(rel, "symlink points outside the content folder; "
+                                         "not followed"))
                 st = os.stat(path)
             if not stat.S_ISREG(st.st_mode):
                 return None, None
@@ -138,21 +150,36 @@ class ContentStore:
             return None, None
         return (st.st_mtime_ns, st.st_size, st.st_ino), None
 
-    def _read(self, rel: str, stamp: Stamp) -> tuple[Post | None, tuple[Problem, ...]]:
-        """Parse one file; log its problems (this runs once per change of the file)."""
+    def _read_bytes(self, rel: str) -> tuple[bytes, Stamp]:
+        """The file's bytes (at most max_post_bytes + 1) and the stamp of what was read.
+        Non-blocking open: a FIFO put in place of a post cannot hang the reader."""
+        fd = os.open(self.root / rel, _OPEN_FLAGS)
+        with open(fd, "rb") as f:
+            st = os.fstat(fd)
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if not stat.S_ISREG(st.st_mode):
+                raise PostError(rel, "not a regular file")
+            if st.st_size > self.settings.max_post_bytes:
+                raise PostError(rel, f"file is {st.st_size} bytes, over max_post_bytes "
+                                f"({self.settings.max_post_bytes})")
+            return f.read(self.settings.max_post_bytes + 1), stamp
+
+    def _read(self, rel: str, stamp: Stamp) -> tuple[Post | None, tuple[Problem, ...],
+                                                      str | None, Stamp]:
+        """Parse one file: (post, problems, why skipped, stamp of what was read). Logs
+        what it finds; it runs once per change of the file."""
         self.parse_count += 1
-        path = self.root / rel
         problems: list[Problem] = []
         post: Post | None = None
+        skipped: str | None = None
         try:
             if stamp[1] > self.settings.max_post_bytes:
                 raise PostError(rel, f"file is {stamp[1]} bytes, over max_post_bytes "
                                 f"({self.settings.max_post_bytes})")
-            with open(path, "rb") as f:
-                data = f.read(self.settings.max_post_bytes + 1)
+            data, stamp = self._read_bytes(rel)
             parsed: Parsed = parse_post(rel, data, (stamp[0], stamp[1]), self._rules)
         except SkipFile as e:
-            logger.debug("%s", e)
+            skipped = str(e).removeprefix(f"{rel}: ")
         except PostError as e:
             if not self._jekyll_layout and e.message.startswith("no front matter"):
                 logger.debug("%s: no front matter, so not a post", rel)
@@ -160,6 +187,10 @@ class ContentStore:
                 problems.append(Problem(rel, e.message))
         except OSError as e:
             problems.append(Problem(rel, f"cannot read: {e.strerror or e}"))
+        except Exception as e:  # a file must never stop the load: any surprise rejects it
+            logger.debug("%s: unexpected error", rel, exc_info=True)
+            problems.append(Problem(rel, f"cannot be read as a post "
+                                         f"({type(e).__name__}: {str(e)[:200]})"))
         else:
             post = parsed.post
             problems.extend(Problem(rel, w, rejected=False) for w in parsed.warnings)
@@ -168,43 +199,50 @@ class ContentStore:
                 logger.error("post rejected: %s", problem)
             else:
                 logger.warning("post accepted with a problem: %s", problem)
-        return post, tuple(problems)
+        if skipped is not None:
+            logger.info("post skipped: %s: %s", rel, skipped)
+        return post, tuple(problems), skipped, stamp
 
     def _update(self, rel: str) -> bool:
         """Bring one path up to date; True when anything changed."""
         if not is_post_path(rel, self._jekyll_layout):
             return self._forget(rel)
         stamp, link_problem = self._stat(rel)
-        if link_problem is not None:
-            if self._problems.get(rel) != (link_problem,):
-                logger.error("post rejected: %s", link_problem)
-                self._posts.pop(rel, None)
-                self._stamps.pop(rel, None)
-                self._problems[rel] = (link_problem,)
-                return True
-            return False
         if stamp is None:
             return self._forget(rel)
         if self._stamps.get(rel) == stamp:
             return False
-        post, problems = self._read(rel, stamp)
+        if link_problem is not None:
+            self._forget(rel)
+            logger.error("post rejected: %s", link_problem)
+            self._stamps[rel] = stamp
+            self._problems[rel] = (link_problem,)
+            return True
+        post, problems, skipped, stamp = self._read(rel, stamp)
+        self._forget(rel)
         self._stamps[rel] = stamp
-        if post is None:
-            self._posts.pop(rel, None)
-        else:
+        if post is not None:
             self._posts[rel] = post
         if problems:
             self._problems[rel] = problems
-        else:
-            self._problems.pop(rel, None)
+        if skipped is not None:
+            self._skipped[rel] = skipped
         return True
 
     def _forget(self, rel: str) -> bool:
-        known = rel in self._stamps or rel in self._problems
+        known = rel in self._stamps
         self._stamps.pop(rel, None)
         self._posts.pop(rel, None)
         self._problems.pop(rel, None)
+        self._skipped.pop(rel, None)
         return known
+
+    def _forget_below(self, rel: str, keep: set[str] | frozenset[str] = frozenset()) -> bool:
+        prefix = rel + "/"
+        gone = [k for k in self._stamps if k.startswith(prefix) and k not in keep]
+        for known in gone:
+            self._forget(known)
+        return bool(gone)
 
     def _snapshot(self, started: float) -> Snapshot:
         self._version += 1
@@ -213,6 +251,7 @@ class ContentStore:
             settings=self.settings,
             posts=dict(self._posts),
             problems=dict(self._problems),
+            skipped=dict(self._skipped),
             duration=time.monotonic() - started,
         )
 
@@ -220,88 +259,115 @@ class ContentStore:
 
     def load(self, progress: bool = True) -> Snapshot:
         """Read the whole folder (first load, or after ``_config.yml`` changed)."""
-        started = time.monotonic()
-        self._jekyll_layout = self._has_posts_folder()
-        self._rules = self._make_rules(self.settings)
-        self._stamps.clear()
-        self._posts.clear()
-        self._problems.clear()
-        seen = 0
-        last_report = started
-        for rel, _entry in self._walk(str(self.root)):
-            if not is_post_path(rel, self._jekyll_layout):
-                continue
-            self._update(rel)
-            seen += 1
-            now = time.monotonic()
-            if progress and now - last_report >= 2.0:
-                last_report = now
-                logger.info("loading %s: %d files read, %.0f files/s", self.root, seen,
-                            seen / (now - started))
-        snapshot = self._snapshot(started)
-        logger.info(
-            "loaded %s: %d posts, %d rejected, in %.2f s",
-            self.root, len(snapshot.posts), snapshot.rejected, snapshot.duration,
-        )
-        return snapshot
+        with self._lock:
+            started = time.monotonic()
+            self._jekyll_layout = self._has_posts_folder()
+            self._rules = self._make_rules(self.settings)
+            for table in (self._stamps, self._posts, self._problems, self._skipped):
+                table.clear()
+            seen = 0
+            last_report = started
+            for rel, _entry in self._walk(str(self.root)):
+                if not is_post_path(rel, self._jekyll_layout):
+                    continue
+                self._update(rel)
+                seen += 1
+                now = time.monotonic()
+                if progress and now - last_report >= 2.0:
+                    last_report = now
+                    logger.info("loading %s: %d files read, %.0f files/s", self.root, seen,
+                                seen / (now - started))
+            snapshot = self._snapshot(started)
+            logger.info(
+                "loaded %s: %d posts, %d rejected, in %.2f s",
+                self.root, len(snapshot.posts), snapshot.rejected, snapshot.duration,
+            )
+            return snapshot
 
     def apply(self, paths: Iterable[str]) -> Snapshot | None:
-        """Re-read what changed at these absolute or relative paths (files or folders);
-        a new snapshot when anything changed, else None."""
-        started = time.monotonic()
-        root = str(self.root)
-        changed = False
-        for raw in set(paths):
-            rel = os.path.relpath(raw, root) if os.path.isabs(raw) else raw
-            rel = rel.replace(os.sep, "/")
-            if rel == "." or rel.startswith("../"):
-                continue
-            if rel == "_config.yml":
-                return self.reload_config()
-            if "_posts" in rel.split("/") and not self._jekyll_layout:
-                return self.load()
-            full = os.path.join(root, rel)
-            if os.path.isdir(full) and not os.path.islink(full):
-                changed |= self._rescan_folder(rel)
-            else:
-                changed |= self._update(rel)
-                prefix = rel + "/"
-                for known in [k for k in self._stamps if k.startswith(prefix)]:
-                    changed |= self._update(known)
-        return self._snapshot(started) if changed else None
+        """Re-read what changed at these absolute or relative paths (files or folders,
+        present or gone); a new snapshot when anything changed, else None."""
+        with self._lock:
+            started = time.monotonic()
+            root = str(self.root)
+            rels: set[str] = set()
+            for raw in paths:
+                rel = os.path.relpath(raw, root) if os.path.isabs(raw) else raw
+                rel = rel.replace(os.sep, "/")
+                if rel not in (".", "", "..") and not rel.startswith("../"):
+                    rels.add(rel)
+            changed = False
+            if "_config.yml" in rels:
+                rels.discard("_config.yml")
+                outcome = self._read_config()
+                if outcome == "posts":
+                    return self.load(progress=False)
+                changed = outcome == "settings"
+            for rel in sorted(rels):
+                parts = rel.split("/")
+                if any(skipped_folder(part) for part in parts[:-1]):
+                    continue  # below .git, _site, _drafts ...: never a post
+                if "_posts" in parts and not self._jekyll_layout:
+                    return self.load(progress=False)
+                full = os.path.join(root, rel)
+                if os.path.isdir(full) and not os.path.islink(full):
+                    changed |= self._rescan_folder(rel)
+                elif rel in self._stamps or os.path.lexists(full):
+                    changed |= self._update(rel)
+                else:
+                    # Gone, and not a file we knew: perhaps a folder (its files with it).
+                    changed |= self._forget_below(rel)
+            return self._snapshot(started) if changed else None
 
     def _rescan_folder(self, rel: str) -> bool:
+        if any(skipped_folder(part) for part in rel.split("/")):
+            return self._forget_below(rel)
         changed = False
         found: set[str] = set()
         for child, _entry in self._walk(os.path.join(str(self.root), rel)):
             found.add(child)
             changed |= self._update(child)
-        prefix = rel + "/"
-        for known in [k for k in self._stamps if k.startswith(prefix) and k not in found]:
-            changed |= self._forget(known)
+        changed |= self._forget_below(rel, found)
         return changed
 
     def rescan(self) -> Snapshot | None:
         """Polling: stat every file and re-read the changed ones."""
-        started = time.monotonic()
-        if self._has_posts_folder() != self._jekyll_layout:
-            return self.load(progress=False)
-        changed = False
-        found: set[str] = set()
-        for rel, _entry in self._walk(str(self.root)):
-            if is_post_path(rel, self._jekyll_layout):
-                found.add(rel)
-                changed |= self._update(rel)
-        for known in [k for k in self._stamps if k not in found]:
-            changed |= self._forget(known)
-        for known in [k for k in self._problems if k not in found]:
-            changed |= self._forget(known)
-        return self._snapshot(started) if changed else None
+        with self._lock:
+            started = time.monotonic()
+            if self._has_posts_folder() != self._jekyll_layout:
+                return self.load(progress=False)
+            changed = False
+            found: set[str] = set()
+            for rel, _entry in self._walk(str(self.root)):
+                if is_post_path(rel, self._jekyll_layout):
+                    found.add(rel)
+                    changed |= self._update(rel)
+            for known in [k for k in self._stamps if k not in found]:
+                changed |= self._forget(known)
+            return self._snapshot(started) if changed else None
 
-    def reload_config(self) -> Snapshot:
-        """``_config.yml`` changed: settings again (flags still win), every post again."""
+    def reload_config(self) -> Snapshot | None:
+        """``_config.yml`` changed: settings again (flags still win). Every post is read
+        again only when a setting that shapes posts changed (time zone, permalink, size
+        limit); None when no setting changed at all."""
+        with self._lock:
+            started = time.monotonic()
+            outcome = self._read_config()
+            if outcome == "posts":
+                return self.load(progress=False)
+            return self._snapshot(started) if outcome == "settings" else None
+
+    def _read_config(self) -> str:
+        """Read the settings again: 'same', 'settings' (changed, posts unaffected) or
+        'posts' (changed in a way that needs every post read again)."""
         try:
-            self.settings = self.settings.reload_config()
+            settings = self.settings.reload_config()
         except ValueError as e:
             logger.error("%s; keeping the previous settings", e)
-        return self.load(progress=False)
+            return "same"
+        if settings == self.settings:
+            return "same"
+        logger.info("%s changed; settings read again", self.root / "_config.yml")
+        rules_changed = self._make_rules(settings) != self._rules
+        self.settings = settings
+        return "posts" if rules_changed else "settings"

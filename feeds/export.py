@@ -2,23 +2,30 @@
 OPML written as static files, byte for byte what the server answers for the same content
 and base URL. Files are fetched through the app itself, so the two cannot drift apart.
 
-On disk, paths are percent-decoded ('/tag/城市.atom' -> OUT/tag/城市.atom); a URL ending
-in '/' is written as 'index.html' below it; page N (N > 1) of a feed or list is written
-with its query in the file name ('news.atom?page=2'), which nginx serves with
-``try_files $uri$is_args$args $uri =404``. A run rewrites only files whose bytes changed
-and removes the files a previous run wrote that no longer exist.
+On disk, paths are percent-decoded ('/tag/%E5%9F%8E.atom' -> OUT/tag/城.atom), as static
+hosts and object stores decode a request path before they look it up. A URL ending in
+'/' is written as 'index.html' below it. Page N (N > 1) of a feed or list keeps its query
+in the file name ('feed.atom?page=2'): nginx serves those with
+``try_files $uri$is_args$args $uri =404``; a host that ignores queries serves page 1.
+
+A run rewrites only files whose bytes changed (so their mtimes, and a sync tool's upload
+list, show what changed) and removes the files a previous run wrote that no longer exist,
+with the folders that leaves empty. The list of files written is kept in OUT/MANIFEST.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from flask import Flask
 
 from .config import Settings
 
@@ -26,13 +33,34 @@ logger = logging.getLogger(__name__)
 MANIFEST = ".feeds-build-manifest"
 
 
-def urls(app: object) -> Iterator[str]:
-    """Every URL the site answers, as paths with their query."""
+@dataclass
+class BuildResult:
+    """What a build did; ``feeds build`` prints it as its one-line summary."""
+
+    posts: int
+    rejected: int
+    files: int
+    written: int
+    removed: int
+    failed: int
+    seconds: float
+
+    def summary(self) -> str:
+        return (f"{self.posts} posts, {self.rejected} rejected, {self.files} files "
+                f"({self.written} written, {self.removed} removed, {self.failed} failed) "
+                f"in {self.seconds:.2f} s")
+
+
+def urls(app: Flask) -> Iterator[str]:
+    """Every URL of the site, as a path with its query: the index and the HTML list
+    pages, each feed in each format with all its pages, the jekyll-feed paths (their
+    first page: later pages link to the /feed.atom form), the OPML, the stylesheet and
+    every post."""
     from .cache import FeedService
-    from .model import FEED_FORMATS, Kind
+    from .model import FEED_FORMATS, Format, Kind
     from .pages import term_url
 
-    svc: FeedService = app.extensions["feeds"]  # type: ignore[attr-defined]
+    svc: FeedService = app.extensions["feeds"]
     state = svc.state()
     settings = state.settings
     index = state.index
@@ -48,17 +76,22 @@ def urls(app: object) -> Iterator[str]:
     yield "/static/style.css"
     for fmt in FEED_FORMATS:
         yield from paged(f"/feed.{fmt.value}", len(index.posts), limit)
+    yield "/feed.xml"
     for kind in (Kind.CATEGORY, Kind.TAG):
         for term in index.sorted_terms(kind):
-            path = term_url("", kind, term.name, "html")
-            yield from paged(path, len(term.posts), settings.page_size)
+            yield from paged(term_url("", kind, term.name, Format.HTML.value),
+                             len(term.posts), settings.page_size)
             for fmt in FEED_FORMATS:
-                yield from paged(path[: -len("html")] + fmt.value, len(term.posts), limit)
+                yield from paged(term_url("", kind, term.name, fmt.value),
+                                 len(term.posts), limit)
+            folder = "/feed" if kind is Kind.CATEGORY else "/feed/by_tag"
+            yield f"{folder}/{term.segment}.xml"
     for post in index.posts:
         yield post.url
 
 
-def _target(out: Path, url: str) -> Path:
+def target(out: Path, url: str) -> Path:
+    """Where a URL's file goes below ``out`` (absolute); never outside it."""
     parts = urlsplit(url)
     path = unquote(parts.path)
     if path.endswith("/"):
@@ -66,60 +99,86 @@ def _target(out: Path, url: str) -> Path:
     name = path.lstrip("/")
     if parts.query:
         name += "?" + parts.query
-    target = (out / name).resolve()
-    if out.resolve() not in target.parents:
+    root = out.resolve()
+    found = (root / name).resolve()
+    if root not in found.parents:
         raise ValueError(f"refusing to write outside {out}: {url}")
-    return target
+    return found
 
 
-def build(settings: Settings, out_dir: str) -> int:
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return True
+
+
+def _remove(root: Path, stale: set[str]) -> int:
+    """Remove the files a previous run wrote that this one did not, then the folders
+    that leaves empty (never ``root`` itself)."""
+    removed = 0
+    folders: set[Path] = set()
+    for rel in sorted(stale):
+        path = root / rel
+        if path.is_file() and root in path.resolve().parents:
+            path.unlink()
+            removed += 1
+            folders.update(p for p in path.parents if root in p.parents)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty: something else lives there
+            folder.rmdir()
+    return removed
+
+
+def run(settings: Settings, out_dir: str,
+        progress: Callable[[int, int], None] | None = None) -> BuildResult:
+    """Write the site under ``out_dir``, calling ``progress(done, total)`` per URL."""
     from . import create_app
 
     started = time.monotonic()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    root = out.resolve()
     app = create_app(settings, watch=False)
-    base = settings.site_base or "http://localhost"
-    split = urlsplit(base)
-    client = app.test_client()
-    manifest = out / MANIFEST
-    previous = set(manifest.read_text("utf-8").splitlines()) if manifest.exists() else set()
-    written: set[str] = set()
-    all_urls = list(dict.fromkeys(urls(app)))
-    show_progress = sys.stderr.isatty()
-    changed = failed = 0
-    for n, url in enumerate(all_urls, 1):
-        response = client.get(url, base_url=f"{split.scheme}://{split.netloc}")
-        if response.status_code != 200:
-            logger.error("%s: answered %d, not written", url, response.status_code)
-            failed += 1
-            continue
-        target = _target(out, url)
-        rel = target.relative_to(out.resolve()).as_posix()
-        written.add(rel)
-        data = response.get_data()
-        if not target.exists() or target.read_bytes() != data:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-            changed += 1
-        if show_progress and (n % 50 == 0 or n == len(all_urls)):
-            width = 30
-            done = int(width * n / len(all_urls))
-            print(f"\r[{'#' * done}{'.' * (width - done)}] {n}/{len(all_urls)}",
-                  end="", file=sys.stderr, flush=True)
-    if show_progress:
-        print(file=sys.stderr)
-    removed = 0
-    for rel in sorted(previous - written):
-        stale = out / rel
-        if stale.is_file():
-            stale.unlink()
-            removed += 1
-    manifest.write_text("".join(f"{rel}\n" for rel in sorted(written)), "utf-8")
-    health = app.extensions["feeds"].health()
-    print(f"{health['posts']} posts, {health['rejected']} rejected, {len(written)} files "
-          f"({changed} written, {removed} removed, {failed} failed) in "
-          f"{time.monotonic() - started:.2f} s", file=sys.stderr)
-    return 1 if failed else 0
+    svc = app.extensions["feeds"]
+    try:
+        base = settings.site_base or "http://localhost"
+        split = urlsplit(base)
+        client = app.test_client()
+        manifest = root / MANIFEST
+        previous = set(manifest.read_text("utf-8").splitlines()) if manifest.exists() else set()
+        written: set[str] = set()
+        all_urls = list(dict.fromkeys(urls(app)))
+        changed = failed = 0
+        for n, url in enumerate(all_urls, 1):
+            # No Accept-Encoding: the identity body, as a static host stores it.
+            response = client.get(url, base_url=f"{split.scheme}://{split.netloc}")
+            if response.status_code != 200:
+                logger.error("%s: answered %d, not written", url, response.status_code)
+                failed += 1
+                continue
+            try:
+                path = target(out, url)
+                changed += _write_if_changed(path, response.get_data())
+            except (OSError, ValueError) as e:
+                logger.error("%s: cannot write: %s", url, e)
+                failed += 1
+                continue
+            written.add(path.relative_to(root).as_posix())
+            if progress is not None:
+                progress(n, len(all_urls))
+        removed = _remove(root, previous - written)
+        manifest.write_text("".join(f"{rel}\n" for rel in sorted(written)), "utf-8")
+        health = svc.health()
+    finally:
+        svc.stop()
+    return BuildResult(
+        posts=health["posts"], rejected=health["rejected"], files=len(written),
+        written=changed, removed=removed, failed=failed,
+        seconds=time.monotonic() - started)

@@ -1,19 +1,25 @@
 """Site index -> HTML pages (index, category, tag, post) through the Jinja templates in
 ``templates/``. Autoescaping is on: every text that reaches a page is escaped, and post
-bodies arrive already sanitised."""
+bodies arrive already sanitised. Dates are shown in the site's time zone; the words
+around them in the site's language (Chinese or English, see ``LABELS``)."""
+
+# ruff: noqa: RUF001  (Chinese text: full-width punctuation is meant)
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import datetime
+from importlib.resources import files
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from .model import FEED_FORMATS, Kind, Post
-from .site import name_to_segment
+from .site import Term, name_to_segment
 
 if TYPE_CHECKING:
     from .cache import FeedService, State
@@ -29,6 +35,55 @@ FEED_LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 FEED_TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml",
               "json": "application/feed+json"}
 
+# The stylesheet's URL carries a hash of its bytes, so a new release is never shown with
+# the old rules from a browser cache (a static host that ignores queries still serves it).
+_STYLE_VERSION = hashlib.blake2b(
+    files("feeds").joinpath("static/style.css").read_bytes(), digest_size=4).hexdigest()
+
+LABELS: dict[str, dict[str, str]] = {
+    "zh-Hans": {
+        "home": "首页", "breadcrumb": "位置", "latest": "最新文章", "categories": "分类",
+        "tags": "标签", "category": "分类", "tag": "标签", "subscribe": "订阅",
+        "subscribe_all": "全部订阅（OPML）", "count": "{n} 篇", "posts": "{n} 篇文章",
+        "page": "第 {page} / {pages} 页", "page_title": "第 {page} 页",
+        "previous": "上一页", "next": "下一页", "pages": "翻页",
+        "newer_post": "较新一篇", "older_post": "较早一篇", "post_nav": "相邻文章",
+        "author": "作者：", "updated": "更新于 {date}", "source": "原文链接：",
+        "feeds_of": "订阅“{name}”", "site_feeds": "订阅本站", "empty": "还没有文章。",
+    },
+    "zh-Hant": {
+        "home": "首頁", "breadcrumb": "位置", "latest": "最新文章", "categories": "分類",
+        "tags": "標籤", "category": "分類", "tag": "標籤", "subscribe": "訂閱",
+        "subscribe_all": "全部訂閱（OPML）", "count": "{n} 篇", "posts": "{n} 篇文章",
+        "page": "第 {page} / {pages} 頁", "page_title": "第 {page} 頁",
+        "previous": "上一頁", "next": "下一頁", "pages": "翻頁",
+        "newer_post": "較新一篇", "older_post": "較早一篇", "post_nav": "相鄰文章",
+        "author": "作者：", "updated": "更新於 {date}", "source": "原文連結：",
+        "feeds_of": "訂閱「{name}」", "site_feeds": "訂閱本站", "empty": "還沒有文章。",
+    },
+    "en": {
+        "home": "Home", "breadcrumb": "Breadcrumb", "latest": "Latest posts",
+        "categories": "Categories", "tags": "Tags", "category": "Category", "tag": "Tag",
+        "subscribe": "Subscribe", "subscribe_all": "All feeds (OPML)", "count": "{n}",
+        "posts": "{n} posts", "page": "Page {page} of {pages}", "page_title": "page {page}",
+        "previous": "Previous", "next": "Next", "pages": "Pages",
+        "newer_post": "Newer", "older_post": "Older", "post_nav": "More posts",
+        "author": "By ", "updated": "updated {date}", "source": "Original article: ",
+        "feeds_of": "Subscribe to “{name}”", "site_feeds": "Subscribe",
+        "empty": "No posts yet.",
+    },
+}
+
+
+def labels_for(lang: str) -> dict[str, str]:
+    """The page words for a BCP 47 language tag: Chinese (Traditional for zh-Hant, -TW,
+    -HK, -MO), else English."""
+    parts = lang.replace("_", "-").lower().split("-")
+    if parts[0] != "zh":
+        return LABELS["en"]
+    traditional = any(p in ("hant", "tw", "hk", "mo") for p in parts[1:])
+    return LABELS["zh-Hant" if traditional else "zh-Hans"]
+
 
 def term_url(base: str, kind: Kind | str, name: str, ext: str = "html") -> str:
     return f"{base}/{Kind(kind).value}/{name_to_segment(name)}.{ext}"
@@ -43,31 +98,70 @@ def feed_links(base: str, kind: Kind, name: str = "") -> list[dict[str, str]]:
     ]
 
 
+def _day(when: datetime, tz: ZoneInfo) -> str:
+    return when.astimezone(tz).strftime("%Y-%m-%d")
+
+
 def _post_view(post: Post, base: str, tz: ZoneInfo) -> dict[str, Any]:
     local = post.date.astimezone(tz)
     return {
         "title": post.title,
         "url": base + post.url,
         "date": local.strftime("%Y-%m-%d %H:%M"),
-        "date_iso": post.date.isoformat(),
+        "date_iso": local.isoformat(),
         "day": local.strftime("%Y-%m-%d"),
         "categories": [{"name": c, "url": term_url(base, Kind.CATEGORY, c)}
                        for c in post.categories],
         "tags": [{"name": t, "url": term_url(base, Kind.TAG, t)} for t in post.tags],
         "summary": post.summary,
+        "lang": post.lang,
     }
 
 
 def _paging(page: int, total: int, size: int, url: str) -> dict[str, Any] | None:
+    """Links of page ``page`` of a list; None past the last page. Page 1 is the bare URL,
+    as the static export writes it."""
     pages = max(1, math.ceil(total / size))
     if page > pages:
         return None
+
+    def at(n: int) -> str:
+        return url if n == 1 else f"{url}?page={n}"
+
     return {
         "page": page,
         "pages": pages,
-        "previous": (url if page == 2 else f"{url}?page={page - 1}") if page > 1 else None,
-        "next": f"{url}?page={page + 1}" if page < pages else None,
+        "url": at(page),
+        "previous": at(page - 1) if page > 1 else None,
+        "next": at(page + 1) if page < pages else None,
     }
+
+
+def _terms(terms: list[Term], base: str) -> list[dict[str, Any]]:
+    return [
+        {"name": t.name, "count": len(t.posts), "url": term_url(base, t.kind, t.name),
+         "feeds": feed_links(base, t.kind, t.name)}
+        for t in terms
+    ]
+
+
+def _web_url(url: str | None) -> str | None:
+    """``url`` when it is an http(s) link (a front matter value may be anything, and an
+    escaped 'javascript:' URL still runs when clicked); else None."""
+    if not url:
+        return None
+    scheme = urlsplit(url).scheme.lower()
+    return url if scheme in ("http", "https") or (not scheme and url.startswith("//")) else None
+
+
+def _source_view(url: str | None) -> dict[str, str] | None:
+    """The post's original-article link, shown as its host and path."""
+    url = _web_url(url)
+    if not url:
+        return None
+    parts = urlsplit(url)
+    shown = (parts.netloc + parts.path).rstrip("/") or url
+    return {"url": url, "shown": shown}
 
 
 def render_page(service: FeedService, state: State, what: tuple[str, ...], page: int,
@@ -77,18 +171,20 @@ def render_page(service: FeedService, state: State, what: tuple[str, ...], page:
     index = state.index
     tz = settings.tz
     size = settings.page_size
+    lang = settings.lang or "en"
+    words = labels_for(lang)
     common: dict[str, Any] = {
         "site": {
             "title": settings.title,
             "description": settings.description,
-            "lang": settings.lang or "en",
+            "lang": lang,
             "home": base + "/",
             "opml": base + "/feeds.opml",
-            "stylesheet": base + "/static/style.css",
+            "stylesheet": f"{base}/static/style.css?v={_STYLE_VERSION}",
+            "timezone": settings.timezone,
         },
-        "generated": datetime.fromtimestamp(
-            index.posts[0].updated.timestamp(), tz).strftime("%Y-%m-%d %H:%M")
-        if index.posts else "",
+        "t": words,
+        "site_feeds": feed_links(base, Kind.SITE),
     }
     kind = what[0]
     if kind == "index":
@@ -98,10 +194,11 @@ def render_page(service: FeedService, state: State, what: tuple[str, ...], page:
         start = (page - 1) * size
         return _ENV.get_template("index.html").render(
             **common,
-            page_title=settings.title,
+            page_title=_paged_title(settings.title, page, words),
+            canonical=paging["url"],
             posts=[_post_view(p, base, tz) for p in index.posts[start:start + size]],
             paging=paging,
-            feeds=feed_links(base, Kind.SITE),
+            feeds=common["site_feeds"],
             categories=_terms(index.sorted_terms(Kind.CATEGORY), base),
             tags=_terms(index.sorted_terms(Kind.TAG), base),
         )
@@ -117,38 +214,62 @@ def render_page(service: FeedService, state: State, what: tuple[str, ...], page:
         start = (page - 1) * size
         return _ENV.get_template("term.html").render(
             **common,
-            page_title=f"{term.name} · {settings.title}",
+            page_title=_paged_title(f"{words[kind]}：{term.name} · {settings.title}"
+                                    if lang.lower().startswith("zh")
+                                    else f"{words[kind]}: {term.name} · {settings.title}",
+                                    page, words),
+            canonical=paging["url"],
+            term_page=True,
             kind=kind,
-            kind_label="分类" if kind == "category" else "标签",
             name=term.name,
             count=len(term.posts),
             posts=[_post_view(p, base, tz) for p in term.posts[start:start + size]],
             paging=paging,
             feeds=feed_links(base, term_kind, term.name),
+            feeds_title=f"{settings.title} · {term.name}",
         )
     if kind == "post":
-        post = index.post_at(what[1])
-        if post is None:
-            return None
-        body = service.body(post, base)
-        author = post.author
-        view = _post_view(post, base, tz)
-        return _ENV.get_template("post.html").render(
-            **common,
-            page_title=f"{post.title} · {settings.title}",
-            post=view,
-            author=author.name if author else None,
-            content=Markup(body.html),  # sanitised by nh3 in parse.render_body
-            source_url=post.source_url,
-            lang=post.lang,
-            feeds=feed_links(base, Kind.SITE),
-        )
+        return _render_post(service, state, what[1], base, common)
     return None
 
 
-def _terms(terms: list[Any], base: str) -> list[dict[str, Any]]:
-    return [
-        {"name": t.name, "count": len(t.posts), "url": term_url(base, t.kind, t.name),
-         "feeds": feed_links(base, t.kind, t.name)}
-        for t in terms
-    ]
+def _paged_title(title: str, page: int, words: dict[str, str]) -> str:
+    return title if page == 1 else f"{title} ({words['page_title'].format(page=page)})"
+
+
+def _render_post(service: FeedService, state: State, path: str, base: str,
+                 common: dict[str, Any]) -> str | None:
+    from .cache import site_author  # cache imports this module: resolve at call time
+
+    settings = state.settings
+    index = state.index
+    tz = settings.tz
+    post = index.post_at(path)
+    if post is None:
+        return None
+    body = service.body(post, base)
+    author = post.author or site_author(settings)
+    view = _post_view(post, base, tz)
+    position = index.posts.index(post)
+    newer = index.posts[position - 1] if position > 0 else None
+    older = index.posts[position + 1] if position + 1 < len(index.posts) else None
+    updated = None
+    if _day(post.updated, tz) != _day(post.date, tz):
+        local = post.updated.astimezone(tz)
+        updated = {"iso": local.isoformat(), "day": local.strftime("%Y-%m-%d")}
+    first_category = view["categories"][0] if view["categories"] else None
+    return _ENV.get_template("post.html").render(
+        **common,
+        page_title=f"{post.title} · {settings.title}",
+        canonical=view["url"],
+        description=post.summary,
+        post=view,
+        crumb=first_category,
+        author=({"name": author.name, "url": _web_url(author.uri)} if author else None),
+        updated=updated,
+        content=Markup(body.html),  # sanitised by nh3 in parse.render_body
+        source=_source_view(post.source_url),
+        newer=_post_view(newer, base, tz) if newer else None,
+        older=_post_view(older, base, tz) if older else None,
+        feeds=common["site_feeds"],
+    )

@@ -74,15 +74,23 @@ class Parsed:
 # --- Reading the file -----------------------------------------------------------------
 
 
+# Control characters neither XML 1.0 nor YAML can carry (YAML refuses C1 controls too,
+# but not NEL, U+0085, one of its line breaks). A post is read without them, so a stray
+# one in a title copied from elsewhere costs the character, not the post.
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
+_OPENING_BYTES = re.compile(rb"\A---[ \t]*\r?\n")
+
+
 def decode(path: str, data: bytes, warnings: list[str]) -> str:
     """Bytes -> text the way a forgiving reader would: BOM dropped, CRLF folded, invalid
-    UTF-8 replaced (and warned about); NUL bytes mean a binary file."""
+    UTF-8 replaced and control characters dropped (both warned about). NUL bytes in a
+    file that does not open with front matter mean a binary file."""
     if not data.strip():
         raise PostError(path, "empty file")
-    if b"\x00" in data[:8192]:
-        raise PostError(path, "binary file (NUL bytes), not text")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    if b"\x00" in data[:8192] and not _OPENING_BYTES.match(data):
+        raise PostError(path, "binary file (NUL bytes), not text")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -90,7 +98,13 @@ def decode(path: str, data: bytes, warnings: list[str]) -> str:
         warnings.append(f"invalid UTF-8 at byte {e.start}; bad bytes replaced with U+FFFD")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if CONTROL_CHARS.search(text):
+        text = CONTROL_CHARS.sub("", text)
+        warnings.append(CONTROL_WARNING)
     return text
+
+
+CONTROL_WARNING = "control characters XML cannot carry were dropped"
 
 
 class _FrontMatter(YAMLHandler):
@@ -105,8 +119,31 @@ class _FrontMatter(YAMLHandler):
             return simple
         # CSafeLoader: never constructs Python objects (!!python/object is an error),
         # and aliases are shared references, so an alias bomb costs no memory here.
+        # But libyaml nests by C recursion: some 30,000 levels of '[' overflow a thread's
+        # stack and kill the process (and the Python loader takes time quadratic in the
+        # depth). Nesting is bounded by the count of '[' and '{' and by the indentation,
+        # so front matter where those could pass MAX_NESTING is refused unread.
+        if _nesting_bound(fm) > MAX_NESTING:
+            raise TooDeep(f"has more than {MAX_NESTING:,} '[', '{{' or columns of "
+                          "indentation, too many to read safely")
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         return yaml.load(fm, Loader=loader)
+
+
+MAX_NESTING = 5_000
+_BLOCK_LEAD = re.compile(r"^[ ?:-]*", re.MULTILINE)
+
+
+def _nesting_bound(fm: str) -> int:
+    """At least the YAML's nesting depth: every flow collection opens with '[' or '{',
+    and a block one starts further right than its parent, or after a '- ', '? ' or ': '
+    at the start of a line."""
+    lead = max((len(m) for m in _BLOCK_LEAD.findall(fm)), default=0)
+    return fm.count("[") + fm.count("{") + lead + 1
+
+
+class TooDeep(yaml.YAMLError):
+    """Front matter nested (or able to nest) too deeply to read safely."""
 
 
 # A fast path for the front matter nearly every post has: 'key: scalar' lines and flow
@@ -208,15 +245,82 @@ def split_front_matter(path: str, text: str) -> tuple[dict[str, Any], str]:
         raise PostError(path, "front matter is not closed by a '---' line") from None
     try:
         data = _HANDLER.load(fm)
+    except TooDeep as e:
+        raise PostError(path, f"front matter {e}") from None
     except yaml.YAMLError as e:
         raise PostError(path, f"front matter is not valid YAML: {_one_line(e)}") from e
-    except (ValueError, TypeError, OverflowError, RecursionError) as e:
+    except RecursionError:
+        raise PostError(path, "front matter nests collections too deeply") from None
+    except (ValueError, TypeError, OverflowError) as e:
         raise PostError(path, f"front matter has a value YAML cannot hold: {e}") from e
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise PostError(path, "front matter must be a mapping of keys to values")
+    trouble = _expansion_trouble(data)
+    if trouble:
+        raise PostError(path, f"front matter {trouble}")
     return data, body
+
+
+# YAML aliases make the front matter a graph: a few lines can name a list of a billion
+# values ("billion laughs"). Loading shares the aliased objects, so it is cheap, but
+# anything that walks the values (str() of a list, say) would walk every path. So the
+# values are counted as such a walk would meet them, each string by its length, and a
+# front matter over this budget is refused before anything looks at it.
+MAX_EXPANDED = 10_000_000
+MAX_DEPTH = 100
+_CONTAINERS = (list, dict, set)
+
+
+def _children(node: object) -> list[object]:
+    if isinstance(node, dict):
+        return [*node.keys(), *node.values()]
+    if isinstance(node, list | set):
+        return list(node)
+    return []
+
+
+def _weight(value: object) -> int:
+    return len(value) + 1 if isinstance(value, str | bytes) else 1
+
+
+def _expansion_trouble(root: object, limit: int = MAX_EXPANDED) -> str | None:
+    """Why the values of ``root`` cannot be walked safely, or None. Iterative, and each
+    shared (aliased) collection is measured once: the size and the height of what a
+    full walk would meet."""
+    sizes: dict[int, tuple[int, int]] = {}  # id -> (values and characters, height)
+    open_nodes: set[int] = set()
+    stack: list[tuple[object, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        key = id(node)
+        if leaving:
+            total, height = 1, 1
+            for child in _children(node):
+                if isinstance(child, _CONTAINERS):
+                    size, below = sizes[id(child)]
+                    total += size
+                    height = max(height, below + 1)
+                else:
+                    total += _weight(child)
+            if total > limit:
+                return (f"grows past {limit:,} values and characters once its aliases "
+                        "are followed (an alias bomb?)")
+            if height > MAX_DEPTH:
+                return f"nests collections more than {MAX_DEPTH} deep"
+            sizes[key] = (total, height)
+            open_nodes.discard(key)
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            return "contains itself (a recursive alias)"
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node)
+                     if isinstance(c, _CONTAINERS) and id(c) not in sizes)
+    return None
 
 
 def _one_line(error: Exception) -> str:
@@ -490,7 +594,7 @@ def parse_post(
     front, _body = split_front_matter(source, text)
 
     published = front.get("published", True)
-    if published is False or str(published).lower() == "false":
+    if published is False or (isinstance(published, str) and published.lower() == "false"):
         raise SkipFile(f"{source}: published: false")
 
     name = source.rsplit("/", 1)[-1]
@@ -537,14 +641,18 @@ def parse_post(
     template = _text(source, front, "permalink") or rules.permalink
     # Jekyll shows every date in the site zone before it builds the URL, so the URL's
     # day is the site zone's day, whatever offset the date was written with.
-    url = build_permalink(source, template, when.astimezone(tz), categories, slug, title_slug)
+    # data["slug"] in Jekyll: the front matter's slug, else the file name's. Both ':slug'
+    # and the entry id use it.
     raw_slug = clean_text(str(front["slug"])) if isinstance(front.get("slug"), str) else slug
+    url = build_permalink(source, template, when.astimezone(tz), categories, raw_slug,
+                          title_slug)
     # Jekyll's post.id: the URL's folder plus the raw slug. It is what jekyll-feed
-    # writes as <id>, so it must not change when a site moves here.
+    # writes as <id>, so it must not change when a site moves here. Ruby's File.dirname
+    # ignores trailing slashes: the folder of '/notes/hello/' is '/notes'.
     entry_id = (
         _text(source, front, "id")
         or _text(source, front, "guid")
-        or posixpath.join(posixpath.dirname(url), escape_path(raw_slug))
+        or posixpath.join(posixpath.dirname(url.rstrip("/") or "/"), escape_path(raw_slug))
     )
     summary = _text(source, front, "description") or _text(source, front, "excerpt")
     source_url = next(
@@ -571,9 +679,24 @@ def parse_post(
         lang=_text(source, front, "lang"),
         source_url=source_url,
     )
-    if XML_ILLEGAL.search(text):
-        warnings.append("control characters XML cannot carry were dropped")
+    if CONTROL_WARNING not in warnings and _holds_control(front):
+        warnings.append(CONTROL_WARNING)  # written as YAML escapes ("\x01"), not raw
     return Parsed(post, warnings)
+
+
+def _holds_control(root: object) -> bool:
+    """Whether any string in the front matter holds an XML-illegal character."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if XML_ILLEGAL.search(node):
+                return True
+        elif isinstance(node, _CONTAINERS) and id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(_children(node))
+    return False
 
 
 def site_rules(tz_name: str, permalink: str, max_post_bytes: int) -> SiteRules:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin
 from xml.sax.saxutils import quoteattr
 
 from feedgen.ext.base import BaseExtension
@@ -77,6 +78,22 @@ class Entry:
 _DASHES = ((re.compile(r"---"), "\u2014"), (re.compile(r"--"), "\u2013"),
            (re.compile(r"\.\.\."), "\u2026"))
 _OPEN_CONTEXT = re.compile(r"(^|[\s(\[{\u2014\u2013-])$")
+
+
+# jekyll-feed then strips HTML from the title. We strip comments, script/style and the
+# tags of inline HTML elements only, so a title such as 'Why <vector> is slow' or
+# '1 < 2' keeps its text (Jekyll would drop '<vector>' too).
+_INLINE_TAGS = ("a|abbr|b|bdi|bdo|big|br|cite|code|del|dfn|em|font|i|img|ins|kbd|mark|q|"
+                "s|samp|small|span|strike|strong|sub|sup|time|tt|u|var|wbr")
+_TITLE_MARKUP = re.compile(
+    rf"<!--.*?-->|<(script|style)\b.*?</\1\s*>|</?(?:{_INLINE_TAGS})(?:\s[^<>]*)?/?>",
+    re.DOTALL | re.IGNORECASE)
+
+
+def feed_title(text: str) -> str:
+    """A post title as jekyll-feed writes it: smartified, tags stripped, spaces folded."""
+    # Tags go first: smartify must not turn '--' of a comment or quotes in attributes.
+    return " ".join(smartify(_TITLE_MARKUP.sub("", text)).split())
 
 
 def smartify(text: str) -> str:
@@ -243,7 +260,8 @@ def render_json(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
             "date_modified": post.updated.isoformat(),
         }
         if post.image:
-            item["image"] = post.image
+            # JSON Feed wants a URL; front matter often gives '/img/x.png'.
+            item["image"] = urljoin(entry.link, post.image)
         if entry.terms:
             item["tags"] = list(entry.terms)
         if entry.author:

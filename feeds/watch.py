@@ -1,10 +1,16 @@
 """Following the content folder while the service runs: inotify through watchdog, with a
 polling fallback. Changes are collected, debounced and handed to one callback on one
-thread, so the reload never runs twice at once and requests never wait for it."""
+thread, so the reload never runs twice at once and requests never wait for it.
+
+inotify can lose events (its queue overflows in a big git checkout) and cannot follow a
+folder that is removed or replaced; so even with events the whole folder is scanned now
+and then, and at once when the folder itself changes identity.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,11 +22,18 @@ logger = logging.getLogger(__name__)
 # (a git checkout, an editor's write-then-rename) becomes one reload.
 QUIET = 0.05
 MAX_DELAY = 0.5
+# How often the reloader wakes with nothing to do (on_tick, the folder's identity).
+TICK = 1.0
+# With events, a full scan as a safety net at least this often (or 15 poll intervals).
+SAFETY_SCAN = 30.0
+
+Identity = tuple[int, int] | None
 
 
 class Watcher:
-    """Calls ``on_paths(paths)`` with changed paths, or ``on_poll()`` every ``interval``
-    seconds when inotify is not available. ``on_tick()`` runs at every wake-up."""
+    """Calls ``on_paths(paths)`` with changed paths; ``on_poll()`` (a full scan) every
+    ``interval`` seconds when inotify is not available, and now and then even when it is;
+    ``on_tick()`` at every wake-up."""
 
     def __init__(
         self,
@@ -30,12 +43,16 @@ class Watcher:
         on_poll: Callable[[], None],
         on_tick: Callable[[], None] = lambda: None,
         use_events: bool = True,
+        safety_interval: float | None = None,
     ) -> None:
         self.root = root
         self.interval = interval
         self.on_paths = on_paths
         self.on_poll = on_poll
         self.on_tick = on_tick
+        self.use_events = use_events
+        self.safety_interval = (max(SAFETY_SCAN, 15 * interval) if safety_interval is None
+                                else safety_interval)
         self._pending: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -43,8 +60,20 @@ class Watcher:
         self._observer: Any = None
         self._thread = threading.Thread(target=self._run, name="feeds-reloader", daemon=True)
         self.mode = "poll"
+        self._identity = self._root_identity()
+        self._next_scan = 0.0
         if use_events:
             self._start_observer()
+        self._schedule_scan()
+
+    # --- the event source -------------------------------------------------------------
+
+    def _root_identity(self) -> Identity:
+        try:
+            st = os.stat(self.root)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
 
     def _start_observer(self) -> None:
         try:
@@ -59,10 +88,14 @@ class Watcher:
             def on_any_event(self, event: FileSystemEvent) -> None:
                 if event.event_type in ("opened", "closed_no_write"):
                     return
-                paths = {str(event.src_path)}
+                # A folder's own 'modified' only says its listing changed; the events of
+                # the files that changed it come as well.
+                if event.is_directory and event.event_type == "modified":
+                    return
+                paths = {os.fsdecode(event.src_path)}
                 dest = getattr(event, "dest_path", "")
                 if dest:
-                    paths.add(str(dest))
+                    paths.add(os.fsdecode(dest))
                 watcher.notify(paths)
 
         try:
@@ -77,6 +110,30 @@ class Watcher:
         self._observer = observer
         self.mode = "inotify"
 
+    def _stop_observer(self) -> None:
+        observer, self._observer = self._observer, None
+        self.mode = "poll"
+        if observer is not None:
+            observer.stop()
+            if observer.is_alive() and observer is not threading.current_thread():
+                observer.join(timeout=5)
+
+    def _rewatch_if_moved(self) -> bool:
+        """When the folder was removed, replaced or came back (or the observer died),
+        watch it afresh; True when that happened (and a full scan is due)."""
+        identity = self._root_identity()
+        observer_died = self._observer is not None and not self._observer.is_alive()
+        if identity == self._identity and not observer_died:
+            return False
+        logger.warning("%s was removed, replaced or came back; reading it again", self.root)
+        self._identity = identity
+        self._stop_observer()
+        if self.use_events and identity is not None:
+            self._start_observer()
+        return True
+
+    # --- the reloader thread ----------------------------------------------------------
+
     def notify(self, paths: set[str]) -> None:
         with self._lock:
             self._pending |= paths
@@ -89,24 +146,34 @@ class Watcher:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._observer is not None:
-            self._observer.stop()
-        if self._thread.is_alive():
+        self._stop_observer()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+
+    def _schedule_scan(self) -> None:
+        every = self.interval if self.mode == "poll" else self.safety_interval
+        self._next_scan = time.monotonic() + every
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            woke = self._wake.wait(timeout=self.interval if self.mode == "poll" else 1.0)
+            wait = min(TICK, max(0.0, self._next_scan - time.monotonic()))
+            woke = self._wake.wait(timeout=wait)
             if self._stop.is_set():
                 return
             try:
-                if woke:
-                    self._drain()
-                elif self.mode == "poll":
-                    self.on_poll()
-                self.on_tick()
+                self._step(woke)
             except Exception:  # the reloader must outlive any one bad change
                 logger.exception("reload failed; serving the previous content")
+
+    def _step(self, woke: bool) -> None:
+        if woke:
+            self._drain()
+        if self._rewatch_if_moved() or time.monotonic() >= self._next_scan:
+            self._schedule_scan()
+            with self._lock:
+                self._pending.clear()  # the scan sees whatever they said
+            self.on_poll()
+        self.on_tick()
 
     def _drain(self) -> None:
         first = time.monotonic()

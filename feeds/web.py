@@ -7,14 +7,19 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Flask, Response, current_app, g, request
+from werkzeug.datastructures import Headers
 
-from .cache import FeedService, NotReady, Rendered
+from .cache import Delta, FeedService, NotReady, Rendered
 from .model import FEED_FORMATS, FeedKey, Format, Kind
 from .site import segment_to_name
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("feeds.access")
@@ -41,13 +46,20 @@ def base_url() -> str:
     return settings.site_base or request.host_url.rstrip("/") + settings.path_prefix
 
 
+HUGE = 10**18
+"""Stands for any larger number: clamped as a limit, past the end as a page."""
+
+
 def _positive(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    # ASCII digits only: str.isdigit() also accepts '²' and other digits int() refuses.
+    digits = raw.lstrip("0")
+    if not raw.isascii() or not raw.isdigit() or not digits:
         raise BadRequest(f"{name} must be a positive integer, got {raw[:40]!r}")
-    return int(raw)
+    # int() refuses more than 4300 digits; anything past 18 is too many anyway.
+    return int(digits) if len(digits) < 19 else HUGE
 
 
 def _page() -> int:
@@ -110,50 +122,71 @@ def _if_none_match_hits(header: str, etag: str) -> bool:
 
 
 def _not_modified_since(header: str, rendered: Rendered) -> bool:
+    """Whether the representation is no newer than an If-Modified-Since date. Both sides
+    are whole seconds: Last-Modified is the newest 'updated' rounded down."""
     if rendered.last_modified_ts is None:
         return False
     try:
-        since = parsedate_to_datetime(header).timestamp()
+        since = parsedate_to_datetime(header)
     except (TypeError, ValueError, IndexError, OverflowError):
         return False
-    return rendered.last_modified_ts <= since
+    if since.tzinfo is None:  # asctime dates and '-0000' carry no zone: HTTP means GMT
+        since = since.replace(tzinfo=UTC)
+    return rendered.last_modified_ts <= since.timestamp()
 
 
-def respond(rendered: Rendered, *, cors: bool = False, feed_url: str = "",
-            private: bool = False, status: int = 200) -> Response:
-    """200 (compressed when it pays), or 304 when the client's validators match."""
-    settings = service().settings
-    coding = "identity"
-    if len(rendered.body) > COMPRESS_MIN:
-        coding = choose_coding(request.headers.get("Accept-Encoding", ""))
-    body, etag = rendered.encoded(coding)
-    headers: list[tuple[str, str]] = [
-        ("ETag", etag),
-        ("Cache-Control", "private, no-store" if private
-         else f"public, max-age={settings.cache_max_age}"),
-        ("Vary", "Accept-Encoding"),
-    ]
+def _not_modified(rendered: Rendered, etag: str) -> bool:
+    """The conditional GET/HEAD rules of RFC 9110 13.2.2: If-None-Match when sent, else
+    If-Modified-Since."""
+    inm = request.headers.get("If-None-Match")
+    if inm is not None:
+        return _if_none_match_hits(inm, etag)
+    ims = request.headers.get("If-Modified-Since")
+    return ims is not None and _not_modified_since(ims, rendered)
+
+
+class _NotModified(Response):
+    """A 304 that keeps Last-Modified: werkzeug strips it with the representation
+    headers, but a 304 carries the same validators as the 200 it stands for."""
+
+    def get_wsgi_headers(self, environ: WSGIEnvironment) -> Headers:
+        headers = super().get_wsgi_headers(environ)
+        last_modified = self.headers.get("Last-Modified")
+        if last_modified and "Last-Modified" not in headers:
+            headers["Last-Modified"] = last_modified
+        return headers
+
+
+def _coding(rendered: Rendered) -> str:
+    if len(rendered.body) <= COMPRESS_MIN:
+        return "identity"
+    return choose_coding(request.headers.get("Accept-Encoding", ""))
+
+
+def _headers(rendered: Rendered, etag: str, cors: bool, hub: str) -> list[tuple[str, str]]:
+    headers = [("ETag", etag)]
     if rendered.last_modified:
         headers.append(("Last-Modified", rendered.last_modified))
-    if coding != "identity":
-        headers.append(("Content-Encoding", coding))
     if cors:
         headers.append(("Access-Control-Allow-Origin", "*"))
-    if feed_url and settings.websub_hub:
-        headers.append(("Link", f'<{settings.websub_hub}>; rel="hub"'))
-        headers.append(("Link", f'<{feed_url}>; rel="self"'))
-    if status == 200:
-        inm = request.headers.get("If-None-Match")
-        if inm is not None:
-            not_modified = _if_none_match_hits(inm, etag)
-        else:
-            ims = request.headers.get("If-Modified-Since")
-            not_modified = ims is not None and _not_modified_since(ims, rendered)
-        if not_modified:
-            return Response(status=304, headers=headers)
-    response = Response(body, status=status, headers=headers,
-                        content_type=rendered.content_type)
-    return response
+    if hub and rendered.self_url:
+        headers.append(("Link", f'<{hub}>; rel="hub", <{rendered.self_url}>; rel="self"'))
+    return headers
+
+
+def respond(rendered: Rendered, *, cors: bool = False, hub: str = "") -> Response:
+    """200 (compressed when it pays), or 304 when the client's validators match. A 304
+    and a HEAD carry the headers of the 200 (HEAD: werkzeug drops the body only)."""
+    coding = _coding(rendered)
+    body, etag = rendered.encoded(coding)
+    headers = _headers(rendered, etag, cors, hub)
+    headers += [("Cache-Control", f"public, max-age={service().settings.cache_max_age}"),
+                ("Vary", "Accept-Encoding")]
+    if _not_modified(rendered, etag):
+        return _NotModified(status=304, headers=headers)
+    if coding != "identity":
+        headers.append(("Content-Encoding", coding))
+    return Response(body, headers=headers, content_type=rendered.content_type)
 
 
 # --- routes -----------------------------------------------------------------------------
@@ -164,30 +197,44 @@ def _feed(kind: Kind, name: str, fmt: Format) -> Response:
     key = FeedKey(kind, name, fmt, _page(), _limit())
     svc = service()
     base = base_url()
-    if request.headers.get("A-IM", "").strip().lower().startswith("feed") and \
-            request.headers.get("If-None-Match"):
-        delta = svc.delta(key, base, request.headers["If-None-Match"].split(","))
+    hub = svc.settings.websub_hub
+    inm = request.headers.get("If-None-Match")
+    if inm and _wants_feed_delta():
+        delta = svc.delta(key, base, inm.split(","))
         if delta is not None:
-            return _delta_response(delta)
+            return _delta_response(delta, hub)
     rendered = svc.feed(key, base)
     if rendered is None:
         raise NotFound
-    response = respond(rendered, cors=True, feed_url=base + request.full_path.rstrip("?"))
-    response.headers.add("Vary", "A-IM, If-None-Match")
-    return response
+    # A full 200 is a right answer to a delta request too, so it may be shared as usual.
+    return respond(rendered, cors=True, hub=hub)
 
 
-def _delta_response(delta: Rendered) -> Response:
-    if not delta.body:
-        response = Response(status=304)
-    else:
-        response = Response(delta.body, status=226, content_type=delta.content_type)
-        response.headers["IM"] = "feed"
-        response.headers["ETag"] = delta.etag
-    response.headers["Cache-Control"] = "private, no-store"
-    response.headers["Vary"] = "A-IM, If-None-Match, Accept-Encoding"
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+def _wants_feed_delta() -> bool:
+    """Whether A-IM lists the 'feed' instance manipulation (RFC 3229 + feed)."""
+    codings = request.headers.get("A-IM", "").split(",")
+    return any(c.partition(";")[0].strip().lower() == "feed" for c in codings)
+
+
+def _delta_response(delta: Delta, hub: str) -> Response:
+    """226 IM Used with a feed of the new and changed entries, or 304 when there are
+    none. The ETag is the one the full feed has now (in the encoding a plain GET would
+    get), so the client's next request names the version it then holds. Private: a
+    shared cache must never hand one client's delta to another."""
+    current = delta.current
+    _body, etag = current.encoded(_coding(current))
+    headers = _headers(current, etag, True, hub)
+    headers += [("Cache-Control", "private, no-store"),
+                ("Vary", "Accept-Encoding, A-IM, If-None-Match")]
+    changes = delta.changes
+    if changes is None:
+        return _NotModified(status=304, headers=headers)
+    coding = _coding(changes)
+    body, _etag = changes.encoded(coding)
+    headers.append(("IM", "feed"))
+    if coding != "identity":
+        headers.append(("Content-Encoding", coding))
+    return Response(body, status=226, headers=headers, content_type=changes.content_type)
 
 
 def _term_route(kind: Kind) -> Callable[[str, str], Response]:
@@ -321,26 +368,36 @@ def _account(response: Response) -> Response:
 
 
 def _log_access(response: Response, elapsed: float) -> None:
+    """One line per request: the combined log format (as Apache and nginx write it), or
+    with --log-format json one JSON object with the same facts and the duration."""
     env = request.environ
-    size = response.content_length
-    fields: dict[str, Any] = {
-        "remote": request.remote_addr or "-",
-        "time": time.strftime("%d/%b/%Y:%H:%M:%S %z"),
-        "request": f"{request.method} {env.get('RAW_URI') or request.full_path.rstrip('?')} "
-                   f"{env.get('SERVER_PROTOCOL', 'HTTP/1.1')}",
-        "status": response.status_code,
-        "bytes": size if size is not None else 0,
-        "referer": request.headers.get("Referer", "-"),
-        "agent": request.headers.get("User-Agent", "-"),
-        "seconds": round(elapsed, 6),
-    }
+    size = response.content_length or 0
+    # REQUEST_URI (waitress) is the target as the client sent it, still percent-encoded.
+    uri = env.get("REQUEST_URI") or env.get("RAW_URI") or request.full_path.rstrip("?")
+    protocol = env.get("SERVER_PROTOCOL", "HTTP/1.1")
+    remote = request.remote_addr or "-"
+    referer = request.headers.get("Referer", "-")
+    agent = request.headers.get("User-Agent", "-")
     if current_app.config.get("FEEDS_LOG_JSON"):
-        access_logger.info(json.dumps(fields, ensure_ascii=False))
+        access_logger.info(json.dumps({
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "remote": remote,
+            "method": request.method, "uri": uri, "protocol": protocol,
+            "status": response.status_code, "bytes": size, "referer": referer,
+            "agent": agent, "seconds": round(elapsed, 6),
+        }, ensure_ascii=False))
     else:
-        access_logger.info('%s - - [%s] "%s" %s %s "%s" "%s" %.4f', fields["remote"],
-                           fields["time"], fields["request"], fields["status"],
-                           fields["bytes"] or "-", fields["referer"], fields["agent"],
-                           elapsed)
+        access_logger.info('%s - - [%s] "%s %s %s" %d %s "%s" "%s"', remote,
+                           time.strftime("%d/%b/%Y:%H:%M:%S %z"), request.method,
+                           _escape(uri), protocol, response.status_code, size or "-",
+                           _escape(referer), _escape(agent))
+
+
+def _escape(text: str) -> str:
+    """Quotes, backslashes and unprintable characters as escapes, as Apache writes them,
+    so a client cannot break a log line apart or forge one."""
+    return "".join(
+        "\\" + ch if ch in '"\\' else f"\\x{ord(ch):02x}" if not " " <= ch <= "~" else ch
+        for ch in text)
 
 
 def register(app: Flask) -> None:

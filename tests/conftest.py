@@ -158,3 +158,25 @@ def validate_json_feed(data: bytes) -> dict[str, Any]:
     schema = json.loads(JSONFEED_SCHEMA.read_text("utf-8"))
     jsonschema.validate(feed, schema)
     return feed
+
+
+def validate_atom_many(docs: dict[str, bytes], tmp_path: Path) -> None:
+    """Like :func:`validate_atom` for several documents in one jing run (jing's start-up
+    costs about a second). ``docs`` maps a label (a URL, say) to the document; a failure
+    names the labels of the documents jing rejected."""
+    if not ATOM_RNC.exists():
+        pytest.skip("../shared/schemas/atom.rnc is not here (a clone without shared/)")
+    if shutil.which("jing") is None:
+        pytest.skip("jing is not installed (scripts/test.sh installs it)")
+    folder = tmp_path / "jing"
+    folder.mkdir(exist_ok=True)
+    files: dict[str, str] = {}
+    for number, (label, data) in enumerate(docs.items()):
+        path = folder / f"doc{number}.atom"
+        path.write_bytes(data)
+        files[str(path)] = label
+    result = subprocess.run(["jing", "-c", str(ATOM_RNC), *files], capture_output=True,
+                            text=True, timeout=300)
+    report = result.stdout + result.stderr
+    rejected = sorted({label for path, label in files.items() if path + ":" in report})
+    assert result.returncode == 0 and not rejected, f"jing rejected {rejected}:\n{report}"

@@ -1,0 +1,1 @@
+"""Hand-run benchmarks for the feed service (never part of the test suite)."""

@@ -1,0 +1,250 @@
+"""WebSub publishing: after a content change, tell the hub which feeds changed.
+
+``Publisher.on_change`` is a FeedService listener (called after every content swap). It
+works out which feeds changed and queues their canonical URLs, in every format; one daemon
+thread sends the hub a publish ping per URL (``hub.mode=publish``, ``hub.url=...``), with
+retries and exponential back-off. Nothing here runs on a request's path, and the queue is
+bounded: a hub that is slow or down is logged and counted (``feeds_websub_pings``) but never
+slows or breaks serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import logging
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from .metrics import Metrics
+from .model import Format, Kind, Post
+
+if TYPE_CHECKING:
+    from .cache import State
+
+logger = logging.getLogger(__name__)
+
+FeedLinks = Callable[[Kind, str, str], list[tuple[Format, str]]]
+"""(kind, name, base) -> (format, URL) of that feed: FeedService.feed_links."""
+
+Job = tuple[str, str]
+"""(hub URL, topic URL)."""
+
+USER_AGENT = "feeds-websub/1"
+
+
+def changed_feeds(old: State, new: State) -> list[tuple[Kind, str]]:
+    """(kind, name) of the feeds that differ between two states: the site feed and every
+    category and tag of a visible post added, removed or changed; every feed when the
+    settings changed (titles, URLs and the like appear in all of them)."""
+    if old.settings != new.settings:
+        feeds = {(Kind.SITE, "")}
+        for state in (old, new):
+            feeds.update((t.kind, t.name) for t in state.index.categories.values())
+            feeds.update((t.kind, t.name) for t in state.index.tags.values())
+        return sorted(feeds)
+    # The indexes, not the snapshots: a post dated in the future changes no feed until it
+    # is revealed, and then the snapshot is the same but the index is not.
+    before = {p.source: p for p in old.index.posts}
+    after = {p.source: p for p in new.index.posts}
+    changed: list[Post] = [p for s, p in before.items() if after.get(s) != p]
+    changed += [p for s, p in after.items() if before.get(s) != p]
+    if not changed:
+        return []
+    feeds = {(Kind.SITE, "")}
+    for post in changed:
+        for kind, names in ((Kind.CATEGORY, post.categories), (Kind.TAG, post.tags)):
+            for name in names:
+                # The name as the index spells it (it matches names case-insensitively).
+                term = new.index.term(kind, name) or old.index.term(kind, name)
+                feeds.add((kind, term.name if term else name))
+    return sorted(feeds)
+
+
+class Publisher:
+    """Sends publish pings from one background thread.
+
+    Jobs wait in a bounded queue, then in a bounded set of pending jobs (a topic queued
+    twice is pinged once). A failed ping is retried after a delay that doubles with each
+    consecutive failure (``backoff`` .. ``max_backoff``), and the delay holds back every
+    job, so a hub that is down sees one request per delay, not one per topic. A job is
+    given up after ``attempts`` tries, or at once when the hub rejects it with a 4xx.
+    """
+
+    def __init__(self, metrics: Metrics, feed_links: FeedLinks, *, timeout: float = 5.0,
+                 attempts: int = 5, backoff: float = 1.0, max_backoff: float = 300.0,
+                 max_pending: int = 10_000) -> None:
+        self.metrics = metrics
+        self.feed_links = feed_links
+        self.timeout = timeout
+        self.attempts = attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_pending = max_pending
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_pending)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._warned_base = False
+        self._warned_full = False
+        self._count_lock = threading.Lock()
+        self._outstanding = 0  # jobs submitted and not yet sent, merged or given up
+        self._idle = threading.Event()
+        self._idle.set()
+
+    # --- the producer side (content-change listener) ----------------------------------
+
+    def on_change(self, old: State | None, new: State) -> None:
+        """FeedService listener. The first load is no change: nothing is pinged."""
+        hub = new.settings.websub_hub
+        if old is None or not hub:
+            return
+        base = new.settings.site_base
+        if not base:
+            if not self._warned_base:
+                self._warned_base = True
+                logger.warning("websub_hub is set but the site has no absolute URL (set "
+                               "url or base_url): the hub is not pinged")
+            return
+        for kind, name in changed_feeds(old, new):
+            for _fmt, url in self.feed_links(kind, name, base):
+                self.submit(hub, url)
+
+    def submit(self, hub: str, topic: str) -> bool:
+        """Queue one ping without waiting; False (logged, counted) when the queue is full."""
+        with self._count_lock:
+            self._outstanding += 1
+            self._idle.clear()
+        try:
+            self._queue.put_nowait((hub, topic))
+        except queue.Full:
+            self._drop(topic)
+            self._done()
+            return False
+        return True
+
+    def _done(self) -> None:
+        with self._count_lock:
+            self._outstanding -= 1
+            if self._outstanding == 0:
+                self._idle.set()
+
+    def _drop(self, topic: str) -> None:
+        self.metrics.websub_pings.labels("dropped").inc()
+        if not self._warned_full:
+            self._warned_full = True
+            logger.warning("WebSub queue full (%d jobs): not pinging %s and others",
+                           self.max_pending, topic)
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="feeds-websub", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to end and wait for it a little (a ping under way may hold it
+        for up to ``timeout``); pings still pending are dropped."""
+        self._stopping.set()
+        # When the queue is full the thread is not blocked on it, and sees _stopping.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        if self._thread is not None:
+            self._thread.join(self.timeout + 1.0)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Whether every job queued so far was sent or given up within ``timeout``
+        seconds (tests; a running service never needs it)."""
+        return self._idle.wait(timeout)
+
+    # --- the worker thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        pending: dict[Job, int] = {}  # job -> failed attempts; insertion order is FIFO
+        retry_at = 0.0
+        delay = 0.0
+        while not self._stopping.is_set():
+            if not self._collect(pending, retry_at):
+                return
+            if not pending or time.monotonic() < retry_at:
+                continue
+            job = next(iter(pending))
+            failures = pending.pop(job)
+            outcome = self._send(*job)
+            if outcome == "ok":
+                delay = 0.0
+                self._done()
+                continue
+            failures += 1
+            if outcome == "rejected" or failures >= self.attempts:
+                self.metrics.websub_pings.labels("failed").inc()
+                logger.error("WebSub hub %s: gave up pinging %s after %d attempt(s)",
+                             job[0], job[1], failures)
+                self._done()
+            else:
+                pending[job] = failures  # to the back: other topics get their turn
+            if outcome == "retry":
+                delay = min(self.max_backoff, delay * 2 if delay else self.backoff)
+                retry_at = time.monotonic() + delay
+
+    def _collect(self, pending: dict[Job, int], retry_at: float) -> bool:
+        """Move queued jobs into ``pending``: wait for the first one when there is nothing
+        to do, or until ``retry_at`` when the hub is backed off. False on stop."""
+        timeout: float | None = None
+        if pending:
+            timeout = max(0.0, retry_at - time.monotonic())
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return True
+        while True:
+            if item is None or self._stopping.is_set():
+                return False
+            if item in pending:
+                self._done()  # pinged once for both
+            elif len(pending) < self.max_pending:
+                pending[item] = 0
+            else:
+                self._drop(item[1])
+                self._done()
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return True
+
+    def _send(self, hub: str, topic: str) -> str:
+        """One ping: 'ok', 'retry' (network trouble, 5xx, 408, 429) or 'rejected' (4xx)."""
+        data = urlencode({"hub.mode": "publish", "hub.url": topic}).encode("ascii")
+        request = urllib.request.Request(hub, data=data, method="POST", headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": USER_AGENT,
+        })
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                status = int(response.status)
+        except urllib.error.HTTPError as e:
+            status = e.code
+            e.close()
+        except (OSError, ValueError, http.client.HTTPException) as e:
+            self.metrics.websub_pings.labels("retry").inc()
+            logger.warning("WebSub hub %s unreachable (%s); pinging %s later", hub, e, topic)
+            return "retry"
+        if 200 <= status < 300:
+            self.metrics.websub_pings.labels("ok").inc()
+            logger.debug("WebSub hub %s: published %s (%d)", hub, topic, status)
+            return "ok"
+        if 400 <= status < 500 and status not in (408, 429):
+            logger.warning("WebSub hub %s refused %s with %d", hub, topic, status)
+            return "rejected"
+        self.metrics.websub_pings.labels("retry").inc()
+        logger.warning("WebSub hub %s answered %d for %s; pinging later", hub, status, topic)
+        return "retry"

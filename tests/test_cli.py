@@ -1,0 +1,106 @@
+"""``feeds check DIR`` as a user runs it (``python3 -m feeds check DIR`` in a child
+process): one ``path: reason`` line per problem on stdout, exit status 1 when a post is
+rejected and 0 otherwise; and ``python app.py --base-url`` on a real port."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from lxml import etree
+
+from .conftest import ROOT, post_text, write_site
+from .service_process import Services, clean_env
+
+A = "{http://www.w3.org/2005/Atom}"
+
+
+def run_check(folder: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "feeds", "check", str(folder)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env=clean_env())
+
+
+def problem_lines(stdout: str) -> dict[str, str]:
+    """stdout -> {path: reason}; every line must be 'path: reason'."""
+    found: dict[str, str] = {}
+    for line in stdout.splitlines():
+        path, sep, reason = line.partition(": ")
+        assert sep and path and reason, f"not a 'path: reason' line: {line!r}"
+        assert path not in found, f"two lines for {path}"
+        found[path] = reason
+    return found
+
+
+def test_check_lists_each_problem_and_exits_1_when_a_post_is_rejected(tmp_path: Path) -> None:
+    root = write_site(tmp_path / "site", {
+        "_posts/2021-01-01-good.md": post_text("Good", "2021-01-01"),
+        "_posts/2021-01-02-bad-yaml.md": "---\ntitle: [unclosed\n---\nBody.\n",
+        "_posts/2021-01-03-bad-date.md": "---\ntitle: t\ndate: next tuesday\n---\nBody.\n",
+        "_posts/2021-01-04-no-front-matter.md": "Just text.\n",
+        "_posts/2021-01-05-no-title.md": "---\ndate: 2021-01-05\n---\nBody.\n",
+        "_posts/2021-01-06-unpublished.md": "---\ntitle: t\npublished: false\n---\nx\n",
+        "_drafts/2021-01-07-broken-draft.md": "---\ntitle: [\n---\n",
+        "a/_posts/2021-01-08-bad-author.md": "---\ntitle: t\nauthor: {email: x@y}\n---\n",
+    })
+    result = run_check(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    problems = problem_lines(result.stdout)
+    assert set(problems) == {
+        "_posts/2021-01-02-bad-yaml.md", "_posts/2021-01-03-bad-date.md",
+        "_posts/2021-01-04-no-front-matter.md", "_posts/2021-01-05-no-title.md",
+        "a/_posts/2021-01-08-bad-author.md",
+    }
+    assert "YAML" in problems["_posts/2021-01-02-bad-yaml.md"]
+    assert "date" in problems["_posts/2021-01-03-bad-date.md"]
+    assert "front matter" in problems["_posts/2021-01-04-no-front-matter.md"]
+    assert "author" in problems["a/_posts/2021-01-08-bad-author.md"]
+    # A post with a mended problem is accepted: its line says it is a warning.
+    assert problems["_posts/2021-01-05-no-title.md"].startswith("warning: ")
+    for path, reason in problems.items():
+        assert (root / path).is_file()
+        assert "\n" not in reason
+
+
+def test_check_exits_0_with_only_warnings_and_prints_nothing_when_clean(
+        tmp_path: Path) -> None:
+    warned = write_site(tmp_path / "warned", {
+        "_posts/2021-01-01-good.md": post_text("Good", "2021-01-01"),
+        "_posts/2021-01-05-no-title.md": "---\ndate: 2021-01-05\n---\nBody.\n",
+    })
+    result = run_check(warned)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list(problem_lines(result.stdout)) == ["_posts/2021-01-05-no-title.md"]
+
+    clean = write_site(tmp_path / "clean", {
+        "_posts/2021-01-01-good.md": post_text("Good", "2021-01-01"),
+        "README.md": "No front matter, outside _posts: not a post, not a problem.\n",
+    })
+    result = run_check(clean)
+    assert (result.returncode, result.stdout) == (0, ""), result.stderr
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Services]:
+    running = Services(tmp_path)
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def test_app_py_base_url_flag_overrides_the_config(tmp_path: Path, site_dir: Path,
+                                                   services: Services) -> None:
+    service = services.start(site_dir, "--no-watch", "--base-url",
+                             "https://feeds.example.net/mirror")
+    response = requests.get(service.url + "/feed.atom", timeout=30)
+    assert response.status_code == 200
+    parser = etree.XMLParser(recover=False, resolve_entities=False, no_network=True)
+    feed = etree.fromstring(response.content, parser)
+    assert feed.findtext(f"{A}id") == "https://feeds.example.net/mirror/feed.atom"
+    links = [link.get("href") for link in feed.iter(f"{A}link")]
+    assert links and all(h.startswith("https://feeds.example.net/mirror/") for h in links)

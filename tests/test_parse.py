@@ -1,0 +1,402 @@
+"""Unit tests of feeds/parse.py (one file -> Post, bodies -> HTML) and feeds/site.py (the
+index and the rule for names in URLs), where a table of inputs is clearer than HTTP.
+
+Dates follow Jekyll 4.3 in the site zone Asia/Shanghai (UTC+8, no DST)."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import unquote
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from feeds.model import Kind, Post
+from feeds.parse import (
+    PostError,
+    SkipFile,
+    build_permalink,
+    escape_path,
+    parse_post,
+    render_body,
+    site_rules,
+    summary_of,
+)
+from feeds.site import SiteIndex, name_to_segment, segment_to_name
+
+SHANGHAI = site_rules("Asia/Shanghai", "date", 2_000_000)
+CST = timezone(timedelta(hours=8))
+
+
+def parse(text: str, source: str = "_posts/2020-01-02-hello-world.md",
+          permalink: str = "date") -> Post:
+    rules = SHANGHAI if permalink == "date" else site_rules("Asia/Shanghai", permalink,
+                                                             2_000_000)
+    return parse_post(source, text.encode("utf-8"), (0, len(text)), rules).post
+
+
+def fm(*lines: str, body: str = "Body.") -> str:
+    return "---\n" + "".join(line + "\n" for line in lines) + "---\n" + body + "\n"
+
+
+# --- dates --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("line", "instant", "offset_hours", "url_day"), [
+    # Psych reads an unquoted timestamp without offset as UTC; Jekyll shows it in the
+    # site zone, so the URL's day is the next day.
+    ("date: 2020-07-01 22:03:57", datetime(2020, 7, 1, 22, 3, 57, tzinfo=UTC), 8,
+     "2020/07/02"),
+    # Quoted: a string, parsed as site-zone wall clock.
+    ('date: "2020-07-05 22:03:57"', datetime(2020, 7, 5, 22, 3, 57, tzinfo=CST), 8,
+     "2020/07/05"),
+    ("date: 2022-05-04", datetime(2022, 5, 4, tzinfo=CST), 8, "2022/05/04"),
+    # '+0800' (no colon) is not a YAML timestamp: a string with an offset that is kept.
+    ("date: 2021-12-28 00:07:58 +0800", datetime(2021, 12, 28, 0, 7, 58, tzinfo=CST), 8,
+     "2021/12/28"),
+    # Another offset: the instant is kept, the URL uses the site zone's day.
+    ("date: 2021-03-01 23:30:00 -05:00",
+     datetime(2021, 3, 2, 4, 30, tzinfo=UTC), -5, "2021/03/02"),
+    ('date: "2021-03-02 20:15:00 +0000"', datetime(2021, 3, 2, 20, 15, tzinfo=UTC), 0,
+     "2021/03/03"),
+    ("date: 2022-01-15T18:00:00Z", datetime(2022, 1, 15, 18, tzinfo=UTC), 0, "2022/01/16"),
+    ('date: "2022-01-15T18:00:00+09:00"', datetime(2022, 1, 15, 9, tzinfo=UTC), 9,
+     "2022/01/15"),
+])
+def test_dates_read_as_jekyll_does(line: str, instant: datetime, offset_hours: int,
+                                   url_day: str) -> None:
+    post = parse(fm("title: t", line))
+    assert post.date == instant
+    assert post.date.utcoffset() == timedelta(hours=offset_hours)
+    assert post.url == f"/{url_day}/hello-world.html"
+    assert post.updated == post.date
+
+
+def test_file_name_date_is_site_zone_midnight() -> None:
+    post = parse(fm("title: t"), source="_posts/2022-06-10-apple.md")
+    assert post.date == datetime(2022, 6, 10, tzinfo=CST)
+    assert post.date.utcoffset() == timedelta(hours=8)
+    assert post.url == "/2022/06/10/apple.html"
+
+
+def test_front_matter_date_wins_over_file_name() -> None:
+    post = parse(fm("title: t", "date: 2021-01-01 12:00:00 +0800"),
+                 source="_posts/2022-06-10-apple.md")
+    assert post.url == "/2021/01/01/apple.html"
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("last_modified_at: 2023-03-01 10:00:00", datetime(2023, 3, 1, 10, tzinfo=UTC)),
+    ('last_modified_at: "2023-04-02 10:00:00"', datetime(2023, 4, 2, 10, tzinfo=CST)),
+    ("updated: 2023-05-01", datetime(2023, 5, 1, tzinfo=CST)),
+])
+def test_updated_from_last_modified_at_or_updated(line: str, expected: datetime) -> None:
+    post = parse(fm("title: t", "date: 2020-01-02 08:00:00 +0800", line))
+    assert post.updated == expected
+    assert post.date == datetime(2020, 1, 2, 8, tzinfo=CST)
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    ("date: yesterday", "date is not a date"),
+    ('date: "2020-02-30"', "not a valid date"),
+    ('date: "2020-01-01 10:00:00 +2500"', "impossible offset"),
+    ("date: 0999-01-01", "outside"),
+])
+def test_bad_dates_reject_the_post(line: str, reason: str) -> None:
+    with pytest.raises(PostError) as caught:
+        parse(fm("title: t", line))
+    assert reason in caught.value.message
+    assert str(caught.value).startswith("_posts/2020-01-02-hello-world.md: ")
+
+
+def test_no_date_anywhere_is_an_error() -> None:
+    with pytest.raises(PostError) as caught:
+        parse(fm("title: t"), source="notes/undated.md")
+    assert "no date" in caught.value.message
+
+
+# --- front matter ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lines", "categories"), [
+    (("categories: [news, tech]",), ("news", "tech")),
+    (("categories: news world",), ("news", "world")),
+    (("category: Open Source",), ("Open Source",)),
+    (("category: [a, b]",), ("a", "b")),
+    # The singular key wins when both are given, as in Jekyll.
+    (("category: one", "categories: [x, y]"), ("one",)),
+    (("categories: [news, news, 随笔]",), ("news", "随笔")),
+    ((), ()),
+])
+def test_categories_list_string_and_singular(lines: tuple[str, ...],
+                                             categories: tuple[str, ...]) -> None:
+    assert parse(fm("title: t", *lines)).categories == categories
+
+
+@pytest.mark.parametrize(("lines", "tags"), [
+    (("tags: [alpha, two words]",), ("alpha", "two words")),
+    (("tags: alpha beta",), ("alpha", "beta")),
+    (("tag: two words",), ("two words",)),
+    (("tags: 红网新闻",), ("红网新闻",)),
+    (("tags: [2020, 3.5]",), ("2020", "3.5")),
+])
+def test_tags_list_string_and_singular(lines: tuple[str, ...], tags: tuple[str, ...]) -> None:
+    assert parse(fm("title: t", *lines)).tags == tags
+
+
+def test_folder_categories_come_first() -> None:
+    post = parse(fm("title: t", "categories: [杂谈, b]"),
+                 source="a/b/_posts/2023-06-01-folder.md")
+    assert post.categories == ("a", "b", "杂谈")
+    assert post.url == "/a/b/%E6%9D%82%E8%B0%88/2023/06/01/folder.html"
+
+
+def test_nested_category_lists_are_an_error() -> None:
+    with pytest.raises(PostError) as caught:
+        parse(fm("title: t", "categories: [[a, b]]"))
+    assert "categories" in caught.value.message
+
+
+def test_title_falls_back_to_titleized_slug_with_a_warning() -> None:
+    parsed = parse_post("_posts/2020-01-02-hello-big-world.md", fm("date: 2020-01-02").encode(),
+                        (0, 0), SHANGHAI)
+    assert parsed.post.title == "Hello Big World"
+    assert any("no title" in w for w in parsed.warnings)
+
+
+def test_author_string_and_mapping() -> None:
+    assert parse(fm("title: t", "author: 李雷")).author is not None
+    assert parse(fm("title: t", "author: 李雷")).author.name == "李雷"  # type: ignore[union-attr]
+    mapping = parse(fm("title: t", "author:", "  name: Meimei", "  email: m@example.org",
+                       "  url: https://m.example.org/")).author
+    assert mapping is not None
+    assert (mapping.name, mapping.email, mapping.uri) == (
+        "Meimei", "m@example.org", "https://m.example.org/")
+    assert parse(fm("title: t")).author is None
+    with pytest.raises(PostError):
+        parse(fm("title: t", "author: {email: nobody@example.org}"))
+
+
+def test_summary_image_lang_from_front_matter() -> None:
+    post = parse(fm("title: t", "description: Desc.", "excerpt: Ex.", "image: /i.png",
+                    "lang: en"))
+    assert (post.summary, post.image, post.lang) == ("Desc.", "/i.png", "en")
+    assert parse(fm("title: t", "excerpt: Ex.")).summary == "Ex."
+    assert parse(fm("title: t")).summary is None
+
+
+def test_published_false_is_skipped_not_an_error() -> None:
+    for value in ("false", "False", '"false"'):
+        with pytest.raises(SkipFile):
+            parse(fm("title: t", f"published: {value}"))
+    assert parse(fm("title: t", "published: true")).title == "t"
+
+
+def test_xml_illegal_characters_are_dropped_from_front_matter() -> None:
+    parsed = parse_post("_posts/2020-01-02-x.md",
+                        fm('title: "A\\x01B\\x1fC"', "tags: [\"t\\x0b1\"]").encode(), (0, 0),
+                        SHANGHAI)
+    assert parsed.post.title == "ABC"
+    assert parsed.post.tags == ("t1",)
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("no front matter here\n", "no front matter"),
+    ("---\ntitle: [unclosed\n---\nx\n", "not valid YAML"),
+    ("---\n- a list\n---\nx\n", "must be a mapping"),
+    ("---\ntitle: t\n", "not closed"),
+    ("   \n", "empty file"),
+])
+def test_unreadable_files_raise_post_error_with_path(text: str, reason: str) -> None:
+    with pytest.raises(PostError) as caught:
+        parse(text)
+    assert reason in caught.value.message
+    assert caught.value.path == "_posts/2020-01-02-hello-world.md"
+
+
+# --- permalinks and ids ---------------------------------------------------------------
+
+
+WHEN = datetime(2021, 2, 3, 4, 5, 6, tzinfo=CST)
+
+
+@pytest.mark.parametrize(("template", "expected"), [
+    ("date", "/news/2021/02/03/hello-world.html"),
+    ("pretty", "/news/2021/02/03/hello-world/"),
+    ("ordinal", "/news/2021/034/hello-world.html"),
+    ("none", "/news/hello-world.html"),
+    ("weekdate", "/news/2021/W05/Wed/hello-world.html"),
+    ("/:year/:i_month/:i_day/:title:output_ext", "/2021/2/3/hello-world.html"),
+    ("/blog/:short_year/:slug/", "/blog/21/hello-world/"),
+    ("/:categories/:title", "/news/hello-world"),
+])
+def test_permalink_styles_and_patterns(template: str, expected: str) -> None:
+    assert build_permalink("_posts/2021-02-03-hello-world.md", template, WHEN, ["News"],
+                           "hello-world", "hello-world") == expected
+
+
+def test_permalink_without_categories_and_unknown_placeholder() -> None:
+    assert build_permalink("p.md", "date", WHEN, [], "x", "x") == "/2021/02/03/x.html"
+    with pytest.raises(PostError):
+        build_permalink("p.md", "/:nope/:title", WHEN, [], "x", "x")
+
+
+def test_permalink_is_sanitised_and_percent_encoded() -> None:
+    url = build_permalink("p.md", "date", WHEN, ["..", "随笔", "C#"], "冬日", "冬日")
+    assert url == "/%E9%9A%8F%E7%AC%94/c%23/2021/02/03/%E5%86%AC%E6%97%A5.html"
+    assert ".." not in url.split("/")
+
+
+@pytest.mark.parametrize(("permalink", "url", "entry_id"), [
+    ("date", "/news/2020/01/02/hello-world.html", "/news/2020/01/02/hello-world"),
+    ("pretty", "/news/2020/01/02/hello-world/", "/news/2020/01/02/hello-world"),
+    ("none", "/news/hello-world.html", "/news/hello-world"),
+])
+def test_entry_id_is_the_url_folder_plus_slug(permalink: str, url: str, entry_id: str) -> None:
+    post = parse(fm("title: t", "date: 2020-01-02 10:00:00 +0800", "categories: news"),
+                 permalink=permalink)
+    assert (post.url, post.entry_id) == (url, entry_id)
+
+
+def test_front_matter_permalink_and_its_entry_id() -> None:
+    # Ruby's File.dirname('/notes/hello-again/') is '/notes': Jekyll's post.id drops the
+    # permalink's last segment even when it ends with a slash.
+    post = parse(fm("title: t", "date: 2023-04-01 08:00:00 +0800",
+                    "permalink: /notes/hello-again/"), source="_posts/2023-04-01-custom.md")
+    assert post.url == "/notes/hello-again/"
+    assert post.entry_id == "/notes/custom"
+
+
+def test_slug_override_shapes_title_slug_and_id() -> None:
+    post = parse(fm("title: t", "date: 2023-05-20 15:45:00 +0800", "slug: Moving Day"),
+                 source="_posts/2023-05-20-slug-override.md")
+    assert post.url == "/2023/05/20/Moving-Day.html"
+    assert post.entry_id == "/2023/05/20/Moving%20Day"
+    pattern = parse(fm("title: t", "date: 2023-05-20 15:45:00 +0800", "slug: Moving Day",
+                       "permalink: /:slug/"), source="_posts/2023-05-20-slug-override.md")
+    assert pattern.url == "/moving-day/"
+
+
+def test_id_and_guid_override_the_entry_id() -> None:
+    assert parse(fm("title: t", "id: urn:uuid:1234")).entry_id == "urn:uuid:1234"
+    assert parse(fm("title: t", "guid: tag:x,2020:1")).entry_id == "tag:x,2020:1"
+
+
+def test_escape_path_matches_jekyll() -> None:
+    assert escape_path("a b/c?d#e%f~g:h@i+j") == "a%20b/c%3Fd%23e%25f~g:h@i+j"
+    assert escape_path("随笔") == "%E9%9A%8F%E7%AC%94"
+
+
+# --- bodies ---------------------------------------------------------------------------
+
+
+def test_body_urls_are_made_absolute() -> None:
+    from lxml import html as lxml_html
+
+    body = render_body(
+        "[a](b.html) [r](/root.html) [p](//cdn.example.net/x.js) ![i](img/c.png) "
+        "[q](?page=2) [f](#top) [u](../up.html) [abs](https://other.example/y)",
+        "markdown", "https://example.org/blog/2020/01/02/post.html")
+    doc = lxml_html.fragment_fromstring(body.html, create_parent="div")
+    urls = [el.get("href") or el.get("src") for el in doc.iter("a", "img")]
+    assert urls == [
+        "https://example.org/blog/2020/01/02/b.html",
+        "https://example.org/root.html",
+        "https://cdn.example.net/x.js",
+        "https://example.org/blog/2020/01/02/img/c.png",
+        "https://example.org/blog/2020/01/02/post.html?page=2",
+        "https://example.org/blog/2020/01/02/post.html#top",
+        "https://example.org/blog/2020/01/up.html",
+        "https://other.example/y",
+    ]
+
+
+def test_body_is_sanitised_and_summary_is_first_paragraph() -> None:
+    from lxml import html as lxml_html
+
+    body = render_body('<p onclick="x()">One &amp; <b>two</b></p><script>alert(1)</script>'
+                       "<p>Second</p>", "html", "https://example.org/p.html")
+    doc = lxml_html.fragment_fromstring(body.html, create_parent="div")
+    assert doc.xpath("//script") == []
+    assert doc.xpath("//@onclick") == []
+    assert body.summary == "One & two"
+    assert summary_of("<p>" + "x" * 500 + "</p>", limit=10) == "x" * 9 + "…"
+
+
+# --- the index and names in URLs ----------------------------------------------------------
+
+
+ODD_NAMES = ["a/b", "why?", "C#", "100%", "..", ".", "../etc", ".hidden", "back\\slash",
+             "ti~lde", "~41", "sp ace", "随笔", "Café", "한국어", "x.atom"]
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_name_segments_round_trip_and_are_safe(name: str) -> None:
+    segment = name_to_segment(name)
+    assert segment.isascii()
+    assert "/" not in segment and "?" not in segment and "#" not in segment
+    assert unquote(segment) not in {".", ".."}
+    assert not unquote(segment).startswith(".")
+    assert segment_to_name(unquote(segment)) == unicodedata.normalize("NFC", name)
+
+
+def test_documented_escapes() -> None:
+    assert name_to_segment("a/b") == "a~2Fb"
+    assert name_to_segment("../x") == "~2E.~2Fx"
+    assert name_to_segment("C#") == "C~23"
+    assert name_to_segment("100%") == "100~25"
+    assert name_to_segment("随笔") == "%E9%9A%8F%E7%AC%94"
+    # A raw name without our escapes comes back as itself.
+    assert segment_to_name("随笔") == "随笔"
+    assert segment_to_name("100%") == "100%"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(min_size=1, max_size=12).filter(lambda s: not s.isspace()))
+def test_any_name_round_trips(name: str) -> None:
+    segment = name_to_segment(name)
+    assert segment.isascii() and "/" not in unquote(segment)
+    assert segment_to_name(unquote(segment)) == unicodedata.normalize("NFC", name)
+
+
+def _post(source: str, when: datetime, cats: tuple[str, ...] = (),
+          tags: tuple[str, ...] = ()) -> Post:
+    slug = source.rsplit("/", 1)[-1].removesuffix(".md")
+    return Post(source=source, stamp=(0, 0), markup="markdown", slug=slug, title=slug,
+                date=when, updated=when, categories=cats, tags=tags, url=f"/{slug}.html",
+                entry_id=f"/{slug}")
+
+
+def test_index_orders_newest_first_ties_by_path_and_hides_future() -> None:
+    base = datetime(2022, 6, 10, tzinfo=CST)
+    posts = [
+        _post("_posts/zebra.md", base, ("news",)),
+        _post("_posts/apple.md", base, ("news",)),
+        _post("_posts/old.md", base - timedelta(days=1), ("news",)),
+        _post("_posts/future.md", base + timedelta(days=1), ("news",)),
+    ]
+    index = SiteIndex(posts, now=base.timestamp())
+    assert [p.slug for p in index.posts] == ["apple", "zebra", "old"]
+    assert index.next_reveal == (base + timedelta(days=1)).timestamp()
+    shown = SiteIndex(posts, now=base.timestamp(), future=True)
+    assert [p.slug for p in shown.posts] == ["future", "apple", "zebra", "old"]
+    category = index.term(Kind.CATEGORY, "news")
+    assert category is not None and len(category.posts) == 3
+
+
+def test_index_terms_nfc_nfd_and_case() -> None:
+    when = datetime(2022, 1, 1, tzinfo=CST)
+    nfd = unicodedata.normalize("NFD", "Café")
+    posts = [_post("_posts/a.md", when, tags=(nfd, "Tech")),
+             _post("_posts/b.md", when, tags=("Café", "tech"))]
+    index = SiteIndex(posts, now=when.timestamp())
+    term = index.term(Kind.TAG, "Café")
+    assert term is not None and len(term.posts) == 2
+    assert index.term(Kind.TAG, nfd) is term
+    # 'Tech' and 'tech' are two tags (Jekyll's are case-sensitive); each exact name wins.
+    tech = index.term(Kind.TAG, "Tech")
+    assert tech is not None and [p.slug for p in tech.posts] == ["a"]
+    assert index.term(Kind.TAG, "nope") is None
+    assert index.selection(Kind.CATEGORY, "anything") is None
