@@ -12,7 +12,7 @@ import html
 import posixpath
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
@@ -114,9 +114,6 @@ class _FrontMatter(YAMLHandler):
     FM_BOUNDARY = re.compile(r"^(?:---|\.\.\.)[ \t]*$\n?", re.MULTILINE)
 
     def load(self, fm: str, **kwargs: object) -> Any:
-        simple = _simple_yaml(fm)
-        if simple is not None:
-            return simple
         # CSafeLoader: never constructs Python objects (!!python/object is an error),
         # and aliases are shared references, so an alias bomb costs no memory here.
         # But libyaml nests by C recursion: some 30,000 levels of '[' overflow a thread's
@@ -243,6 +240,9 @@ def split_front_matter(path: str, text: str) -> tuple[dict[str, Any], str]:
         fm, body = _HANDLER.split(text)
     except ValueError:
         raise PostError(path, "front matter is not closed by a '---' line") from None
+    simple = _simple_yaml(fm)
+    if simple is not None:
+        return simple, body  # plain 'key: value' lines: no aliases, nothing to walk
     try:
         data = _HANDLER.load(fm)
     except TooDeep as e:
@@ -432,6 +432,8 @@ _PATH_SAFE = frozenset(
 def escape_path(text: str) -> str:
     """Jekyll's ``URL.escape_path``: percent-encode (UTF-8, upper-case hex) all but the
     unreserved characters, sub-delimiters, ':', '@' and '/'."""
+    if _PATH_SAFE.issuperset(text):
+        return text
     return "".join(
         ch if ch in _PATH_SAFE else "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
         for ch in text
@@ -448,39 +450,54 @@ PERMALINK_STYLES = {
 _PLACEHOLDER = re.compile(r":([a-z_]+)")
 
 
-def _placeholders(
-    when: datetime, categories: Iterable[str], slug: str, title_slug: str, source: str
-) -> dict[str, str]:
-    cats: list[str] = []
-    for category in categories:
-        lowered = category.lower()
-        if lowered not in cats:
-            cats.append(lowered)
-    name = source.rsplit("/", 1)[-1]
-    return {
-        "year": when.strftime("%Y"),
-        "month": when.strftime("%m"),
-        "day": when.strftime("%d"),
-        "hour": when.strftime("%H"),
-        "minute": when.strftime("%M"),
-        "second": when.strftime("%S"),
-        "i_day": str(when.day),
-        "i_month": str(when.month),
-        "short_year": when.strftime("%y"),
-        "short_month": when.strftime("%b"),
-        "long_month": when.strftime("%B"),
-        "short_day": when.strftime("%a"),
-        "long_day": when.strftime("%A"),
-        "y_day": when.strftime("%j"),
-        "week": when.strftime("%V"),
-        "title": title_slug,
-        "slug": slugify_default(slug) or slug,
-        "name": slugify_default(name.rsplit(".", 1)[0]),
-        "categories": "/".join(cats),
-        "output_ext": ".html",
-        "collection": "posts",
-        "path": source,
-    }
+_DATE_PLACEHOLDERS: dict[str, Callable[[datetime], str]] = {
+    "year": lambda d: f"{d.year:04d}",
+    "month": lambda d: f"{d.month:02d}",
+    "day": lambda d: f"{d.day:02d}",
+    "hour": lambda d: f"{d.hour:02d}",
+    "minute": lambda d: f"{d.minute:02d}",
+    "second": lambda d: f"{d.second:02d}",
+    "i_day": lambda d: str(d.day),
+    "i_month": lambda d: str(d.month),
+    "short_year": lambda d: d.strftime("%y"),
+    "short_month": lambda d: d.strftime("%b"),
+    "long_month": lambda d: d.strftime("%B"),
+    "short_day": lambda d: d.strftime("%a"),
+    "long_day": lambda d: d.strftime("%A"),
+    "y_day": lambda d: d.strftime("%j"),
+    "week": lambda d: d.strftime("%V"),
+}
+
+
+def _placeholder(
+    key: str, when: datetime, categories: Iterable[str], slug: str, title_slug: str,
+    source: str,
+) -> str | None:
+    """The value of one permalink placeholder (computed only when the template uses it:
+    this runs for every post at start-up)."""
+    date_part = _DATE_PLACEHOLDERS.get(key)
+    if date_part is not None:
+        return date_part(when)
+    if key == "title":
+        return title_slug
+    if key == "categories":
+        cats: list[str] = []
+        for category in categories:
+            lowered = category.lower()
+            if lowered not in cats:
+                cats.append(lowered)
+        return "/".join(cats)
+    if key == "output_ext":
+        return ".html"
+    if key == "slug":
+        return slugify_default(slug) or slug
+    if key == "name":
+        return slugify_default(source.rsplit("/", 1)[-1].rsplit(".", 1)[0])
+    if key == "collection":
+        return "posts"
+    if key == "path":
+        return source
+    return None
 
 
 def build_permalink(
@@ -493,13 +510,13 @@ def build_permalink(
 ) -> str:
     """The post's URL path, exactly as Jekyll's URL class writes it."""
     template = PERMALINK_STYLES.get(template, template)
-    values = _placeholders(when, categories, slug, title_slug, path)
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
         for key in (name, name.rstrip("_")):
-            if key in values:
-                return escape_path(values[key]) + name[len(key):]
+            value = _placeholder(key, when, categories, slug, title_slug, path)
+            if value is not None:
+                return escape_path(value) + name[len(key):]
         raise PostError(path, f"permalink has an unknown placeholder ':{name}'")
 
     url = _PLACEHOLDER.sub(replace, template)
@@ -726,7 +743,12 @@ _TAG = re.compile(r"<[^>]*>")
 def body_text(path: str, data: bytes) -> str:
     """The body of a post file (after its front matter), cleaned of XML-illegal text."""
     text = decode(path, data, [])
-    _front, body = split_front_matter(path, text)
+    if not _OPENING.match(text):
+        raise PostError(path, "no front matter (the file must start with a '---' line)")
+    try:
+        _front, body = _HANDLER.split(text)  # the front matter was read at load time
+    except ValueError:
+        raise PostError(path, "front matter is not closed by a '---' line") from None
     return clean_text(body)
 
 
