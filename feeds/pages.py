@@ -89,13 +89,18 @@ def term_url(base: str, kind: Kind | str, name: str, ext: str = "html") -> str:
     return f"{base}/{Kind(kind).value}/{name_to_segment(name)}.{ext}"
 
 
+_FEEDS = tuple((f.value, FEED_LABELS[f.value], FEED_TYPES[f.value]) for f in FEED_FORMATS)
+
+
 def feed_links(base: str, kind: Kind, name: str = "") -> list[dict[str, str]]:
+    """Atom, RSS and JSON Feed of the site, a category or a tag: what a page links."""
     path = "/feed" if kind is Kind.SITE else f"/{kind.value}/{name_to_segment(name)}"
-    return [
-        {"fmt": f.value, "label": FEED_LABELS[f.value], "type": FEED_TYPES[f.value],
-         "url": f"{base}{path}.{f.value}"}
-        for f in FEED_FORMATS
-    ]
+    return _feed_links(base + path)
+
+
+def _feed_links(stem: str) -> list[dict[str, str]]:
+    return [{"fmt": ext, "label": label, "type": media, "url": f"{stem}.{ext}"}
+            for ext, label, media in _FEEDS]
 
 
 def _day(when: datetime, tz: ZoneInfo) -> str:
@@ -138,11 +143,12 @@ def _paging(page: int, total: int, size: int, url: str) -> dict[str, Any] | None
 
 
 def _terms(terms: list[Term], base: str) -> list[dict[str, Any]]:
-    return [
-        {"name": t.name, "count": len(t.posts), "url": term_url(base, t.kind, t.name),
-         "feeds": feed_links(base, t.kind, t.name)}
-        for t in terms
-    ]
+    out = []
+    for t in terms:
+        stem = f"{base}/{t.kind.value}/{t.segment}"
+        out.append({"name": t.name, "count": len(t.posts), "url": f"{stem}.html",
+                    "feeds": _feed_links(stem)})
+    return out
 
 
 def _web_url(url: str | None) -> str | None:
