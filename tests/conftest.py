@@ -118,10 +118,15 @@ def live_server_factory() -> Iterator[Callable[[Flask], LiveServer]]:
         return LiveServer(application, f"http://127.0.0.1:{port}", port)
 
     yield start
+    from waitress import wasyncore
+
     for server in servers:
-        server.close()
+        server.task_dispatcher.shutdown()
+        # Close the sockets from the loop's own thread (a trigger thunk runs there), so
+        # select() never sees a descriptor closed under it; an empty map ends run().
+        server.trigger.pull_trigger(lambda s=server: wasyncore.close_all(s._map))
     for thread in threads:
-        thread.join(timeout=5)
+        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -492,8 +492,9 @@ KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
 
 
 @pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
-@pytest.mark.parametrize("kind", list(KINDS))
-@pytest.mark.parametrize("limit", [1, 4, 5, 20])
+@pytest.mark.parametrize("kind,limit", [
+    *((kind, 5) for kind in KINDS), *((kind, 20) for kind in KINDS), ("tech", 1), ("site", 4),
+])
 def test_walking_next_visits_every_post_once_newest_first(
         pclient: FlaskClient, paging_site: Path, fmt: str, kind: str, limit: int) -> None:
     prefix, selects = KINDS[kind]
