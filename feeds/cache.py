@@ -314,7 +314,8 @@ class FeedService:
             logger.warning("%s: cannot render the body: %s", post.source, e)
             return Body(html="", summary=post.summary or "")
         with self._lock:
-            self._bodies[key] = body
+            if self._bodies.getsizeof(body) <= self._bodies.maxsize:  # else ValueError
+                self._bodies[key] = body
         return body
 
     # --- feeds ------------------------------------------------------------------------
@@ -341,7 +342,8 @@ class FeedService:
                                 tuple(entry_mark(p, base) for p in posts),
                                 self_url=meta.self_url)
             with self._lock:
-                self._signatures[signature] = rendered
+                if rendered.size <= self._signatures.maxsize:  # else ValueError
+                    self._signatures[signature] = rendered
         if key.page == 1:
             self._remember(key, base, rendered)
         return self._store(cache_key, rendered)
