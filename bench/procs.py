@@ -29,6 +29,7 @@ class StartupError(RuntimeError):
     def __init__(self, message: str, timed_out: bool = False) -> None:
         super().__init__(message)
         self.timed_out = timed_out  # still running, just not ready in time
+        self.hwm_kib: int | None = None  # its peak RSS when given up on, if known
 
 
 def free_port() -> int:

@@ -281,6 +281,7 @@ def plot(results: Sequence[SizeResult], path: Path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     except ImportError:
         return False
 
@@ -312,6 +313,7 @@ def plot(results: Sequence[SizeResult], path: Path) -> bool:
     series(ax, [(r.n, r.rss_peak_mib) for r in rs], "ours: peak RSS", "o")
     ax.set_title("Peak RSS of the server")
     ax.set_ylabel("MiB")
+    ax.set_ylim(bottom=0)
 
     ax = axes[2]
     for pct, marker in ((50, "o"), (99, "s")):
@@ -321,12 +323,17 @@ def plot(results: Sequence[SizeResult], path: Path) -> bool:
     ax.set_title("Change to visible")
     ax.set_ylabel("ms")
 
-    for ax in axes:
+    plain = FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+    axes[0].yaxis.set_major_formatter(plain)
+    axes[0].yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axes[0].yaxis.set_minor_formatter(NullFormatter())
+    for ax, where in zip(axes, ("lower right", "upper left", "upper left"), strict=True):
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(plain)  # no mathtext: plainer and cheaper
         ax.set_xlabel("posts in the corpus")
         ax.grid(True, which="both", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend()
+            ax.legend(loc=where, fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

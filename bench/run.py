@@ -92,6 +92,10 @@ def start_ours(
         except ValueError:
             pass
         return ours
+    except procs.StartupError as e:
+        e.hwm_kib = procs.vm_hwm_kib(child.pid)
+        child.stop()
+        raise
     except BaseException:
         child.stop()
         raise
@@ -366,8 +370,9 @@ def bench_size(res: SizeResult, opts: argparse.Namespace, stamp: str) -> None:
                 if not e.timed_out:
                     raise
                 res.cold_over = limit
-                res.notes.append(f"cold start: no /healthz 200 within {limit:.0f} s"
-                                 " (the start timeout or the budget)")
+                rss = f"; its peak RSS by then: {mib(e.hwm_kib):.0f} MiB" if e.hwm_kib else ""
+                res.notes.append(f"run {k + 1}: cold start: no /healthz 200 within {limit:.0f} s"
+                                 f" (the start timeout or what was left of the budget){rss}")
                 log(f"  cold start > {limit:.0f} s:\n{e}")
                 break
             try:
@@ -437,6 +442,8 @@ def bench_size(res: SizeResult, opts: argparse.Namespace, stamp: str) -> None:
         jekyll_build(root, m, work, res)
     if not opts.keep:
         shutil.rmtree(work, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            work.parent.rmdir()  # once the last size's is gone
 
 
 def start_refs(
@@ -528,7 +535,7 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def machine_info() -> report.Machine:
+def machine_info(with_jekyll: bool) -> report.Machine:
     cpu = "unknown"
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
         for line in f:
@@ -543,10 +550,13 @@ def machine_info() -> report.Machine:
     ng = refs.nginx_available()
     nginx_v = _first_line([ng, "-v"]).split("/")[-1] if ng else "not installed"
     jk = shutil.which("jekyll")
-    jekyll_v = _first_line([jk, "--version"]).replace("jekyll ", "") if jk else "not installed"
+    jekyll_v = "not installed" if not jk else "not used" if not with_jekyll else (
+        _first_line([jk, "--version"]).replace("jekyll ", ""))
     commit = _first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    _, dirty, _ = procs.run_bounded(
-        ["git", "-C", str(REPO), "status", "--porcelain", "--", "feeds", "app.py"], timeout=60)
+    dirty = ""
+    with contextlib.suppress(OSError):
+        _, dirty, _ = procs.run_bounded(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "feeds", "app.py"], 60)
     if dirty.strip():
         commit += " plus uncommitted changes to feeds/ or app.py"
     return report.Machine(
@@ -578,9 +588,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="seconds to wait for one change to show (default %(default)s)")
     p.add_argument("--change-budget", type=float, default=90.0,
                    help="seconds for the whole change test (default %(default)s)")
-    p.add_argument("--start-timeout", type=float, default=540.0,
+    p.add_argument("--start-timeout", type=float, default=480.0,
                    help="seconds to wait for /healthz 200 (default %(default)s)")
-    p.add_argument("--budget", type=float, default=560.0,
+    p.add_argument("--budget", type=float, default=480.0,
                    help="seconds per size (excluding corpus generation and Jekyll); runs"
                         " and waits are cut to fit (default %(default)s)")
     p.add_argument("--nginx-workers", type=int, default=1,
@@ -647,7 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes=opts.size_list, runs=opts.runs, duration=opts.duration, threads=opts.threads,
         changes=opts.changes, budget_s=opts.budget, nginx_workers=opts.nginx_workers,
         command=command.strip())
-    machine = machine_info()
+    machine = machine_info(not opts.skip_jekyll and min(opts.size_list) <= JEKYLL_MAX_POSTS)
     results: list[SizeResult] = []
     status = 0
     try:
