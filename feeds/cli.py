@@ -242,6 +242,8 @@ def serve(settings: Settings) -> int:
 
     from . import create_app
 
+    signals = _StopSignals()
+    signals.install()  # before the first load: a stop while loading is clean too
     app = create_app(settings, background=True)
     svc = app.extensions["feeds"]
     socket_map: dict[int, Any] = {}
@@ -255,13 +257,12 @@ def serve(settings: Settings) -> int:
         )
     except OSError as e:
         svc.stop()
+        signals.restore()
         logger.error("cannot listen on %s:%s: %s", settings.host, settings.port, e.strerror or e)
         return 1
     for host, port in _listening(server):
         logger.info("serving %s on http://%s:%s/ with %d threads", settings.content,
                     f"[{host}]" if ":" in host else host, port, settings.threads)
-    signals = _StopSignals()
-    signals.install()
     try:
         while not signals.received:
             wasyncore.loop(timeout=POLL_SECONDS, use_poll=True, map=socket_map, count=1)
@@ -351,6 +352,9 @@ def check(settings: Settings) -> int:
         (p for ps in snapshot.problems.values() for p in ps), key=lambda p: p.path)
     for problem in problems:
         print(problem)
+    # Left out on purpose (published: false): worth a note, not a problem, so not stdout.
+    for path, why in sorted(snapshot.skipped.items()):
+        print(f"{path}: skipped: {why}", file=sys.stderr)
     rejected = snapshot.rejected
     print(f"{len(snapshot.posts)} posts, {rejected} rejected, "
           f"{sum(1 for p in problems if not p.rejected)} warnings, "

@@ -158,14 +158,15 @@ def run(settings: Settings, out_dir: str,
         changed = failed = 0
         for n, url in enumerate(all_urls, 1):
             # No Accept-Encoding: the identity body, as a static host stores it.
-            response = client.get(url, base_url=f"{split.scheme}://{split.netloc}")
-            if response.status_code != 200:
-                logger.error("%s: answered %d, not written", url, response.status_code)
+            with client.get(url, base_url=f"{split.scheme}://{split.netloc}") as response:
+                status, data = response.status_code, response.get_data()
+            if status != 200:
+                logger.error("%s: answered %d, not written", url, status)
                 failed += 1
                 continue
             try:
                 path = target(out, url)
-                changed += _write_if_changed(path, response.get_data())
+                changed += _write_if_changed(path, data)
             except (OSError, ValueError) as e:
                 logger.error("%s: cannot write: %s", url, e)
                 failed += 1

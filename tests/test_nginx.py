@@ -1,9 +1,15 @@
-"""Scale-out: Debian's nginx, configured by deploy/nginx.conf, in front of two waitress
-instances (``python app.py``) that read the same content folder, all on loopback ports.
+"""nginx from Debian's packages, configured by the files in deploy/, all on loopback ports:
 
-The test renders deploy/nginx.conf itself, changing only the listen port, the upstream
-ports and the cache folder, and includes it in a minimal main configuration whose pid,
-logs and temp folders are under the test's own folder."""
+- deploy/nginx.conf in front of two waitress instances (``python app.py``) reading the
+  same content folder: cache hits, ETags and 304s through the cache, one upstream fetch
+  for a burst of misses, revalidation, changes arriving, delta requests, and instances
+  failing under it;
+- deploy/nginx-static.conf serving a ``feeds build`` folder: every URL as a live
+  instance answers it.
+
+Each test renders the deploy file itself, changing only listen port, upstream ports and
+cache or root folder, and includes it in a minimal main configuration whose pid, logs and
+temp folders are the test's own."""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +29,14 @@ import feedparser
 import pytest
 import requests
 
-from .conftest import ROOT, post_text, write_site
+from feeds import create_app, export
+
+from .conftest import ROOT, LiveServer, make_settings, post_text, write_site
 from .service_process import Service, Services, free_port, wait_for
+from .test_export import files, url_of
 
 DEPLOY_CONF = ROOT / "deploy" / "nginx.conf"
+DEPLOY_STATIC = ROOT / "deploy" / "nginx-static.conf"
 SHORT_AGE = 2  # --cache-max-age where expiry must come quickly
 LONG_AGE = 600  # where a cached copy must stay fresh however slow the machine is
 VIA = "via-nginx"  # User-Agent of requests through nginx; the upstream log shows it
@@ -75,6 +85,8 @@ def render_site_conf(listen: int, upstreams: list[int], cache: Path) -> str:
 
 
 def main_conf(prefix: Path, site_conf: Path) -> str:
+    """The smallest main configuration around an included site file, every path the
+    test's own."""
     # Workers run as nobody when nginx starts as root, and could not enter pytest's
     # private temporary folders.
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -117,57 +129,84 @@ def raw(response: requests.Response) -> bytes:
     return data
 
 
+@dataclass
+class Nginx:
+    proc: subprocess.Popen[bytes]
+    prefix: Path
+
+    def errors(self) -> str:
+        return "".join(p.read_text("utf-8", errors="replace")
+                       for p in (self.prefix / "stderr", self.prefix / "error.log")
+                       if p.exists())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # its workers are in its group
+                self.proc.wait(timeout=30)
+
+
+def start_nginx(prefix: Path, site_conf: str, url: str) -> Nginx:
+    """Run nginx in the foreground with ``site_conf`` included, all its files below
+    ``prefix``; wait until ``url`` answers."""
+    binary = nginx_binary()
+    prefix.mkdir(parents=True)
+    (prefix / "site.conf").write_text(site_conf, "utf-8")
+    conf = prefix / "nginx.conf"
+    conf.write_text(main_conf(prefix, prefix / "site.conf"), "utf-8")
+    with open(prefix / "stderr", "wb") as err:
+        proc = subprocess.Popen(
+            [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"),
+             "-g", "daemon off;"], stdout=err, stderr=err, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+    nginx = Nginx(proc, prefix)
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"nginx exited with {proc.returncode}:\n{nginx.errors()}")
+        try:
+            requests.get(url, timeout=5)
+        except requests.RequestException:
+            return False
+        return True
+
+    try:
+        wait_for(up, 60, "nginx to answer")
+    except BaseException:
+        nginx.stop()
+        raise
+    return nginx
+
+
 @pytest.fixture
 def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    binary = nginx_binary()
-    started: list[tuple[Services, subprocess.Popen[bytes]]] = []
+    nginx_binary()
+    started: list[Services | Nginx] = []
 
     def start(max_age: int) -> Stack:
         folder = tmp_path_factory.mktemp("nginx-stack")
         site = content(folder / "site")
         services = Services(folder)
+        started.append(services)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         flags = ("--base-url", base, "--cache-max-age", str(max_age))
         launched = [services.launch(site, *flags, name=f"instance{n}") for n in (1, 2)]
         instances = [services.wait(s) for s in launched]
-        prefix = folder / "nginx"
-        prefix.mkdir()
-        site_conf = prefix / "feeds.conf"
-        site_conf.write_text(render_site_conf(port, [s.port for s in instances],
-                                              prefix / "cache"), "utf-8")
-        conf = prefix / "nginx.conf"
-        conf.write_text(main_conf(prefix, site_conf), "utf-8")
-        with open(prefix / "stderr", "wb") as err:
-            nginx = subprocess.Popen(
-                [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"),
-                 "-g", "daemon off;"], stdout=err, stderr=err, stdin=subprocess.DEVNULL,
-                start_new_session=True)
-        started.append((services, nginx))
-        stack = Stack(base, instances, site, nginx)
-
-        def up() -> bool:
-            if nginx.poll() is not None:
-                raise AssertionError((prefix / "stderr").read_text() +
-                                     (prefix / "error.log").read_text())
-            try:
-                return requests.get(base + "/healthz", timeout=5).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_for(up, 60, "nginx to answer")
-        return stack
+        conf = render_site_conf(port, [s.port for s in instances], folder / "cache")
+        nginx = start_nginx(folder / "nginx", conf, base + "/healthz")
+        started.append(nginx)
+        return Stack(base, instances, site, nginx.proc)
 
     yield start
-    for services, nginx in started:
-        if nginx.poll() is None:
-            nginx.terminate()
-            try:
-                nginx.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(nginx.pid, signal.SIGKILL)
-                nginx.wait(timeout=30)
-        services.close()
+    for item in reversed(started):
+        if isinstance(item, Nginx):
+            item.stop()
+        else:
+            item.close()
 
 
 def titles(body: bytes) -> list[str]:
@@ -307,3 +346,42 @@ def test_revalidation_changes_deltas_and_failed_instances(stack_factory: object)
         if path.endswith(".atom"):
             assert "First, revised" in titles(body)
     assert stack.get("/feed.atom?limit=19").status_code == 502  # never cached
+
+
+def test_a_static_build_served_by_nginx_is_the_live_site(
+        tmp_path: Path, live_server_factory: Callable[..., LiveServer]) -> None:
+    settings = make_settings(content(tmp_path / "site"), base_url="https://feeds.example.org")
+    out = tmp_path / "out"
+    assert export.run(settings, str(out)).failed == 0
+    conf = DEPLOY_STATIC.read_text("utf-8")
+    port = free_port()
+    for old, new in (("listen 80;", f"listen 127.0.0.1:{port};"),
+                     ("root /srv/www;", f"root {out};")):
+        assert conf.count(old) == 1, f"deploy/nginx-static.conf has no single {old!r}"
+        conf = conf.replace(old, new)
+    nginx = start_nginx(tmp_path / "nginx", conf, f"http://127.0.0.1:{port}/")
+    app = create_app(settings, watch=False)
+    try:
+        live = live_server_factory(app)
+        paths = [url_of(rel) for rel in files(out)]
+        # Besides every file's own URL: queries nothing was built for (served as the
+        # bare path, as the service ignores them too) and page 1 named.
+        paths += ["/feed.atom?utm_source=x", "/static/style.css?v=1", "/feed.atom?page=1",
+                  "/?page=1", tag_path("红网新闻", "rss") + "?page=1"]
+        with requests.Session() as http:
+            for path in paths:
+                sent = {"Accept-Encoding": "identity"}
+                served = http.get(f"http://127.0.0.1:{port}{path}", headers=sent, timeout=60)
+                answer = http.get(live.url + path, headers=sent, timeout=60)
+                assert (served.status_code, answer.status_code) == (200, 200), path
+                assert served.content == answer.content, path
+                assert served.headers["Content-Type"].replace(" ", "").lower() == \
+                    answer.headers["Content-Type"].replace(" ", "").lower(), path
+            for path in ["/feed.atom?page=2", "/?page=2", "/category/news.json?page=9"]:
+                # The site is one page: past it, both say 404.
+                assert path not in paths
+                assert http.get(f"http://127.0.0.1:{port}{path}", timeout=60).status_code \
+                    == http.get(live.url + path, timeout=60).status_code == 404, path
+    finally:
+        app.extensions["feeds"].stop()
+        nginx.stop()

@@ -1,0 +1,208 @@
+"""``feeds build``: the static export is, file by file, what a live waitress server
+answers for the same content and base URL; it covers every URL a reader can reach from
+the home page or a feed; a second run rewrites only what changed and removes what is
+gone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import requests
+from lxml import etree
+from lxml import html as lxml_html
+
+from feeds import create_app, export
+from feeds.config import Settings
+
+from .conftest import LiveServer, make_settings, post_text, write_site
+
+BASE = "https://feeds.example.org"
+Factory = Callable[..., LiveServer]
+
+
+def site(root: Path) -> Path:
+    posts = {
+        f"_posts/2022-01-{1 + i % 28:02d}-news-{i}.md": post_text(
+            f"News {i}", f"2022-01-{1 + i % 28:02d} {i % 24:02d}:00:00 +0800", "[news]",
+            "[python]" if i % 2 else "[红网新闻]")
+        for i in range(45)  # more than a page (20) of the site, news and both tags
+    }
+    posts.update({
+        "_posts/2022-03-01-slash.md": post_text(
+            "Names that need escapes", "2022-03-01", "[随笔]", '["a/b", "C#", "open source"]'),
+        "_posts/2022-03-02-pretty.md": post_text(
+            "Pretty permalink", "2022-03-02", "[随笔]", "[pretty]",
+            extra="permalink: /about/pretty/\n"),
+        "_posts/2022-03-03-中文标题.md": post_text(
+            "中文标题", "2022-03-03", "[随笔]", "[solo]"),
+    })
+    return write_site(root, posts)
+
+
+def files(out: Path) -> dict[str, bytes]:
+    """Every file the build wrote (relative path on disk -> bytes), manifest aside."""
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != export.MANIFEST}
+
+
+def url_of(rel: str) -> str:
+    """The URL a file stands for: its path percent-encoded again, its query kept."""
+    path, _, query = rel.partition("?")
+    if path.endswith("index.html"):
+        path = path[: -len("index.html")]
+    url = "/" + quote(path, safe="/~!$&'()*+,;=:@")
+    return f"{url}?{query}" if query else url
+
+
+def build(settings: Settings, out: Path) -> export.BuildResult:
+    result = export.run(settings, str(out))
+    assert result.failed == 0
+    return result
+
+
+def assert_matches_live(out: Path, settings: Settings, factory: Factory) -> dict[str, bytes]:
+    """Fetch every file's URL from a live waitress server for the same content and base
+    URL; the bytes must be the same."""
+    app = create_app(settings, watch=False)
+    try:
+        live = factory(app)
+        written = files(out)
+        assert written
+        with requests.Session() as http:
+            for rel, data in written.items():
+                response = http.get(live.url + url_of(rel), timeout=60,
+                                    headers={"Accept-Encoding": "identity"})
+                assert response.status_code == 200, rel
+                assert response.content == data, rel
+        return written
+    finally:
+        app.extensions["feeds"].stop()
+
+
+def links(body: bytes, content_type: str) -> set[str]:
+    """Every URL a reader or feed reader can follow from a response, parsed by type."""
+    found: set[str] = set()
+    if content_type.startswith("text/html"):
+        doc = lxml_html.fromstring(body)
+        found.update(doc.xpath("//a/@href | //link/@href"))
+    elif "json" in content_type:
+        feed = json.loads(body)
+        found.update(feed.get(k, "") for k in ("home_page_url", "feed_url", "next_url"))
+        found.update(item.get("url", "") for item in feed.get("items", []))
+    elif "xml" in content_type or "opml" in content_type:
+        root = etree.fromstring(body)
+        for element in root.iter():
+            if not isinstance(element.tag, str):
+                continue
+            found.update(v for k, v in element.attrib.items()
+                         if k in ("href", "xmlUrl", "htmlUrl"))
+            if etree.QName(element).localname in ("link", "guid") and element.text:
+                found.add(element.text.strip())
+    return {url for url in found if url}
+
+
+def crawl(live: LiveServer, limit: int = 3000) -> dict[str, bytes]:
+    """Paths (with query) of the site reachable from '/', the site feeds and the OPML,
+    each answered 200 by the live server, with the bytes it answered."""
+    seen: set[str] = set()
+    queue = ["/", "/feed.atom", "/feed.rss", "/feed.json", "/feeds.opml"]
+    reached: dict[str, bytes] = {}
+    with requests.Session() as http:
+        while queue and len(seen) < limit:
+            path = queue.pop()
+            if path in seen:
+                continue
+            seen.add(path)
+            response = http.get(live.url + path, timeout=60,
+                                headers={"Accept-Encoding": "identity"})
+            if response.status_code != 200:
+                continue
+            reached[path] = response.content
+            for url in links(response.content, response.headers["Content-Type"]):
+                parts = urlsplit(url)
+                if url.startswith(BASE + "/") or (not parts.scheme and url.startswith("/")
+                                                  and not url.startswith("//")):
+                    local = parts.path + (f"?{parts.query}" if parts.query else "")
+                    queue.append(local)
+    assert len(seen) < limit
+    return reached
+
+
+def test_build_is_the_live_site_file_by_file(tmp_path: Path,
+                                             live_server_factory: Factory) -> None:
+    settings = make_settings(site(tmp_path / "site"), base_url=BASE)
+    out = tmp_path / "out"
+    result = build(settings, out)
+    written = assert_matches_live(out, settings, live_server_factory)
+    assert result.files == result.written == len(written)
+    assert result.posts == 48 and result.rejected == 0
+
+    # Paths on disk are percent-decoded; names with the service's escapes keep them.
+    for rel in ["tag/红网新闻.atom", "tag/红网新闻.rss", "tag/红网新闻.json",
+                "category/随笔.html", "tag/a~2Fb.atom", "tag/C~23.json",
+                "tag/open source.rss", "feed.atom?page=2", "feed.atom?page=3",
+                "category/news.html?page=3", "about/pretty/index.html", "feeds.opml",
+                "feed.xml", "feed/news.xml", "feed/by_tag/python.xml", "static/style.css"]:
+        assert rel in written, rel
+    assert "feed.atom?page=4" not in written
+
+    # Nothing a reader can reach is missing.
+    app = create_app(settings, watch=False)
+    try:
+        reachable = crawl(live_server_factory(app))
+    finally:
+        app.extensions["feeds"].stop()
+    assert len(reachable) > 100
+    for path, body in reachable.items():
+        exact = export.target(out, path)
+        if not exact.exists() and "?" in path:
+            # A query the build does not keep (the stylesheet's '?v=' cache buster): a
+            # static host answers with the file of the bare path, which must be the same.
+            exact = export.target(out, path.partition("?")[0])
+        assert exact.is_file() and exact.read_bytes() == body, path
+
+
+def test_a_second_build_rewrites_only_what_changed_and_removes_what_is_gone(
+        tmp_path: Path, live_server_factory: Factory) -> None:
+    root = site(tmp_path / "site")
+    settings = make_settings(root, base_url=BASE)
+    out = tmp_path / "out"
+    build(settings, out)
+
+    def mtimes() -> dict[str, int]:
+        return {p.relative_to(out).as_posix(): p.stat().st_mtime_ns
+                for p in out.rglob("*") if p.is_file() and p.name != export.MANIFEST}
+
+    first, stamps = files(out), mtimes()
+    again = build(settings, out)
+    assert (again.written, again.removed) == (0, 0)
+    assert mtimes() == stamps
+
+    # Edit one post: exactly the files whose bytes changed are rewritten.
+    (root / "_posts/2022-03-01-slash.md").write_text(post_text(
+        "Names that need escapes, edited", "2022-03-01", "[随笔]",
+        '["a/b", "C#", "open source"]'), "utf-8")
+    edited = build(settings, out)
+    second, after = files(out), mtimes()
+    changed = {rel for rel in second if second[rel] != first.get(rel)}
+    assert edited.written == len(changed) and edited.removed == 0
+    assert {rel for rel in after if after[rel] != stamps.get(rel)} == changed
+    assert {"feed.atom", "tag/a~2Fb.atom", "category/随笔.rss"} <= changed
+    assert not {"category/news.atom", "tag/python.json", "tag/solo.atom"} & changed
+    assert_matches_live(out, settings, live_server_factory)
+
+    # Delete a post: its page, its only tag's files and the folders left empty go.
+    (root / "_posts/2022-03-03-中文标题.md").unlink()
+    pruned = build(settings, out)
+    third = files(out)
+    gone = set(second) - set(third)
+    assert pruned.removed == len(gone) and not set(third) - set(second)
+    assert {"tag/solo.atom", "tag/solo.html", "feed/by_tag/solo.xml"} <= gone
+    assert any(rel.endswith("中文标题.html") for rel in gone)
+    assert not [p for p in out.rglob("*") if p.is_dir() and not any(p.iterdir())]
+    manifest = (out / export.MANIFEST).read_text("utf-8").splitlines()
+    assert sorted(manifest) == sorted(third)
+    assert_matches_live(out, settings, live_server_factory)
