@@ -330,9 +330,17 @@ def _one_line(error: Exception) -> str:
 # --- Dates ----------------------------------------------------------------------------
 
 
+# xsd:dateTime (Atom's dates) allows offsets up to 14:00 either way, as real zones have;
+# a date written with a larger one keeps its instant, shown in UTC.
+MAX_OFFSET = timedelta(hours=14)
+
+
 def _check_year(path: str, value: datetime) -> datetime:
     if not MIN_YEAR <= value.year <= MAX_YEAR:
         raise PostError(path, f"date year {value.year} is outside {MIN_YEAR}-{MAX_YEAR}")
+    offset = value.utcoffset()
+    if offset is not None and abs(offset) > MAX_OFFSET:
+        return value.astimezone(UTC)
     return value
 
 
