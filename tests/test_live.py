@@ -1,0 +1,455 @@
+"""Following the content folder while the service runs: posts added, edited, renamed and
+deleted, editors' atomic saves, a git checkout, folders coming and going, _config.yml
+edited; with inotify (watchdog) and with the polling fallback. Every change must reach
+every feed and page it affects, re-read only the files it touched, and never make a
+request wait for it or show half of it.
+
+Each wait is a bounded loop that polls the app until the change shows; the deadline is
+generous (a busy two-core machine), and how long changes take is measured in bench/.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from lxml import html as lxml_html
+
+from feeds import create_app
+from feeds.cache import FeedService
+from feeds.model import Post
+from feeds.watch import Watcher
+
+from .conftest import make_settings, post_text, validate_json_feed, write_site
+
+DEADLINE = 60.0
+"""Longest any change may take to show here (the target is reload_interval, 2 s)."""
+
+CONFIG = "title: Live\nurl: https://live.example\ntimezone: UTC\n"
+
+
+def wait_until(predicate: Callable[[], bool], what: str, seconds: float = DEADLINE) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"after {seconds:.0f} s still waiting for {what}")
+        time.sleep(0.05)
+
+
+def feed_entries(client: FlaskClient, path: str) -> dict[str, Any]:
+    """Title -> feedparser entry of an Atom or RSS feed ({} when it is 404)."""
+    response = client.get(path)
+    if response.status_code == 404:
+        return {}
+    assert response.status_code == 200, (path, response.status_code)
+    feed = feedparser.parse(response.data)
+    assert not feed.bozo, (path, feed.bozo_exception)
+    return {entry.title: entry for entry in feed.entries}
+
+
+def titles(client: FlaskClient, path: str = "/feed.atom?limit=100") -> set[str]:
+    return set(feed_entries(client, path))
+
+
+def json_titles(client: FlaskClient, path: str) -> set[str]:
+    response = client.get(path)
+    if response.status_code == 404:
+        return set()
+    return {item["title"] for item in validate_json_feed(response.data)["items"]}
+
+
+def save_atomically(path: Path, text: str) -> None:
+    """What editors do: write a temporary file next to the target, rename it over."""
+    temporary = path.parent / f".{path.name}.swp"
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+@dataclass
+class Live:
+    root: Path
+    app: Flask
+    client: FlaskClient
+    service: FeedService
+
+    @property
+    def parses(self) -> int:
+        return self.service.store.parse_count
+
+    def posts(self) -> dict[str, Post]:
+        return dict(self.service.state().snapshot.posts)
+
+    def version(self) -> int:
+        return self.service.state().snapshot.version
+
+
+BASE_POSTS = {
+    "_posts/2021-01-01-first.md": post_text("First", "2021-01-01 10:00:00", "[news]", "[a]"),
+    "_posts/2021-01-02-second.md": post_text("Second", "2021-01-02 10:00:00", "[news]", "[b]"),
+    "_posts/2021-01-03-third.md": post_text("Third", "2021-01-03 10:00:00", "[tech]", "[a]"),
+    "world/_posts/2021-01-04-abroad.md": post_text("Abroad", "2021-01-04 10:00:00", "[]",
+                                                   "[travel]"),
+}
+
+
+@pytest.fixture
+def live_factory(tmp_path: Path) -> Iterator[Callable[..., Live]]:
+    apps: list[Flask] = []
+
+    def start(posts: dict[str, str] | None = None, config: str = CONFIG,
+              **overrides: Any) -> Live:
+        root = write_site(tmp_path / f"site{len(apps)}",
+                          BASE_POSTS if posts is None else posts, config=config)
+        app = create_app(make_settings(root, **overrides), watch=True)
+        apps.append(app)
+        return Live(root, app, app.test_client(), app.extensions["feeds"])
+
+    yield start
+    for app in apps:
+        app.extensions["feeds"].stop()
+
+
+@pytest.fixture
+def live(live_factory: Callable[..., Live]) -> Live:
+    return live_factory()
+
+
+# --- following changes ------------------------------------------------------------------
+
+
+def test_an_added_post_shows_in_every_feed_and_page_it_belongs_to(live: Live) -> None:
+    assert live.service.health()["watch"] == "inotify"
+    (live.root / "_posts" / "2021-02-01-fresh.md").write_text(
+        post_text("Fresh", "2021-02-01 09:00:00", "[tech]", "[b, new-tag]"), "utf-8")
+    wait_until(lambda: "Fresh" in titles(live.client), "the new post in /feed.atom")
+    assert "Fresh" in titles(live.client, "/category/tech.atom")
+    assert "Fresh" in titles(live.client, "/tag/b.rss")
+    assert json_titles(live.client, "/tag/new-tag.json") == {"Fresh"}
+    page = live.client.get("/tech/2021/02/01/fresh.html")
+    assert page.status_code == 200
+    assert "Fresh" in lxml_html.fromstring(page.data).findtext(".//title")
+    # Feeds it does not belong to are as they were.
+    assert titles(live.client, "/category/news.atom") == {"First", "Second"}
+    assert titles(live.client, "/tag/a.atom") == {"First", "Third"}
+
+
+def test_an_edit_moves_a_post_between_tags_and_changes_its_title(live: Live) -> None:
+    path = live.root / "_posts" / "2021-01-01-first.md"
+    path.write_text(post_text("First, edited", "2021-01-01 10:00:00", "[news]", "[b]"),
+                    "utf-8")
+    wait_until(lambda: "First, edited" in titles(live.client), "the edited title")
+    assert titles(live.client, "/tag/a.atom") == {"Third"}
+    assert titles(live.client, "/tag/b.atom") == {"First, edited", "Second"}
+    assert titles(live.client, "/category/news.atom") == {"First, edited", "Second"}
+    assert "First" not in titles(live.client)
+
+
+def test_an_editors_atomic_save_is_one_change_and_one_parse(live: Live) -> None:
+    before = live.parses
+    path = live.root / "_posts" / "2021-01-02-second.md"
+    save_atomically(path, post_text("Second, saved", "2021-01-02 10:00:00", "[news]", "[b]"))
+    wait_until(lambda: "Second, saved" in titles(live.client), "the saved title")
+    assert live.parses == before + 1
+    assert "Second" not in titles(live.client)
+    # Editor litter (backups, swap files, lock files) is never a post.
+    (live.root / "_posts" / "2021-01-02-second.md~").write_text(post_text("Backup", "2021-01-02"))
+    (live.root / "_posts" / "#2021-01-02-second.md#").write_text(post_text("Lock", "2021-01-02"))
+    save_atomically(live.root / "_posts" / "2021-03-03-marker.md",
+                    post_text("Marker", "2021-03-03"))
+    wait_until(lambda: "Marker" in titles(live.client), "the marker post")
+    assert not {"Backup", "Lock"} & titles(live.client)
+    assert live.parses == before + 2
+
+
+def test_a_renamed_post_moves_to_its_new_url(live: Live) -> None:
+    old = live.root / "_posts" / "2021-01-03-third.md"
+    assert live.client.get("/tech/2021/01/03/third.html").status_code == 200
+    old.rename(old.with_name("2021-01-03-third-renamed.md"))
+
+    def moved() -> bool:
+        links = [e.link for e in feed_entries(live.client, "/category/tech.atom").values()]
+        return links == ["https://live.example/tech/2021/01/03/third-renamed.html"]
+
+    wait_until(moved, "the new permalink in /category/tech.atom")
+    assert live.client.get("/tech/2021/01/03/third.html").status_code == 404
+    assert live.client.get("/tech/2021/01/03/third-renamed.html").status_code == 200
+    assert sorted(titles(live.client)) == ["Abroad", "First", "Second", "Third"]
+
+
+def test_a_deleted_post_leaves_every_feed_and_its_page(live: Live) -> None:
+    (live.root / "_posts" / "2021-01-03-third.md").unlink()
+    wait_until(lambda: "Third" not in titles(live.client), "the post to go")
+    assert live.client.get("/tech/2021/01/03/third.html").status_code == 404
+    assert live.client.get("/category/tech.atom").status_code == 404  # now empty
+    assert titles(live.client, "/tag/a.atom") == {"First"}
+    assert live.service.health()["posts"] == 3
+
+
+def test_a_folder_removed_and_one_moved_in(live: Live, tmp_path: Path) -> None:
+    shutil.rmtree(live.root / "world")
+    wait_until(lambda: "Abroad" not in titles(live.client), "the folder's post to go")
+    assert live.client.get("/tag/travel.atom").status_code == 404
+    assert live.client.get("/world/2021/01/04/abroad.html").status_code == 404
+
+    staging = write_site(tmp_path / "staging", {
+        f"_posts/2021-05-{day:02d}-moved-{day}.md": post_text(f"Moved {day}", f"2021-05-{day:02d}")
+        for day in range(1, 6)}, config=None)
+    shutil.move(str(staging), str(live.root / "travel"))
+    wanted = {f"Moved {day}" for day in range(1, 6)}
+    wait_until(lambda: wanted <= titles(live.client), "the posts of the moved-in folder")
+    assert titles(live.client, "/category/travel.atom") == wanted
+
+
+def test_config_edits_apply_and_reread_posts_only_when_they_must(live: Live) -> None:
+    posts = live.posts()
+    before = live.parses
+    save_atomically(live.root / "_config.yml", CONFIG.replace("title: Live", "title: Renamed"))
+
+    def feed_title() -> str:
+        return str(feedparser.parse(live.client.get("/feed.atom").data).feed.title)
+
+    wait_until(lambda: feed_title() == "Renamed", "the new site title")
+    assert live.parses == before  # the title shapes no post: nothing read again
+    assert all(live.posts()[rel] is post for rel, post in posts.items())
+
+    # A time zone shapes every post's URL: every post is read again.
+    save_atomically(live.root / "_config.yml", CONFIG.replace("UTC", "Pacific/Kiritimati"))
+    wait_until(lambda: live.client.get("/news/2021/01/01/first.html").status_code == 404,
+               "the URLs of the new time zone")
+    assert live.parses == before + len(posts)
+    # 10:00 UTC is 00:00 the next day at +14:00.
+    assert live.client.get("/news/2021/01/02/first.html").status_code == 200
+
+
+def test_only_changed_files_are_read_again(live_factory: Callable[..., Live]) -> None:
+    posts = {f"_posts/2020-03-{n % 28 + 1:02d}-post-{n}.md":
+             post_text(f"Post {n}", f"2020-03-{n % 28 + 1:02d}", f"[c{n % 3}]", f"[t{n % 5}]")
+             for n in range(60)}
+    posts["README.md"] = "No front matter and outside _posts: not a post.\n"
+    live = live_factory(posts)
+    assert live.parses == 60
+    kept = live.posts()
+    for n in (7, 21, 42):
+        save_atomically(live.root / f"_posts/2020-03-{n % 28 + 1:02d}-post-{n}.md",
+                        post_text(f"Post {n} v2", f"2020-03-{n % 28 + 1:02d}", "[c0]"))
+    # Files that are not posts change too: none of them is parsed.
+    (live.root / "README.md").write_text("Still no front matter.\n")
+    (live.root / ".git").mkdir()
+    (live.root / ".git" / "HEAD.md").write_text(post_text("Git internals", "2020-01-01"))
+    (live.root / "_drafts").mkdir()
+    (live.root / "_drafts" / "2020-01-01-draft.md").write_text(post_text("Draft", "2020-01-01"))
+    changed = {"Post 7 v2", "Post 21 v2", "Post 42 v2"}
+    wait_until(lambda: changed <= titles(live.client), "the three edits")
+    save_atomically(live.root / "_posts" / "2020-04-01-last.md", post_text("Last", "2020-04-01"))
+    wait_until(lambda: "Last" in titles(live.client), "a last post, after the noise")
+    assert live.parses == 60 + 3 + 1
+    now = live.posts()
+    same = [rel for rel in kept if "post-7." not in rel and "post-21." not in rel
+            and "post-42." not in rel]
+    assert len(same) == 57
+    assert all(now[rel] is kept[rel] for rel in same)
+    assert "Draft" not in titles(live.client) and "Git internals" not in titles(live.client)
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org",
+                    "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main", *args],
+                   cwd=root, check=True, capture_output=True, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_a_git_checkout_of_hundreds_of_files(live_factory: Callable[..., Live]) -> None:
+    def post(n: int, title: str) -> str:
+        return post_text(title, f"2019-{n % 12 + 1:02d}-{n % 28 + 1:02d} 08:00:00", f"[c{n % 6}]")
+
+    def name(n: int) -> str:
+        return f"_posts/2019-{n % 12 + 1:02d}-{n % 28 + 1:02d}-post-{n}.md"
+
+    live = live_factory({name(n): post(n, f"Post {n}") for n in range(300)})
+    git(live.root, "init", "-q")
+    git(live.root, "add", "-A")
+    git(live.root, "commit", "-q", "-m", "three hundred posts")
+    git(live.root, "checkout", "-q", "-b", "rewrite")
+    for n in range(100):  # 100 deleted, 100 edited, 100 kept, 150 added
+        (live.root / name(n)).unlink()
+    for n in range(100, 200):
+        (live.root / name(n)).write_text(post(n, f"Post {n} rewritten"), "utf-8")
+    for n in range(300, 450):
+        (live.root / name(n)).write_text(post(n, f"Post {n}"), "utf-8")
+    git(live.root, "add", "-A")
+    git(live.root, "commit", "-q", "-m", "rewrite")
+    git(live.root, "checkout", "-q", "main")
+    wait_until(lambda: live.service.health()["posts"] == 300 and
+               "Post 100" in titles(live.client, "/category/c4.atom?limit=100"),
+               "the main branch again")
+    kept = {name(n): live.posts()[name(n)] for n in range(200, 300)}
+    before = live.parses
+
+    git(live.root, "checkout", "-q", "rewrite")
+    expected = {f"c{k}": {f"Post {n}" + (" rewritten" if n < 200 else "")
+                          for n in range(100, 450) if n % 6 == k} for k in range(6)}
+
+    def checked_out() -> bool:
+        return all(titles(live.client, f"/category/{c}.atom?limit=100") == want
+                   for c, want in expected.items())
+
+    wait_until(checked_out, "every category feed as the rewrite branch has it")
+    assert live.service.health()["posts"] == 350
+    assert live.service.health()["rejected"] == 0
+    # The 100 files the checkout did not touch were not read again.
+    now = live.posts()
+    assert all(now[rel] is p for rel, p in kept.items())
+    # 250 files were written; a file caught half-written is read again once it is whole.
+    assert 250 <= live.parses - before < 350
+
+
+def test_polling_when_events_are_not_available(
+        live_factory: Callable[..., Live], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import watchdog.observers
+
+    class NoInotify:
+        """An observer that fails as inotify does when its watch limit is reached."""
+
+        def schedule(self, *args: object, **kwargs: object) -> None:
+            raise OSError(28, "inotify watch limit reached")
+
+    monkeypatch.setattr(watchdog.observers, "Observer", NoInotify)
+    caplog.set_level(logging.WARNING, "feeds.watch")
+    live = live_factory(reload_interval=0.5)
+    assert live.service.health()["watch"] == "poll"
+    assert any("inotify watch limit reached" in r.getMessage() and "polling" in r.getMessage()
+               for r in caplog.records)
+    before = live.parses
+    save_atomically(live.root / "_posts" / "2021-02-01-polled.md",
+                    post_text("Polled", "2021-02-01"))
+    save_atomically(live.root / "_posts" / "2021-01-01-first.md",
+                    post_text("First, polled", "2021-01-01"))
+    (live.root / "_posts" / "2021-01-02-second.md").unlink()
+    wait_until(lambda: titles(live.client) == {"Polled", "First, polled", "Third", "Abroad"},
+               "three changes found by polling")
+    shutil.rmtree(live.root / "world")
+    wait_until(lambda: "Abroad" not in titles(live.client), "a removed folder, polled")
+    assert live.parses == before + 2
+
+
+def test_the_content_folder_removed_and_put_back(live: Live, tmp_path: Path) -> None:
+    aside = tmp_path / "aside"
+    live.root.rename(aside)
+    wait_until(lambda: live.service.health()["posts"] == 0, "an empty site")
+    assert titles(live.client) == set()
+    write_site(live.root, {"_posts/2022-01-01-back.md": post_text("Back", "2022-01-01")},
+               config=CONFIG)
+    wait_until(lambda: titles(live.client) == {"Back"}, "the new folder's post")
+    assert live.service.health()["watch"] == "inotify"
+    (live.root / "_posts" / "2022-01-02-again.md").write_text(post_text("Again", "2022-01-02"))
+    wait_until(lambda: titles(live.client) == {"Back", "Again"}, "events from the new folder")
+    # The old folder, moved aside, is no longer followed.
+    (aside / "_posts" / "2022-01-03-aside.md").write_text(post_text("Aside", "2022-01-03"))
+    (live.root / "_posts" / "2022-01-04-marker.md").write_text(post_text("Marker", "2022-01-04"))
+    wait_until(lambda: "Marker" in titles(live.client), "the marker post")
+    assert "Aside" not in titles(live.client)
+
+
+# --- requests and reloads ---------------------------------------------------------------
+
+
+def test_requests_never_wait_for_a_reload_nor_see_half_of_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload held in the middle (one of its two files parsed, the other not yet):
+    requests answer at once with the old content; then both changes show together."""
+    import feeds.content
+
+    root = write_site(tmp_path / "site", BASE_POSTS, config=CONFIG)
+    app = create_app(make_settings(root), watch=False)
+    service: FeedService = app.extensions["feeds"]
+    client = app.test_client()
+    try:
+        parse = feeds.content.parse_post
+        inside, release = threading.Event(), threading.Event()
+
+        def held_parse(source: str, *args: Any, **kwargs: Any) -> Any:
+            if source.endswith("second.md"):
+                inside.set()
+                assert release.wait(120), "the test never released the reload"
+            return parse(source, *args, **kwargs)
+
+        monkeypatch.setattr(feeds.content, "parse_post", held_parse)
+        for rel, title in (("_posts/2021-01-01-first.md", "First v2"),
+                           ("_posts/2021-01-02-second.md", "Second v2")):
+            (root / rel).write_text(post_text(title, rel[7:17] + " 10:00:00", "[news]"))
+        reload = threading.Thread(target=service.refresh)
+        reload.start()
+        try:
+            assert inside.wait(120), "the reload never reached the second file"
+            answers: list[set[str]] = []
+            request = threading.Thread(target=lambda: answers.append(titles(client)))
+            request.start()
+            request.join(120)
+            assert not request.is_alive(), "a request waited for the reload"
+            assert answers == [{"First", "Second", "Third", "Abroad"}]
+        finally:
+            release.set()
+            reload.join(120)
+        assert titles(client) == {"First v2", "Second v2", "Third", "Abroad"}
+    finally:
+        service.stop()
+
+
+def test_a_full_scan_still_runs_now_and_then_when_events_are_on(tmp_path: Path) -> None:
+    """inotify can drop events (its queue overflows): the watcher scans anyway."""
+    polls: list[float] = []
+    scanned = threading.Event()
+
+    def on_poll() -> None:
+        polls.append(time.monotonic())
+        if len(polls) >= 2:
+            scanned.set()
+
+    watcher = Watcher(str(tmp_path), 5.0, on_paths=lambda paths: None, on_poll=on_poll,
+                      safety_interval=0.2)
+    try:
+        assert watcher.mode == "inotify"
+        watcher.start()
+        assert scanned.wait(60), "no full scan with events on"
+    finally:
+        watcher.stop()
+
+
+def test_the_watcher_hands_over_changed_paths_and_survives_a_failing_reload(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[set[str]] = []
+    got = threading.Event()
+
+    def on_paths(paths: set[str]) -> None:
+        seen.append(paths)
+        if len(seen) == 1:
+            raise RuntimeError("a reload that fails")
+        got.set()
+
+    watcher = Watcher(str(tmp_path), 5.0, on_paths=on_paths, on_poll=lambda: None)
+    try:
+        watcher.start()
+        (tmp_path / "a.md").write_text("x")
+        deadline = time.monotonic() + DEADLINE
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (tmp_path / "b.md").write_text("y")
+        assert got.wait(DEADLINE), "the watcher stopped after a failing reload"
+    finally:
+        watcher.stop()
+    assert str(tmp_path / "a.md") in seen[0]
+    assert any(str(tmp_path / "b.md") in paths for paths in seen[1:])
+    assert any("reload failed" in r.getMessage() for r in caplog.records)
