@@ -330,8 +330,10 @@ def _one_line(error: Exception) -> str:
 # --- Dates ----------------------------------------------------------------------------
 
 
-# xsd:dateTime (Atom's dates) allows offsets up to 14:00 either way, as real zones have;
-# a date written with a larger one keeps its instant, shown in UTC.
+# xsd:dateTime (Atom's dates) and RFC 3339 allow offsets in whole minutes up to 14:00
+# either way. A date with a larger offset, or one with seconds (a zone's local mean time
+# before it adopted standard time: Asia/Kolkata in 1800 is +05:53:28), keeps its
+# instant, shown in UTC.
 MAX_OFFSET = timedelta(hours=14)
 
 
@@ -339,7 +341,8 @@ def _check_year(path: str, value: datetime) -> datetime:
     if not MIN_YEAR <= value.year <= MAX_YEAR:
         raise PostError(path, f"date year {value.year} is outside {MIN_YEAR}-{MAX_YEAR}")
     offset = value.utcoffset()
-    if offset is not None and abs(offset) > MAX_OFFSET:
+    if offset is not None and (abs(offset) > MAX_OFFSET or offset.seconds % 60
+                               or offset.microseconds):
         return value.astimezone(UTC)
     return value
 
