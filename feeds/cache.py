@@ -226,9 +226,8 @@ class FeedService:
         self._reload(lambda _: self.store.rescan(), set())
 
     def _install(self, snapshot: Snapshot, seconds: float) -> None:
-        settings = snapshot.settings
-        index = SiteIndex(snapshot.posts.values(), future=settings.future)
         old = self._state
+        index = self._next_index(old, snapshot)
         new = State(snapshot, index)
         self._state = new  # one reference swap: readers see the old state or the new
         self._reveal_at = index.next_reveal
@@ -249,6 +248,21 @@ class FeedService:
                 listener(old, new)
             except Exception:
                 logger.exception("content-change listener failed")
+
+    @staticmethod
+    def _next_index(old: State | None, snapshot: Snapshot) -> SiteIndex:
+        """The index of this snapshot: the old one updated with the files that changed,
+        when it is the very next version under the same settings; else built whole."""
+        if (old is not None and snapshot.changed is not None
+                and snapshot.version == old.snapshot.version + 1
+                and snapshot.settings is old.snapshot.settings):
+            before, after = old.snapshot.posts, snapshot.posts
+            index = old.index.updated(
+                [before[rel] for rel in snapshot.changed if rel in before],
+                [after[rel] for rel in snapshot.changed if rel in after])
+            if index is not None:
+                return index
+        return SiteIndex(snapshot.posts.values(), future=snapshot.settings.future)
 
     def reveal_due_posts(self) -> None:
         """Rebuild the index when a post dated in the future has come due."""

@@ -9,6 +9,8 @@ change or after it, never half of one.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import stat
@@ -30,6 +32,23 @@ Stamp = tuple[int, int, int]  # mtime_ns, size, inode
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a bulk of objects that live on is built.
+
+    Posts hold no reference cycles; without this, every few hundred posts the
+    collector walks every object made so far, which made a first load of 1,000 posts
+    three times slower (measured, #5). Reference counting still frees as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """One consistent state of the content folder."""
@@ -42,6 +61,9 @@ class Snapshot:
     """Files deliberately not posts (``published: false``): path -> why."""
     loaded_at: float = field(default_factory=time.time)
     duration: float = 0.0
+    changed: frozenset[str] | None = None
+    """The files whose post changed since the snapshot of the version before (None: a
+    whole load). Lets the site index be updated rather than built again."""
 
     @property
     def rejected(self) -> int:
@@ -80,6 +102,7 @@ class ContentStore:
         self.parse_count = 0
         """How many times a file was read and parsed (what the tests count)."""
         self._version = 0
+        self._touched: set[str] = set()
         self._stamps: dict[str, Stamp] = {}
         """Every path the store knows about (post, rejected, skipped), as last seen."""
         self._posts: dict[str, Post] = {}
@@ -214,12 +237,14 @@ class ContentStore:
             return False
         if link_problem is not None:
             self._forget(rel)
+            self._touched.add(rel)
             logger.error("post rejected: %s", link_problem)
             self._stamps[rel] = stamp
             self._problems[rel] = (link_problem,)
             return True
         post, problems, skipped, stamp = self._read(rel, stamp)
         self._forget(rel)
+        self._touched.add(rel)
         self._stamps[rel] = stamp
         if post is not None:
             self._posts[rel] = post
@@ -231,6 +256,8 @@ class ContentStore:
 
     def _forget(self, rel: str) -> bool:
         known = rel in self._stamps
+        if known:
+            self._touched.add(rel)
         self._stamps.pop(rel, None)
         self._posts.pop(rel, None)
         self._problems.pop(rel, None)
@@ -244,8 +271,10 @@ class ContentStore:
             self._forget(known)
         return bool(gone)
 
-    def _snapshot(self, started: float) -> Snapshot:
+    def _snapshot(self, started: float, whole: bool = False) -> Snapshot:
         self._version += 1
+        changed = None if whole else frozenset(self._touched)
+        self._touched.clear()
         return Snapshot(
             version=self._version,
             settings=self.settings,
@@ -253,6 +282,7 @@ class ContentStore:
             problems=dict(self._problems),
             skipped=dict(self._skipped),
             duration=time.monotonic() - started,
+            changed=changed,
         )
 
     # --- public -----------------------------------------------------------------------
@@ -267,17 +297,18 @@ class ContentStore:
                 table.clear()
             seen = 0
             last_report = started
-            for rel, _entry in self._walk(str(self.root)):
-                if not is_post_path(rel, self._jekyll_layout):
-                    continue
-                self._update(rel)
-                seen += 1
-                now = time.monotonic()
-                if progress and now - last_report >= 2.0:
-                    last_report = now
-                    logger.info("loading %s: %d files read, %.0f files/s", self.root, seen,
-                                seen / (now - started))
-            snapshot = self._snapshot(started)
+            rels = [rel for rel, _entry in self._walk(str(self.root))
+                    if is_post_path(rel, self._jekyll_layout)]
+            with gc_paused():
+                for rel in rels:
+                    self._update(rel)
+                    seen += 1
+                    now = time.monotonic()
+                    if progress and now - last_report >= 2.0:
+                        last_report = now
+                        logger.info("loading %s: %d of %d files read, %.0f files/s",
+                                    self.root, seen, len(rels), seen / (now - started))
+                snapshot = self._snapshot(started, whole=True)
             logger.info(
                 "loaded %s: %d posts, %d rejected, in %.2f s",
                 self.root, len(snapshot.posts), snapshot.rejected, snapshot.duration,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -63,7 +64,12 @@ class Term:
 
 
 class SiteIndex:
-    """The posts visible at ``now``, newest first, grouped every way the URLs need."""
+    """The posts visible at ``now``, newest first, grouped every way the URLs need.
+
+    Built whole at the first load; after a change of a few files, :meth:`updated` makes
+    the next index from this one in time proportional to the posts that changed and the
+    categories and tags they touch, not to the size of the site.
+    """
 
     def __init__(self, posts: Iterable[Post], *, future: bool = False,
                  now: float | None = None) -> None:
@@ -77,7 +83,9 @@ class SiteIndex:
             else:
                 upcoming.append(stamp)
         visible.sort(key=_sort_key)
+        self.future = future
         self.posts: tuple[Post, ...] = tuple(visible)
+        self._keys = [p.sort_key for p in visible]
         self.next_reveal: float | None = min(upcoming) if upcoming else None
         """When the earliest hidden future post becomes visible (the index is rebuilt)."""
 
@@ -86,16 +94,18 @@ class SiteIndex:
         cat_names: dict[str, str] = {}
         tag_names: dict[str, str] = {}
         by_url: dict[str, Post] = {}
+        self._shared_urls: set[str] = set()
+        """URL keys more than one post claims (the newest wins; updates rebuild)."""
         for post in visible:
-            for name in post.categories:
-                key = normalize_name(name)
+            for key, name in _keyed(post.categories):
                 categories.setdefault(key, []).append(post)
                 cat_names.setdefault(key, name)
-            for name in post.tags:
-                key = normalize_name(name)
+            for key, name in _keyed(post.tags):
                 tags.setdefault(key, []).append(post)
                 tag_names.setdefault(key, name)
-            by_url.setdefault(url_key(post.url), post)
+            url = url_key(post.url)
+            if by_url.setdefault(url, post) is not post:
+                self._shared_urls.add(url)
         self.categories: dict[str, Term] = {
             k: Term(Kind.CATEGORY, cat_names[k], tuple(v)) for k, v in categories.items()
         }
@@ -107,6 +117,59 @@ class SiteIndex:
             Kind.TAG: _fold_unique(self.tags),
         }
         self.by_url = by_url
+
+    def updated(self, removed: Iterable[Post], added: Iterable[Post], *,
+                now: float | None = None) -> SiteIndex | None:
+        """The index with ``removed`` taken out and ``added`` put in (an edited post is
+        in both, old and new), leaving this one as it is. None when a change touches
+        what only a whole build gets right (a post dated in the future, a URL two
+        posts share): then build it whole."""
+        now = time.time() if now is None else now
+        removed = list(removed)
+        added = list(added)
+        if any(not self.future and p.date.timestamp() > now for p in removed + added):
+            return None
+        urls_out = {url_key(p.url): p for p in removed}
+        urls_in = {url_key(p.url): p for p in added}
+        if len(urls_in) != len(added) or (self._shared_urls & (urls_out.keys() | urls_in.keys())):
+            return None
+        by_url = dict(self.by_url)
+        for url, post in urls_out.items():
+            if by_url.get(url) is not post:
+                return None  # not what this index holds: build whole
+            del by_url[url]
+        for url, post in urls_in.items():
+            if url in by_url:
+                return None
+            by_url[url] = post
+
+        keys = self._keys.copy()
+        posts = list(self.posts)
+        for post in removed:
+            i = bisect_left(keys, post.sort_key)
+            if i == len(posts) or posts[i] is not post:
+                return None
+            del keys[i], posts[i]
+        for post in added:
+            key = post.sort_key
+            i = bisect_left(keys, key)
+            keys.insert(i, key)
+            posts.insert(i, post)
+
+        new = object.__new__(SiteIndex)
+        new.future = self.future
+        new.posts = tuple(posts)
+        new._keys = keys
+        new.next_reveal = self.next_reveal
+        new._shared_urls = self._shared_urls
+        new.by_url = by_url
+        new.categories = _update_terms(self.categories, Kind.CATEGORY, removed, added)
+        new.tags = _update_terms(self.tags, Kind.TAG, removed, added)
+        new._folded = {
+            Kind.CATEGORY: _fold_unique(new.categories),
+            Kind.TAG: _fold_unique(new.tags),
+        }
+        return new
 
     def term(self, kind: Kind, name: str) -> Term | None:
         """A category or tag by name: exact (after NFC), else the one name that matches
@@ -144,6 +207,43 @@ class SiteIndex:
 
 def _sort_key(post: Post) -> tuple[float, str]:
     return post.sort_key
+
+
+def _keyed(names: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+    """(key, name) of each distinct name: a post that writes one name twice, or in both
+    NFC and NFD, is listed once in that category or tag."""
+    seen: set[str] = set()
+    for name in names:
+        key = normalize_name(name)
+        if key not in seen:
+            seen.add(key)
+            yield key, name
+
+
+def _names(post: Post, kind: Kind) -> tuple[str, ...]:
+    return post.categories if kind is Kind.CATEGORY else post.tags
+
+
+def _update_terms(terms: dict[str, Term], kind: Kind, removed: list[Post],
+                  added: list[Post]) -> dict[str, Term]:
+    """``terms`` with ``removed`` taken out and ``added`` put in. Only the categories or
+    tags those posts name are rebuilt; the rest are shared with the old index."""
+    gone = {id(p) for p in removed}
+    keys = {normalize_name(n) for p in removed + added for n in _names(p, kind)}
+    out = dict(terms)
+    for key in keys:
+        old = terms.get(key)
+        members = [p for p in old.posts if id(p) not in gone] if old else []
+        members.extend(p for p in added
+                       if any(normalize_name(n) == key for n in _names(p, kind)))
+        if not members:
+            out.pop(key, None)
+            continue
+        members.sort(key=_sort_key)
+        # The name as the newest post writes it, as a whole build picks it.
+        name = next(n for n in _names(members[0], kind) if normalize_name(n) == key)
+        out[key] = Term(kind, name, tuple(members))
+    return out
 
 
 def _fold_unique(terms: dict[str, Term]) -> dict[str, str]:

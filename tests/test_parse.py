@@ -400,3 +400,78 @@ def test_index_terms_nfc_nfd_and_case() -> None:
     assert tech is not None and [p.slug for p in tech.posts] == ["a"]
     assert index.term(Kind.TAG, "nope") is None
     assert index.selection(Kind.CATEGORY, "anything") is None
+
+
+def _index_view(index: SiteIndex) -> tuple[object, ...]:
+    """Everything a request can read from an index."""
+    def terms(kind: Kind) -> dict[str, tuple[str, tuple[str, ...]]]:
+        table = index.categories if kind is Kind.CATEGORY else index.tags
+        return {k: (t.name, tuple(p.source for p in t.posts)) for k, t in table.items()}
+    return (tuple(p.source for p in index.posts), terms(Kind.CATEGORY), terms(Kind.TAG),
+            {url: p.source for url, p in index.by_url.items()}, index.next_reveal,
+            [index.term(Kind.TAG, n) is not None for n in ("tech", "TECH", "Café")])
+
+
+_names = st.lists(st.sampled_from(["news", "Tech", "tech", "Café",
+                                   unicodedata.normalize("NFD", "Café"), "日记"]),
+                  max_size=3, unique=True).map(tuple)
+_edits = st.lists(st.tuples(st.integers(0, 11), st.booleans(), st.integers(0, 3), _names,
+                            _names), min_size=1, max_size=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_edits, _edits)
+def test_an_updated_index_is_the_index_built_whole(first: list[tuple[int, bool, int, tuple[
+        str, ...], tuple[str, ...]]], then: list[tuple[int, bool, int, tuple[str, ...],
+                                                     tuple[str, ...]]]) -> None:
+    """Any sequence of adds, edits and deletes applied to an index gives what a whole
+    build of the same posts gives: same order, terms, term names, URLs."""
+    base = datetime(2022, 6, 10, tzinfo=CST)
+    now = base.timestamp()
+
+    def apply(posts: dict[str, Post], edits: list[tuple[int, bool, int, tuple[str, ...],
+                                                        tuple[str, ...]]]) -> dict[str, Post]:
+        out = dict(posts)
+        for n, keep, day, cats, tags in edits:
+            source = f"_posts/p{n}.md"
+            if keep:
+                out[source] = _post(source, base - timedelta(days=day), cats, tags)
+            else:
+                out.pop(source, None)
+        return out
+
+    before = apply({}, first)
+    after = apply(before, then)
+    index = SiteIndex(before.values(), now=now)
+    changed = {s for s in before.keys() | after.keys() if before.get(s) is not after.get(s)}
+    updated = index.updated([before[s] for s in changed if s in before],
+                            [after[s] for s in changed if s in after], now=now)
+    assert updated is not None
+    assert _index_view(updated) == _index_view(SiteIndex(after.values(), now=now))
+    # The old index is untouched.
+    assert _index_view(index) == _index_view(SiteIndex(before.values(), now=now))
+
+
+def test_an_update_touching_a_future_post_or_a_shared_url_asks_for_a_whole_build() -> None:
+    base = datetime(2022, 6, 10, tzinfo=CST)
+    index = SiteIndex([_post("_posts/a.md", base)], now=base.timestamp())
+    future = _post("_posts/f.md", base + timedelta(days=1))
+    assert index.updated([], [future], now=base.timestamp()) is None
+    twin = _post("_posts/elsewhere/a.md", base)  # the same URL, /a.html
+    assert index.updated([], [twin], now=base.timestamp()) is None
+
+
+@pytest.mark.parametrize("line, source, utc, url_day", [
+    # Asia/Shanghai kept local mean time, +08:05:43, until 1901.
+    ('date: "1800-01-01 10:00:00"', "_posts/1800-01-01-old.md",
+     datetime(1800, 1, 1, 1, 54, 17, tzinfo=UTC), "/1800/01/01/"),
+    ("title: From the file name", "_posts/1700-01-01-older.md",
+     datetime(1699, 12, 31, 15, 54, 17, tzinfo=UTC), "/1700/01/01/"),
+])
+def test_an_offset_with_seconds_is_shown_in_utc(line: str, source: str, utc: datetime,
+                                                url_day: str) -> None:
+    """RFC 3339 and xsd:dateTime offsets are whole minutes: a zone's local mean time
+    keeps its instant, in UTC, and the URL keeps the site zone's day."""
+    post = parse(fm(line), source)
+    assert post.date == utc and post.date.utcoffset() == timedelta(0)
+    assert url_day in post.url
