@@ -330,10 +330,12 @@ def _one_line(error: Exception) -> str:
 # --- Dates ----------------------------------------------------------------------------
 
 
-# xsd:dateTime (Atom's dates) and RFC 3339 allow offsets in whole minutes up to 14:00
-# either way. A date with a larger offset, or one with seconds (a zone's local mean time
-# before it adopted standard time: Asia/Kolkata in 1800 is +05:53:28), keeps its
-# instant, shown in UTC.
+# Dates are written with their own offset when it is one a real zone uses: whole minutes
+# from -12:00 to +14:00. Any other (a typo like +23:00; one below -12:00, which jing's
+# xsd:dateTime rejects past -13:00; a zone's local mean time with seconds, such as
+# Asia/Kolkata's +05:53:28 in 1800, which RFC 3339 cannot write) keeps its instant,
+# shown in UTC.
+MIN_OFFSET = timedelta(hours=-12)
 MAX_OFFSET = timedelta(hours=14)
 
 
@@ -341,8 +343,8 @@ def _check_year(path: str, value: datetime) -> datetime:
     if not MIN_YEAR <= value.year <= MAX_YEAR:
         raise PostError(path, f"date year {value.year} is outside {MIN_YEAR}-{MAX_YEAR}")
     offset = value.utcoffset()
-    if offset is not None and (abs(offset) > MAX_OFFSET or offset.seconds % 60
-                               or offset.microseconds):
+    if offset is not None and not (MIN_OFFSET <= offset <= MAX_OFFSET
+                                   and offset.seconds % 60 == 0 == offset.microseconds):
         return value.astimezone(UTC)
     return value
 

@@ -467,11 +467,14 @@ def test_an_update_touching_a_future_post_or_a_shared_url_asks_for_a_whole_build
      datetime(1800, 1, 1, 1, 54, 17, tzinfo=UTC), "/1800/01/01/"),
     ("title: From the file name", "_posts/1700-01-01-older.md",
      datetime(1699, 12, 31, 15, 54, 17, tzinfo=UTC), "/1700/01/01/"),
+    # No zone is behind -12:00 (and jing rejects xsd:dateTime offsets past -13:00).
+    ("date: 2020-04-15 00:48:08 -13:50", "_posts/2020-04-15-far-west.md",
+     datetime(2020, 4, 15, 14, 38, 8, tzinfo=UTC), "/2020/04/15/"),
 ])
-def test_an_offset_with_seconds_is_shown_in_utc(line: str, source: str, utc: datetime,
+def test_an_offset_no_zone_uses_is_shown_in_utc(line: str, source: str, utc: datetime,
                                                 url_day: str) -> None:
-    """RFC 3339 and xsd:dateTime offsets are whole minutes: a zone's local mean time
-    keeps its instant, in UTC, and the URL keeps the site zone's day."""
+    """An offset with seconds (a zone's local mean time) or outside -12:00..+14:00 keeps
+    its instant, in UTC, and the URL keeps the site zone's day."""
     post = parse(fm(line), source)
     assert post.date == utc and post.date.utcoffset() == timedelta(0)
     assert url_day in post.url
