@@ -344,7 +344,7 @@ def _check_year(path: str, value: datetime) -> datetime:
         raise PostError(path, f"date year {value.year} is outside {MIN_YEAR}-{MAX_YEAR}")
     offset = value.utcoffset()
     if offset is not None and not (MIN_OFFSET <= offset <= MAX_OFFSET
-                                   and offset.seconds % 60 == 0 == offset.microseconds):
+                                   and not offset % timedelta(minutes=1)):
         return value.astimezone(UTC)
     return value
 

@@ -106,17 +106,18 @@ class SiteIndex:
             url = url_key(post.url)
             if by_url.setdefault(url, post) is not post:
                 self._shared_urls.add(url)
-        self.categories: dict[str, Term] = {
-            k: Term(Kind.CATEGORY, cat_names[k], tuple(v)) for k, v in categories.items()
-        }
-        self.tags: dict[str, Term] = {
-            k: Term(Kind.TAG, tag_names[k], tuple(v)) for k, v in tags.items()
-        }
-        self._folded = {
-            Kind.CATEGORY: _fold_unique(self.categories),
-            Kind.TAG: _fold_unique(self.tags),
-        }
+        self._set_terms(
+            {k: Term(Kind.CATEGORY, cat_names[k], tuple(v)) for k, v in categories.items()},
+            {k: Term(Kind.TAG, tag_names[k], tuple(v)) for k, v in tags.items()})
         self.by_url = by_url
+
+    def _set_terms(self, categories: dict[str, Term], tags: dict[str, Term]) -> None:
+        self.categories = categories
+        self.tags = tags
+        self._folded = {
+            Kind.CATEGORY: _fold_unique(categories),
+            Kind.TAG: _fold_unique(tags),
+        }
 
     def updated(self, removed: Iterable[Post], added: Iterable[Post], *,
                 now: float | None = None) -> SiteIndex | None:
@@ -163,12 +164,8 @@ class SiteIndex:
         new.next_reveal = self.next_reveal
         new._shared_urls = self._shared_urls
         new.by_url = by_url
-        new.categories = _update_terms(self.categories, Kind.CATEGORY, removed, added)
-        new.tags = _update_terms(self.tags, Kind.TAG, removed, added)
-        new._folded = {
-            Kind.CATEGORY: _fold_unique(new.categories),
-            Kind.TAG: _fold_unique(new.tags),
-        }
+        new._set_terms(_update_terms(self.categories, Kind.CATEGORY, removed, added),
+                       _update_terms(self.tags, Kind.TAG, removed, added))
         return new
 
     def term(self, kind: Kind, name: str) -> Term | None:
@@ -229,19 +226,22 @@ def _update_terms(terms: dict[str, Term], kind: Kind, removed: list[Post],
     """``terms`` with ``removed`` taken out and ``added`` put in. Only the categories or
     tags those posts name are rebuilt; the rest are shared with the old index."""
     gone = {id(p) for p in removed}
-    keys = {normalize_name(n) for p in removed + added for n in _names(p, kind)}
+    joining: dict[str, list[Post]] = {}
+    for post in added:
+        for key, _name in _keyed(_names(post, kind)):
+            joining.setdefault(key, []).append(post)
+    keys = joining.keys() | {k for p in removed for k, _n in _keyed(_names(p, kind))}
     out = dict(terms)
     for key in keys:
         old = terms.get(key)
         members = [p for p in old.posts if id(p) not in gone] if old else []
-        members.extend(p for p in added
-                       if any(normalize_name(n) == key for n in _names(p, kind)))
+        members.extend(joining.get(key, ()))
         if not members:
             out.pop(key, None)
             continue
         members.sort(key=_sort_key)
         # The name as the newest post writes it, as a whole build picks it.
-        name = next(n for n in _names(members[0], kind) if normalize_name(n) == key)
+        name = next(n for k, n in _keyed(_names(members[0], kind)) if k == key)
         out[key] = Term(kind, name, tuple(members))
     return out
 
