@@ -15,6 +15,8 @@ A short tour, in the order data flows (nothing imports upstream):
 - ``pages``    selection -> HTML pages (Jinja templates).
 - ``cache``    composes the above; bounded, locked caches swapped in one step.
 - ``web``      the Flask blueprint: routes, validators, 304, compression, errors.
+- ``wire``     the exact headers of a 200 and its 304, and the replay that answers a
+               repeated request with them before Flask (a dict lookup).
 - ``websub``   tells a WebSub hub which feeds changed (a background thread).
 - ``cli``      ``feeds serve | check | build``.
 """
@@ -28,6 +30,7 @@ from flask import Flask
 
 from .cache import FeedService
 from .config import Settings
+from .wire import Replay
 
 __all__ = ["Settings", "create_app"]
 
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
     svc = FeedService(settings)
     app.extensions["feeds"] = svc
     web.register(app)
+    app.wsgi_app = Replay(app.wsgi_app, svc, settings.cache_bytes)  # type: ignore[method-assign]
     if settings.path_prefix:
         app.wsgi_app = _BaseUrlPrefix(app.wsgi_app, settings.path_prefix)  # type: ignore[method-assign]
     if settings.websub_hub:

@@ -281,6 +281,15 @@ class FeedService:
             assert state is not None
         return state
 
+    def replayable_version(self) -> int | None:
+        """The content version a response made now would be made from; None while
+        there is none yet, or when a future-dated post is due and the next request
+        must rebuild the index (see state())."""
+        state = self._state
+        if state is None or (self._reveal_at is not None and time.time() >= self._reveal_at):
+            return None
+        return state.snapshot.version
+
     def health(self) -> dict[str, Any]:
         state = self._state
         if state is None:

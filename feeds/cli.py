@@ -4,11 +4,13 @@ is ``feeds serve``). Flags and environment variables come from config.OPTIONS.""
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -72,6 +74,73 @@ class _EveryMinute(logging.Filter):
         return True
 
 
+class BatchedStream(logging.Handler):
+    """A stream handler that leaves the writing to a thread of its own. The thread that
+    logs only formats its line and appends it to a queue; the writer writes all that
+    has piled up in one call. Under load that is one write for many lines instead of a
+    write, a flush and a contended handler lock for each: with eight waitress threads,
+    a StreamHandler's access log cost a cached feed 40% of its throughput."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self._lines: collections.deque[str] = collections.deque()
+        self._wake = threading.Event()
+        self._write_lock = threading.Lock()
+        self._closed = False
+        self._failed = False
+        self._writer = threading.Thread(target=self._run, name="feeds-log-writer",
+                                        daemon=True)
+        self._writer.start()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # No handler lock around emit(): appending to a deque is atomic.
+        passed = self.filter(record)
+        if isinstance(passed, logging.LogRecord):  # Python 3.12: a filter may replace it
+            record = passed
+        if passed:
+            self.emit(record)
+        return bool(passed)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+            return
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()  # before taking the lines: one appended now wakes us again
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every line logged so far, now (also called at exit by logging)."""
+        with self._write_lock:
+            lines = self._lines
+            batch: list[str] = []
+            while lines:
+                batch.append(lines.popleft())
+            if not batch:
+                return
+            try:
+                self.stream.write("\n".join(batch) + "\n")
+                self.stream.flush()
+            except (OSError, ValueError) as e:  # a closed or broken stream: say so once
+                if not self._failed:
+                    self._failed = True
+                    print(f"feeds: cannot write the log: {e}", file=sys.stderr)
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self.flush()
+        super().close()
+
+
 def setup_logging(level: str, fmt: str) -> None:
     """Service logs on stderr (text or JSON lines); the access log (web.py renders each
     line, combined or JSON) on stdout, at INFO, so ``--log-level warning`` silences it."""
@@ -85,7 +154,10 @@ def setup_logging(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
     access = logging.getLogger("feeds.access")
     access.propagate = False
-    access_handler = logging.StreamHandler(sys.stdout)
+    for earlier in access.handlers:
+        if isinstance(earlier, BatchedStream):
+            earlier.close()
+    access_handler = BatchedStream(sys.stdout)
     access_handler.setFormatter(logging.Formatter("%(message)s"))
     access.handlers[:] = [access_handler]
     queue = logging.getLogger("waitress.queue")
@@ -274,6 +346,8 @@ def serve(settings: Settings) -> int:
         wasyncore.close_all(socket_map)
         svc.stop()
         signals.restore()
+        for handler in logging.getLogger("feeds.access").handlers:
+            handler.flush()  # the last lines of a batching access log
     logger.info("stopped")
     return 0
 

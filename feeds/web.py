@@ -1,5 +1,6 @@
 """The thin HTTP layer: routes (built from kinds x formats), validators and 304s,
-compression, caching headers, CORS, 404 and 400. Only this module knows HTTP."""
+compression, caching headers, CORS, 404 and 400. With wire.py (the exact headers,
+and the replay of repeated requests) the only modules that know HTTP."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -17,15 +16,14 @@ from werkzeug.datastructures import Headers
 from .cache import Delta, FeedService, NotReady, Rendered
 from .model import FEED_FORMATS, FeedKey, Format, Kind
 from .site import segment_to_name
+from .wire import PREPARED, Prepared, access_logger, coding_for, log_access
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 logger = logging.getLogger(__name__)
-access_logger = logging.getLogger("feeds.access")
 
 bp = Blueprint("feeds", __name__)
-COMPRESS_MIN = 1024
 
 
 class BadRequest(Exception):
@@ -76,77 +74,7 @@ def _limit() -> int:
     return settings.posts_limit if limit is None else min(limit, settings.max_limit)
 
 
-# --- content negotiation and validators ------------------------------------------------
-
-_CODING_CACHE: dict[str, str] = {}
-
-
-def choose_coding(header: str) -> str:
-    """gzip when accepted; br only where the client prefers it (a higher q) to gzip."""
-    found = _CODING_CACHE.get(header)
-    if found is not None:
-        return found
-    q: dict[str, float] = {}
-    for part in header.split(","):
-        name, _, params = part.strip().partition(";")
-        name = name.strip().lower()
-        weight = 1.0
-        params = params.strip()
-        if params.startswith("q="):
-            try:
-                weight = float(params[2:])
-            except ValueError:
-                weight = 0.0
-        if name:
-            q[name] = weight
-    star = q.get("*", 0.0)
-    gz = q.get("gzip", q.get("x-gzip", star))
-    br = q.get("br", star)
-    coding = "identity"
-    if br > 0 and br > gz:
-        coding = "br"
-    elif gz > 0:
-        coding = "gzip"
-    if len(_CODING_CACHE) < 1000:
-        _CODING_CACHE[header] = coding
-    return coding
-
-
-def _if_none_match_hits(header: str, etag: str) -> bool:
-    if header.strip() == "*":
-        return True
-    bare = etag[2:] if etag.startswith("W/") else etag
-    for tag in header.split(","):
-        tag = tag.strip()
-        if tag.startswith("W/"):
-            tag = tag[2:]
-        if tag == bare:
-            return True
-    return False
-
-
-def _not_modified_since(header: str, rendered: Rendered) -> bool:
-    """Whether the representation is no newer than an If-Modified-Since date. Both sides
-    are whole seconds: Last-Modified is the newest 'updated' rounded down."""
-    if rendered.last_modified_ts is None:
-        return False
-    try:
-        since = parsedate_to_datetime(header)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return False
-    if since.tzinfo is None:  # asctime dates and '-0000' carry no zone: HTTP means GMT
-        since = since.replace(tzinfo=UTC)
-    return rendered.last_modified_ts <= since.timestamp()
-
-
-def _not_modified(rendered: Rendered, etag: str) -> bool:
-    """The conditional GET/HEAD rules of RFC 9110 13.2.2: If-None-Match when sent, else
-    If-Modified-Since."""
-    inm = request.headers.get("If-None-Match")
-    if inm is not None:
-        return _if_none_match_hits(inm, etag)
-    ims = request.headers.get("If-Modified-Since")
-    return ims is not None and _not_modified_since(ims, rendered)
+# --- answers -----------------------------------------------------------------------------
 
 
 class _NotModified(Response):
@@ -162,35 +90,19 @@ class _NotModified(Response):
 
 
 def _coding(rendered: Rendered) -> str:
-    if len(rendered.body) <= COMPRESS_MIN:
-        return "identity"
-    return choose_coding(request.headers.get("Accept-Encoding", ""))
-
-
-def _headers(rendered: Rendered, etag: str, cors: bool, hub: str) -> list[tuple[str, str]]:
-    headers = [("ETag", etag)]
-    if rendered.last_modified:
-        headers.append(("Last-Modified", rendered.last_modified))
-    if cors:
-        headers.append(("Access-Control-Allow-Origin", "*"))
-    if hub and rendered.self_url:
-        headers.append(("Link", f'<{hub}>; rel="hub", <{rendered.self_url}>; rel="self"'))
-    return headers
+    return coding_for(rendered, request.headers.get("Accept-Encoding", ""))
 
 
 def respond(rendered: Rendered, *, cors: bool = False, hub: str = "") -> Response:
     """200 (compressed when it pays), or 304 when the client's validators match. A 304
-    and a HEAD carry the headers of the 200 (HEAD: werkzeug drops the body only)."""
-    coding = _coding(rendered)
-    body, etag = rendered.encoded(coding)
-    headers = _headers(rendered, etag, cors, hub)
-    headers += [("Cache-Control", f"public, max-age={service().settings.cache_max_age}"),
-                ("Vary", "Accept-Encoding")]
-    if _not_modified(rendered, etag):
-        return _NotModified(status=304, headers=headers)
-    if coding != "identity":
-        headers.append(("Content-Encoding", coding))
-    return Response(body, headers=headers, content_type=rendered.content_type)
+    and a HEAD carry the headers of the 200 (HEAD: werkzeug drops the body only). The
+    Prepared answer is left for wire.Replay, which answers the next such request."""
+    prepared = Prepared(rendered, _coding(rendered), cors=cors, hub=hub,
+                        max_age=service().settings.cache_max_age, route=g.route)
+    request.environ[PREPARED] = prepared
+    if prepared.not_modified(request.environ):
+        return _NotModified(status=304, headers=prepared.headers_304)
+    return Response(prepared.body, headers=prepared.headers_200)
 
 
 # --- routes -----------------------------------------------------------------------------
@@ -225,11 +137,12 @@ def _delta_response(delta: Delta, hub: str) -> Response:
     none. The ETag is the one the full feed has now (in the encoding a plain GET would
     get), so the client's next request names the version it then holds. Private: a
     shared cache must never hand one client's delta to another."""
-    current = delta.current
-    _body, etag = current.encoded(_coding(current))
-    headers = _headers(current, etag, True, hub)
-    headers += [("Cache-Control", "private, no-store"),
-                ("Vary", "Accept-Encoding, A-IM, If-None-Match")]
+    current = Prepared(delta.current, _coding(delta.current), cors=True, hub=hub,
+                       max_age=0, route=g.route)
+    private = [("Cache-Control", "private, no-store"),
+               ("Vary", "Accept-Encoding, A-IM, If-None-Match")]
+    headers = [h for h in current.headers_304 if h[0] not in ("Cache-Control", "Vary")]
+    headers += private
     changes = delta.changes
     if changes is None:
         return _NotModified(status=304, headers=headers)
@@ -367,41 +280,9 @@ def _account(response: Response) -> Response:
     svc.metrics.requests.labels(route, str(response.status_code)).inc()
     svc.metrics.latency.labels(route).observe(elapsed)
     if access_logger.isEnabledFor(logging.INFO):
-        _log_access(response, elapsed)
+        log_access(request.environ, response.status_code, response.content_length or 0,
+                   elapsed, bool(current_app.config.get("FEEDS_LOG_JSON")))
     return response
-
-
-def _log_access(response: Response, elapsed: float) -> None:
-    """One line per request: the combined log format (as Apache and nginx write it), or
-    with --log-format json one JSON object with the same facts and the duration."""
-    env = request.environ
-    size = response.content_length or 0
-    # REQUEST_URI (waitress) is the target as the client sent it, still percent-encoded.
-    uri = env.get("REQUEST_URI") or env.get("RAW_URI") or request.full_path.rstrip("?")
-    protocol = env.get("SERVER_PROTOCOL", "HTTP/1.1")
-    remote = request.remote_addr or "-"
-    referer = request.headers.get("Referer", "-")
-    agent = request.headers.get("User-Agent", "-")
-    if current_app.config.get("FEEDS_LOG_JSON"):
-        access_logger.info(json.dumps({
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "remote": remote,
-            "method": request.method, "uri": uri, "protocol": protocol,
-            "status": response.status_code, "bytes": size, "referer": referer,
-            "agent": agent, "seconds": round(elapsed, 6),
-        }, ensure_ascii=False))
-    else:
-        access_logger.info('%s - - [%s] "%s %s %s" %d %s "%s" "%s"', remote,
-                           time.strftime("%d/%b/%Y:%H:%M:%S %z"), request.method,
-                           _escape(uri), protocol, response.status_code, size or "-",
-                           _escape(referer), _escape(agent))
-
-
-def _escape(text: str) -> str:
-    """Quotes, backslashes and unprintable characters as escapes, as Apache writes them,
-    so a client cannot break a log line apart or forge one."""
-    return "".join(
-        "\\" + ch if ch in '"\\' else f"\\x{ord(ch):02x}" if not " " <= ch <= "~" else ch
-        for ch in text)
 
 
 def register(app: Flask) -> None:

@@ -51,6 +51,18 @@ def wait_for(predicate: object, seconds: float, what: str, step: float = 0.1) ->
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
+def _settled(path: Path, quiet: float = 0.15, seconds: float = 10.0) -> None:
+    """Return once ``path`` has kept its size for ``quiet`` seconds (at most ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    size = -1
+    while time.monotonic() < deadline:
+        now = path.stat().st_size if path.exists() else 0
+        if now == size:
+            return
+        size = now
+        time.sleep(quiet)
+
+
 @dataclass
 class Service:
     proc: subprocess.Popen[bytes]
@@ -66,6 +78,10 @@ class Service:
         return self.stderr.read_text("utf-8", errors="replace")
 
     def access_lines(self) -> list[str]:
+        """The access log so far. A running service writes it from a thread of its own,
+        a moment after each answer: wait until the file has stopped growing."""
+        if self.proc.poll() is None:
+            _settled(self.stdout)
         return self.stdout.read_text("utf-8", errors="replace").splitlines()
 
     def access_log(self) -> list[dict[str, str]]:

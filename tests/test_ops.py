@@ -5,6 +5,7 @@ in flight, and progress bars that appear only on a terminal."""
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import logging
 import os
@@ -288,6 +289,64 @@ def test_every_minute_filter_counts_what_it_held_back() -> None:
         "Task queue depth is 3 (5 more such warnings in the last 60 s)"
     now[0] += 1
     assert not limit.filter(record())
+
+
+class _Recording(io.StringIO):
+    """A stream that counts its writes, to see lines written in batches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_batched_access_log_loses_no_line_and_keeps_each_threads_order() -> None:
+    stream = _Recording()
+    handler = cli.BatchedStream(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("test.batched")
+    log.propagate = False
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+
+    def work(worker: int) -> None:
+        for i in range(2000):
+            log.info("worker %d line %d", worker, i)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    handler.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 16_000
+    for w in range(8):
+        mine = [int(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(f"worker {w} ")]
+        assert mine == list(range(2000))
+    assert stream.writes < 16_000  # written in batches, not one write a line
+    log.handlers[:] = []
+
+
+def test_batched_access_log_writes_promptly_and_says_once_when_it_cannot(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    stream = io.StringIO()
+    handler = cli.BatchedStream(stream)
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "one line", (), None)
+    handler.handle(record)
+    deadline = time.monotonic() + 10
+    while "one line" not in stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream.getvalue() == "one line\n"  # by the writer thread, without a flush
+    stream.close()
+    for _ in range(3):
+        handler.handle(record)
+        handler.flush()
+    handler.close()
+    assert capsys.readouterr().err.count("cannot write the log") == 1
 
 
 def test_log_level_warning_silences_the_access_log(logging_state: None) -> None:

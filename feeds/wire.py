@@ -1,0 +1,312 @@
+"""What goes on the wire for a rendered feed or page, and the replay that answers a
+repeated request with it before Flask is involved.
+
+``web.respond`` turns a ``Rendered`` into a ``Prepared``: the exact header lists of its
+200 and its 304 in one encoding. It answers with them, and leaves the ``Prepared`` in the
+WSGI environ. ``Replay`` (the outermost WSGI layer of the app) keeps it under everything
+the answer was made from: the content version, path, query string, scheme, host and the
+encoding the client accepts. The next such request is answered from there: a dict
+lookup, the validators compared, the same metrics and access-log line as Flask's path,
+and no routing, no request object, no response object. A poll of a cached feed costs
+less than the least a Flask app can do; a new content version empties it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from cachetools import LRUCache
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from .cache import FeedService, Rendered
+
+access_logger = logging.getLogger("feeds.access")
+
+PREPARED = "feeds.prepared"
+"""The environ key under which web.respond leaves the Prepared it answered with."""
+
+COMPRESS_MIN = 1024
+"""Bodies up to this size go out uncompressed: gzip would save too little to pay."""
+
+
+# --- content coding -------------------------------------------------------------------
+
+_CODING_CACHE: dict[str, str] = {}
+
+
+def choose_coding(header: str) -> str:
+    """gzip when accepted; br only where the client prefers it (a higher q) to gzip."""
+    found = _CODING_CACHE.get(header)
+    if found is not None:
+        return found
+    q: dict[str, float] = {}
+    for part in header.split(","):
+        name, _, params = part.strip().partition(";")
+        name = name.strip().lower()
+        weight = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                weight = float(params[2:])
+            except ValueError:
+                weight = 0.0
+        if name:
+            q[name] = weight
+    star = q.get("*", 0.0)
+    gz = q.get("gzip", q.get("x-gzip", star))
+    br = q.get("br", star)
+    coding = "identity"
+    if br > 0 and br > gz:
+        coding = "br"
+    elif gz > 0:
+        coding = "gzip"
+    if len(_CODING_CACHE) < 1000:
+        _CODING_CACHE[header] = coding
+    return coding
+
+
+def coding_for(rendered: Rendered, accept_encoding: str) -> str:
+    if len(rendered.body) <= COMPRESS_MIN:
+        return "identity"
+    return choose_coding(accept_encoding)
+
+
+# --- validators -----------------------------------------------------------------------
+
+
+def if_none_match_hits(header: str, etag: str) -> bool:
+    """RFC 9110 13.1.2: weak comparison; '*' matches any current representation."""
+    if header.strip() == "*":
+        return True
+    bare = etag[2:] if etag.startswith("W/") else etag
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag == bare:
+            return True
+    return False
+
+
+def not_modified_since(header: str, last_modified_ts: int | None) -> bool:
+    """Whether a representation last modified at ``last_modified_ts`` (whole seconds)
+    is no newer than an If-Modified-Since date."""
+    if last_modified_ts is None:
+        return False
+    try:
+        since = parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return False
+    if since.tzinfo is None:  # asctime dates and '-0000' carry no zone: HTTP means GMT
+        since = since.replace(tzinfo=UTC)
+    return last_modified_ts <= since.timestamp()
+
+
+# --- prepared responses ---------------------------------------------------------------
+
+
+class _Child(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class _Observer(Protocol):
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None: ...
+
+
+class Prepared:
+    """A rendering in one content coding, with the header lists of its 200 and its 304.
+    The 304 carries the validators and caching headers of the 200 it stands for (RFC
+    9110 15.4.5), but no Content-Type, Content-Length or Content-Encoding."""
+
+    __slots__ = ("body", "etag", "headers_200", "headers_304", "last_modified_ts",
+                 "meters", "route")
+
+    def __init__(self, rendered: Rendered, coding: str, *, max_age: int, route: str,
+                 cors: bool = False, hub: str = "") -> None:
+        body, etag = rendered.encoded(coding)
+        self.body = body
+        self.etag = etag
+        self.last_modified_ts = rendered.last_modified_ts
+        self.route = route
+        common = [("ETag", etag)]
+        if rendered.last_modified:
+            common.append(("Last-Modified", rendered.last_modified))
+        if cors:
+            common.append(("Access-Control-Allow-Origin", "*"))
+        if hub and rendered.self_url:
+            common.append(("Link", f'<{hub}>; rel="hub", <{rendered.self_url}>; rel="self"'))
+        common += [("Cache-Control", f"public, max-age={max_age}"),
+                   ("Vary", "Accept-Encoding")]
+        self.headers_304 = common
+        self.headers_200 = [("Content-Type", rendered.content_type),
+                            ("Content-Length", str(len(body))), *common]
+        if coding != "identity":
+            self.headers_200.append(("Content-Encoding", coding))
+        self.meters: tuple[_Child, _Child, _Observer] | None = None
+        """(200 counter, 304 counter, latency) of its route; set by Replay."""
+
+    def not_modified(self, environ: WSGIEnvironment) -> bool:
+        """The conditional GET/HEAD rules of RFC 9110 13.2.2: If-None-Match when sent,
+        else If-Modified-Since."""
+        inm = environ.get("HTTP_IF_NONE_MATCH")
+        if inm is not None:
+            return if_none_match_hits(inm, self.etag)
+        ims = environ.get("HTTP_IF_MODIFIED_SINCE")
+        return ims is not None and not_modified_since(ims, self.last_modified_ts)
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + 600
+
+
+# --- access log -----------------------------------------------------------------------
+
+
+class _Clock:
+    """The access log's two timestamps, formatted once a second rather than per line."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._stamps = ("", "")
+
+    def stamps(self) -> tuple[str, str]:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            local = time.localtime(now)
+            self._stamps = (time.strftime("%d/%b/%Y:%H:%M:%S %z", local),
+                            time.strftime("%Y-%m-%dT%H:%M:%S%z", local))
+            self._second = second
+        return self._stamps
+
+
+_clock = _Clock()
+
+
+def log_access(environ: WSGIEnvironment, status: int, size: int, elapsed: float,
+               as_json: bool) -> None:
+    """One line per request: the combined log format (as Apache and nginx write it), or
+    with --log-format json one JSON object with the same facts and the duration."""
+    # REQUEST_URI (waitress) is the target as the client sent it, still percent-encoded.
+    uri = environ.get("REQUEST_URI") or environ.get("RAW_URI") or _target(environ)
+    protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
+    remote = environ.get("REMOTE_ADDR") or "-"
+    referer = environ.get("HTTP_REFERER", "-")
+    agent = environ.get("HTTP_USER_AGENT", "-")
+    method = environ.get("REQUEST_METHOD", "GET")
+    common, iso = _clock.stamps()
+    if as_json:
+        line = json.dumps({
+            "time": iso, "remote": remote, "method": method, "uri": uri,
+            "protocol": protocol, "status": status, "bytes": size, "referer": referer,
+            "agent": agent, "seconds": round(elapsed, 6),
+        }, ensure_ascii=False)
+    else:
+        line = (f'{remote} - - [{common}] "{method} {escape(uri)} {protocol}" {status} '
+                f'{size or "-"} "{escape(referer)}" "{escape(agent)}"')
+    # makeRecord + handle is what info() does, less the walk up the stack for the
+    # caller's file and line, which an access line has no use for.
+    access_logger.handle(access_logger.makeRecord(
+        access_logger.name, logging.INFO, "(access log)", 0, line, (), None))
+
+
+def _target(environ: WSGIEnvironment) -> str:
+    from urllib.parse import quote
+
+    path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+    query = environ.get("QUERY_STRING", "")
+    return quote(environ.get("SCRIPT_NAME", "") + path) + (f"?{query}" if query else "")
+
+
+def escape(text: str) -> str:
+    """Quotes, backslashes and unprintable characters as escapes, as Apache writes them,
+    so a client cannot break a log line apart or forge one."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    return "".join(
+        "\\" + ch if ch in '"\\' else f"\\x{ord(ch):02x}" if not " " <= ch <= "~" else ch
+        for ch in text)
+
+
+# --- replay ---------------------------------------------------------------------------
+
+
+class Replay:
+    """WSGI middleware: answers a GET or HEAD that Flask answered before, for the same
+    content version and the same inputs, from the Prepared that Flask answered with."""
+
+    def __init__(self, app: WSGIApplication, svc: FeedService, max_bytes: int) -> None:
+        self.app = app
+        self.svc = svc
+        self._lock = threading.Lock()
+        self._entries: LRUCache[tuple[Any, ...], Prepared] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda p: p.size)
+        self._version: int | None = None
+        self._as_json = svc.settings.log_format == "json"
+
+    def _key(self, environ: WSGIEnvironment, version: int) -> tuple[Any, ...]:
+        host = environ.get("HTTP_HOST")
+        if host is None:
+            host = (environ.get("SERVER_NAME"), environ.get("SERVER_PORT"))
+        return (version, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""),
+                environ.get("wsgi.url_scheme"), host,
+                choose_coding(environ.get("HTTP_ACCEPT_ENCODING", "")))
+
+    def __call__(self, environ: WSGIEnvironment,
+                 start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        key = None
+        # Only plain GET and HEAD: an RFC 3229 delta request is answered per client.
+        if environ.get("REQUEST_METHOD") in ("GET", "HEAD") and "HTTP_A_IM" not in environ:
+            version = self.svc.replayable_version()
+            if version is not None:
+                key = self._key(environ, version)
+                with self._lock:
+                    if version != self._version:
+                        self._entries.clear()
+                        self._version = version
+                    prepared = self._entries.get(key)
+                if prepared is not None and prepared.meters is not None:
+                    return self._replay(prepared, environ, start_response, started)
+        result = self.app(environ, start_response)
+        prepared = environ.get(PREPARED)
+        if key is not None and isinstance(prepared, Prepared):
+            self._keep(key, prepared)
+        return result
+
+    def _keep(self, key: tuple[Any, ...], prepared: Prepared) -> None:
+        metrics = self.svc.metrics
+        if prepared.meters is None:
+            prepared.meters = (metrics.requests.labels(prepared.route, "200"),
+                               metrics.requests.labels(prepared.route, "304"),
+                               metrics.latency.labels(prepared.route))
+        with self._lock:
+            if key[0] == self._version and prepared.size <= self._entries.maxsize:
+                self._entries[key] = prepared
+
+    def _replay(self, prepared: Prepared, environ: WSGIEnvironment,
+                start_response: StartResponse, started: float) -> Iterable[bytes]:
+        ok, not_modified, latency = prepared.meters  # type: ignore[misc]
+        self.svc.metrics.cache_hit.inc()
+        if prepared.not_modified(environ):
+            start_response("304 Not Modified", prepared.headers_304)
+            status, counter, size, body = 304, not_modified, 0, b""
+        else:
+            start_response("200 OK", prepared.headers_200)
+            status, counter, size = 200, ok, len(prepared.body)
+            body = b"" if environ["REQUEST_METHOD"] == "HEAD" else prepared.body
+        elapsed = time.perf_counter() - started
+        counter.inc()
+        latency.observe(elapsed)
+        if access_logger.isEnabledFor(logging.INFO):
+            log_access(environ, status, size, elapsed, self._as_json)
+        return (body,)
