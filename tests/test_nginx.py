@@ -259,6 +259,23 @@ def test_cache_hits_etags_304s_and_one_fetch_per_burst(stack_factory: object) ->
         assert other.status_code == 200 and raw(other) == direct_body
     assert sorted(stack.upstream(path)) == ["200", "200"]  # one fetch per encoding
 
+    # However a client spells its Accept-Encoding, the answer is one of two cached
+    # copies, fetched once each: gzip when gzip is acceptable, identity otherwise.
+    path = "/feed.rss"
+    spellings = {"gzip, deflate, br": "gzip", "br;q=1.0, gzip;q=0.8": "gzip", "GZIP": "gzip",
+                 "gzip;q=0": None, "deflate": None, "gzip;q=0.0, br": None, "": None}
+    tags = set()
+    for header, coding in spellings.items():
+        via = stack.get(path, **{"Accept-Encoding": header})
+        assert via.status_code == 200
+        assert via.headers.get("Content-Encoding") == coding, header
+        assert via.headers["Vary"] == "Accept-Encoding"
+        body = raw(via)
+        assert titles(gzip.decompress(body) if coding else body) == ["第三篇", "Second", "First"]
+        tags.add((coding, via.headers["ETag"]))
+    assert len(tags) == 2
+    assert sorted(stack.upstream(path)) == ["200", "200"]
+
     # A burst of identical misses is one upstream fetch (proxy_cache_lock).
     path = "/feed.json?limit=2"
     barrier = threading.Barrier(8, timeout=60)
