@@ -156,6 +156,17 @@ def _wrk_cell(variant: str, server: str) -> Callable[[SizeResult], str]:
     return cell
 
 
+def _tier_cell(variant: str) -> Callable[[SizeResult], str]:
+    """The nginx tier (cache HITs), as a ratio of nginx serving the same static file."""
+    def cell(r: SizeResult) -> str:
+        got = r.wrk_rps.get(f"{variant} tier", [])
+        static = r.wrk_rps.get(f"{variant} nginx", [])
+        ratio = f" · {med(got) / med(static):.2f}× nginx" if got and static and med(static) else ""
+        return spread(got, 0) + ratio
+
+    return cell
+
+
 def table_rows(results: Sequence[SizeResult]) -> list[list[str]]:
     rows: list[list[str]] = []
 
@@ -175,6 +186,7 @@ def table_rows(results: Sequence[SizeResult]) -> list[list[str]]:
     for v in VARIANTS:
         for server in ("ours", *REFS):
             row(f"{v} feed, req/s: {REF_LABEL[server]}", _wrk_cell(v, server))
+        row(f"{v} feed, req/s: ours behind deploy/nginx.conf", _tier_cell(v))
     row("HTML index /, req/s: ours", lambda r: spread(r.wrk_rps.get("index ours", []), 0))
     row("Jekyll build (jekyll-feed), s", _jekyll_cell)
     row("runs (cold+warm starts, wrk rounds)", lambda r: str(r.runs_done))

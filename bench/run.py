@@ -397,12 +397,21 @@ def bench_size(res: SizeResult, opts: argparse.Namespace, stamp: str) -> None:
                     t_once = time.perf_counter() - t0
                 if wrk.available():
                     body = procs.get(ours.port, probe_atom)  # it is cached from here on
-                    our = targets_for("ours", ours.port, probe_atom, body.headers.get("etag"))
+                    etag = body.headers.get("etag")
+                    our = targets_for("ours", ours.port, probe_atom, etag)
                     index = Target("index ours", ours.port, "/", {}, 200, False)
+                    tier = start_tier(ours, probe_atom, work / "tier", res, opts)
+                    if tier is not None:
+                        our += targets_for("tier", tier.port, probe_atom, etag)
                     # Interleaved: ours and the references for one variant, then the next.
                     order = [t for v in report.VARIANTS
                              for t in [*our, *ref_targets] if t.key.startswith(v + " ")]
-                    wrk_round([*order, index], res, opts.duration, budget, logdir / "wrk.log")
+                    try:
+                        wrk_round([*order, index], res, opts.duration, budget,
+                                  logdir / "wrk.log")
+                    finally:
+                        if tier is not None:
+                            tier.child.stop()
             finally:
                 ours.stop()
             peak = max(ours.hwm_kib, default=0)
@@ -474,6 +483,26 @@ def start_refs(
         res.notes.append(f"nginx reference did not start: {str(e).splitlines()[0]}")
         log(str(e))
     return servers, targets
+
+
+def start_tier(ours: Ours, path: str, work: Path, res: SizeResult,
+               opts: argparse.Namespace) -> refs.Ref | None:
+    """deploy/nginx.conf in front of this run's instance, its cache warmed with ``path``
+    in each encoding (the first request of each is a MISS, the rest HITs)."""
+    if refs.nginx_available() is None:
+        return None
+    try:
+        tier = refs.start_tier(ours.port, work, workers=opts.nginx_workers)
+    except procs.StartupError as e:
+        _note_once(res, f"nginx tier did not start: {str(e).splitlines()[0]}")
+        log(str(e))
+        return None
+    for headers in ({}, {"Accept-Encoding": "gzip"}):
+        procs.get(tier.port, path, headers)
+    status = procs.get(tier.port, path).headers.get("x-cache-status")
+    if status != "HIT":
+        _note_once(res, f"nginx tier: the second request was {status!r}, not a HIT")
+    return tier
 
 
 # --- Jekyll -------------------------------------------------------------------------------
