@@ -442,8 +442,9 @@ def _progress_store(settings: Settings, bar: Progress) -> ContentStore:
     from .content import ContentStore
 
     class Counting(ContentStore):
-        def _walk(self, top: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
-            found = list(super()._walk(top))
+        def _walk(self, top: str, folders: list[str] | None = None,
+                  ) -> Iterator[tuple[str, os.DirEntry[str]]]:
+            found = list(super()._walk(top, folders))
             for done, item in enumerate(found, 1):
                 yield item
                 bar.update(done, len(found))

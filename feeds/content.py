@@ -10,6 +10,7 @@ change or after it, never half of one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -78,15 +79,39 @@ def skipped_folder(name: str) -> bool:
 
 def is_post_path(rel: str, jekyll_layout: bool) -> bool:
     """Whether a path (relative, '/'-separated) may hold a post in this layout."""
-    parts = rel.split("/")
-    name = parts[-1]
-    if os.path.splitext(name)[1].lower() not in POST_EXTENSIONS:
-        return False
-    if any(skipped_folder(part) for part in parts[:-1]):
+    folder, _, name = rel.rpartition("/")
+    dot = name.rfind(".")
+    if dot < 0 or name[dot:].lower() not in POST_EXTENSIONS:
         return False
     if name.startswith((".", "_", "#", "~")) or name.endswith("~"):
         return False
-    return "_posts" in parts[:-1] if jekyll_layout else True
+    return _folder_holds_posts(folder, jekyll_layout)
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder_holds_posts(folder: str, jekyll_layout: bool) -> bool:
+    """The folder half of is_post_path, asked once per folder rather than per file."""
+    parts = folder.split("/") if folder else []
+    if any(skipped_folder(part) for part in parts):
+        return False
+    return "_posts" in parts if jekyll_layout else True
+
+
+def _relative(path: str, prefix: str, root: str) -> str:
+    """``path`` relative to ``root`` ('/'-separated); ``prefix`` is root plus a separator."""
+    rel = path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, root)
+    return rel.replace(os.sep, "/") if os.sep != "/" else rel
+
+
+def _same_file(entry: os.DirEntry[str], stamp: Stamp) -> bool:
+    """Whether a regular file (not a link) still has the stamp it had."""
+    try:
+        if entry.is_symlink():
+            return False  # where it leads may have changed: _update looks again
+        st = entry.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    return (st.st_mtime_ns, st.st_size, st.st_ino) == stamp
 
 
 class ContentStore:
@@ -121,11 +146,14 @@ class ContentStore:
     def _real_root(self) -> str:
         return os.path.realpath(self.root)
 
-    def _walk(self, top: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    def _walk(self, top: str, folders: list[str] | None = None,
+              ) -> Iterator[tuple[str, os.DirEntry[str]]]:
         """(relative path, entry) of every file below ``top``, not following links to
-        folders, skipping dot folders, ``_site``, ``_drafts`` and the like."""
+        folders, skipping dot folders, ``_site``, ``_drafts`` and the like. The relative
+        path of each folder it lists is added to ``folders`` when given."""
         stack = [top]
         root = str(self.root)
+        prefix = os.path.join(root, "")
         while stack:
             folder = stack.pop()
             try:
@@ -135,8 +163,10 @@ class ContentStore:
                     continue
                 logger.warning("%s: cannot list folder: %s", folder, e)
                 continue
+            if folders is not None:
+                folders.append(_relative(folder, prefix, root))
             for entry in entries:
-                rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
+                rel = _relative(entry.path, prefix, root)
                 try:
                     if entry.is_dir(follow_symlinks=False):
                         if not skipped_folder(entry.name):
@@ -146,17 +176,15 @@ class ContentStore:
                 except OSError:
                     continue
 
-    def _has_posts_folder(self) -> bool:
-        for folder, dirs, _files in os.walk(self.root):
-            dirs[:] = [d for d in dirs if not skipped_folder(d)]
-            if "_posts" in dirs or os.path.basename(folder) == "_posts":
-                return True
-        return False
+    def _posts_folder_among(self, folders: list[str]) -> bool:
+        """Whether a Jekyll ``_posts`` folder is among these (relative) folders."""
+        return self.root.name == "_posts" or any(
+            f == "_posts" or f.endswith("/_posts") for f in folders)
 
     def _stat(self, rel: str) -> tuple[Stamp | None, Problem | None]:
         """The file's stamp (None when there is no regular file), and a problem when it
         must not be read: a link that leads out of the content folder."""
-        path = self.root / rel
+        path = os.path.join(self.root, rel)
         try:
             st = os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
@@ -291,14 +319,16 @@ class ContentStore:
         """Read the whole folder (first load, or after ``_config.yml`` changed)."""
         with self._lock:
             started = time.monotonic()
-            self._jekyll_layout = self._has_posts_folder()
             self._rules = self._make_rules(self.settings)
             for table in (self._stamps, self._posts, self._problems, self._skipped):
                 table.clear()
             seen = 0
             last_report = started
-            rels = [rel for rel, _entry in self._walk(str(self.root))
-                    if is_post_path(rel, self._jekyll_layout)]
+            folders: list[str] = []
+            files = [rel for rel, _entry in self._walk(str(self.root), folders)]
+            # With a _posts folder anywhere, only files in _posts folders are posts.
+            self._jekyll_layout = self._posts_folder_among(folders)
+            rels = [rel for rel in files if is_post_path(rel, self._jekyll_layout)]
             with gc_paused():
                 for rel in rels:
                     self._update(rel)
@@ -362,19 +392,27 @@ class ContentStore:
         return changed
 
     def rescan(self) -> Snapshot | None:
-        """Polling: stat every file and re-read the changed ones."""
+        """Polling: stat every file and re-read the changed ones. One walk of the folder
+        and one lstat a file; a file whose stamp is unchanged costs nothing more."""
         with self._lock:
             started = time.monotonic()
-            if self._has_posts_folder() != self._jekyll_layout:
+            folders: list[str] = []
+            files = list(self._walk(str(self.root), folders))
+            if self._posts_folder_among(folders) != self._jekyll_layout:
                 return self.load(progress=False)
             changed = False
             found: set[str] = set()
-            for rel, _entry in self._walk(str(self.root)):
-                if is_post_path(rel, self._jekyll_layout):
-                    found.add(rel)
-                    changed |= self._update(rel)
-            for known in [k for k in self._stamps if k not in found]:
-                changed |= self._forget(known)
+            stamps = self._stamps
+            for rel, entry in files:
+                if not is_post_path(rel, self._jekyll_layout):
+                    continue
+                found.add(rel)
+                known = stamps.get(rel)
+                if known is not None and _same_file(entry, known):
+                    continue
+                changed |= self._update(rel)
+            for known_rel in [k for k in stamps if k not in found]:
+                changed |= self._forget(known_rel)
             return self._snapshot(started) if changed else None
 
     def reload_config(self) -> Snapshot | None:

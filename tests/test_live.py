@@ -428,6 +428,30 @@ def test_a_full_scan_still_runs_now_and_then_when_events_are_on(tmp_path: Path) 
         watcher.stop()
 
 
+def test_a_slow_full_scan_is_spaced_to_take_one_percent_of_the_time(tmp_path: Path) -> None:
+    """At 100,000 posts a scan takes about half a second: with events on, the safety
+    net runs at most 1% of the time, whatever safety_interval says."""
+    polls: list[float] = []
+
+    def on_poll() -> None:
+        polls.append(time.monotonic())
+        time.sleep(0.05)
+
+    watcher = Watcher(str(tmp_path), 5.0, on_paths=lambda paths: None, on_poll=on_poll,
+                      safety_interval=0.01)
+    try:
+        assert watcher.mode == "inotify"
+        watcher.start()
+        deadline = time.monotonic() + DEADLINE
+        while not polls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.5)  # with the 0.01 s asked for, a hundred scans would fit in here
+    finally:
+        watcher.stop()
+    assert len(polls) == 1
+    assert watcher._next_scan - polls[0] >= 0.05 / 0.01
+
+
 def test_the_watcher_hands_over_changed_paths_and_survives_a_failing_reload(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     seen: list[set[str]] = []
