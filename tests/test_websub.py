@@ -8,6 +8,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -346,6 +347,11 @@ def test_a_down_hub_never_breaks_serving(site: Path, make_app: Callable[..., Fla
             assert response.status_code == 200
             assert json.loads(response.data)["items"][0]["title"] == f"New {i}"
         assert client.get("/healthz").status_code == 200
+        # The publisher's thread says so once its first ping has failed, a moment later.
+        deadline = time.monotonic() + WAIT
+        while (not any("unreachable" in r.getMessage() for r in caplog.records)
+               and time.monotonic() < deadline):
+            time.sleep(0.02)
     assert any("unreachable" in r.getMessage() for r in caplog.records)
 
 
