@@ -424,11 +424,12 @@ def check(settings: Settings) -> int:
         bar.close()
     problems = sorted(
         (p for ps in snapshot.problems.values() for p in ps), key=lambda p: p.path)
-    for problem in problems:
-        print(problem)
-    # Left out on purpose (published: false): worth a note, not a problem, so not stdout.
-    for path, why in sorted(snapshot.skipped.items()):
-        print(f"{path}: skipped: {why}", file=sys.stderr)
+    # One line per file left out or accepted with a problem, in path order. A post left
+    # out on purpose (published: false) has its line too, but is not a rejection.
+    lines = [(p.path, str(p)) for p in problems]
+    lines += [(path, f"{path}: skipped: {why}") for path, why in snapshot.skipped.items()]
+    for _path, line in sorted(lines):
+        print(line)
     rejected = snapshot.rejected
     print(f"{len(snapshot.posts)} posts, {rejected} rejected, "
           f"{sum(1 for p in problems if not p.rejected)} warnings, "

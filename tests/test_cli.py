@@ -53,8 +53,9 @@ def test_check_lists_each_problem_and_exits_1_when_a_post_is_rejected(tmp_path: 
     assert set(problems) == {
         "_posts/2021-01-02-bad-yaml.md", "_posts/2021-01-03-bad-date.md",
         "_posts/2021-01-04-no-front-matter.md", "_posts/2021-01-05-no-title.md",
-        "a/_posts/2021-01-08-bad-author.md",
+        "a/_posts/2021-01-08-bad-author.md", "_posts/2021-01-06-unpublished.md",
     }
+    assert problems["_posts/2021-01-06-unpublished.md"] == "skipped: published: false"
     assert "YAML" in problems["_posts/2021-01-02-bad-yaml.md"]
     assert "date" in problems["_posts/2021-01-03-bad-date.md"]
     assert "front matter" in problems["_posts/2021-01-04-no-front-matter.md"]
