@@ -86,14 +86,24 @@ class Watcher:
             return
 
         watcher = self
+        closes: list[bool] = [False]  # whether the observer reports a write's close
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
-                if event.event_type in ("opened", "closed_no_write"):
+                kind = event.event_type
+                if kind in ("opened", "closed_no_write"):
                     return
                 # A folder's own 'modified' only says its listing changed; the events of
                 # the files that changed it come as well.
-                if event.is_directory and event.event_type == "modified":
+                if event.is_directory and kind == "modified":
+                    return
+                # With inotify, every write ends in a 'closed': reading a file at its
+                # 'created' or 'modified' would read it half written (and again at the
+                # close) when a burst, a git checkout say, is cut into two reloads. A
+                # link is created whole, and has no close.
+                if closes[0] and not event.is_directory and (
+                        kind == "modified" or (kind == "created" and not os.path.islink(
+                            os.fsdecode(event.src_path)))):
                     return
                 paths = {os.fsdecode(event.src_path)}
                 dest = getattr(event, "dest_path", "")
@@ -103,6 +113,7 @@ class Watcher:
 
         try:
             observer = Observer()
+            closes[0] = _reports_closes(observer)
             observer.schedule(Handler(), self.root, recursive=True)
             observer.daemon = True
             observer.start()
@@ -194,3 +205,13 @@ class Watcher:
             paths, self._pending = self._pending, set()
         if paths:
             self.on_paths(paths)
+
+
+def _reports_closes(observer: Any) -> bool:
+    """Whether ``observer`` reports a file's close after writing (inotify does; macOS's
+    FSEvents and Windows' ReadDirectoryChangesW do not)."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except ImportError:  # not Linux
+        return False
+    return isinstance(observer, InotifyObserver)

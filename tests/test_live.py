@@ -173,6 +173,25 @@ def test_an_editors_atomic_save_is_one_change_and_one_parse(live: Live) -> None:
     assert live.parses == before + 2
 
 
+def test_a_file_written_slowly_is_read_once_when_its_writer_closes_it(
+        live: Live, caplog: pytest.LogCaptureFixture) -> None:
+    """A writer that pauses half-way (longer than the reloader waits for quiet) is not
+    read half written: with inotify the service reads a file when it is closed."""
+    before = live.parses
+    text = post_text("Slow", "2021-02-02 09:00:00", "[tech]", "[b]")
+    path = live.root / "_posts" / "2021-02-02-slow.md"
+    with caplog.at_level(logging.WARNING, logger="feeds.content"), \
+            open(path, "w", encoding="utf-8") as f:
+        f.write(text[:12])  # '---\ntitle: ' and no more
+        f.flush()
+        time.sleep(1.5)
+        assert live.parses == before
+        f.write(text[12:])
+    wait_until(lambda: "Slow" in titles(live.client), "the slowly written post")
+    assert live.parses == before + 1
+    assert not [r for r in caplog.records if "2021-02-02-slow.md" in r.getMessage()]
+
+
 def test_a_renamed_post_moves_to_its_new_url(live: Live) -> None:
     old = live.root / "_posts" / "2021-01-03-third.md"
     assert live.client.get("/tech/2021/01/03/third.html").status_code == 200
