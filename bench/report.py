@@ -222,8 +222,9 @@ def results_md(
         f"- Python {m.python}, Flask {m.flask}, waitress {m.waitress}, nginx {m.nginx},"
         f" wrk {m.wrk}, Jekyll {m.jekyll}",
         f"- service at commit {m.service_commit}",
-        "- a shared VM: other work ran at the same time, so figures are medians with"
-        " (min–max) over the runs; wrk, the servers and the harness share the 2 cores",
+        "- a shared VM (its CPU time varies from minute to minute), so figures are medians"
+        " with (min–max) over the runs; wrk, the servers and the harness share the 2"
+        " cores",
         "",
         "## Results",
         "",
@@ -257,6 +258,13 @@ def results_md(
         f" (Flask on waitress, {s.threads} threads, precompressed gzip, 304 on a matching"
         f" ETag) and nginx (`worker_processes {s.nginx_workers}`, static file, `gzip_static`,"
         " `etag on`, access log to a file). Repetitions are interleaved ours/minimal/nginx.",
+        "- **through the nginx tier**: in each run, nginx with `deploy/nginx.conf` as shipped"
+        " (only its listen port, cache folder and upstream ports changed; both upstream"
+        " lines point at the run's one instance), its cache warmed with one request per"
+        " encoding, then the same wrk variants through it: cache HITs, as readers behind"
+        " the tier get them. Its ratio is to nginx serving the same bytes as a static file.",
+        "- **ours** runs with its defaults: the access log on (written to a file), metrics"
+        " counted for every request, the folder watched with inotify.",
         "- **Jekyll**: `jekyll build` of the same corpus with jekyll-feed and one feed per"
         " category (sizes up to 10,000, 480 s timeout, one run).",
         f"- per size, runs are cut short when the next would pass the {s.budget_s:.0f} s"
