@@ -448,6 +448,42 @@ def test_ctrl_c_on_an_idle_server_closes_keepalive_connections(
     assert svc.log().splitlines()[-1].endswith("stopped")
 
 
+def test_a_304_keeps_the_connection_open_for_the_next_poll(
+        site_dir: Path, services: Services) -> None:
+    """An aggregator polls over one connection: 200, then 304s, without reconnecting.
+    A client that asks to close, and HTTP/1.0, still get the connection closed."""
+    svc = services.start(site_dir, "--no-watch")
+    conn = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=60)
+    conn.request("GET", "/feed.atom", headers={"Accept-Encoding": "gzip"})
+    first = conn.getresponse()
+    first.read()
+    sock = conn.sock
+    etag = first.getheader("ETag")
+    assert first.status == 200 and etag and not first.will_close
+    for _ in range(3):  # Flask's answer first, then the replay's
+        conn.request("GET", "/feed.atom",
+                     headers={"Accept-Encoding": "gzip", "If-None-Match": etag})
+        again = conn.getresponse()
+        assert again.read() == b""
+        assert again.status == 304 and again.getheader("ETag") == etag
+        assert not again.will_close and again.getheader("Connection") is None
+        assert conn.sock is sock  # the same connection, still open
+    conn.request("GET", "/feed.atom", headers={"If-None-Match": etag, "Connection": "close",
+                                               "Accept-Encoding": "gzip"})
+    closing = conn.getresponse()
+    closing.read()
+    assert closing.status == 304 and closing.will_close
+    conn.close()
+
+    with socket.create_connection(("127.0.0.1", svc.port), timeout=60) as raw:
+        raw.sendall(f"GET /feed.atom HTTP/1.0\r\nAccept-Encoding: gzip\r\n"
+                    f"If-None-Match: {etag}\r\nConnection: keep-alive\r\n\r\n".encode())
+        answer = b""
+        while chunk := raw.recv(65536):  # ends: the server closes after a 1.0 304
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.0 304 ")
+
+
 def test_a_busy_port_is_a_one_line_error(tmp_path: Path, site_dir: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
