@@ -238,7 +238,9 @@ def results_md(
         "## What is measured",
         "",
         f"- **cold start**: from spawning `python app.py --content DIR --threads {s.threads}`"
-        " to the first 200 from `/healthz` (polled every 20 ms); the OS page cache is warm."
+        " to the first 200 from `/healthz` (polled every 20 ms); the OS page cache is warm"
+        " (every corpus file is read once just before each start: this VM's host drops the"
+        " cache now and then, and a start from disk at 100,000 posts took 21 s, not 11)."
         " **warm restart**: the same again on the same content right after that server"
         " stopped (the service may keep a cache between runs). A run is: cold start, (first"
         " run only: change test), a wrk round against that server, stop, warm restart.",

@@ -104,7 +104,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("port", 8080, "port to listen on", _port, None, "--port", "FEEDS_PORT"),
     Option("base_url", "", "absolute URL the site is served at; overrides url + baseurl",
            _str, None, "--base-url", "FEEDS_BASE_URL"),
-    Option("threads", 8, "waitress worker threads", _positive_int,
+    Option("threads", 2, "waitress worker threads", _positive_int,
            None, "--threads", "FEEDS_THREADS"),
     Option("title", "Feeds", "site title", _str, "title", "--title", "FEEDS_TITLE"),
     Option("description", "", "site description", _str, "description", None, None),
