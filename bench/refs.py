@@ -94,6 +94,10 @@ NGINX_CONF = NGINX_MAIN + """\
     etag on;
     server {{
         listen 127.0.0.1:{port};
+        # The machine's ceiling: Debian's tcp_nopush makes a keep-alive response wait
+        # ~40 ms for the client's delayed ACK now and then (deploy/nginx.conf turns it
+        # off too).
+        tcp_nopush off;
         root {tmp}/www;
         gzip_static on;
         location = {path} {{ }}
