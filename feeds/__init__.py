@@ -34,6 +34,8 @@ from .wire import Replay
 
 __all__ = ["Settings", "create_app"]
 
+STATIC_MAX_AGE = 365 * 24 * 3600
+
 
 class _BaseUrlPrefix:
     """Answers both '/x' and '<baseurl>/x', so the service works behind a proxy that
@@ -63,6 +65,9 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.config["FEEDS_LOG_JSON"] = settings.log_format == "json"
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    # Pages link the stylesheet as /static/style.css?v=<hash of its bytes>: a new release
+    # is a new URL, so browsers and caches may keep this one for a year.
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = STATIC_MAX_AGE
     svc = FeedService(settings)
     app.extensions["feeds"] = svc
     web.register(app)
