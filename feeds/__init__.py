@@ -18,7 +18,8 @@ A short tour, in the order data flows (nothing imports upstream):
 - ``wire``     the exact headers of a 200 and its 304, and the replay that answers a
                repeated request with them before Flask (a dict lookup).
 - ``websub``   tells a WebSub hub which feeds changed (a background thread).
-- ``cli``      ``feeds serve | check | build``.
+- ``server``   ``feeds serve``: waitress, a clean stop on SIGTERM, keep-alive after a 304.
+- ``cli``      ``feeds serve | check | build``: flags, logging, progress.
 """
 
 from __future__ import annotations
