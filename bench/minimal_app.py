@@ -1,4 +1,5 @@
-"""Reference for the throughput benchmark: the least a Flask app on waitress can do.
+"""Reference for the throughput benchmark: the least a Flask app on waitress can do,
+on the service's own waitress setup (the same settings, the same keep-alive after 304).
 
 It answers ``GET /feed`` with constant bytes read once at start-up (a feed fetched
 from the real service), with the same Content-Type and ETag; a precompressed gzip
@@ -16,6 +17,8 @@ import sys
 from collections.abc import Sequence
 
 from flask import Flask, Response, request
+
+from feeds.server import keep_alive_channel
 
 
 def create_app(body: bytes, gz: bytes, content_type: str, etag: str) -> Flask:
@@ -60,11 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         gz = f.read()
     app = create_app(body, gz, a.content_type, a.etag)
 
-    from waitress import serve
+    from waitress.server import create_server
 
-    # The service's waitress settings, so only the application differs.
-    serve(app, host=a.host, port=a.port, threads=a.threads, ident="minimal",
-          connection_limit=1000, channel_timeout=60)
+    # The service's waitress settings, so only the application differs: the same
+    # channel too, which keeps a connection open after a 304 (plain waitress closes it).
+    socket_map: dict[int, object] = {}
+    server = create_server(app, map=socket_map, host=a.host, port=a.port, threads=a.threads,
+                           ident="minimal", connection_limit=1000, channel_timeout=60)
+    channel = keep_alive_channel()
+    for listener in socket_map.values():
+        if channel is not None and hasattr(listener, "channel_class"):
+            listener.channel_class = channel  # type: ignore[attr-defined]
+    server.run()
     return 0
 
 

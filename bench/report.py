@@ -267,8 +267,8 @@ def results_md(
         " the tier get them. Its ratio is to nginx serving the same bytes as a static file.",
         "- **ours** runs with its defaults: the access log on (written to a file), metrics"
         " counted for every request, the folder watched with inotify, and a connection"
-        " kept open after a 304. The minimal app runs plain waitress, which closes it (see"
-        " Notes), so part of the 304 ratio is reconnects the minimal app pays for.",
+        " kept open after a 304 (plain waitress closes it). The minimal app runs on the"
+        " same waitress setup, that channel included, so only the application differs.",
         "- **Jekyll**: `jekyll build` of the same corpus with jekyll-feed and one feed per"
         " category (sizes up to 10,000, 480 s timeout, one run).",
         f"- per size, runs are cut short when the next would pass the {s.budget_s:.0f} s"

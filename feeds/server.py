@@ -68,7 +68,7 @@ def serve(settings: Settings) -> int:
         signals.restore()
         logger.error("cannot listen on %s:%s: %s", settings.host, settings.port, e.strerror or e)
         return 1
-    channel = _keep_alive_channel()
+    channel = keep_alive_channel()
     for listener in socket_map.values():
         if channel is not None and hasattr(listener, "channel_class"):
             listener.channel_class = channel
@@ -92,7 +92,7 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-def _keep_alive_channel() -> type[Any] | None:
+def keep_alive_channel() -> type[Any] | None:
     """waitress's channel, but one that keeps an HTTP/1.1 connection open after a 304.
 
     waitress 3.0 decides keep-alive by Content-Length, which a 304 never carries (RFC
