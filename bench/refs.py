@@ -107,6 +107,25 @@ NGINX_CONF = NGINX_MAIN + """\
 """
 
 
+def _run_nginx(name: str, binary: str, workdir: Path, conf: Path, health_port: int,
+               timeout: float) -> procs.Child:
+    """Start nginx on ``conf`` (every file in ``workdir``) and wait for /healthz; on
+    failure it is stopped and the error says what its error.log says."""
+    log = workdir / "error.log"
+    child = procs.spawn(name, [binary, "-p", str(workdir), "-c", str(conf), "-e", str(log)],
+                        workdir)
+    try:
+        procs.wait_ready(child, health_port, "/healthz", timeout=timeout)
+    except procs.StartupError as e:
+        child.stop()
+        extra = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        raise procs.StartupError(f"{e}\n--- nginx error.log ---\n{extra}") from None
+    except BaseException:
+        child.stop()
+        raise
+    return child
+
+
 def start_nginx(
     body: Body, workdir: Path, workers: int = 1, timeout: float = 30.0
 ) -> Ref:
@@ -127,20 +146,7 @@ def start_nginx(
         user=user, workers=workers, tmp=workdir, port=port, path=PATH,
         content_type=body.content_type.replace('"', ""),
     ))
-    child = procs.spawn(
-        "nginx", [binary, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "error.log")],
-        workdir,
-    )
-    try:
-        procs.wait_ready(child, port, "/healthz", timeout=timeout)
-    except procs.StartupError as e:
-        child.stop()
-        log = workdir / "error.log"
-        extra = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-        raise procs.StartupError(f"{e}\n--- nginx error.log ---\n{extra}") from None
-    except BaseException:
-        child.stop()
-        raise
+    child = _run_nginx("nginx", binary, workdir, conf, port, timeout)
     return Ref("nginx", child, port)
 
 
@@ -188,14 +194,5 @@ def start_tier(upstream: int, workdir: Path, workers: int = 1,
     conf.write_text(TIER_MAIN.format(
         user="user root;\n" if os.geteuid() == 0 else "", workers=workers, tmp=workdir,
         site=site, health_port=health_port))
-    child = procs.spawn(
-        "nginx-tier",
-        [binary, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "error.log")],
-        workdir,
-    )
-    try:
-        procs.wait_ready(child, health_port, "/healthz", timeout=timeout)
-    except BaseException:
-        child.stop()
-        raise
+    child = _run_nginx("nginx-tier", binary, workdir, conf, health_port, timeout)
     return Ref("nginx tier", child, port)

@@ -16,7 +16,7 @@ from werkzeug.datastructures import Headers
 from .cache import Delta, FeedService, NotReady, Rendered
 from .model import FEED_FORMATS, FeedKey, Format, Kind
 from .site import segment_to_name
-from .wire import PREPARED, Prepared, access_logger, coding_for, log_access
+from .wire import PREPARED, Prepared, access_logger, coding_for, log_access, validators
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -137,12 +137,11 @@ def _delta_response(delta: Delta, hub: str) -> Response:
     none. The ETag is the one the full feed has now (in the encoding a plain GET would
     get), so the client's next request names the version it then holds. Private: a
     shared cache must never hand one client's delta to another."""
-    current = Prepared(delta.current, _coding(delta.current), cors=True, hub=hub,
-                       max_age=0, route=g.route)
-    private = [("Cache-Control", "private, no-store"),
-               ("Vary", "Accept-Encoding, A-IM, If-None-Match")]
-    headers = [h for h in current.headers_304 if h[0] not in ("Cache-Control", "Vary")]
-    headers += private
+    current = delta.current
+    _body, etag = current.encoded(_coding(current))
+    headers = validators(current, etag, cors=True, hub=hub)
+    headers += [("Cache-Control", "private, no-store"),
+                ("Vary", "Accept-Encoding, A-IM, If-None-Match")]
     changes = delta.changes
     if changes is None:
         return _NotModified(status=304, headers=headers)

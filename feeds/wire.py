@@ -114,6 +114,20 @@ def not_modified_since(header: str, last_modified_ts: int | None) -> bool:
 # --- prepared responses ---------------------------------------------------------------
 
 
+def validators(rendered: Rendered, etag: str, *, cors: bool = False,
+               hub: str = "") -> list[tuple[str, str]]:
+    """The headers every answer about a rendering carries, 200, 304 or 226: its ETag (in
+    the answer's encoding), Last-Modified, CORS and the WebSub Link."""
+    headers = [("ETag", etag)]
+    if rendered.last_modified:
+        headers.append(("Last-Modified", rendered.last_modified))
+    if cors:
+        headers.append(("Access-Control-Allow-Origin", "*"))
+    if hub and rendered.self_url:
+        headers.append(("Link", f'<{hub}>; rel="hub", <{rendered.self_url}>; rel="self"'))
+    return headers
+
+
 class _Child(Protocol):
     def inc(self, amount: float = 1) -> None: ...
 
@@ -137,13 +151,7 @@ class Prepared:
         self.etag = etag
         self.last_modified_ts = rendered.last_modified_ts
         self.route = route
-        common = [("ETag", etag)]
-        if rendered.last_modified:
-            common.append(("Last-Modified", rendered.last_modified))
-        if cors:
-            common.append(("Access-Control-Allow-Origin", "*"))
-        if hub and rendered.self_url:
-            common.append(("Link", f'<{hub}>; rel="hub", <{rendered.self_url}>; rel="self"'))
+        common = validators(rendered, etag, cors=cors, hub=hub)
         common += [("Cache-Control", f"public, max-age={max_age}"),
                    ("Vary", "Accept-Encoding")]
         self.headers_304 = common
