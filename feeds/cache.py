@@ -531,13 +531,7 @@ class FeedService:
 
 
 def site_author(settings: Settings) -> Author | None:
-    value = settings.author
-    if isinstance(value, str) and value.strip():
-        return Author(name=value.strip())
-    if isinstance(value, dict) and value.get("name"):
-        return Author(name=str(value["name"]), email=value.get("email") or None,
-                      uri=value.get("uri") or value.get("url") or None)
-    return None
+    return settings.author
 
 
 def entry_mark(post: Post, base: str) -> tuple[str, str]:

@@ -12,11 +12,15 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+
+from .model import Author
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -78,9 +82,18 @@ def _choice(*choices: str) -> Callable[[object], str]:
     return parse
 
 
-def _author(value: object) -> object:
-    if value is None or isinstance(value, str | dict):
-        return value
+def _author(value: object) -> Author | None:
+    """The site's author from a name or a mapping with name, email and uri (or url); a
+    blank name, or a mapping without one, is no author."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return Author(name=value.strip()) if value.strip() else None
+    if isinstance(value, dict):
+        if not value.get("name"):
+            return None
+        return Author(name=str(value["name"]), email=value.get("email") or None,
+                      uri=value.get("uri") or value.get("url") or None)
     raise ValueError("must be a name or a mapping with name, email, uri")
 
 
@@ -97,95 +110,83 @@ class Option:
     env: str | None = None
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option("content", "content", "the content folder (a Jekyll site source)", _str,
-           None, "--content", "FEEDS_CONTENT"),
-    Option("host", "127.0.0.1", "address to listen on", _str, None, "--host", "FEEDS_HOST"),
-    Option("port", 8080, "port to listen on", _port, None, "--port", "FEEDS_PORT"),
-    Option("base_url", "", "absolute URL the site is served at; overrides url + baseurl",
-           _str, None, "--base-url", "FEEDS_BASE_URL"),
-    Option("threads", 2, "waitress worker threads", _positive_int,
-           None, "--threads", "FEEDS_THREADS"),
-    Option("title", "Feeds", "site title", _str, "title", "--title", "FEEDS_TITLE"),
-    Option("description", "", "site description", _str, "description", None, None),
-    Option("url", "", "site URL (scheme and host), as in Jekyll", _str, "url", None, None),
-    Option("baseurl", "", "path prefix of the site, as in Jekyll", _str, "baseurl", None, None),
-    Option("author", None, "site author: a name or {name, email, uri}", _author,
-           "author", None, None),
-    Option("timezone", "UTC", "IANA time zone for dates without an offset", _timezone,
-           "timezone", "--timezone", "FEEDS_TIMEZONE"),
-    Option("lang", "en", "site language (HTML lang, feed language)", _str, "lang", None, None),
-    Option("permalink", "date", "permalink style or pattern, as in Jekyll", _str,
-           "permalink", None, None),
-    Option("posts_limit", 20, "entries per feed page", _positive_int,
-           "feed.posts_limit", "--posts-limit", "FEEDS_POSTS_LIMIT"),
-    Option("max_limit", 100, "largest ?limit= a client may ask for (larger is clamped)",
-           _positive_int, "max_limit", "--max-limit", "FEEDS_MAX_LIMIT"),
-    Option("page_size", 20, "posts per HTML list page", _positive_int,
-           "page_size", None, None),
-    Option("future", False, "show posts dated in the future", _bool,
-           "future", "--future", "FEEDS_FUTURE"),
-    Option("cache_max_age", 300, "Cache-Control max-age of feeds and pages, seconds",
-           _positive_int, "cache_max_age", "--cache-max-age", "FEEDS_CACHE_MAX_AGE"),
-    Option("reload_interval", 2.0, "seconds between content scans when polling",
-           _positive_float, "reload_interval", "--reload-interval", "FEEDS_RELOAD_INTERVAL"),
-    Option("watch", True, "follow changes to the content folder while running", _bool,
-           "watch", "--watch", "FEEDS_WATCH"),
-    Option("max_post_bytes", 2_000_000, "larger post files are rejected", _positive_int,
-           "max_post_bytes", "--max-post-bytes", "FEEDS_MAX_POST_BYTES"),
-    Option("cache_bytes", 64_000_000,
-           "memory bound of the response caches (renderings; prepared answers), bytes each",
-           _positive_int, "cache_bytes", "--cache-bytes", "FEEDS_CACHE_BYTES"),
-    Option("body_cache_bytes", 64_000_000, "memory bound of the rendered-post cache, bytes",
-           _positive_int, "body_cache_bytes", "--body-cache-bytes", "FEEDS_BODY_CACHE_BYTES"),
-    Option("websub_hub", "", "WebSub hub URL announced in feeds and pinged on change", _str,
-           "websub_hub", "--websub-hub", "FEEDS_WEBSUB_HUB"),
-    Option("log_level", "info", "log level", _choice("debug", "info", "warning", "error"),
-           None, "--log-level", "FEEDS_LOG_LEVEL"),
-    Option("log_format", "text", "log format: text (combined access log) or json",
-           _choice("text", "json"), None, "--log-format", "FEEDS_LOG_FORMAT"),
-)
-
-OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+def _setting(default: T, meaning: str, parse: Callable[[object], T], *,
+             key: str | None = None, flag: str | None = None, env: str | None = None) -> T:
+    """A field of :class:`Settings` with its default and how the setting is spelled in
+    ``_config.yml`` (``key``, dotted for nesting), on the command line and in the
+    environment; ``parse`` turns what was given into the value, or raises ValueError.
+    The metadata's keys are :class:`Option`'s fields, from which ``OPTIONS`` is built."""
+    spelling = {"help": meaning, "parse": parse, "config_key": key, "flag": flag, "env": env}
+    return dataclasses.field(default=default, metadata=spelling)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings. Build with :func:`load_settings`; tests may use ``replace``."""
+    """Resolved settings. Build with :func:`load_settings`; tests may use ``replace``.
 
-    content: str = "content"
-    host: str = "127.0.0.1"
-    port: int = 8080
-    base_url: str = ""
-    threads: int = 8
-    title: str = "Feeds"
-    description: str = ""
-    url: str = ""
-    baseurl: str = ""
-    author: object = None
-    timezone: str = "UTC"
-    lang: str = "en"
-    permalink: str = "date"
-    posts_limit: int = 20
-    max_limit: int = 100
-    page_size: int = 20
-    future: bool = False
-    cache_max_age: int = 300
-    reload_interval: float = 2.0
-    watch: bool = True
-    max_post_bytes: int = 2_000_000
-    cache_bytes: int = 64_000_000
-    body_cache_bytes: int = 64_000_000
-    websub_hub: str = ""
-    log_level: str = "info"
-    log_format: str = "text"
+    Each field is the one declaration of its setting (see :func:`_setting`); ``OPTIONS``,
+    the flags, the environment variables and the README's table are derived from them."""
+
+    content: str = _setting("content", "the content folder (a Jekyll site source)", _str,
+                            flag="--content", env="FEEDS_CONTENT")
+    host: str = _setting("127.0.0.1", "address to listen on", _str,
+                         flag="--host", env="FEEDS_HOST")
+    port: int = _setting(8080, "port to listen on", _port, flag="--port", env="FEEDS_PORT")
+    base_url: str = _setting("", "absolute URL the site is served at; overrides url + baseurl",
+                             _str, flag="--base-url", env="FEEDS_BASE_URL")
+    threads: int = _setting(2, "waitress worker threads", _positive_int,
+                            flag="--threads", env="FEEDS_THREADS")
+    title: str = _setting("Feeds", "site title", _str,
+                          key="title", flag="--title", env="FEEDS_TITLE")
+    description: str = _setting("", "site description", _str, key="description")
+    url: str = _setting("", "site URL (scheme and host), as in Jekyll", _str, key="url")
+    baseurl: str = _setting("", "path prefix of the site, as in Jekyll", _str, key="baseurl")
+    # An Author is frozen, so one default may be shared (ruff cannot see that).
+    author: Author | None = _setting(  # noqa: RUF009
+        None, "site author: a name or {name, email, uri}", _author, key="author")
+    timezone: str = _setting("UTC", "IANA time zone for dates without an offset", _timezone,
+                             key="timezone", flag="--timezone", env="FEEDS_TIMEZONE")
+    lang: str = _setting("en", "site language (HTML lang, feed language)", _str, key="lang")
+    permalink: str = _setting("date", "permalink style or pattern, as in Jekyll", _str,
+                              key="permalink")
+    posts_limit: int = _setting(20, "entries per feed page", _positive_int,
+                                key="feed.posts_limit", flag="--posts-limit",
+                                env="FEEDS_POSTS_LIMIT")
+    max_limit: int = _setting(100, "largest ?limit= a client may ask for (larger is clamped)",
+                              _positive_int, key="max_limit", flag="--max-limit",
+                              env="FEEDS_MAX_LIMIT")
+    page_size: int = _setting(20, "posts per HTML list page", _positive_int, key="page_size")
+    future: bool = _setting(False, "show posts dated in the future", _bool,
+                            key="future", flag="--future", env="FEEDS_FUTURE")
+    cache_max_age: int = _setting(300, "Cache-Control max-age of feeds and pages, seconds",
+                                  _positive_int, key="cache_max_age", flag="--cache-max-age",
+                                  env="FEEDS_CACHE_MAX_AGE")
+    reload_interval: float = _setting(2.0, "seconds between content scans when polling",
+                                      _positive_float, key="reload_interval",
+                                      flag="--reload-interval", env="FEEDS_RELOAD_INTERVAL")
+    watch: bool = _setting(True, "follow changes to the content folder while running", _bool,
+                           key="watch", flag="--watch", env="FEEDS_WATCH")
+    max_post_bytes: int = _setting(2_000_000, "larger post files are rejected", _positive_int,
+                                   key="max_post_bytes", flag="--max-post-bytes",
+                                   env="FEEDS_MAX_POST_BYTES")
+    cache_bytes: int = _setting(
+        64_000_000,
+        "memory bound of the response caches (renderings; prepared answers), bytes each",
+        _positive_int, key="cache_bytes", flag="--cache-bytes", env="FEEDS_CACHE_BYTES")
+    body_cache_bytes: int = _setting(
+        64_000_000, "memory bound of the rendered-post cache, bytes", _positive_int,
+        key="body_cache_bytes", flag="--body-cache-bytes", env="FEEDS_BODY_CACHE_BYTES")
+    websub_hub: str = _setting("", "WebSub hub URL announced in feeds and pinged on change",
+                               _str, key="websub_hub", flag="--websub-hub",
+                               env="FEEDS_WEBSUB_HUB")
+    log_level: str = _setting("info", "log level", _choice("debug", "info", "warning", "error"),
+                              flag="--log-level", env="FEEDS_LOG_LEVEL")
+    log_format: str = _setting("text", "log format: text (combined access log) or json",
+                               _choice("text", "json"), flag="--log-format",
+                               env="FEEDS_LOG_FORMAT")
     # Not settings of the site: what the command line and environment said, kept so a
     # changed _config.yml can be applied again beneath them.
     overrides: tuple[tuple[str, object], ...] = ()
-
-    @property
-    def content_path(self) -> Path:
-        return Path(self.content)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -213,6 +214,14 @@ class Settings:
     def reload_config(self) -> Settings:
         """Settings with ``_config.yml`` read again, flags and environment still on top."""
         return load_settings(dict(self.overrides), {})
+
+
+OPTIONS: tuple[Option, ...] = tuple(
+    Option(f.name, f.default, **f.metadata) for f in dataclasses.fields(Settings) if f.metadata
+)
+"""Every setting, in the order :class:`Settings` declares them (``overrides`` is none)."""
+
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
 
 def _uri(text: str) -> str:
