@@ -93,6 +93,23 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+@pytest.fixture
+def make_app() -> Iterator[Callable[..., Flask]]:
+    """The app factory: ``make_app(root, watch=False, **overrides)`` builds an app over a
+    content folder with :func:`make_settings` (``watch`` is create_app's: follow the
+    folder); every app it made is stopped afterwards."""
+    apps: list[Flask] = []
+
+    def make(root: Path, watch: bool = False, **overrides: Any) -> Flask:
+        application = create_app(make_settings(root, **overrides), watch=watch)
+        apps.append(application)
+        return application
+
+    yield make
+    for application in apps:
+        application.extensions["feeds"].stop()
+
+
 @dataclass
 class LiveServer:
     app: Flask

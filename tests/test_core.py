@@ -138,21 +138,6 @@ def core(core_app: Flask) -> FlaskClient:
     return core_app.test_client()
 
 
-@pytest.fixture
-def app_for(tmp_path: Path) -> Iterator[Callable[..., FlaskClient]]:
-    """Build an app (and client) over a folder with settings overrides; stopped after."""
-    apps: list[Flask] = []
-
-    def make(root: Path, **overrides: Any) -> FlaskClient:
-        application = create_app(make_settings(root, **overrides), watch=False)
-        apps.append(application)
-        return application.test_client()
-
-    yield make
-    for application in apps:
-        application.extensions["feeds"].stop()
-
-
 def all_site_entries(client: FlaskClient) -> list[dict[str, Any]]:
     return atom_of(client, "/feed.atom?limit=100")[1]
 
@@ -195,7 +180,7 @@ def test_folder_categories_come_before_front_matter_ones(core: FlaskClient) -> N
 
 
 def test_flat_folder_without_posts_folder(tmp_path: Path,
-                                          app_for: Callable[..., FlaskClient]) -> None:
+                                          make_app: Callable[..., Flask]) -> None:
     root = write_site(tmp_path / "flat", {
         "notes/2021-05-06-named-by-date.md": "---\ntitle: Named by date\n---\nx\n",
         "notes/deep/dated-in-front-matter.md": post_text(
@@ -208,7 +193,7 @@ def test_flat_folder_without_posts_folder(tmp_path: Path,
         ".git/2021-05-10-dot.md": post_text("Dot", "2021-05-10"),
         "_site/2021-05-11-built.md": post_text("Built", "2021-05-11"),
     })
-    client = app_for(root)
+    client = make_app(root).test_client()
     entries = atom_of(client, "/feed.atom")[1]
     assert [(e["title"], e["published"]) for e in entries] == [
         ("Both dates", datetime(2021, 5, 8, tzinfo=CST)),
@@ -283,12 +268,12 @@ def test_ids_slugs_and_permalinks_from_front_matter(core: FlaskClient) -> None:
 @pytest.mark.parametrize("permalink", ["date", "pretty", "ordinal", "none",
                                        "/:categories/:year/:slug:output_ext"])
 def test_site_permalink_styles(permalink: str, tmp_path: Path,
-                               app_for: Callable[..., FlaskClient]) -> None:
+                               make_app: Callable[..., Flask]) -> None:
     root = write_site(tmp_path / "s", {
         "_posts/2021-02-03-hello-world.md": post_text("Hello", "2021-02-03 10:00:00 +0800",
                                                       "[News]"),
     }, config=f"title: S\nurl: {BASE}\ntimezone: Asia/Shanghai\npermalink: {permalink}\n")
-    client = app_for(root)
+    client = make_app(root).test_client()
     entry = atom_of(client, "/feed.atom")[1][0]
     expected = {
         "date": "/news/2021/02/03/hello-world.html",
@@ -351,11 +336,11 @@ def test_dates_and_url_days_as_jekyll(core: FlaskClient) -> None:
 
 
 def test_future_posts_hidden_unless_future_true(
-        core: FlaskClient, core_dir: Path, app_for: Callable[..., FlaskClient]) -> None:
+        core: FlaskClient, core_dir: Path, make_app: Callable[..., Flask]) -> None:
     assert "Far future" not in {e["title"] for e in all_site_entries(core)}
     assert core.get("/category/future-only.atom").status_code == 404
     assert core.get("/news/2099/01/01/far-future.html").status_code == 404
-    shown = app_for(core_dir, future=True)
+    shown = make_app(core_dir, future=True).test_client()
     entries = all_site_entries(shown)
     assert entries[0]["title"] == "Far future"
     assert entries[0]["published"] == datetime(2099, 1, 1, tzinfo=CST)
@@ -364,12 +349,13 @@ def test_future_posts_hidden_unless_future_true(
 
 
 def test_future_true_in_config_file(tmp_path: Path,
-                                    app_for: Callable[..., FlaskClient]) -> None:
+                                    make_app: Callable[..., Flask]) -> None:
     root = write_site(tmp_path / "s", {
         "_posts/2099-01-01-later.md": post_text("Later", "2099-01-01"),
         "_posts/2000-01-01-earlier.md": post_text("Earlier", "2000-01-01"),
     }, config="title: S\nurl: https://example.org\nfuture: true\n")
-    assert [e["title"] for e in all_site_entries(app_for(root))] == ["Later", "Earlier"]
+    entries = all_site_entries(make_app(root).test_client())
+    assert [e["title"] for e in entries] == ["Later", "Earlier"]
 
 
 # --- the URL contract -----------------------------------------------------------------
@@ -423,7 +409,7 @@ def test_unknown_category_or_tag_is_404_never_an_empty_feed(core: FlaskClient,
 
 
 def test_chinese_names_raw_percent_encoded_nfc_and_nfd(
-        tmp_path: Path, app_for: Callable[..., FlaskClient]) -> None:
+        tmp_path: Path, make_app: Callable[..., Flask]) -> None:
     nfd = unicodedata.normalize("NFD", "Café 随笔")
     nfc = unicodedata.normalize("NFC", "Café 随笔")
     assert nfd != nfc
@@ -436,7 +422,7 @@ def test_chinese_names_raw_percent_encoded_nfc_and_nfd(
             "Two", "2022-01-02 10:00:00 +0800", json.dumps([nfc], ensure_ascii=False),
             json.dumps(["城市", "한국어"], ensure_ascii=False)),
     })
-    client = app_for(root)
+    client = make_app(root).test_client()
     for kind, name, others in (("category", nfc, [nfd]), ("tag", "城市", []),
                                ("tag", "한국어", [hangul_nfd])):
         canonical = get_ok(client, f"/{kind}/{name_to_segment(name)}.atom")
@@ -555,8 +541,8 @@ def many_dir(tmp_path: Path) -> Path:
 
 
 def test_newest_first_and_posts_limit_default_20(
-        many_dir: Path, app_for: Callable[..., FlaskClient]) -> None:
-    client = app_for(many_dir)
+        many_dir: Path, make_app: Callable[..., Flask]) -> None:
+    client = make_app(many_dir).test_client()
     for url in ("/feed.atom", "/category/all.atom"):
         entries = atom_of(client, url)[1]
         assert [e["title"] for e in entries] == [f"Post {d:02d}" for d in range(25, 5, -1)]
@@ -570,10 +556,10 @@ def test_newest_first_and_posts_limit_default_20(
 
 
 def test_posts_limit_from_config_and_limit_query(
-        many_dir: Path, app_for: Callable[..., FlaskClient]) -> None:
+        many_dir: Path, make_app: Callable[..., Flask]) -> None:
     config = (many_dir / "_config.yml").read_text("utf-8") + "feed:\n  posts_limit: 7\n"
     (many_dir / "_config.yml").write_text(config, "utf-8")
-    client = app_for(many_dir, max_limit=12)
+    client = make_app(many_dir, max_limit=12).test_client()
     assert len(atom_of(client, "/feed.atom")[1]) == 7
     assert len(atom_of(client, "/tag/odd.atom")[1]) == 7
     assert len(validate_json_feed(get_ok(client, "/feed.json"))["items"]) == 7
@@ -587,8 +573,8 @@ def test_posts_limit_from_config_and_limit_query(
         assert (response.status_code, response.mimetype) == (400, "text/plain"), bad
 
 
-def test_atom_feed_metadata(many_dir: Path, app_for: Callable[..., FlaskClient]) -> None:
-    client = app_for(many_dir)
+def test_atom_feed_metadata(many_dir: Path, make_app: Callable[..., Flask]) -> None:
+    client = make_app(many_dir).test_client()
     root, entries = atom_of(client, "/feed.atom")
     assert root.findtext(f"{A}id") == f"{BASE}/feed.atom"
     assert root.findtext(f"{A}title") == "测试站 Test Site"
@@ -636,8 +622,8 @@ def test_atom_entries(core: FlaskClient) -> None:
 
 
 def test_same_content_same_bytes_on_two_instances(
-        core: FlaskClient, core_dir: Path, app_for: Callable[..., FlaskClient]) -> None:
-    other = app_for(core_dir)
+        core: FlaskClient, core_dir: Path, make_app: Callable[..., Flask]) -> None:
+    other = make_app(core_dir).test_client()
     for url in ("/feed.atom", "/feed.rss", "/feed.json", "/feed.xml", "/category/news.atom",
                 "/tag/%E7%BA%A2%E7%BD%91%E6%96%B0%E9%97%BB.rss", "/feeds.opml"):
         first, second = core.get(url), other.get(url)
@@ -746,14 +732,14 @@ def test_hostile_text_never_breaks_the_documents(core: FlaskClient) -> None:
 
 
 def test_xml_illegal_characters_are_dropped(tmp_path: Path,
-                                            app_for: Callable[..., FlaskClient]) -> None:
+                                            make_app: Callable[..., Flask]) -> None:
     root = tmp_path / "s"
     write_site(root, {})
     post = (b'---\ntitle: "Bell\\x07 and\\x1b escape"\ndate: 2022-01-01 10:00:00 +0800\n'
             b"tags: [ctl]\n---\nBody \x01with\x08 controls\x0b and \x0c feeds ]]> & <\n")
     (root / "_posts").mkdir()
     (root / "_posts" / "2022-01-01-controls.md").write_bytes(post)
-    client = app_for(root)
+    client = make_app(root).test_client()
     entries = atom_of(client, "/tag/ctl.atom")[1]
     assert entries[0]["title"] == "Bell and escape"
     text = lxml_html.fragment_fromstring(entries[0]["content"], create_parent="div")
@@ -773,13 +759,13 @@ def feed_id(client: FlaskClient, url: str = "/feed.atom", **kwargs: Any) -> str:
 
 
 def test_base_url_from_url_and_baseurl(tmp_path: Path,
-                                       app_for: Callable[..., FlaskClient]) -> None:
+                                       make_app: Callable[..., Flask]) -> None:
     root = write_site(tmp_path / "s", {
         "_posts/2022-01-01-x.md": post_text("X", "2022-01-01", "[随笔]", "[t]",
                                             "[rel](y.html)"),
     }, config="title: S\nurl: https://example.org/\nbaseurl: /blog/\n"
               "timezone: Asia/Shanghai\n")
-    client = app_for(root)
+    client = make_app(root).test_client()
     # Served with and without the prefix (behind a proxy that keeps or strips it).
     assert get_ok(client, "/blog/feed.atom") == get_ok(client, "/feed.atom")
     root_el, entries = atom_of(client, "/blog/category/%E9%9A%8F%E7%AC%94.atom")
@@ -793,11 +779,11 @@ def test_base_url_from_url_and_baseurl(tmp_path: Path,
 
 
 def test_non_ascii_baseurl_is_percent_encoded(tmp_path: Path,
-                                              app_for: Callable[..., FlaskClient]) -> None:
+                                              make_app: Callable[..., Flask]) -> None:
     root = write_site(tmp_path / "s", {
         "_posts/2022-01-01-x.md": post_text("X", "2022-01-01", "[]"),
     }, config="title: S\nurl: https://example.org\nbaseurl: /博客\n")
-    client = app_for(root)
+    client = make_app(root).test_client()
     prefix = "https://example.org/%E5%8D%9A%E5%AE%A2"
     assert feed_id(client) == f"{prefix}/feed.atom"
     assert get_ok(client, "/博客/feed.atom") == get_ok(client, "/feed.atom")
@@ -806,8 +792,8 @@ def test_non_ascii_baseurl_is_percent_encoded(tmp_path: Path,
 
 
 def test_base_url_setting_overrides_config(site_dir: Path,
-                                           app_for: Callable[..., FlaskClient]) -> None:
-    client = app_for(site_dir, base_url="https://feeds.example.net/mirror/")
+                                           make_app: Callable[..., Flask]) -> None:
+    client = make_app(site_dir, base_url="https://feeds.example.net/mirror/").test_client()
     assert feed_id(client) == "https://feeds.example.net/mirror/feed.atom"
     entries = atom_of(client, "/feed.atom")[1]
     assert all(link_of(e).startswith("https://feeds.example.net/mirror/") for e in entries)
@@ -828,11 +814,11 @@ def test_feeds_base_url_environment_variable(site_dir: Path) -> None:
 
 
 def test_without_configured_url_the_request_host_is_used(
-        tmp_path: Path, app_for: Callable[..., FlaskClient]) -> None:
+        tmp_path: Path, make_app: Callable[..., Flask]) -> None:
     root = write_site(tmp_path / "s", {
         "_posts/2022-01-01-x.md": post_text("X", "2022-01-01", "[news]"),
     }, config="title: S\n")
-    client = app_for(root)
+    client = make_app(root).test_client()
     assert feed_id(client, base_url="http://feeds.test:8080") == "http://feeds.test:8080/feed.atom"
     assert feed_id(client, base_url="https://other.test") == "https://other.test/feed.atom"
     entries = atom_of(client, "/feed.atom")[1]

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -30,10 +30,9 @@ from lxml import etree
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import TestResponse
 
-from feeds import create_app
 from feeds.cache import DELTA_HISTORY
 
-from .conftest import make_settings, post_text, validate_atom, validate_json_feed, write_site
+from .conftest import post_text, validate_atom, validate_json_feed, write_site
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 BASE = "https://example.org"
@@ -92,20 +91,6 @@ def rewrite(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
     stamp = max(old + 1_000_000_000, path.stat().st_mtime_ns)
     os.utime(path, ns=(stamp, stamp))
-
-
-@pytest.fixture
-def make_app() -> Iterator[Callable[..., Flask]]:
-    apps: list[Flask] = []
-
-    def make(root: Path, **overrides: Any) -> Flask:
-        app = create_app(make_settings(root, **overrides), watch=False)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.extensions["feeds"].stop()
 
 
 @pytest.fixture

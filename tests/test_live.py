@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,20 +105,19 @@ BASE_POSTS = {
 
 
 @pytest.fixture
-def live_factory(tmp_path: Path) -> Iterator[Callable[..., Live]]:
-    apps: list[Flask] = []
+def live_factory(tmp_path: Path, make_app: Callable[..., Flask]) -> Callable[..., Live]:
+    made = 0
 
     def start(posts: dict[str, str] | None = None, config: str = CONFIG,
               **overrides: Any) -> Live:
-        root = write_site(tmp_path / f"site{len(apps)}",
+        nonlocal made
+        root = write_site(tmp_path / f"site{made}",
                           BASE_POSTS if posts is None else posts, config=config)
-        app = create_app(make_settings(root, **overrides), watch=True)
-        apps.append(app)
+        made += 1
+        app = make_app(root, watch=True, **overrides)
         return Live(root, app, app.test_client(), app.extensions["feeds"])
 
-    yield start
-    for app in apps:
-        app.extensions["feeds"].stop()
+    return start
 
 
 @pytest.fixture

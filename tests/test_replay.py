@@ -8,7 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,9 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import TestResponse
 
-from feeds import create_app
 from feeds.wire import Replay
 
-from .conftest import make_settings, post_text, write_site
+from .conftest import post_text, write_site
 
 GZIP = {"Accept-Encoding": "gzip"}
 BROTLI = {"Accept-Encoding": "br;q=1.0, gzip;q=0.5"}
@@ -53,10 +52,8 @@ def long_site(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def replay_app(long_site: Path) -> Iterator[Flask]:
-    application = create_app(make_settings(long_site), watch=False)
-    yield application
-    application.extensions["feeds"].stop()
+def replay_app(long_site: Path, make_app: Callable[..., Flask]) -> Flask:
+    return make_app(long_site)
 
 
 @pytest.fixture
@@ -134,23 +131,21 @@ def test_head_is_replayed_with_the_headers_of_the_get_and_no_body(
     assert json.loads(gzip.decompress(get.get_data()))["version"].endswith("/1.1")
 
 
-def test_another_host_or_scheme_is_its_own_answer(long_site: Path) -> None:
+def test_another_host_or_scheme_is_its_own_answer(
+        long_site: Path, make_app: Callable[..., Flask]) -> None:
     # No url in _config.yml: links are made from the request's scheme and Host.
     (long_site / "_config.yml").write_text("title: Hosts\n", encoding="utf-8")
-    application = create_app(make_settings(long_site), watch=False)
-    try:
-        assert isinstance(application.wsgi_app, Replay)
-        calls = Counting(application.wsgi_app)
-        client = application.test_client()
-        links = []
-        for base in ["http://a.test", "http://b.test", "https://a.test", "http://a.test"]:
-            feed = feedparser.parse(client.get("/feed.atom", base_url=base).get_data())
-            links.append(feed.entries[0].link.split("/")[:3])
-        assert links == [["http:", "", "a.test"], ["http:", "", "b.test"],
-                         ["https:", "", "a.test"], ["http:", "", "a.test"]]
-        assert calls.calls == 3
-    finally:
-        application.extensions["feeds"].stop()
+    application = make_app(long_site)
+    assert isinstance(application.wsgi_app, Replay)
+    calls = Counting(application.wsgi_app)
+    client = application.test_client()
+    links = []
+    for base in ["http://a.test", "http://b.test", "https://a.test", "http://a.test"]:
+        feed = feedparser.parse(client.get("/feed.atom", base_url=base).get_data())
+        links.append(feed.entries[0].link.split("/")[:3])
+    assert links == [["http:", "", "a.test"], ["http:", "", "b.test"],
+                     ["https:", "", "a.test"], ["http:", "", "a.test"]]
+    assert calls.calls == 3
 
 
 def test_a_new_content_version_is_never_answered_from_the_replay(
@@ -210,16 +205,14 @@ def test_replayed_requests_are_counted_and_logged_as_flask_does(
     assert samples[("feeds_cache_lookups_total", (("result", "hit"),))] >= 2
 
 
-def test_a_flood_of_distinct_queries_stays_within_the_byte_bound(long_site: Path) -> None:
-    application = create_app(make_settings(long_site, cache_bytes=200_000), watch=False)
-    try:
-        replay = application.wsgi_app
-        assert isinstance(replay, Replay)
-        client: FlaskClient = application.test_client()
-        body = client.get("/feed.atom").get_data()
-        for i in range(300):  # unknown parameters are ignored: the same feed each time
-            assert client.get(f"/feed.atom?x={i}").get_data() == body
-        assert replay._entries.currsize <= 200_000
-        assert 0 < len(replay._entries) < 300
-    finally:
-        application.extensions["feeds"].stop()
+def test_a_flood_of_distinct_queries_stays_within_the_byte_bound(
+        long_site: Path, make_app: Callable[..., Flask]) -> None:
+    application = make_app(long_site, cache_bytes=200_000)
+    replay = application.wsgi_app
+    assert isinstance(replay, Replay)
+    client: FlaskClient = application.test_client()
+    body = client.get("/feed.atom").get_data()
+    for i in range(300):  # unknown parameters are ignored: the same feed each time
+        assert client.get(f"/feed.atom?x={i}").get_data() == body
+    assert replay._entries.currsize <= 200_000
+    assert 0 < len(replay._entries) < 300

@@ -111,19 +111,6 @@ def hub(hub_factory: Callable[..., Hub]) -> Hub:
     return hub_factory()
 
 
-@pytest.fixture
-def make_app() -> Iterator[Callable[..., Flask]]:
-    apps: list[Flask] = []
-
-    def make(root: Path, **overrides: Any) -> Flask:
-        apps.append(create_app(make_settings(root, **overrides), watch=False))
-        return apps[-1]
-
-    yield make
-    for app in apps:
-        app.extensions["feeds"].stop()
-
-
 def publisher_of(app: Flask) -> Publisher:
     for listener in app.extensions["feeds"].listeners:
         owner = getattr(listener, "__self__", None)
