@@ -222,7 +222,8 @@ class FeedService:
             self._install(snapshot, time.monotonic() - started)
 
     def refresh(self) -> None:
-        """Poll once, now (tests, and `feeds` commands without a watcher)."""
+        """Poll once, now, as the watcher's polling does (tests: a change is seen without
+        waiting for the watcher)."""
         self._reload(lambda _: self.store.rescan(), set())
 
     def _install(self, snapshot: Snapshot, seconds: float) -> None:
@@ -429,7 +430,6 @@ class FeedService:
             feed_id=feed_url,
             self_url=page_url(key.page),
             html_url=html_url,
-            home_url=base + "/",
             lang=settings.lang,
             author=site_author(settings),
             updated=max((p.updated for p in posts), default=None),

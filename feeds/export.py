@@ -5,12 +5,13 @@ and base URL. Files are fetched through the app itself, so the two cannot drift 
 On disk, paths are percent-decoded ('/tag/%E5%9F%8E.atom' -> OUT/tag/城.atom), as static
 hosts and object stores decode a request path before they look it up. A URL ending in
 '/' is written as 'index.html' below it. Page N (N > 1) of a feed or list keeps its query
-in the file name ('feed.atom?page=2'): nginx serves those with
-``try_files $uri$is_args$args $uri =404``; a host that ignores queries serves page 1.
+in the file name ('feed.atom?page=2'); deploy/nginx-static.conf serves those with
+``try_files $uri$is_args$args ...``, and a host that ignores queries serves page 1.
 
 A run rewrites only files whose bytes changed (so their mtimes, and a sync tool's upload
 list, show what changed) and removes the files a previous run wrote that no longer exist,
-with the folders that leaves empty. The list of files written is kept in OUT/MANIFEST.
+with the folders that leaves empty. The list of files written is kept in
+OUT/.feeds-build-manifest (``MANIFEST``).
 """
 
 from __future__ import annotations
