@@ -11,6 +11,8 @@ A short tour, in the order data flows (nothing imports upstream):
 - ``watch``    follows the folder (inotify via watchdog, polling as a fallback).
 - ``site``     posts -> SiteIndex (newest first, by category, by tag, by URL); the rule
                for names in URLs.
+- ``links``    every URL: which lists (site, categories, tags) have feeds and pages, their
+               paths, titles and paging, and the list of every URL of the site.
 - ``render``   selection -> Atom / RSS / JSON Feed / OPML bytes (the only feedgen import).
 - ``pages``    selection -> HTML pages (Jinja templates).
 - ``cache``    composes the above; bounded, locked caches swapped in one step.
@@ -29,6 +31,7 @@ from urllib.parse import unquote
 
 from flask import Flask
 
+from . import links
 from .cache import FeedService
 from .config import Settings
 from .wire import Replay
@@ -78,7 +81,7 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
     if settings.websub_hub:
         from .websub import Publisher
 
-        publisher = Publisher(svc.metrics, svc.feed_links)
+        publisher = Publisher(svc.metrics, links.feed_urls)
         svc.listeners.append(publisher.on_change)
         svc.stoppers.append(publisher.stop)
         publisher.start()

@@ -21,18 +21,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import brotli
 from cachetools import LRUCache
 
-from . import pages
+from . import links, pages
 from .config import Settings
 from .content import ContentStore, Snapshot
 from .metrics import Metrics
 from .model import (
     CONTENT_TYPES,
-    FEED_FORMATS,
     Author,
     Body,
     FeedKey,
@@ -42,7 +40,7 @@ from .model import (
 )
 from .parse import body_text, render_body
 from .render import Entry, FeedMeta, Outline, feed_title, render_feed, render_opml
-from .site import SiteIndex, Term, name_to_segment
+from .site import SiteIndex
 from .watch import Watcher
 
 logger = logging.getLogger(__name__)
@@ -387,53 +385,26 @@ class FeedService:
 
     def _plan(self, state: State, key: FeedKey,
               base: str) -> tuple[FeedMeta, Sequence[Post]] | None:
-        index = state.index
         settings = state.settings
-        if key.kind is Kind.SITE:
-            selection: Sequence[Post] = index.posts
-            title, path = settings.title, "/feed"
-            html_url = base + "/"
-        else:
-            term = index.term(key.kind, key.name)
-            if term is None:
-                return None
-            selection = term.posts
-            title = f"{settings.title} · {term.name}"
-            path = f"/{key.kind.value}/{term.segment}"
-            html_url = f"{base}{path}.html"
-        pages_total = max(1, math.ceil(len(selection) / key.limit))
-        if key.page > pages_total:
+        found = links.select(state.index, key.kind, key.name)
+        if found is None:
             return None
-        start = (key.page - 1) * key.limit
-        posts = selection[start:start + key.limit]
-        feed_url = f"{base}{path}.{key.fmt.value}"
-
-        def page_url(page: int) -> str:
-            query = {}
-            if page > 1:
-                query["page"] = str(page)
-            if key.limit != settings.posts_limit:
-                query["limit"] = str(key.limit)
-            return feed_url + ("?" + urlencode(query) if query else "")
-
-        paging: list[tuple[str, str]] = []
-        if pages_total > 1:
-            paging.append(("first", page_url(1)))
-            if key.page > 1:
-                paging.append(("previous", page_url(key.page - 1)))
-            if key.page < pages_total:
-                paging.append(("next", page_url(key.page + 1)))
-            paging.append(("last", page_url(pages_total)))
+        feed_url = base + links.feed_path(found.kind, found.name, key.fmt)
+        query = () if key.limit == settings.posts_limit else (("limit", str(key.limit)),)
+        paging = links.paging(feed_url, len(found.posts), key.limit, key.page, query)
+        if paging is None:
+            return None
+        posts = paging.window(found.posts)
         meta = FeedMeta(
-            title=title,
+            title=links.title(settings.title, found.kind, found.name),
             subtitle=settings.description,
             feed_id=feed_url,
-            self_url=page_url(key.page),
-            html_url=html_url,
+            self_url=paging.here,
+            html_url=base + links.html_path(found.kind, found.name),
             lang=settings.lang,
             author=site_author(settings),
             updated=max((p.updated for p in posts), default=None),
-            paging=tuple(paging),
+            paging=paging.rels(),
             hub=settings.websub_hub,
         )
         return meta, posts
@@ -491,19 +462,16 @@ class FeedService:
             return found
         settings = state.settings
         index = state.index
-
-        def outlines(terms: list[Term]) -> list[Outline]:
-            return [
-                Outline(f"{settings.title} · {t.name}",
-                        f"{base}/{t.kind.value}/{t.segment}.atom",
-                        f"{base}/{t.kind.value}/{t.segment}.html")
-                for t in terms
-            ]
-
+        groups: dict[Kind, list[Outline]] = {kind: [] for kind in Kind}
+        for listed in links.lists(index):
+            groups[listed.kind].append(Outline(
+                links.title(settings.title, listed.kind, listed.name),
+                base + links.feed_path(listed.kind, listed.name, Format.ATOM),
+                base + links.html_path(listed.kind, listed.name)))
         body = render_opml(settings.title, [
-            ("Site", [Outline(settings.title, f"{base}/feed.atom", f"{base}/")]),
-            ("Categories", outlines(index.sorted_terms(Kind.CATEGORY))),
-            ("Tags", outlines(index.sorted_terms(Kind.TAG))),
+            ("Site", groups[Kind.SITE]),
+            ("Categories", groups[Kind.CATEGORY]),
+            ("Tags", groups[Kind.TAG]),
         ], index.posts[0].updated if index.posts else None)
         return self._store(cache_key, Rendered(body, CONTENT_TYPES["opml"]))
 
@@ -523,11 +491,6 @@ class FeedService:
         newest = max((p.updated for p in state.index.posts), default=None)
         return self._store(cache_key, Rendered(html.encode("utf-8"), CONTENT_TYPES["html"],
                                                newest))
-
-    def feed_links(self, kind: Kind, name: str, base: str) -> list[tuple[Format, str]]:
-        """(format, URL) of every feed of the site, a category or a tag."""
-        path = "/feed" if kind is Kind.SITE else f"/{kind.value}/{name_to_segment(name)}"
-        return [(fmt, f"{base}{path}.{fmt.value}") for fmt in FEED_FORMATS]
 
 
 def site_author(settings: Settings) -> Author | None:

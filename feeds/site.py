@@ -52,7 +52,8 @@ def url_key(path: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Term:
-    """A category or tag with its posts, newest first."""
+    """A category or tag with its posts, newest first. (``links.select`` also gives the
+    whole site as one: kind SITE, name ''.)"""
 
     kind: Kind
     name: str
@@ -178,12 +179,6 @@ class SiteIndex:
             folded = self._folded[kind].get(key.casefold())
             found = terms.get(folded) if folded else None
         return found
-
-    def selection(self, kind: Kind, name: str) -> tuple[Post, ...] | None:
-        if kind is Kind.SITE:
-            return self.posts
-        term = self.term(kind, name)
-        return term.posts if term else None
 
     def post_at(self, path: str) -> Post | None:
         """The post whose permalink is this (decoded) path; '/x/' also answers '/x/index.html'
