@@ -33,7 +33,7 @@ from . import links
 from .config import Settings
 
 if TYPE_CHECKING:
-    from .cache import FeedService
+    from .service import FeedService
 
 logger = logging.getLogger(__name__)
 MANIFEST = ".feeds-build-manifest"

@@ -8,6 +8,7 @@ around them in the site's language (Chinese or English, see ``LABELS``)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from .model import Author, Body, Kind, Post
 from .site import Term
 
 if TYPE_CHECKING:
-    from .cache import FeedService, State
+    from .site import State
 
 _ENV = Environment(
     loader=PackageLoader("feeds", "templates"),
@@ -139,12 +140,11 @@ def _source_view(url: str | None) -> dict[str, str] | None:
     return {"url": url, "shown": shown}
 
 
-def render_page(service: FeedService, state: State, what: tuple[str, ...], page: int,
-                base: str) -> str | None:
+def render_page(state: State, what: tuple[str, ...], page: int, base: str, *,
+                body: Callable[[Post], Body], author: Author | None) -> str | None:
     """The HTML of one page: ('index',), ('category', name), ('tag', name) or ('post',
-    path); None when there is no such page."""
-    from .cache import site_author  # cache imports this module: resolve at call time
-
+    path); None when there is no such page. ``body`` gives a post's rendered body;
+    ``author`` is the site's, shown on a post that names none."""
     settings = state.settings
     lang = settings.lang or "en"
     common: dict[str, Any] = {
@@ -169,8 +169,7 @@ def render_page(service: FeedService, state: State, what: tuple[str, ...], page:
         post = state.index.post_at(what[1])
         if post is None:
             return None
-        return _render_post(state, post, service.body(post, base),
-                            post.author or site_author(settings), base, common)
+        return _render_post(state, post, body(post), post.author or author, base, common)
     return None
 
 

@@ -1,5 +1,6 @@
-"""Posts -> SiteIndex: the visible posts newest first, by category and by tag, by URL; and
-the one rule that turns a category or tag name into a URL path segment and back."""
+"""Posts -> SiteIndex: the visible posts newest first, by category and by tag, by URL; the
+one rule that turns a category or tag name into a URL path segment and back; and State,
+one content snapshot with its index: what every response is made from."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ import unicodedata
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 from .model import Kind, Post
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .content import Snapshot
 
 # --- Names in URLs --------------------------------------------------------------------
 # A name is written into a path segment as itself, except the characters that cannot
@@ -252,3 +258,15 @@ def _fold_unique(terms: dict[str, Term]) -> dict[str, str]:
     for f in clashes:
         del folded[f]
     return folded
+
+
+@dataclass(frozen=True)
+class State:
+    """One content snapshot and the index of its visible posts, swapped in as one."""
+
+    snapshot: Snapshot
+    index: SiteIndex
+
+    @property
+    def settings(self) -> Settings:
+        return self.snapshot.settings

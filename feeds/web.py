@@ -1,6 +1,7 @@
 """The thin HTTP layer: routes (the paths of ``links``, kinds x formats), validators and
 304s, compression, caching headers, CORS, 404 and 400. With wire.py (the exact headers,
-and the replay of repeated requests) the only modules that know HTTP."""
+and the replay of repeated requests) and rendered.py (a rendering's validators) the only
+modules that know HTTP."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.datastructures import Headers
 
 from . import links
-from .cache import Delta, FeedService, NotReady, Rendered
+from .cache import NotFound
 from .model import FEED_FORMATS, FeedKey, Format, Kind
+from .rendered import Delta, Rendered
+from .service import FeedService, NotReady
 from .site import segment_to_name
 from .wire import PREPARED, Prepared, access_logger, coding_for, log_access, validators
 
@@ -29,10 +32,6 @@ bp = Blueprint("feeds", __name__)
 
 class BadRequest(Exception):
     """A query parameter that is not what it must be; the message says why."""
-
-
-class NotFound(Exception):
-    pass
 
 
 def service() -> FeedService:
@@ -121,8 +120,6 @@ def _feed(kind: Kind, name: str, fmt: Format) -> Response:
         if delta is not None:
             return _delta_response(delta, hub)
     rendered = svc.feed(key, base)
-    if rendered is None:
-        raise NotFound
     # A full 200 is a right answer to a delta request too, so it may be shared as usual.
     return respond(rendered, cors=True, hub=hub)
 
@@ -167,10 +164,7 @@ def _term_route(kind: Kind) -> Callable[[str, str], Response]:
 
 def _page_response(what: tuple[str, ...]) -> Response:
     g.route = f"page_{what[0]}"
-    rendered = service().page(what, _page(), base_url())
-    if rendered is None:
-        raise NotFound
-    return respond(rendered)
+    return respond(service().page(what, _page(), base_url()))
 
 
 def _any(formats: tuple[Format, ...]) -> str:

@@ -26,7 +26,7 @@ from .metrics import Metrics
 from .model import Format, Kind, Post
 
 if TYPE_CHECKING:
-    from .cache import State
+    from .site import State
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import TestResponse
 
 from feeds import create_app
-from feeds.cache import DELTA_HISTORY
+from feeds.rendered import DELTA_HISTORY
 
 from .conftest import make_settings, post_text, validate_atom, validate_json_feed, write_site
 
