@@ -1,23 +1,31 @@
 """feeds: live Atom, RSS and JSON feeds, and a small HTML site, from a folder of
 Jekyll-style posts.
 
-A short tour, in the order data flows (nothing imports upstream):
+A short tour, in the order data flows (each module imports only modules above it;
+``export`` and ``server`` make the app with ``create_app``, here):
 
-- ``config``   Settings: every knob once (default, help, _config.yml key, flag, env var).
 - ``model``    Post, FeedKey and friends: frozen, typed records; no I/O.
+- ``config``   Settings: every knob once (default, help, _config.yml key, flag, env var).
+- ``metrics``  the Prometheus counters, one registry per app.
 - ``parse``    one file -> Post (front matter, Jekyll dates and permalinks); bodies ->
                sanitised HTML with absolute URLs, lazily.
 - ``content``  folder -> posts; re-reads only changed files; logs and skips bad ones.
 - ``watch``    follows the folder (inotify via watchdog, polling as a fallback).
 - ``site``     posts -> SiteIndex (newest first, by category, by tag, by URL); the rule
-               for names in URLs.
+               for names in URLs; State, a snapshot with its index.
+- ``links``    every URL: which lists (site, categories, tags) have feeds and pages, their
+               paths, titles and paging, and the list of every URL of the site.
 - ``render``   selection -> Atom / RSS / JSON Feed / OPML bytes (the only feedgen import).
 - ``pages``    selection -> HTML pages (Jinja templates).
-- ``cache``    composes the above; bounded, locked caches swapped in one step.
-- ``web``      the Flask blueprint: routes, validators, 304, compression, errors.
+- ``rendered`` a rendering as HTTP sends it: ETag, Last-Modified, compressed forms, and
+               the versions delta polling compares.
+- ``cache``    renders feeds, pages and OPML of a state, and keeps them (bounded, locked).
+- ``service``  the life of the content: load, watch, swap in each new state, health.
 - ``wire``     the exact headers of a 200 and its 304, and the replay that answers a
                repeated request with them before Flask (a dict lookup).
+- ``web``      the Flask blueprint: routes, validators, 304, compression, errors.
 - ``websub``   tells a WebSub hub which feeds changed (a background thread).
+- ``export``   ``feeds build``: every URL of the site written as static files.
 - ``server``   ``feeds serve``: waitress, a clean stop on SIGTERM, keep-alive after a 304.
 - ``cli``      ``feeds serve | check | build``: flags, logging, progress.
 """
@@ -29,8 +37,9 @@ from urllib.parse import unquote
 
 from flask import Flask
 
-from .cache import FeedService
+from . import links
 from .config import Settings
+from .service import FeedService
 from .wire import Replay
 
 __all__ = ["Settings", "create_app"]
@@ -78,7 +87,7 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
     if settings.websub_hub:
         from .websub import Publisher
 
-        publisher = Publisher(svc.metrics, svc.feed_links)
+        publisher = Publisher(svc.metrics, links.feed_urls)
         svc.listeners.append(publisher.on_change)
         svc.stoppers.append(publisher.stop)
         publisher.start()

@@ -2,32 +2,38 @@
 OPML written as static files, byte for byte what the server answers for the same content
 and base URL. Files are fetched through the app itself, so the two cannot drift apart.
 
-On disk, paths are percent-decoded ('/tag/%E5%9F%8E.atom' -> OUT/tag/城.atom), as static
-hosts and object stores decode a request path before they look it up. A URL ending in
-'/' is written as 'index.html' below it. Page N (N > 1) of a feed or list keeps its query
-in the file name ('feed.atom?page=2'): nginx serves those with
-``try_files $uri$is_args$args $uri =404``; a host that ignores queries serves page 1.
+Which URLs there are is ``links.site_urls``. On disk, paths are percent-decoded
+('/tag/%E5%9F%8E.atom' -> OUT/tag/城.atom), as static hosts and object stores decode a
+request path before they look it up. A URL ending in '/' is written as 'index.html' below
+it. Page N (N > 1) of a feed or list keeps its query in the file name
+('feed.atom?page=2'); deploy/nginx-static.conf serves those with ``try_files
+$uri$is_args$args ...``, and a host that ignores queries serves page 1.
 
 A run rewrites only files whose bytes changed (so their mtimes, and a sync tool's upload
 list, show what changed) and removes the files a previous run wrote that no longer exist,
-with the folders that leaves empty. The list of files written is kept in OUT/MANIFEST.
+with the folders that leaves empty. The list of files written is kept in
+OUT/.feeds-build-manifest (``MANIFEST``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask
 
+from . import links
 from .config import Settings
+
+if TYPE_CHECKING:
+    from .service import FeedService
 
 logger = logging.getLogger(__name__)
 MANIFEST = ".feeds-build-manifest"
@@ -52,42 +58,11 @@ class BuildResult:
 
 
 def urls(app: Flask) -> Iterator[str]:
-    """Every URL of the site, as a path with its query: the index and the HTML list
-    pages, each feed in each format with all its pages, the jekyll-feed paths (their
-    first page: later pages link to the /feed.atom form), the OPML, the stylesheet and
-    every post."""
-    from .cache import FeedService
-    from .model import FEED_FORMATS, Format, Kind
-    from .pages import term_url
-
+    """Every URL of the site the app serves, as a path with its query."""
     svc: FeedService = app.extensions["feeds"]
     state = svc.state()
     settings = state.settings
-    index = state.index
-    limit = settings.posts_limit
-
-    def paged(path: str, total: int, size: int) -> Iterator[str]:
-        yield path
-        for page in range(2, max(1, math.ceil(total / size)) + 1):
-            yield f"{path}?page={page}"
-
-    yield from paged("/", len(index.posts), settings.page_size)
-    yield "/feeds.opml"
-    yield "/static/style.css"
-    for fmt in FEED_FORMATS:
-        yield from paged(f"/feed.{fmt.value}", len(index.posts), limit)
-    yield "/feed.xml"
-    for kind in (Kind.CATEGORY, Kind.TAG):
-        for term in index.sorted_terms(kind):
-            yield from paged(term_url("", kind, term.name, Format.HTML.value),
-                             len(term.posts), settings.page_size)
-            for fmt in FEED_FORMATS:
-                yield from paged(term_url("", kind, term.name, fmt.value),
-                                 len(term.posts), limit)
-            folder = "/feed" if kind is Kind.CATEGORY else "/feed/by_tag"
-            yield f"{folder}/{term.segment}.xml"
-    for post in index.posts:
-        yield post.url
+    return links.site_urls(state.index, settings.page_size, settings.posts_limit)
 
 
 def target(out: Path, url: str) -> Path:
@@ -146,7 +121,7 @@ def run(settings: Settings, out_dir: str,
     out.mkdir(parents=True, exist_ok=True)
     root = out.resolve()
     app = create_app(settings, watch=False)
-    svc = app.extensions["feeds"]
+    svc: FeedService = app.extensions["feeds"]
     try:
         base = settings.site_base or "http://localhost"
         split = urlsplit(base)

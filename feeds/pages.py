@@ -8,7 +8,7 @@ around them in the site's language (Chinese or English, see ``LABELS``)."""
 from __future__ import annotations
 
 import hashlib
-import math
+from collections.abc import Callable
 from datetime import datetime
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from .model import FEED_FORMATS, Kind, Post
-from .site import Term, name_to_segment
+from . import links
+from .model import Author, Body, Kind, Post
+from .site import Term
 
 if TYPE_CHECKING:
-    from .cache import FeedService, State
+    from .site import State
 
 _ENV = Environment(
     loader=PackageLoader("feeds", "templates"),
@@ -85,22 +86,14 @@ def labels_for(lang: str) -> dict[str, str]:
     return LABELS["zh-Hant" if traditional else "zh-Hans"]
 
 
-def term_url(base: str, kind: Kind | str, name: str, ext: str = "html") -> str:
-    return f"{base}/{Kind(kind).value}/{name_to_segment(name)}.{ext}"
-
-
-_FEEDS = tuple((f.value, FEED_LABELS[f.value], FEED_TYPES[f.value]) for f in FEED_FORMATS)
-
-
 def feed_links(base: str, kind: Kind, name: str = "") -> list[dict[str, str]]:
     """Atom, RSS and JSON Feed of the site, a category or a tag: what a page links."""
-    path = "/feed" if kind is Kind.SITE else f"/{kind.value}/{name_to_segment(name)}"
-    return _feed_links(base + path)
+    return [{"fmt": fmt.value, "label": FEED_LABELS[fmt], "type": FEED_TYPES[fmt], "url": url}
+            for fmt, url in links.feed_urls(kind, name, base)]
 
 
-def _feed_links(stem: str) -> list[dict[str, str]]:
-    return [{"fmt": ext, "label": label, "type": media, "url": f"{stem}.{ext}"}
-            for ext, label, media in _FEEDS]
+def _term_url(base: str, kind: Kind, name: str) -> str:
+    return base + links.html_path(kind, name)
 
 
 def _day(when: datetime, tz: ZoneInfo) -> str:
@@ -115,40 +108,17 @@ def _post_view(post: Post, base: str, tz: ZoneInfo) -> dict[str, Any]:
         "date": local.strftime("%Y-%m-%d %H:%M"),
         "date_iso": local.isoformat(),
         "day": local.strftime("%Y-%m-%d"),
-        "categories": [{"name": c, "url": term_url(base, Kind.CATEGORY, c)}
+        "categories": [{"name": c, "url": _term_url(base, Kind.CATEGORY, c)}
                        for c in post.categories],
-        "tags": [{"name": t, "url": term_url(base, Kind.TAG, t)} for t in post.tags],
+        "tags": [{"name": t, "url": _term_url(base, Kind.TAG, t)} for t in post.tags],
         "summary": post.summary,
         "lang": post.lang,
     }
 
 
-def _paging(page: int, total: int, size: int, url: str) -> dict[str, Any] | None:
-    """Links of page ``page`` of a list; None past the last page. Page 1 is the bare URL,
-    as the static export writes it."""
-    pages = max(1, math.ceil(total / size))
-    if page > pages:
-        return None
-
-    def at(n: int) -> str:
-        return url if n == 1 else f"{url}?page={n}"
-
-    return {
-        "page": page,
-        "pages": pages,
-        "url": at(page),
-        "previous": at(page - 1) if page > 1 else None,
-        "next": at(page + 1) if page < pages else None,
-    }
-
-
 def _terms(terms: list[Term], base: str) -> list[dict[str, Any]]:
-    out = []
-    for t in terms:
-        stem = f"{base}/{t.kind.value}/{t.segment}"
-        out.append({"name": t.name, "count": len(t.posts), "url": f"{stem}.html",
-                    "feeds": _feed_links(stem)})
-    return out
+    return [{"name": t.name, "count": len(t.posts), "url": _term_url(base, t.kind, t.name),
+             "feeds": feed_links(base, t.kind, t.name)} for t in terms]
 
 
 def _web_url(url: str | None) -> str | None:
@@ -170,91 +140,104 @@ def _source_view(url: str | None) -> dict[str, str] | None:
     return {"url": url, "shown": shown}
 
 
-def render_page(service: FeedService, state: State, what: tuple[str, ...], page: int,
-                base: str) -> str | None:
-    """The HTML of one page, or None when there is no such page."""
+def render_page(state: State, what: tuple[str, ...], page: int, base: str, *,
+                body: Callable[[Post], Body], author: Author | None) -> str | None:
+    """The HTML of one page: ('index',), ('category', name), ('tag', name) or ('post',
+    path); None when there is no such page. ``body`` gives a post's rendered body;
+    ``author`` is the site's, shown on a post that names none."""
     settings = state.settings
-    index = state.index
-    tz = settings.tz
-    size = settings.page_size
     lang = settings.lang or "en"
-    words = labels_for(lang)
     common: dict[str, Any] = {
         "site": {
             "title": settings.title,
             "description": settings.description,
             "lang": lang,
-            "home": base + "/",
-            "opml": base + "/feeds.opml",
-            "stylesheet": f"{base}/static/style.css?v={_STYLE_VERSION}",
+            "home": base + links.HOME,
+            "opml": base + links.OPML,
+            "stylesheet": f"{base}{links.STYLESHEET}?v={_STYLE_VERSION}",
             "timezone": settings.timezone,
         },
-        "t": words,
+        "t": labels_for(lang),
         "site_feeds": feed_links(base, Kind.SITE),
     }
     kind = what[0]
     if kind == "index":
-        paging = _paging(page, len(index.posts), size, base + "/")
-        if paging is None:
-            return None
-        start = (page - 1) * size
-        return _ENV.get_template("index.html").render(
-            **common,
-            page_title=_paged_title(settings.title, page, words),
-            canonical=paging["url"],
-            posts=[_post_view(p, base, tz) for p in index.posts[start:start + size]],
-            paging=paging,
-            feeds=common["site_feeds"],
-            categories=_terms(index.sorted_terms(Kind.CATEGORY), base),
-            tags=_terms(index.sorted_terms(Kind.TAG), base),
-        )
+        return _render_index(state, page, base, common)
     if kind in ("category", "tag"):
-        term_kind = Kind(kind)
-        term = index.term(term_kind, what[1])
-        if term is None:
-            return None
-        url = term_url(base, term_kind, term.name)
-        paging = _paging(page, len(term.posts), size, url)
-        if paging is None:
-            return None
-        start = (page - 1) * size
-        return _ENV.get_template("term.html").render(
-            **common,
-            page_title=_paged_title(f"{words[kind]}：{term.name} · {settings.title}"
-                                    if lang.lower().startswith("zh")
-                                    else f"{words[kind]}: {term.name} · {settings.title}",
-                                    page, words),
-            canonical=paging["url"],
-            term_page=True,
-            kind=kind,
-            name=term.name,
-            count=len(term.posts),
-            posts=[_post_view(p, base, tz) for p in term.posts[start:start + size]],
-            paging=paging,
-            feeds=feed_links(base, term_kind, term.name),
-            feeds_title=f"{settings.title} · {term.name}",
-        )
+        return _render_term(state, Kind(kind), what[1], page, base, common)
     if kind == "post":
-        return _render_post(service, state, what[1], base, common)
+        post = state.index.post_at(what[1])
+        if post is None:
+            return None
+        return _render_post(state, post, body(post), post.author or author, base, common)
     return None
+
+
+def _listed(state: State, kind: Kind, name: str, page: int,
+            base: str) -> tuple[Term, links.Paging, list[dict[str, Any]]] | None:
+    """A list's page: the list, its paging and the posts shown; None when there is no
+    such list or page."""
+    found = links.select(state.index, kind, name)
+    if found is None:
+        return None
+    url = base + links.html_path(found.kind, found.name)
+    paging = links.paging(url, len(found.posts), state.settings.page_size, page)
+    if paging is None:
+        return None
+    tz = state.settings.tz
+    return found, paging, [_post_view(p, base, tz) for p in paging.window(found.posts)]
+
+
+def _render_index(state: State, page: int, base: str, common: dict[str, Any]) -> str | None:
+    listed = _listed(state, Kind.SITE, "", page, base)
+    if listed is None:
+        return None
+    _site, paging, posts = listed
+    index = state.index
+    return _ENV.get_template("index.html").render(
+        **common,
+        page_title=_paged_title(state.settings.title, page, common["t"]),
+        canonical=paging.here,
+        posts=posts,
+        paging=paging,
+        feeds=common["site_feeds"],
+        categories=_terms(index.sorted_terms(Kind.CATEGORY), base),
+        tags=_terms(index.sorted_terms(Kind.TAG), base),
+    )
+
+
+def _render_term(state: State, kind: Kind, name: str, page: int, base: str,
+                 common: dict[str, Any]) -> str | None:
+    listed = _listed(state, kind, name, page, base)
+    if listed is None:
+        return None
+    term, paging, posts = listed
+    site_title = state.settings.title
+    words = common["t"]
+    colon = "：" if common["site"]["lang"].lower().startswith("zh") else ": "
+    return _ENV.get_template("term.html").render(
+        **common,
+        page_title=_paged_title(f"{words[kind]}{colon}{term.name} · {site_title}", page, words),
+        canonical=paging.here,
+        term_page=True,
+        kind=kind.value,
+        name=term.name,
+        count=len(term.posts),
+        posts=posts,
+        paging=paging,
+        feeds=feed_links(base, kind, term.name),
+        feeds_title=links.title(site_title, kind, term.name),
+    )
 
 
 def _paged_title(title: str, page: int, words: dict[str, str]) -> str:
     return title if page == 1 else f"{title} ({words['page_title'].format(page=page)})"
 
 
-def _render_post(service: FeedService, state: State, path: str, base: str,
-                 common: dict[str, Any]) -> str | None:
-    from .cache import site_author  # cache imports this module: resolve at call time
-
-    settings = state.settings
+def _render_post(state: State, post: Post, body: Body, author: Author | None, base: str,
+                 common: dict[str, Any]) -> str:
     index = state.index
-    tz = settings.tz
-    post = index.post_at(path)
-    if post is None:
-        return None
-    body = service.body(post, base)
-    author = post.author or site_author(settings)
+    tz = state.settings.tz
     view = _post_view(post, base, tz)
     position = index.posts.index(post)
     newer = index.posts[position - 1] if position > 0 else None
@@ -266,7 +249,7 @@ def _render_post(service: FeedService, state: State, path: str, base: str,
     first_category = view["categories"][0] if view["categories"] else None
     return _ENV.get_template("post.html").render(
         **common,
-        page_title=f"{post.title} · {settings.title}",
+        page_title=f"{post.title} · {state.settings.title}",
         canonical=view["url"],
         description=post.summary,
         post=view,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -24,7 +24,6 @@ from .model import Author, Body, Format, Post
 ATOM_NS = "http://www.w3.org/2005/Atom"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 GENERATOR = "feeds"
-PAGING_RELS = ("first", "previous", "next", "last")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -40,7 +39,6 @@ class FeedMeta:
     """This document's URL (differs from feed_id on page 2 and later)."""
     html_url: str
     """The HTML page the feed mirrors."""
-    home_url: str
     lang: str
     author: Author | None
     updated: datetime | None
@@ -58,7 +56,6 @@ class Entry:
     title: str
     body: Body
     author: Author | None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def summary(self) -> str:

@@ -1,5 +1,6 @@
-"""Posts -> SiteIndex: the visible posts newest first, by category and by tag, by URL; and
-the one rule that turns a category or tag name into a URL path segment and back."""
+"""Posts -> SiteIndex: the visible posts newest first, by category and by tag, by URL; the
+one rule that turns a category or tag name into a URL path segment and back; and State,
+one content snapshot with its index: what every response is made from."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ import unicodedata
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 from .model import Kind, Post
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .content import Snapshot
 
 # --- Names in URLs --------------------------------------------------------------------
 # A name is written into a path segment as itself, except the characters that cannot
@@ -52,7 +58,8 @@ def url_key(path: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Term:
-    """A category or tag with its posts, newest first."""
+    """A category or tag with its posts, newest first. (``links.select`` also gives the
+    whole site as one: kind SITE, name ''.)"""
 
     kind: Kind
     name: str
@@ -179,12 +186,6 @@ class SiteIndex:
             found = terms.get(folded) if folded else None
         return found
 
-    def selection(self, kind: Kind, name: str) -> tuple[Post, ...] | None:
-        if kind is Kind.SITE:
-            return self.posts
-        term = self.term(kind, name)
-        return term.posts if term else None
-
     def post_at(self, path: str) -> Post | None:
         """The post whose permalink is this (decoded) path; '/x/' also answers '/x/index.html'
         and '/x.html' also answers '/x'."""
@@ -257,3 +258,15 @@ def _fold_unique(terms: dict[str, Term]) -> dict[str, str]:
     for f in clashes:
         del folded[f]
     return folded
+
+
+@dataclass(frozen=True)
+class State:
+    """One content snapshot and the index of its visible posts, swapped in as one."""
+
+    snapshot: Snapshot
+    index: SiteIndex
+
+    @property
+    def settings(self) -> Settings:
+        return self.snapshot.settings

@@ -1,6 +1,7 @@
-"""The thin HTTP layer: routes (built from kinds x formats), validators and 304s,
-compression, caching headers, CORS, 404 and 400. With wire.py (the exact headers,
-and the replay of repeated requests) the only modules that know HTTP."""
+"""The thin HTTP layer: routes (the paths of ``links``, kinds x formats), validators and
+304s, compression, caching headers, CORS, 404 and 400. With wire.py (the exact headers,
+and the replay of repeated requests) and rendered.py (a rendering's validators) the only
+modules that know HTTP."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.datastructures import Headers
 
-from .cache import Delta, FeedService, NotReady, Rendered
+from . import links
+from .cache import NotFound
 from .model import FEED_FORMATS, FeedKey, Format, Kind
+from .rendered import Delta, Rendered
+from .service import FeedService, NotReady
 from .site import segment_to_name
 from .wire import PREPARED, Prepared, access_logger, coding_for, log_access, validators
 
@@ -28,10 +32,6 @@ bp = Blueprint("feeds", __name__)
 
 class BadRequest(Exception):
     """A query parameter that is not what it must be; the message says why."""
-
-
-class NotFound(Exception):
-    pass
 
 
 def service() -> FeedService:
@@ -120,8 +120,6 @@ def _feed(kind: Kind, name: str, fmt: Format) -> Response:
         if delta is not None:
             return _delta_response(delta, hub)
     rendered = svc.feed(key, base)
-    if rendered is None:
-        raise NotFound
     # A full 200 is a right answer to a delta request too, so it may be shared as usual.
     return respond(rendered, cors=True, hub=hub)
 
@@ -166,46 +164,50 @@ def _term_route(kind: Kind) -> Callable[[str, str], Response]:
 
 def _page_response(what: tuple[str, ...]) -> Response:
     g.route = f"page_{what[0]}"
-    rendered = service().page(what, _page(), base_url())
-    if rendered is None:
-        raise NotFound
-    return respond(rendered)
+    return respond(service().page(what, _page(), base_url()))
 
 
-FORMATS_RE = "any(" + ",".join(f.value for f in (*FEED_FORMATS, Format.HTML)) + ")"
-for _kind in (Kind.CATEGORY, Kind.TAG):
-    bp.add_url_rule(f"/{_kind.value}/<path:name>.<{FORMATS_RE}:fmt>",
+def _any(formats: tuple[Format, ...]) -> str:
+    return "any(" + ",".join(f.value for f in formats) + ")"
+
+
+_NAME = "<path:name>"
+"""The URL rule's placeholder for a category or tag name, where links puts a segment."""
+
+FORMATS_RE = _any((*FEED_FORMATS, Format.HTML))
+for _kind in links.TERM_KINDS:
+    bp.add_url_rule(f"{links.term_stem(_kind, _NAME)}.<{FORMATS_RE}:fmt>",
                     view_func=_term_route(_kind), methods=["GET"])
 
 
-@bp.get("/feed.<any(atom,rss,json):fmt>")
+@bp.get(f"{links.SITE_FEED}.<{_any(FEED_FORMATS)}:fmt>")
 def site_feed(fmt: str) -> Response:
     return _feed(Kind.SITE, "", Format(fmt))
 
 
 # jekyll-feed's paths, so subscribers of a former Jekyll site keep working.
-@bp.get("/feed.xml")
+@bp.get(links.jekyll_path(Kind.SITE))
 def jekyll_site_feed() -> Response:
     return _feed(Kind.SITE, "", Format.ATOM)
 
 
-@bp.get("/feed/by_tag/<path:name>.xml")
+@bp.get(links.jekyll_path(Kind.TAG, _NAME))
 def jekyll_tag_feed(name: str) -> Response:
     return _feed(Kind.TAG, segment_to_name(name), Format.ATOM)
 
 
-@bp.get("/feed/<path:name>.xml")
+@bp.get(links.jekyll_path(Kind.CATEGORY, _NAME))
 def jekyll_category_feed(name: str) -> Response:
     return _feed(Kind.CATEGORY, segment_to_name(name), Format.ATOM)
 
 
-@bp.get("/feeds.opml")
+@bp.get(links.OPML)
 def opml() -> Response:
     g.route = "opml"
     return respond(service().opml(base_url()), cors=True)
 
 
-@bp.get("/")
+@bp.get(links.HOME)
 def index() -> Response:
     return _page_response(("index",))
 

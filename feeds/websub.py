@@ -1,11 +1,11 @@
 """WebSub publishing: after a content change, tell the hub which feeds changed.
 
 ``Publisher.on_change`` is a FeedService listener (called after every content swap). It
-works out which feeds changed and queues their canonical URLs, in every format; one daemon
-thread sends the hub a publish ping per URL (``hub.mode=publish``, ``hub.url=...``), with
-retries and exponential back-off. Nothing here runs on a request's path, and the queue is
-bounded: a hub that is slow or down is logged and counted (``feeds_websub_pings``) but never
-slows or breaks serving.
+works out which feeds changed and queues their canonical URLs in every format (as
+``links.feed_urls`` gives them); one daemon thread sends the hub a publish ping per URL
+(``hub.mode=publish``, ``hub.url=...``), with retries and exponential back-off. Nothing
+here runs on a request's path, and the queue is bounded: a hub that is slow or down is
+logged and counted (``feeds_websub_pings``) but never slows or breaks serving.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from .metrics import Metrics
 from .model import Format, Kind, Post
 
 if TYPE_CHECKING:
-    from .cache import State
+    from .site import State
 
 logger = logging.getLogger(__name__)
 
 FeedLinks = Callable[[Kind, str, str], list[tuple[Format, str]]]
-"""(kind, name, base) -> (format, URL) of that feed: FeedService.feed_links."""
+"""(kind, name, base) -> (format, URL) of that feed's formats: links.feed_urls."""
 
 Job = tuple[str, str]
 """(hub URL, topic URL)."""

@@ -27,7 +27,8 @@ from cachetools import LRUCache
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from .cache import FeedService, Rendered
+    from .rendered import Rendered
+    from .service import FeedService
 
 access_logger = logging.getLogger("feeds.access")
 

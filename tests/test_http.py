@@ -30,7 +30,7 @@ from lxml import etree
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import TestResponse
 
-from feeds.cache import DELTA_HISTORY
+from feeds.rendered import DELTA_HISTORY
 
 from .conftest import post_text, validate_atom, validate_json_feed, write_site
 

@@ -28,8 +28,8 @@ from flask.testing import FlaskClient
 from lxml import html as lxml_html
 
 from feeds import create_app
-from feeds.cache import FeedService
 from feeds.model import Post
+from feeds.service import FeedService
 from feeds.watch import Watcher
 
 from .conftest import make_settings, post_text, validate_json_feed, write_site

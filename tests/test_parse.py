@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from feeds import links
 from feeds.model import Kind, Post
 from feeds.parse import (
     PostError,
@@ -399,7 +400,7 @@ def test_index_terms_nfc_nfd_and_case() -> None:
     tech = index.term(Kind.TAG, "Tech")
     assert tech is not None and [p.slug for p in tech.posts] == ["a"]
     assert index.term(Kind.TAG, "nope") is None
-    assert index.selection(Kind.CATEGORY, "anything") is None
+    assert links.select(index, Kind.CATEGORY, "anything") is None
 
 
 def _index_view(index: SiteIndex) -> tuple[object, ...]:

@@ -20,8 +20,8 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from feeds import create_app
-from feeds.cache import FeedService
 from feeds.render import feed_title
+from feeds.service import FeedService
 
 from .conftest import make_settings, post_text, validate_json_feed, write_site
 
@@ -300,9 +300,9 @@ def test_unknown_methods_are_405(server: int) -> None:
 
 
 def cache_sizes(service: FeedService) -> dict[str, tuple[float, float]]:
-    caches: dict[str, Any] = {"responses": service._responses,
-                              "signatures": service._signatures,
-                              "bodies": service._bodies, "history": service._history}
+    kept = service.cache
+    caches: dict[str, Any] = {"responses": kept._responses, "signatures": kept._signatures,
+                              "bodies": kept._bodies, "history": kept._history}
     return {name: (cache.currsize, cache.maxsize) for name, cache in caches.items()}
 
 
@@ -337,12 +337,12 @@ def test_a_flood_of_distinct_urls_stays_inside_the_cache_bounds(tmp_path: Path) 
         for name, (size, bound) in cache_sizes(service).items():
             assert 0 < size <= bound, (name, size, bound)
         # Requests that find nothing cache nothing.
-        entries = len(service._responses)
+        entries = len(service.cache._responses)
         for n in range(300):
             assert client.get(f"/tag/no-such-tag-{n}.atom").status_code == 404
             assert client.get(f"/feed.atom?limit=x{n}").status_code == 400
             assert client.get(f"/no/such/page-{n}.html").status_code == 404
-        assert len(service._responses) == entries
+        assert len(service.cache._responses) == entries
     finally:
         service.stop()
 

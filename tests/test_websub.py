@@ -21,7 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
 
-from feeds import create_app
+from feeds import create_app, links
 from feeds.metrics import Metrics
 from feeds.model import Format, Kind
 from feeds.websub import Publisher
@@ -418,10 +418,9 @@ def test_topics_use_the_feed_url_rule(site: Path, hub: Hub,
             post_text("Odd", "2022-08-01", '["C#"]', '[".hidden", "a/b"]'))
     app.extensions["feeds"].refresh()
     settle(app)
-    svc = app.extensions["feeds"]
     expected = {url for kind, name in ((Kind.SITE, ""), (Kind.CATEGORY, "C#"),
                                        (Kind.TAG, ".hidden"), (Kind.TAG, "a/b"))
-                for _fmt, url in svc.feed_links(kind, name, BASE)}
+                for _fmt, url in links.feed_urls(kind, name, BASE)}
     assert set(hub.topics()) == expected
     client: FlaskClient = app.test_client()
     for url in expected:

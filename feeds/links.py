@@ -1,0 +1,175 @@
+"""Every URL of the site, decided here once: which lists of posts the site has, the paths
+of their feeds and HTML pages, how a list is split into pages, and their titles.
+
+A *list* is the whole site, one category or one tag. Each is served as feeds (Atom, RSS,
+JSON Feed: ``/feed.atom``, ``/category/<name>.rss``) and as HTML pages (``/``,
+``/tag/<name>.html``), page N at ``?page=N``; the site's and every category's and tag's
+Atom feed also at jekyll-feed's paths (``/feed.xml``, ``/feed/<name>.xml``,
+``/feed/by_tag/<name>.xml``), so subscribers of a former Jekyll site keep working. Names
+become path segments by the rule in ``site``. Routes, pages, feeds, OPML, the static
+export and WebSub all take their URLs from here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from .model import FEED_FORMATS, Format, Kind, Post
+from .site import SiteIndex, Term, name_to_segment
+
+HOME = "/"
+OPML = "/feeds.opml"
+STYLESHEET = "/static/style.css"
+SITE_FEED = "/feed"
+"""The site's feeds, without the format's extension."""
+TERM_KINDS = (Kind.CATEGORY, Kind.TAG)
+
+
+# --- paths ------------------------------------------------------------------------------
+
+
+def term_stem(kind: Kind, segment: str) -> str:
+    """A category's or tag's feeds and page, without the extension, for a name already
+    made a path segment (routes pass a URL rule's placeholder)."""
+    return f"/{kind.value}/{segment}"
+
+
+def jekyll_path(kind: Kind, segment: str = "") -> str:
+    """jekyll-feed's path of a list's Atom feed, for a name already made a segment."""
+    if kind is Kind.SITE:
+        return SITE_FEED + ".xml"
+    folder = SITE_FEED if kind is Kind.CATEGORY else f"{SITE_FEED}/by_tag"
+    return f"{folder}/{segment}.xml"
+
+
+def _stem(kind: Kind, name: str) -> str:
+    return SITE_FEED if kind is Kind.SITE else term_stem(kind, name_to_segment(name))
+
+
+def feed_path(kind: Kind, name: str, fmt: Format) -> str:
+    """The path of a list's feed in one format (its first page)."""
+    return f"{_stem(kind, name)}.{fmt.value}"
+
+
+def html_path(kind: Kind, name: str) -> str:
+    """The path of a list's HTML page (its first page)."""
+    return HOME if kind is Kind.SITE else f"{_stem(kind, name)}.{Format.HTML.value}"
+
+
+def feed_urls(kind: Kind, name: str, base: str) -> list[tuple[Format, str]]:
+    """(format, URL) of every feed of the site, a category or a tag."""
+    stem = base + _stem(kind, name)
+    return [(fmt, f"{stem}.{fmt.value}") for fmt in FEED_FORMATS]
+
+
+def title(site_title: str, kind: Kind, name: str) -> str:
+    """The title of a list's feeds: the site's, or the site's with the name after it."""
+    return site_title if kind is Kind.SITE else f"{site_title} · {name}"
+
+
+# --- which lists exist ------------------------------------------------------------------
+
+
+def select(index: SiteIndex, kind: Kind, name: str) -> Term | None:
+    """A list and its posts: the whole site (as a Term of kind SITE, name ''), else the
+    category or tag by name (as the index spells it); None when there is no such one."""
+    if kind is Kind.SITE:
+        return Term(Kind.SITE, "", index.posts)
+    return index.term(kind, name)
+
+
+def lists(index: SiteIndex) -> Iterator[Term]:
+    """Every list of the site: the site, then the categories, then the tags (each most
+    posts first, then by name)."""
+    yield Term(Kind.SITE, "", index.posts)
+    for kind in TERM_KINDS:
+        yield from index.sorted_terms(kind)
+
+
+# --- paging -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """Page ``page`` of the ``pages`` of a list shown ``size`` posts at a time. Page 1 is
+    at ``url`` itself, page N at ``url?page=N``; ``query`` follows on every page (a
+    feed's non-default ``limit``)."""
+
+    url: str
+    page: int
+    pages: int
+    size: int
+    query: tuple[tuple[str, str], ...] = ()
+
+    def url_of(self, page: int) -> str:
+        query = (("page", str(page)), *self.query) if page > 1 else self.query
+        return f"{self.url}?{urlencode(query)}" if query else self.url
+
+    @property
+    def here(self) -> str:
+        return self.url_of(self.page)
+
+    @property
+    def previous(self) -> str | None:
+        return self.url_of(self.page - 1) if self.page > 1 else None
+
+    @property
+    def next(self) -> str | None:
+        return self.url_of(self.page + 1) if self.page < self.pages else None
+
+    def window(self, posts: Sequence[Post]) -> Sequence[Post]:
+        """The posts on this page."""
+        start = (self.page - 1) * self.size
+        return posts[start:start + self.size]
+
+    def rels(self) -> tuple[tuple[str, str], ...]:
+        """A feed's paging links (RFC 5005), (rel, URL): first, previous, next and last
+        as they apply; none for a list of one page."""
+        if self.pages == 1:
+            return ()
+        found = (("first", self.url_of(1)), ("previous", self.previous),
+                 ("next", self.next), ("last", self.url_of(self.pages)))
+        return tuple((rel, url) for rel, url in found if url is not None)
+
+    def urls(self) -> Iterator[str]:
+        """The URL of every page, the first first."""
+        return (self.url_of(page) for page in range(1, self.pages + 1))
+
+
+def paging(url: str, total: int, size: int, page: int = 1,
+           query: tuple[tuple[str, str], ...] = ()) -> Paging | None:
+    """Page ``page`` of a list of ``total`` posts at ``url``; None past the last page (a
+    list with no posts still has its one, empty, page)."""
+    pages = max(1, math.ceil(total / size))
+    if page > pages:
+        return None
+    return Paging(url, page, pages, size, query)
+
+
+def _pages(url: str, total: int, size: int) -> Iterator[str]:
+    found = paging(url, total, size)
+    assert found is not None  # page 1 always exists
+    return found.urls()
+
+
+# --- every URL --------------------------------------------------------------------------
+
+
+def site_urls(index: SiteIndex, page_size: int, limit: int) -> Iterator[str]:
+    """Every URL of the site, as a path with its query: for each list its HTML pages,
+    its feeds in each format with all their pages (``limit`` entries a page) and its
+    jekyll-feed path (the first page: later pages link to the /feed.atom form); after
+    the site's pages the OPML and the stylesheet; last every post."""
+    for found in lists(index):
+        total = len(found.posts)
+        yield from _pages(html_path(found.kind, found.name), total, page_size)
+        if found.kind is Kind.SITE:
+            yield from (OPML, STYLESHEET)
+        for fmt in FEED_FORMATS:
+            yield from _pages(feed_path(found.kind, found.name, fmt), total, limit)
+        yield jekyll_path(found.kind, found.segment)
+    for post in index.posts:
+        yield post.url

@@ -1,0 +1,146 @@
+"""A rendered feed or page as HTTP sends it: the body with its validators (a strong ETag
+from its bytes, Last-Modified), its compressed forms, and the versions of a feed that
+delta polling (RFC 3229 with A-IM: feed) compares a client's copy with.
+
+Everything here is made once per rendering and then only read, so a cached response
+costs no hashing, compressing or date formatting.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+import brotli
+
+from .model import Post
+
+GZIP_LEVEL = 6
+BROTLI_QUALITY = 5
+DELTA_HISTORY = 16
+"""How many versions of a feed's first page delta polling remembers."""
+
+
+def http_date(when: datetime | None) -> str | None:
+    if when is None:
+        return None
+    return format_datetime(when.astimezone(UTC), usegmt=True)
+
+
+class Rendered:
+    """A response body with its validators; compressed forms made once, on demand."""
+
+    __slots__ = ("_encoded", "body", "content_type", "etag", "last_modified",
+                 "last_modified_ts", "marks", "self_url")
+
+    def __init__(self, body: bytes, content_type: str, updated: datetime | None = None,
+                 marks: tuple[tuple[str, str], ...] = (), self_url: str = "") -> None:
+        self.body = body
+        self.content_type = content_type
+        digest = hashlib.blake2b(body, digest_size=12).hexdigest()
+        self.etag = f'"{digest}"'
+        self.last_modified = http_date(updated)
+        self.last_modified_ts = math.floor(updated.timestamp()) if updated else None
+        self.marks = marks
+        """(entry id, updated) of each entry: what delta polling compares."""
+        self.self_url = self_url
+        """A feed's rel=self URL (for the HTTP Link header); '' for pages."""
+        self._encoded: dict[str, tuple[bytes, str]] = {}
+
+    def encoded(self, coding: str) -> tuple[bytes, str]:
+        """(body, ETag) in 'identity', 'gzip' or 'br'. The ETag names the encoding, so a
+        validator never matches a representation it does not describe."""
+        if coding == "identity":
+            return self.body, self.etag
+        found = self._encoded.get(coding)
+        if found is None:
+            if coding == "gzip":
+                data = gzip.compress(self.body, GZIP_LEVEL, mtime=0)
+            else:
+                data = brotli.compress(self.body, quality=BROTLI_QUALITY)
+            found = (data, f'{self.etag[:-1]}-{"gz" if coding == "gzip" else coding}"')
+            self._encoded[coding] = found
+        return found
+
+    @property
+    def size(self) -> int:
+        # Room for the compressed copies too, so the byte bound holds once they exist.
+        return len(self.body) * 2 + 512
+
+
+def bare_etag(tag: str) -> str:
+    """An ETag as the history keeps it: weak comparison (RFC 9110 8.8.3.2) drops 'W/',
+    and an encoding's suffix ('-gz', '-br', see Rendered.encoded) names the same version."""
+    tag = tag.strip()
+    if tag.startswith("W/"):
+        tag = tag[2:]
+    for suffix in ('-gz"', '-br"'):
+        if tag.endswith(suffix):
+            return tag[:-len(suffix)] + '"'
+    return tag
+
+
+# --- delta polling (RFC 3229 + feed) ------------------------------------------------------
+
+
+def entry_id(post: Post, base: str) -> str:
+    """A post's entry id as a feed writes it: a path id is made absolute."""
+    found = post.entry_id
+    return base + found if found.startswith("/") else found
+
+
+def entry_mark(post: Post, base: str) -> tuple[str, str]:
+    """What delta polling compares: an entry's id (as the feed writes it) and its updated."""
+    return entry_id(post, base), post.updated.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One version of a feed's first page, as delta polling remembers it."""
+
+    etag: str
+    marks: frozenset[tuple[str, str]]
+
+    @property
+    def size(self) -> int:
+        return 100 + sum(len(i) + len(u) + 120 for i, u in self.marks)
+
+
+History = tuple[Version, ...]
+"""The versions of a feed's first page last served, oldest first."""
+
+
+def history_size(versions: History) -> int:
+    return sum(v.size for v in versions) + 100
+
+
+def remember(versions: History, rendered: Rendered) -> History | None:
+    """``versions`` with ``rendered`` as the newest, keeping the last DELTA_HISTORY; None
+    when it already is the newest."""
+    if versions and versions[-1].etag == rendered.etag:
+        return None
+    kept = tuple(v for v in versions if v.etag != rendered.etag)
+    return (*kept[-(DELTA_HISTORY - 1):], Version(rendered.etag, frozenset(rendered.marks)))
+
+
+def held(versions: History, etags: Sequence[str]) -> Version | None:
+    """The newest of ``versions`` that one of a client's ``etags`` names (any encoding's
+    ETag, weak or strong); None when none does."""
+    wanted = {bare_etag(tag) for tag in etags}
+    return next((v for v in reversed(versions) if v.etag in wanted), None)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """The answer to a delta request (RFC 3229 with A-IM: feed)."""
+
+    current: Rendered
+    """The feed now: its validators name the version the client will hold."""
+    changes: Rendered | None
+    """A complete feed of the entries new or changed since the client's version; None
+    when there are none."""
