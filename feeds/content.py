@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Settings
-from .model import Post, Problem
+from .model import Post, Problem, Stamp
 from .parse import POST_EXTENSIONS, Parsed, PostError, SiteRules, SkipFile, parse_post, site_rules
 
 logger = logging.getLogger(__name__)
 
 # Folders Jekyll never reads posts from (besides dot folders and '_'-folders).
 SKIPPED_DIRS = frozenset({"node_modules", "vendor"})
-Stamp = tuple[int, int, int]  # mtime_ns, size, inode
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -228,7 +227,7 @@ class ContentStore:
                 raise PostError(rel, f"file is {stamp[1]} bytes, over max_post_bytes "
                                 f"({self.settings.max_post_bytes})")
             data, stamp = self._read_bytes(rel)
-            parsed: Parsed = parse_post(rel, data, (stamp[0], stamp[1]), self._rules)
+            parsed: Parsed = parse_post(rel, data, stamp, self._rules)
         except SkipFile as e:
             skipped = str(e).removeprefix(f"{rel}: ")
         except PostError as e:
