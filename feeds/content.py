@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,10 +84,20 @@ class ContentStore:
 
     The public methods take a lock, so a poll (``rescan``) and a change (``apply``) never
     interleave; readers only ever see the immutable :class:`Snapshot` objects handed out.
+
+    ``on_problem`` is told each problem found (a post rejected, or accepted with a
+    warning), once per change of its file, instead of the store logging it;
+    ``on_progress(done, total)`` is told, as ``load`` parses the ``total`` candidate
+    files, how many it has done: (0, total) first, then after each file. Both are called
+    from the thread that loads, with the store's lock held.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *,
+                 on_problem: Callable[[Problem], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> None:
         self.settings = settings
+        self._on_problem = on_problem
+        self._on_progress = on_progress
         self.root = Path(settings.content)
         self.parse_count = 0
         """How many times a file was read and parsed (what the tests count)."""
@@ -143,9 +153,18 @@ class ContentStore:
         return self.root.name == "_posts" or any(
             f == "_posts" or f.endswith("/_posts") for f in folders)
 
+    def _report(self, problem: Problem) -> None:
+        """Tell ``on_problem`` of a problem found, else log it: once per change of a file."""
+        if self._on_problem is not None:
+            self._on_problem(problem)
+        elif problem.rejected:
+            logger.error("post rejected: %s", problem)
+        else:
+            logger.warning("post accepted with a problem: %s", problem)
+
     def _read(self, rel: str, stamp: Stamp) -> tuple[Post | None, tuple[Problem, ...],
                                                       str | None, Stamp]:
-        """Parse one file: (post, problems, why skipped, stamp of what was read). Logs
+        """Parse one file: (post, problems, why skipped, stamp of what was read). Reports
         what it finds; it runs once per change of the file."""
         self.parse_count += 1
         problems: list[Problem] = []
@@ -169,10 +188,7 @@ class ContentStore:
             post = parsed.post
             problems.extend(Problem(rel, w, rejected=False) for w in parsed.warnings)
         for problem in problems:
-            if problem.rejected:
-                logger.error("post rejected: %s", problem)
-            else:
-                logger.warning("post accepted with a problem: %s", problem)
+            self._report(problem)
         if skipped is not None:
             logger.info("post skipped: %s: %s", rel, skipped)
         return post, tuple(problems), skipped, stamp
@@ -189,7 +205,7 @@ class ContentStore:
         if link_problem is not None:
             self._forget(rel)
             self._touched.add(rel)
-            logger.error("post rejected: %s", link_problem)
+            self._report(link_problem)
             self._stamps[rel] = stamp
             self._problems[rel] = (link_problem,)
             return True
@@ -252,10 +268,15 @@ class ContentStore:
             # With a _posts folder anywhere, only files in _posts folders are posts.
             self._jekyll_layout = self._posts_folder_among(folders)
             rels = [rel for rel in files if is_post_path(rel, self._jekyll_layout)]
+            on_progress = self._on_progress
+            if on_progress is not None:
+                on_progress(0, len(rels))
             with gc_paused():
                 for rel in rels:
                     self._update(rel)
                     seen += 1
+                    if on_progress is not None:
+                        on_progress(seen, len(rels))
                     now = time.monotonic()
                     if progress and now - last_report >= 2.0:
                         last_report = now

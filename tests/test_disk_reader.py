@@ -1,7 +1,7 @@
 """The one disk reader: every read of a post file, at load and for its body later, goes
 through feeds.disk.read_post, which never blocks. A FIFO, a device, a socket or a folder
 put where a post was (or behind a link to it), or another file swapped in, is a clear
-PostError at once."""
+PostError at once; and the store reports problems and progress to whoever asks."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 
 from feeds.content import ContentStore
 from feeds.disk import read_post
-from feeds.model import Post
+from feeds.model import Post, Problem
 from feeds.parse import PostError, body_text
 
 from .conftest import make_settings, post_text, write_site
@@ -172,3 +172,56 @@ def test_the_page_of_a_post_that_became_a_fifo_still_has_what_it_can(site: Path)
     os.mkfifo(site / POST)
     assert "not a regular file" in refused(store, post)
     assert store.load(progress=False).posts.keys() == {"_posts/2021-01-02-second.md"}
+
+
+# --- what the store tells its caller ----------------------------------------------------
+
+
+def test_problems_go_to_on_problem_instead_of_the_log(
+        site: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (site / "_posts" / "2021-02-01-broken.md").write_text("---\ntitle: [broken\n---\nx\n")
+    (site / "_posts" / "2021-02-02-untitled.md").write_text("---\ndate: 2021-02-02\n---\nx\n")
+    outside = site.parent / "outside.md"
+    outside.write_text(post_text("Outside", "2021-02-03"))
+    (site / "_posts" / "2021-02-03-outside.md").symlink_to(outside)
+    (site / "_posts" / "2021-02-04-draft.md").write_text(
+        post_text("Draft", "2021-02-04", extra="published: false\n"))
+    found: list[Problem] = []
+    store = ContentStore(make_settings(site), on_problem=found.append)
+    with caplog.at_level("INFO", logger="feeds.content"):
+        snapshot = store.load(progress=False)
+    assert sorted(found, key=lambda p: p.path) == sorted(
+        (p for ps in snapshot.problems.values() for p in ps), key=lambda p: p.path)
+    assert [(p.path, p.rejected) for p in sorted(found, key=lambda p: p.path)] == [
+        ("_posts/2021-02-01-broken.md", True), ("_posts/2021-02-02-untitled.md", False),
+        ("_posts/2021-02-03-outside.md", True)]
+    assert not [r for r in caplog.records if "post rejected" in r.getMessage()
+                or "accepted with a problem" in r.getMessage()]
+    assert snapshot.skipped == {"_posts/2021-02-04-draft.md": "published: false"}
+    # Once per change of a file: a rescan with nothing changed tells nothing.
+    assert store.rescan() is None and len(found) == 3
+
+
+def test_without_on_problem_the_store_logs_each_problem(
+        site: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (site / "_posts" / "2021-02-01-broken.md").write_text("---\ntitle: [broken\n---\nx\n")
+    with caplog.at_level("INFO", logger="feeds.content"):
+        ContentStore(make_settings(site)).load(progress=False)
+    assert [r.getMessage().split(": ")[:2] for r in caplog.records
+            if r.getMessage().startswith("post rejected")] == [
+        ["post rejected", "_posts/2021-02-01-broken.md"]]
+
+
+def test_on_progress_counts_the_candidate_files(site: Path) -> None:
+    (site / "_posts" / "notes.txt~").write_text("a backup: no candidate")
+    (site / "image.png").write_bytes(b"\x89PNG")
+    calls: list[tuple[int, int]] = []
+    ContentStore(make_settings(site), on_progress=lambda d, t: calls.append((d, t))).load()
+    assert calls == [(0, 2), (1, 2), (2, 2)]
+
+
+def test_on_progress_on_an_empty_folder(tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    root = write_site(tmp_path / "empty", {})
+    ContentStore(make_settings(root), on_progress=lambda d, t: calls.append((d, t))).load()
+    assert calls == [(0, 0)]
