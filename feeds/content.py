@@ -10,27 +10,36 @@ change or after it, never half of one.
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import logging
 import os
-import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Settings
-from .model import Post, Problem
-from .parse import POST_EXTENSIONS, Parsed, PostError, SiteRules, SkipFile, parse_post, site_rules
+from .disk import (
+    is_post_path,
+    read_post,
+    relative,
+    same_file,
+    skipped_folder,
+    stat_post,
+)
+from .model import Post, Problem, Stamp
+from .parse import (
+    Parsed,
+    PostError,
+    SiteRules,
+    SkipFile,
+    body_text,
+    parse_post,
+    site_rules,
+)
 
 logger = logging.getLogger(__name__)
-
-# Folders Jekyll never reads posts from (besides dot folders and '_'-folders).
-SKIPPED_DIRS = frozenset({"node_modules", "vendor"})
-Stamp = tuple[int, int, int]  # mtime_ns, size, inode
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 @contextlib.contextmanager
@@ -60,7 +69,6 @@ class Snapshot:
     problems: Mapping[str, tuple[Problem, ...]]
     skipped: Mapping[str, str] = field(default_factory=dict)
     """Files deliberately not posts (``published: false``): path -> why."""
-    loaded_at: float = field(default_factory=time.time)
     duration: float = 0.0
     changed: frozenset[str] | None = None
     """The files whose post changed since the snapshot of the version before (None: a
@@ -71,58 +79,25 @@ class Snapshot:
         return sum(1 for ps in self.problems.values() if any(p.rejected for p in ps))
 
 
-def skipped_folder(name: str) -> bool:
-    """Whether Jekyll reads no posts below a folder of this name."""
-    return (name.startswith(".") or name in SKIPPED_DIRS
-            or (name.startswith("_") and name != "_posts"))
-
-
-def is_post_path(rel: str, jekyll_layout: bool) -> bool:
-    """Whether a path (relative, '/'-separated) may hold a post in this layout."""
-    folder, _, name = rel.rpartition("/")
-    dot = name.rfind(".")
-    if dot < 0 or name[dot:].lower() not in POST_EXTENSIONS:
-        return False
-    if name.startswith((".", "_", "#", "~")) or name.endswith("~"):
-        return False
-    return _folder_holds_posts(folder, jekyll_layout)
-
-
-@functools.lru_cache(maxsize=4096)
-def _folder_holds_posts(folder: str, jekyll_layout: bool) -> bool:
-    """The folder half of is_post_path, asked once per folder rather than per file."""
-    parts = folder.split("/") if folder else []
-    if any(skipped_folder(part) for part in parts):
-        return False
-    return "_posts" in parts if jekyll_layout else True
-
-
-def _relative(path: str, prefix: str, root: str) -> str:
-    """``path`` relative to ``root`` ('/'-separated); ``prefix`` is root plus a separator."""
-    rel = path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, root)
-    return rel.replace(os.sep, "/") if os.sep != "/" else rel
-
-
-def _same_file(entry: os.DirEntry[str], stamp: Stamp) -> bool:
-    """Whether a regular file (not a link) still has the stamp it had."""
-    try:
-        if entry.is_symlink():
-            return False  # where it leads may have changed: _update looks again
-        st = entry.stat(follow_symlinks=False)
-    except OSError:
-        return False
-    return (st.st_mtime_ns, st.st_size, st.st_ino) == stamp
-
-
 class ContentStore:
     """Parsed posts of one content folder, kept and updated file by file.
 
     The public methods take a lock, so a poll (``rescan``) and a change (``apply``) never
     interleave; readers only ever see the immutable :class:`Snapshot` objects handed out.
+
+    ``on_problem`` is told each problem found (a post rejected, or accepted with a
+    warning), once per change of its file, instead of the store logging it;
+    ``on_progress(done, total)`` is told, as ``load`` parses the ``total`` candidate
+    files, how many it has done: (0, total) first, then after each file. Both are called
+    from the thread that loads, with the store's lock held.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *,
+                 on_problem: Callable[[Problem], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> None:
         self.settings = settings
+        self._on_problem = on_problem
+        self._on_progress = on_progress
         self.root = Path(settings.content)
         self.parse_count = 0
         """How many times a file was read and parsed (what the tests count)."""
@@ -143,9 +118,6 @@ class ContentStore:
 
     # --- scanning ---------------------------------------------------------------------
 
-    def _real_root(self) -> str:
-        return os.path.realpath(self.root)
-
     def _walk(self, top: str, folders: list[str] | None = None,
               ) -> Iterator[tuple[str, os.DirEntry[str]]]:
         """(relative path, entry) of every file below ``top``, not following links to
@@ -164,9 +136,9 @@ class ContentStore:
                 logger.warning("%s: cannot list folder: %s", folder, e)
                 continue
             if folders is not None:
-                folders.append(_relative(folder, prefix, root))
+                folders.append(relative(folder, prefix, root))
             for entry in entries:
-                rel = _relative(entry.path, prefix, root)
+                rel = relative(entry.path, prefix, root)
                 try:
                     if entry.is_dir(follow_symlinks=False):
                         if not skipped_folder(entry.name):
@@ -181,54 +153,26 @@ class ContentStore:
         return self.root.name == "_posts" or any(
             f == "_posts" or f.endswith("/_posts") for f in folders)
 
-    def _stat(self, rel: str) -> tuple[Stamp | None, Problem | None]:
-        """The file's stamp (None when there is no regular file), and a problem when it
-        must not be read: a link that leads out of the content folder."""
-        path = os.path.join(self.root, rel)
-        try:
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                target = os.path.realpath(path)
-                real_root = self._real_root()
-                if os.path.commonpath([target, real_root]) != real_root:
-                    return ((st.st_mtime_ns, st.st_size, st.st_ino),
-                            Problem(rel, "symlink points outside the content folder; "
-                                         "not followed"))
-                st = os.stat(path)
-            if not stat.S_ISREG(st.st_mode):
-                return None, None
-        except (OSError, ValueError):
-            return None, None
-        return (st.st_mtime_ns, st.st_size, st.st_ino), None
-
-    def _read_bytes(self, rel: str) -> tuple[bytes, Stamp]:
-        """The file's bytes (at most max_post_bytes + 1) and the stamp of what was read.
-        Non-blocking open: a FIFO put in place of a post cannot hang the reader."""
-        fd = os.open(self.root / rel, _OPEN_FLAGS)
-        with open(fd, "rb") as f:
-            st = os.fstat(fd)
-            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-            if not stat.S_ISREG(st.st_mode):
-                raise PostError(rel, "not a regular file")
-            if st.st_size > self.settings.max_post_bytes:
-                raise PostError(rel, f"file is {st.st_size} bytes, over max_post_bytes "
-                                f"({self.settings.max_post_bytes})")
-            return f.read(self.settings.max_post_bytes + 1), stamp
+    def _report(self, problem: Problem) -> None:
+        """Tell ``on_problem`` of a problem found, else log it: once per change of a file."""
+        if self._on_problem is not None:
+            self._on_problem(problem)
+        elif problem.rejected:
+            logger.error("post rejected: %s", problem)
+        else:
+            logger.warning("post accepted with a problem: %s", problem)
 
     def _read(self, rel: str, stamp: Stamp) -> tuple[Post | None, tuple[Problem, ...],
                                                       str | None, Stamp]:
-        """Parse one file: (post, problems, why skipped, stamp of what was read). Logs
+        """Parse one file: (post, problems, why skipped, stamp of what was read). Reports
         what it finds; it runs once per change of the file."""
         self.parse_count += 1
         problems: list[Problem] = []
         post: Post | None = None
         skipped: str | None = None
         try:
-            if stamp[1] > self.settings.max_post_bytes:
-                raise PostError(rel, f"file is {stamp[1]} bytes, over max_post_bytes "
-                                f"({self.settings.max_post_bytes})")
-            data, stamp = self._read_bytes(rel)
-            parsed: Parsed = parse_post(rel, data, (stamp[0], stamp[1]), self._rules)
+            data, stamp = read_post(str(self.root), rel, self._rules.max_post_bytes)
+            parsed: Parsed = parse_post(rel, data, stamp, self._rules)
         except SkipFile as e:
             skipped = str(e).removeprefix(f"{rel}: ")
         except PostError as e:
@@ -236,8 +180,6 @@ class ContentStore:
                 logger.debug("%s: no front matter, so not a post", rel)
             else:
                 problems.append(Problem(rel, e.message))
-        except OSError as e:
-            problems.append(Problem(rel, f"cannot read: {e.strerror or e}"))
         except Exception as e:  # a file must never stop the load: any surprise rejects it
             logger.debug("%s: unexpected error", rel, exc_info=True)
             problems.append(Problem(rel, f"cannot be read as a post "
@@ -246,10 +188,7 @@ class ContentStore:
             post = parsed.post
             problems.extend(Problem(rel, w, rejected=False) for w in parsed.warnings)
         for problem in problems:
-            if problem.rejected:
-                logger.error("post rejected: %s", problem)
-            else:
-                logger.warning("post accepted with a problem: %s", problem)
+            self._report(problem)
         if skipped is not None:
             logger.info("post skipped: %s: %s", rel, skipped)
         return post, tuple(problems), skipped, stamp
@@ -258,7 +197,7 @@ class ContentStore:
         """Bring one path up to date; True when anything changed."""
         if not is_post_path(rel, self._jekyll_layout):
             return self._forget(rel)
-        stamp, link_problem = self._stat(rel)
+        stamp, link_problem = stat_post(str(self.root), rel)
         if stamp is None:
             return self._forget(rel)
         if self._stamps.get(rel) == stamp:
@@ -266,7 +205,7 @@ class ContentStore:
         if link_problem is not None:
             self._forget(rel)
             self._touched.add(rel)
-            logger.error("post rejected: %s", link_problem)
+            self._report(link_problem)
             self._stamps[rel] = stamp
             self._problems[rel] = (link_problem,)
             return True
@@ -329,10 +268,15 @@ class ContentStore:
             # With a _posts folder anywhere, only files in _posts folders are posts.
             self._jekyll_layout = self._posts_folder_among(folders)
             rels = [rel for rel in files if is_post_path(rel, self._jekyll_layout)]
+            on_progress = self._on_progress
+            if on_progress is not None:
+                on_progress(0, len(rels))
             with gc_paused():
                 for rel in rels:
                     self._update(rel)
                     seen += 1
+                    if on_progress is not None:
+                        on_progress(seen, len(rels))
                     now = time.monotonic()
                     if progress and now - last_report >= 2.0:
                         last_report = now
@@ -344,6 +288,15 @@ class ContentStore:
                 self.root, len(snapshot.posts), snapshot.rejected, snapshot.duration,
             )
             return snapshot
+
+    def read_body(self, post: Post) -> str:
+        """The body text of an indexed post (after its front matter), read again from its
+        file. PostError, at once, when the file cannot be read, is no regular file (a FIFO
+        cannot hang the caller), has changed since it was indexed or is over
+        max_post_bytes."""
+        data, _stamp = read_post(str(self.root), post.source, self._rules.max_post_bytes,
+                                 expected=post.stamp)
+        return body_text(post.source, data)
 
     def apply(self, paths: Iterable[str]) -> Snapshot | None:
         """Re-read what changed at these absolute or relative paths (files or folders,
@@ -408,7 +361,7 @@ class ContentStore:
                     continue
                 found.add(rel)
                 known = stamps.get(rel)
-                if known is not None and _same_file(entry, known):
+                if known is not None and same_file(entry, known):
                     continue
                 changed |= self._update(rel)
             for known_rel in [k for k in stamps if k not in found]:

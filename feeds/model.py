@@ -33,6 +33,10 @@ CONTENT_TYPES: dict[str, str] = {
 }
 
 
+Stamp = tuple[int, int, int]
+"""(mtime_ns, size, inode) of a file as stat gives them: which version of which file."""
+
+
 @dataclass(frozen=True, slots=True)
 class Author:
     name: str
@@ -47,8 +51,9 @@ class Post:
 
     source: str
     """Path of the file relative to the content folder, with '/' separators."""
-    stamp: tuple[int, int]
-    """(mtime_ns, size) of the file when it was read: the body cache's key."""
+    stamp: Stamp
+    """The file as it was read: the body cache's key, and how the body's read later
+    knows it is still the same file."""
     markup: str
     """'markdown' or 'html'."""
     slug: str

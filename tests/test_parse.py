@@ -35,7 +35,7 @@ def parse(text: str, source: str = "_posts/2020-01-02-hello-world.md",
           permalink: str = "date") -> Post:
     rules = SHANGHAI if permalink == "date" else site_rules("Asia/Shanghai", permalink,
                                                              2_000_000)
-    return parse_post(source, text.encode("utf-8"), (0, len(text)), rules).post
+    return parse_post(source, text.encode("utf-8"), (0, len(text), 0), rules).post
 
 
 def fm(*lines: str, body: str = "Body.") -> str:
@@ -162,7 +162,7 @@ def test_nested_category_lists_are_an_error() -> None:
 
 def test_title_falls_back_to_titleized_slug_with_a_warning() -> None:
     parsed = parse_post("_posts/2020-01-02-hello-big-world.md", fm("date: 2020-01-02").encode(),
-                        (0, 0), SHANGHAI)
+                        (0, 0, 0), SHANGHAI)
     assert parsed.post.title == "Hello Big World"
     assert any("no title" in w for w in parsed.warnings)
 
@@ -197,7 +197,7 @@ def test_published_false_is_skipped_not_an_error() -> None:
 
 def test_xml_illegal_characters_are_dropped_from_front_matter() -> None:
     parsed = parse_post("_posts/2020-01-02-x.md",
-                        fm('title: "A\\x01B\\x1fC"', "tags: [\"t\\x0b1\"]").encode(), (0, 0),
+                        fm('title: "A\\x01B\\x1fC"', "tags: [\"t\\x0b1\"]").encode(), (0, 0, 0),
                         SHANGHAI)
     assert parsed.post.title == "ABC"
     assert parsed.post.tags == ("t1",)
@@ -365,7 +365,7 @@ def test_any_name_round_trips(name: str) -> None:
 def _post(source: str, when: datetime, cats: tuple[str, ...] = (),
           tags: tuple[str, ...] = ()) -> Post:
     slug = source.rsplit("/", 1)[-1].removesuffix(".md")
-    return Post(source=source, stamp=(0, 0), markup="markdown", slug=slug, title=slug,
+    return Post(source=source, stamp=(0, 0, 0), markup="markdown", slug=slug, title=slug,
                 date=when, updated=when, categories=cats, tags=tags, url=f"/{slug}.html",
                 entry_id=f"/{slug}")
 

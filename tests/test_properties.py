@@ -18,13 +18,16 @@ from urllib.parse import urlsplit
 
 import feedparser
 import pytest
+import yaml
 from flask import Flask
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from lxml import html as lxml_html
 
 from feeds import create_app
+from feeds.parse import LOADER, PostError, split_front_matter
+from feeds.parse.simple_yaml import simple_yaml
 from feeds.render import feed_title
 
 from .conftest import make_settings, validate_atom_many, validate_json_feed, write_site
@@ -227,3 +230,140 @@ def test_titles_names_and_dates_read_back_exactly(posts: list[GivenPost],
 def test_any_unicode_gives_valid_feeds(posts: list[GivenPost],
                                        atom_documents: AtomDocuments) -> None:
     check_feeds(posts, exact_titles=False, atom_documents=atom_documents)
+
+
+# --- front matter: the service's YAML reader against PyYAML's own ------------------------
+
+# The pieces front matter is written with, and the characters that trip YAML up: its
+# indicators, tabs, quotes, escapes, its other line breaks (NEL, U+2028, U+2029), a BOM.
+_YAML_CHARS = list("abcXYZ019._/+=~ ") + list(":#-[]{},&*!|>'\"%@`?\t\\") + [
+    "\x85", "\u2028", "\u2029", "\ufeff", "\xa0", "é", "ß", "中", "😀"]
+_SPECIAL_SCALARS = [
+    "true", "False", "yes", "NO", "on", "Off", "y", "~", "null", "Null", "", "1", "-1",
+    "+1", "0x1F", "0o17", "017", "0b101", "1_000", "1.5", "-1.5e+3", "1e3", ".inf",
+    "-.Inf", ".nan", "1:20", "190:20:30.15", "2020-01-02", "2020-1-2",
+    "2020-01-02 10:00:00", "2020-01-02T10:00:00Z", "2020-01-02 10:00:00 +08:00",
+    "2020-01-02 10:00:00 +0800", "2001-12-14t21:59:43.10-05:00", "=", "<<", "-", "- a",
+    "a: b", "a #b", "a# b", "[]", "{}", "&x a", "*x", "!!str 1", "!!int 1", "|", ">",
+]
+_plain = st.one_of(st.sampled_from(_SPECIAL_SCALARS), st.text(st.sampled_from(_YAML_CHARS),
+                                                              max_size=10))
+_scalar = st.one_of(
+    _plain,
+    st.builds(lambda a, b: a + b, st.sampled_from(_SPECIAL_SCALARS), _plain),
+    _plain.map(lambda s: json.dumps(s, ensure_ascii=False)),
+    _plain.map(lambda s: json.dumps(s)),
+    _plain.map(lambda s: "'" + s.replace("'", "''") + "'"),
+    _plain.map(lambda s: '"' + s + '"'),
+    _plain.map(lambda s: "'" + s + "'"),
+)
+_key = st.one_of(st.sampled_from(["title", "date", "tags", "categories", "slug", "a_b",
+                                  "x-y", "_k", "K9", "y", "no", "null", "1", "2020-01-02",
+                                  "<<", "? k", "-", '"q"', "'s'"]), _plain)
+_sep = st.sampled_from([" ", "  ", "\t", " \t", ""])
+
+
+def _flow(items: list[str], spaced: bool) -> str:
+    return "[" + (", " if spaced else ",").join(items) + "]"
+
+
+_flow_list = st.builds(_flow, st.lists(_scalar, max_size=4), st.booleans())
+_value = st.one_of(_scalar, _flow_list,
+                   st.builds(lambda items: "".join(f"\n  - {i}" for i in items),
+                             st.lists(_scalar, min_size=1, max_size=3)),
+                   st.builds(lambda pairs: "".join(f"\n  {k}: {v}" for k, v in pairs),
+                             st.lists(st.tuples(_key, _scalar), min_size=1, max_size=3)))
+_line = st.one_of(
+    st.builds(lambda k, sep, v, tail: f"{k}:{sep}{v}{tail}", _key, _sep, _value,
+              st.sampled_from(["", " ", "\t", " # note", "#no"])),
+    st.text(st.sampled_from(_YAML_CHARS), max_size=20),  # anything at all
+    st.sampled_from(["", "  ", "# a comment"]),
+)
+_front_matter = st.lists(_line, min_size=1, max_size=6).map("\n".join).filter(
+    # A line '---' or '...' would end the front matter (and the YAML document) there.
+    lambda fm: not re.search(r"^(?:---|\.\.\.)[ \t]*$", fm, re.MULTILINE))
+
+# Where libyaml, which Jekyll reads front matter with (Ruby's Psych) as the service does,
+# and PyYAML's pure Python are known to part: PyYAML refuses a tab in many places libyaml
+# takes it as white space ('a:\t1', 'a: 1 \t', '[b,\tc]', a line ' \t'); an empty node
+# with the bare tag '!' is '' to libyaml, None to PyYAML; libyaml drops a byte-order
+# mark at the start of the YAML, PyYAML reads it as text, and they part on one elsewhere;
+# libyaml takes a comment right after a block scalar's '|' or '>' ('|#'), and refuses a
+# surrogate written as an escape ("\ud83d"), which PyYAML keeps, a lone surrogate.
+_KNOWN_APART = re.compile(r"\t|\ufeff|!(?=[ ]*(?:$|[,\]}#\x85\u2028\u2029]))"
+                          r"|[|>][-+0-9]*#|\\u[dD][89a-fA-F]", re.MULTILINE)
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal, and of the same types all the way down (1 == True, nan != nan otherwise)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b or (a != a and b != b)
+    if isinstance(a, dict):
+        assert isinstance(b, dict)
+        return len(a) == len(b) and all(
+            _same(ka, kb) and _same(va, vb)
+            for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True))
+    if isinstance(a, list):
+        assert isinstance(b, list)
+        return len(a) == len(b) and all(map(_same, a, b))
+    return a == b
+
+
+# How the service tells refusals apart: not YAML at all, or a value YAML cannot hold.
+# (libyaml and PyYAML can name one syntax error differently: ScannerError, ParserError.)
+_FAMILIES = (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError)
+
+
+def _family(error: BaseException) -> type[BaseException]:
+    return next(f for f in _FAMILIES if isinstance(error, f))
+
+
+def _reference(fm: str) -> tuple[str, object]:
+    try:
+        return "value", yaml.load(fm, Loader=yaml.SafeLoader)
+    except _FAMILIES as e:
+        return "error", _family(e)
+
+
+def test_the_service_reads_yaml_with_libyaml() -> None:
+    assert yaml.__with_libyaml__ and LOADER is yaml.CSafeLoader
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(fm=_front_matter)
+def test_the_fast_path_reads_what_the_loader_reads(fm: str) -> None:
+    """simple_yaml either declines or gives exactly what the service's loader gives (an
+    empty document, None to the loader, is an empty mapping to both of the service's)."""
+    fast = simple_yaml(fm)
+    if fast is not None:
+        loaded = yaml.load(fm, Loader=LOADER)
+        assert _same(fast, {} if loaded is None else loaded), loaded
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(fm=_front_matter)
+def test_front_matter_reads_as_pure_python_safeloader_reads_it(fm: str) -> None:
+    """The front matter the service reads (its fast path, else libyaml's CSafeLoader)
+    holds what PyYAML's pure-Python SafeLoader reads from it, or both refuse it with the
+    same class of error."""
+    assume(not _KNOWN_APART.search(fm))
+    text = "---\n" + fm + "\n---\nbody\n"
+    outcome, expected = _reference(fm + "\n")
+    try:
+        data, body = split_front_matter("p.md", text)
+    except PostError as e:
+        if outcome == "value":  # read, but no mapping, or one that aliases run away in
+            refused = ("contains itself", "grows past", "nests collections more than")
+            assert expected is not None and (not isinstance(expected, dict) or any(
+                why in e.message for why in refused)), (e, expected)
+        else:  # the loader's error is kept as the cause (a depth refusal is ours)
+            assert _family(e.__cause__ or RecursionError()) is expected, (e, expected)
+        return
+    except _FAMILIES as e:  # the fast path lets a constructor's own error out as it is
+        assert (outcome, _family(e)) == ("error", expected), (e, expected)
+        return
+    assert body == "body\n"
+    assert outcome == "value", (data, expected)
+    assert _same(data, {} if expected is None else expected), (data, expected)

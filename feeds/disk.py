@@ -1,0 +1,119 @@
+"""Post files on disk: which paths may hold posts, their stamps, and the one door every
+read of their bytes goes through.
+
+A post file is opened without blocking and read only when it is a regular file, so a
+FIFO, a device, a socket or a folder put in its place (or behind a link to it) is a
+clear :class:`~feeds.parse.PostError`, never a hang. A read on behalf of an indexed post
+also checks that the file is still the one indexed: same inode, size and mtime.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import stat
+
+from .model import Problem, Stamp
+from .parse import POST_EXTENSIONS, PostError, check_size
+
+# Folders Jekyll never reads posts from (besides dot folders and '_'-folders).
+SKIPPED_DIRS = frozenset({"node_modules", "vendor"})
+
+
+def skipped_folder(name: str) -> bool:
+    """Whether Jekyll reads no posts below a folder of this name."""
+    return (name.startswith(".") or name in SKIPPED_DIRS
+            or (name.startswith("_") and name != "_posts"))
+
+
+def is_post_path(rel: str, jekyll_layout: bool) -> bool:
+    """Whether a path (relative, '/'-separated) may hold a post in this layout."""
+    folder, _, name = rel.rpartition("/")
+    dot = name.rfind(".")
+    if dot < 0 or name[dot:].lower() not in POST_EXTENSIONS:
+        return False
+    if name.startswith((".", "_", "#", "~")) or name.endswith("~"):
+        return False
+    return _folder_holds_posts(folder, jekyll_layout)
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder_holds_posts(folder: str, jekyll_layout: bool) -> bool:
+    """The folder half of is_post_path, asked once per folder rather than per file."""
+    parts = folder.split("/") if folder else []
+    if any(skipped_folder(part) for part in parts):
+        return False
+    return "_posts" in parts if jekyll_layout else True
+
+
+def relative(path: str, prefix: str, root: str) -> str:
+    """``path`` relative to ``root`` ('/'-separated); ``prefix`` is root plus a separator."""
+    rel = path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, root)
+    return rel.replace(os.sep, "/") if os.sep != "/" else rel
+
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def same_file(entry: os.DirEntry[str], stamp: Stamp) -> bool:
+    """Whether a regular file (not a link) still has the stamp it had."""
+    try:
+        if entry.is_symlink():
+            return False  # where it leads may have changed: look again
+        st = entry.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    return stamp_of(st) == stamp
+
+
+def stat_post(root: str, rel: str) -> tuple[Stamp | None, Problem | None]:
+    """The file's stamp (None when there is no regular file), and a problem when it must
+    not be read: a link that leads out of the content folder ``root``."""
+    path = os.path.join(root, rel)
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            target = os.path.realpath(path)
+            real_root = os.path.realpath(root)
+            if os.path.commonpath([target, real_root]) != real_root:
+                return (stamp_of(st),
+                        Problem(rel, "symlink points outside the content folder; "
+                                     "not followed"))
+            st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return None, None
+    except (OSError, ValueError):
+        return None, None
+    return stamp_of(st), None
+
+
+def read_post(root: str, rel: str, limit: int,
+              expected: Stamp | None = None) -> tuple[bytes, Stamp]:
+    """The bytes of the post file ``rel`` below ``root`` and the stamp of what was read.
+
+    PostError when it cannot be read, is not a regular file, is not the file
+    ``expected`` stamps (when given), or is over ``limit`` bytes (max_post_bytes).
+    """
+    try:
+        fd = os.open(os.path.join(root, rel), _OPEN_FLAGS)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise PostError(rel, "not a regular file")
+            stamp = stamp_of(st)
+            if expected is not None and stamp != expected:
+                raise PostError(rel, "changed since it was indexed")
+            data = b""
+            if st.st_size <= limit:  # at most limit + 1 bytes: enough to see it grew over
+                with open(fd, "rb", closefd=False) as f:
+                    data = f.read(limit + 1)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise PostError(rel, f"cannot read: {e.strerror or e}") from e
+    check_size(rel, max(st.st_size, len(data)), limit)
+    return data, stamp

@@ -1,0 +1,64 @@
+"""One file -> one Post: front matter, Jekyll's dates and permalinks; and, lazily, the
+post's body -> sanitised HTML with absolute URLs.
+
+Everything that can be wrong with one file is raised as :class:`PostError` naming the
+file; what the service can mend (a missing title, stray control characters) is mended
+and reported as a warning instead. One job a module, in the order a file meets them:
+
+- ``text``         PostError, SkipFile, and the characters XML cannot carry
+- ``frontmatter``  bytes -> text, the size limit, the one split, the YAML read safely
+- ``simple_yaml``  the fast path for plain ``key: value`` front matter
+- ``dates``        Jekyll's (Ruby's) date rules
+- ``urls``         slugs, permalinks, percent-encoding, the entry id
+- ``post``         the parts -> a Post
+- ``body``         Markdown / HTML -> a sanitised Body, read when first needed
+"""
+
+from .body import body_text, render_body, summary_of
+from .dates import parse_date
+from .frontmatter import CONTROL_WARNING, LOADER, check_size, decode, split_front_matter
+from .post import (
+    MARKDOWN_EXTENSIONS,
+    POST_EXTENSIONS,
+    Parsed,
+    SiteRules,
+    parse_post,
+    site_rules,
+)
+from .text import XML_ILLEGAL, PostError, SkipFile, clean_text
+from .urls import (
+    build_permalink,
+    escape_path,
+    folder_categories,
+    slugify_default,
+    slugify_pretty,
+    titleize_slug,
+)
+
+__all__ = [
+    "CONTROL_WARNING",
+    "LOADER",
+    "MARKDOWN_EXTENSIONS",
+    "POST_EXTENSIONS",
+    "XML_ILLEGAL",
+    "Parsed",
+    "PostError",
+    "SiteRules",
+    "SkipFile",
+    "body_text",
+    "build_permalink",
+    "check_size",
+    "clean_text",
+    "decode",
+    "escape_path",
+    "folder_categories",
+    "parse_date",
+    "parse_post",
+    "render_body",
+    "site_rules",
+    "slugify_default",
+    "slugify_pretty",
+    "split_front_matter",
+    "summary_of",
+    "titleize_slug",
+]

@@ -1,0 +1,151 @@
+"""A post's URL path and entry id, exactly as Jekyll's URL class and ``post.id`` write
+them: slugs, permalink styles and placeholders, percent-encoding."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from urllib.parse import quote
+
+from .text import PostError
+
+_SLUG_KEEP = frozenset("._~!$&'()+,;=@")
+
+
+def _slugify(text: str, keep: frozenset[str]) -> str:
+    """Runs of characters other than letters, marks, decimal digits and ``keep`` -> '-'."""
+    out: list[str] = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if ch in keep or cat[0] in "LM" or cat == "Nd":
+            out.append(ch)
+        elif not out or out[-1] != "-":
+            out.append("-")
+    return "".join(out).strip("-")
+
+
+def slugify_pretty(text: str) -> str:
+    """Jekyll's ``slugify(mode: "pretty", cased: true)``: runs of characters other than
+    letters, marks, decimal digits and ``._~!$&'()+,;=@`` become one '-'."""
+    return _slugify(text, _SLUG_KEEP)
+
+
+def slugify_default(text: str) -> str:
+    """Jekyll's default ``slugify``: runs of non-alphanumerics -> '-', lower case."""
+    return _slugify(text, frozenset()).lower()
+
+
+def titleize_slug(slug: str) -> str:
+    """Jekyll's title for a post without one: 'hello-world' -> 'Hello World'."""
+    return " ".join(word[:1].upper() + word[1:].lower() for word in slug.split("-"))
+
+
+def escape_path(text: str) -> str:
+    """Jekyll's ``URL.escape_path`` (Addressable's encode_component with Jekyll's class
+    for paths): percent-encode (UTF-8, upper-case hex) all but the unreserved
+    characters, sub-delimiters, ':', '@' and '/'."""
+    return quote(text, safe="!$&'()*+,;=:@/")
+
+
+def folder_categories(source: str) -> list[str]:
+    """Jekyll takes categories from the folders above ``_posts/``: a/b/_posts/x -> a, b."""
+    parts = source.split("/")
+    if "_posts" not in parts:
+        return []
+    return [p for p in parts[: parts.index("_posts")] if p]
+
+
+PERMALINK_STYLES = {
+    "date": "/:categories/:year/:month/:day/:title:output_ext",
+    "pretty": "/:categories/:year/:month/:day/:title/",
+    "ordinal": "/:categories/:year/:y_day/:title:output_ext",
+    "weekdate": "/:categories/:year/W:week/:short_day/:title:output_ext",
+    "none": "/:categories/:title:output_ext",
+}
+_PLACEHOLDER = re.compile(r":([a-z_]+)")
+
+
+_DATE_PLACEHOLDERS: dict[str, Callable[[datetime], str]] = {
+    "year": lambda d: f"{d.year:04d}",
+    "month": lambda d: f"{d.month:02d}",
+    "day": lambda d: f"{d.day:02d}",
+    "hour": lambda d: f"{d.hour:02d}",
+    "minute": lambda d: f"{d.minute:02d}",
+    "second": lambda d: f"{d.second:02d}",
+    "i_day": lambda d: str(d.day),
+    "i_month": lambda d: str(d.month),
+    "short_year": lambda d: d.strftime("%y"),
+    "short_month": lambda d: d.strftime("%b"),
+    "long_month": lambda d: d.strftime("%B"),
+    "short_day": lambda d: d.strftime("%a"),
+    "long_day": lambda d: d.strftime("%A"),
+    "y_day": lambda d: d.strftime("%j"),
+    "week": lambda d: d.strftime("%V"),
+}
+
+
+def _placeholder(
+    key: str, when: datetime, categories: Iterable[str], slug: str, title_slug: str,
+    source: str,
+) -> str | None:
+    """The value of one permalink placeholder (computed only when the template uses it:
+    this runs for every post at start-up)."""
+    date_part = _DATE_PLACEHOLDERS.get(key)
+    if date_part is not None:
+        return date_part(when)
+    if key == "title":
+        return title_slug
+    if key == "categories":
+        cats: list[str] = []
+        for category in categories:
+            lowered = category.lower()
+            if lowered not in cats:
+                cats.append(lowered)
+        return "/".join(cats)
+    if key == "output_ext":
+        return ".html"
+    if key == "slug":
+        return slugify_default(slug) or slug
+    if key == "name":
+        return slugify_default(source.rsplit("/", 1)[-1].rsplit(".", 1)[0])
+    if key == "collection":
+        return "posts"
+    if key == "path":
+        return source
+    return None
+
+
+def build_permalink(
+    path: str,
+    template: str,
+    when: datetime,
+    categories: Iterable[str],
+    slug: str,
+    title_slug: str,
+) -> str:
+    """The post's URL path, exactly as Jekyll's URL class writes it."""
+    template = PERMALINK_STYLES.get(template, template)
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        for key in (name, name.rstrip("_")):
+            value = _placeholder(key, when, categories, slug, title_slug, path)
+            if value is not None:
+                return escape_path(value) + name[len(key):]
+        raise PostError(path, f"permalink has an unknown placeholder ':{name}'")
+
+    url = _PLACEHOLDER.sub(replace, template)
+    url = re.sub("/+", "/", url)
+    # Jekyll's sanitize_url: no '..', no './', no doubled slashes.
+    url = ("/" + url).replace("..", "/").replace("./", "")
+    return re.sub("/+", "/", url)
+
+
+def post_id(url: str, slug: str) -> str:
+    """Jekyll's ``post.id``: the URL's folder plus the raw slug. It is what jekyll-feed
+    writes as <id>, so it must not change when a site moves here. Ruby's File.dirname
+    ignores trailing slashes: the folder of '/notes/hello/' is '/notes'."""
+    return posixpath.join(posixpath.dirname(url.rstrip("/") or "/"), escape_path(slug))
