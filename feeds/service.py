@@ -21,7 +21,6 @@ from .config import Settings
 from .content import ContentStore, Snapshot
 from .metrics import Metrics
 from .model import FeedKey, Post
-from .parse import body_text
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
 from .watch import Watcher
@@ -56,9 +55,10 @@ class FeedService:
         return state.settings if state else self.store.settings
 
     def read_body(self, post: Post) -> str:
-        """The text of a post's body, after its front matter, read from its file now."""
-        with open(self.store.root / post.source, "rb") as f:
-            return body_text(post.source, f.read(self.settings.max_post_bytes + 1))
+        """The text of a post's body, after its front matter, read from its file now
+        through the one disk reader (never blocks; PostError when the file is not the
+        one indexed)."""
+        return self.store.read_body(post)
 
     # --- loading and following changes ------------------------------------------------
 

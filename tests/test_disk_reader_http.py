@@ -17,7 +17,6 @@ POST = "_posts/2022-02-01-third.md"
 PAGE = "/news/2022/02/01/third.html"
 
 
-@pytest.mark.skip(reason="enabled after cache.py uses read_body")
 def test_the_page_of_a_post_that_became_a_fifo_still_answers(
         client: FlaskClient, site_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     (site_dir / POST).unlink()
