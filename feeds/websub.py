@@ -3,9 +3,10 @@
 ``Publisher.on_change`` is a FeedService listener (called after every content swap). It
 works out which feeds changed and queues their canonical URLs in every format (as
 ``links.feed_urls`` gives them); one daemon thread sends the hub a publish ping per URL
-(``hub.mode=publish``, ``hub.url=...``), with retries and exponential back-off. Nothing
-here runs on a request's path, and the queue is bounded: a hub that is slow or down is
-logged and counted (``feeds_websub_pings``) but never slows or breaks serving.
+(``hub.mode=publish`` with the URL as both ``hub.topic`` and ``hub.url``), with retries and
+exponential back-off. Nothing here runs on a request's path, and the queue is bounded: a
+hub that is slow or down is counted (``feeds_websub_pings``) and logged once per failure
+burst, but never slows or breaks serving.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
@@ -37,6 +39,21 @@ Job = tuple[str, str]
 """(hub URL, topic URL)."""
 
 USER_AGENT = "feeds-websub/1"
+
+ERROR_SNIPPET = 200
+"""Most bytes of a hub's error answer quoted in the log (flask-websub says what it missed)."""
+
+
+@dataclass
+class Burst:
+    """A run of failed pings to one hub, from the first failure to the next success. It
+    is logged twice: when it starts and when the hub takes a ping again, never per feed
+    (one edit pings every format of several feeds; a hub down for an hour would otherwise
+    fill the log)."""
+
+    started: float  # time.monotonic() of the first failure
+    attempts: int = 0  # failed pings (each retry counts)
+    given_up: int = 0  # jobs dropped after their last attempt or a refusal
 
 
 def changed_feeds(old: State, new: State) -> list[tuple[Kind, str]]:
@@ -75,6 +92,7 @@ class Publisher:
     consecutive failure (``backoff`` .. ``max_backoff``), and the delay holds back every
     job, so a hub that is down sees one request per delay, not one per topic. A job is
     given up after ``attempts`` tries, or at once when the hub rejects it with a 4xx.
+    Failures are logged per hub and burst (see :class:`Burst`), not per ping.
     """
 
     def __init__(self, metrics: Metrics, feed_links: FeedLinks, *, timeout: float = 5.0,
@@ -92,6 +110,7 @@ class Publisher:
         self._thread: threading.Thread | None = None
         self._warned_base = False
         self._warned_full = False
+        self._bursts: dict[str, Burst] = {}  # hub -> its failure burst; the worker's only
         self._count_lock = threading.Lock()
         self._outstanding = 0  # jobs submitted and not yet sent, merged or given up
         self._idle = threading.Event()
@@ -179,22 +198,44 @@ class Publisher:
                 continue
             job = next(iter(pending))
             failures = pending.pop(job)
-            outcome = self._send(*job)
+            outcome, reason = self._send(*job)
             if outcome == "ok":
                 delay = 0.0
+                self._recovered(job[0])
                 self._done()
                 continue
             failures += 1
-            if outcome == "rejected" or failures >= self.attempts:
+            gave_up = outcome == "rejected" or failures >= self.attempts
+            self._failed(job, reason, len(pending) + 1, gave_up)
+            if gave_up:
                 self.metrics.websub_pings.labels("failed").inc()
-                logger.error("WebSub hub %s: gave up pinging %s after %d attempt(s)",
-                             job[0], job[1], failures)
                 self._done()
             else:
                 pending[job] = failures  # to the back: other topics get their turn
             if outcome == "retry":
                 delay = min(self.max_backoff, delay * 2 if delay else self.backoff)
                 retry_at = time.monotonic() + delay
+
+    def _failed(self, job: Job, reason: str, pending: int, gave_up: bool) -> None:
+        """Count a failed ping in its hub's burst; the first one of a burst is logged."""
+        hub, topic = job
+        burst = self._bursts.get(hub)
+        if burst is None:
+            burst = self._bursts[hub] = Burst(time.monotonic())
+            logger.warning("WebSub hub %s %s (pinging %s); %d ping(s) pending, retried with "
+                           "back-off, logged again when the hub takes one", hub, reason,
+                           topic, pending)
+        burst.attempts += 1
+        burst.given_up += int(gave_up)
+        logger.debug("WebSub hub %s: %s for %s%s", hub, reason, topic,
+                     " (given up)" if gave_up else "")
+
+    def _recovered(self, hub: str) -> None:
+        burst = self._bursts.pop(hub, None)
+        if burst is not None:
+            logger.info("WebSub hub %s takes pings again after %d failed attempt(s) over "
+                           "%.0f s; %d ping(s) were given up", hub, burst.attempts,
+                           time.monotonic() - burst.started, burst.given_up)
 
     def _collect(self, pending: dict[Job, int], retry_at: float) -> bool:
         """Move queued jobs into ``pending``: wait for the first one when there is nothing
@@ -221,9 +262,12 @@ class Publisher:
             except queue.Empty:
                 return True
 
-    def _send(self, hub: str, topic: str) -> str:
-        """One ping: 'ok', 'retry' (network trouble, 5xx, 408, 429) or 'rejected' (4xx)."""
-        data = urlencode({"hub.mode": "publish", "hub.url": topic}).encode("ascii")
+    def _send(self, hub: str, topic: str) -> tuple[str, str]:
+        """One ping: 'ok', 'retry' (network trouble, 5xx, 408, 429) or 'rejected' (4xx),
+        with what went wrong. The topic goes as hub.topic (the WebSub Recommendation's
+        name, which flask-websub requires) and as hub.url (what older hubs read)."""
+        data = urlencode({"hub.mode": "publish", "hub.topic": topic,
+                          "hub.url": topic}).encode("ascii")
         request = urllib.request.Request(hub, data=data, method="POST", headers={
             "Content-Type": "application/x-www-form-urlencoded",
             "User-Agent": USER_AGENT,
@@ -231,20 +275,29 @@ class Publisher:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 status = int(response.status)
+            detail = ""
         except urllib.error.HTTPError as e:
             status = e.code
-            e.close()
+            detail = _error_text(e)
         except (OSError, ValueError, http.client.HTTPException) as e:
             self.metrics.websub_pings.labels("retry").inc()
-            logger.warning("WebSub hub %s unreachable (%s); pinging %s later", hub, e, topic)
-            return "retry"
+            return "retry", f"unreachable ({e})"
         if 200 <= status < 300:
             self.metrics.websub_pings.labels("ok").inc()
             logger.debug("WebSub hub %s: published %s (%d)", hub, topic, status)
-            return "ok"
+            return "ok", ""
         if 400 <= status < 500 and status not in (408, 429):
-            logger.warning("WebSub hub %s refused %s with %d", hub, topic, status)
-            return "rejected"
+            return "rejected", f"refused the ping with {status}{detail}"
         self.metrics.websub_pings.labels("retry").inc()
-        logger.warning("WebSub hub %s answered %d for %s; pinging later", hub, status, topic)
-        return "retry"
+        return "retry", f"answered {status}{detail}"
+
+
+def _error_text(error: urllib.error.HTTPError) -> str:
+    """': <the start of the hub's error answer>', or '' when it has none."""
+    with error:
+        try:
+            text = error.read(ERROR_SNIPPET).decode("utf-8", "replace")
+        except (OSError, http.client.HTTPException):
+            text = ""
+    text = " ".join(text.split())
+    return f": {text}" if text else ""

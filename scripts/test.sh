@@ -2,7 +2,8 @@
 # The one command that installs everything the tests need and runs them:
 # Debian packages (jing for the Atom RELAX NG schema, nginx for the scale-out
 # test, chromium + chromedriver for the browser test, CJK fonts for its
-# screenshots), the package with its test extras, then ruff, mypy --strict and pytest.
+# screenshots, newsboat as a real feed reader), the package with its test extras
+# (reader and flask-websub among them), then ruff, mypy --strict and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ command -v jing >/dev/null || need+=(jing)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v newsboat >/dev/null || need+=(newsboat)
 # Chinese glyphs in the browser test's screenshots (the assertions do not need them).
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then
