@@ -13,6 +13,9 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v newsboat >/dev/null || need+=(newsboat)
+# The real Jekyll and jekyll-feed: the oracle of the golden tests (tests/jekyll.py).
+command -v jekyll >/dev/null || need+=(jekyll)
+dpkg -s ruby-jekyll-feed >/dev/null 2>&1 || need+=(ruby-jekyll-feed)
 # Chinese glyphs in the browser test's screenshots (the assertions do not need them).
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then
