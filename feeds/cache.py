@@ -434,7 +434,7 @@ class FeedService:
             author=site_author(settings),
             updated=max((p.updated for p in posts), default=None),
             paging=tuple(paging),
-            hub=settings.websub_hub,
+            hub=settings.hub_url(base),
         )
         return meta, posts
 

@@ -138,8 +138,29 @@ OPTIONS: tuple[Option, ...] = (
            _positive_int, "cache_bytes", "--cache-bytes", "FEEDS_CACHE_BYTES"),
     Option("body_cache_bytes", 64_000_000, "memory bound of the rendered-post cache, bytes",
            _positive_int, "body_cache_bytes", "--body-cache-bytes", "FEEDS_BODY_CACHE_BYTES"),
-    Option("websub_hub", "", "WebSub hub URL announced in feeds and pinged on change", _str,
+    Option("websub_hub", "", "WebSub hub URL announced in feeds and pinged on change; "
+           "`self`: the service is its own hub, at `<base>/websub`", _str,
            "websub_hub", "--websub-hub", "FEEDS_WEBSUB_HUB"),
+    Option("websub_lease_seconds", 864_000, "built-in hub: lease when a subscriber asks "
+           "for none", _positive_int, "websub_lease_seconds", "--websub-lease-seconds",
+           "FEEDS_WEBSUB_LEASE_SECONDS"),
+    Option("websub_max_lease_seconds", 2_592_000, "built-in hub: longest lease granted",
+           _positive_int, "websub_max_lease_seconds", "--websub-max-lease-seconds",
+           "FEEDS_WEBSUB_MAX_LEASE_SECONDS"),
+    Option("websub_max_subscriptions", 10_000, "built-in hub: subscriptions kept in all",
+           _positive_int, "websub_max_subscriptions", "--websub-max-subscriptions",
+           "FEEDS_WEBSUB_MAX_SUBSCRIPTIONS"),
+    Option("websub_max_subscriptions_per_topic", 1_000,
+           "built-in hub: subscriptions kept per feed", _positive_int,
+           "websub_max_subscriptions_per_topic", "--websub-max-subscriptions-per-topic",
+           "FEEDS_WEBSUB_MAX_SUBSCRIPTIONS_PER_TOPIC"),
+    Option("websub_allow_private_callbacks", False, "built-in hub: call back loopback, "
+           "private and link-local addresses too (tests; a hub inside a private network)",
+           _bool, "websub_allow_private_callbacks", "--websub-allow-private-callbacks",
+           "FEEDS_WEBSUB_ALLOW_PRIVATE_CALLBACKS"),
+    Option("state_dir", "", "folder for what must outlive a restart (the built-in hub's "
+           "subscriptions); empty: kept in memory only", _str, "state_dir", "--state-dir",
+           "FEEDS_STATE_DIR"),
     Option("log_level", "info", "log level", _choice("debug", "info", "warning", "error"),
            None, "--log-level", "FEEDS_LOG_LEVEL"),
     Option("log_format", "text", "log format: text (combined access log) or json",
@@ -177,6 +198,12 @@ class Settings:
     cache_bytes: int = 64_000_000
     body_cache_bytes: int = 64_000_000
     websub_hub: str = ""
+    websub_lease_seconds: int = 864_000
+    websub_max_lease_seconds: int = 2_592_000
+    websub_max_subscriptions: int = 10_000
+    websub_max_subscriptions_per_topic: int = 1_000
+    websub_allow_private_callbacks: bool = False
+    state_dir: str = ""
     log_level: str = "info"
     log_format: str = "text"
     # Not settings of the site: what the command line and environment said, kept so a
@@ -206,6 +233,15 @@ class Settings:
         '/%E5%8D%9A%E5%AE%A2'), so feeds carry URIs, never raw IRIs."""
         prefix = self.baseurl.strip("/")
         return _uri(f"/{prefix}") if prefix else ""
+
+    @property
+    def self_hub(self) -> bool:
+        """Whether the service is its own WebSub hub (``websub_hub: self``)."""
+        return self.websub_hub.strip().lower() == "self"
+
+    def hub_url(self, base: str) -> str:
+        """The hub that feeds served under ``base`` announce ('' for none)."""
+        return f"{base}/websub" if self.self_hub else self.websub_hub
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
