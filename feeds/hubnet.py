@@ -137,11 +137,12 @@ class Reply:
 class _Guard:
     """One call's socket, for the watchdog to shut once the deadline has passed."""
 
-    __slots__ = ("done", "sock")
+    __slots__ = ("done", "expired", "sock")
 
     def __init__(self) -> None:
         self.sock: socket.socket | None = None
         self.done = False
+        self.expired = False
 
 
 class Watchdog:
@@ -177,6 +178,7 @@ class Watchdog:
                 while self._heap and self._heap[0][0] <= now:
                     guard = heapq.heappop(self._heap)[2]
                     if not guard.done and guard.sock is not None:
+                        guard.expired = True
                         with contextlib.suppress(OSError):
                             guard.sock.shutdown(socket.SHUT_RDWR)
                 wait = self._heap[0][0] - now if self._heap else None
@@ -249,6 +251,8 @@ class Caller:
                         "Connection": "close", **(headers or {})})
                     response = connection.getresponse()
                     data = response.read(MAX_REPLY_BYTES)
+                    if guard.expired:  # cut short: whatever was parsed is not the reply
+                        raise TimeoutError
                     return Reply(response.status, data)
                 finally:
                     connection.close()
