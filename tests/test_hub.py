@@ -32,6 +32,7 @@ from feeds.hubnet import refusal
 from feeds.hubstore import FILENAME
 
 from .conftest import LiveServer, make_settings, post_text
+from .service_process import Services, wait_for
 from .test_http import rewrite
 
 BASE = "https://example.org"
@@ -230,6 +231,43 @@ def test_feeds_announce_the_service_as_their_hub(site: Site) -> None:
     assert [link.href for link in rss.feed.links if link.rel == "hub"] == [hub]
     feed = json.loads(requests.get(site.live.url + "/feed.json", timeout=WAIT).content)
     assert feed["hubs"] == [{"type": "WebSub", "url": hub}]
+
+
+def test_app_py_is_its_own_hub_from_flags_and_config(site_dir: Path, tmp_path: Path,
+                                                    subscriber: Subscriber) -> None:
+    """As operators run it: ``app.py --websub-hub self --state-dir ...``, the private
+    callbacks allowed by ``_config.yml``, the folder watched; a saved edit is pushed."""
+    config = site_dir / "_config.yml"
+    config.write_text(config.read_text("utf-8") + "websub_allow_private_callbacks: true\n",
+                      encoding="utf-8")
+    services = Services(tmp_path)
+    try:
+        service = services.start(site_dir, "--websub-hub", "self", "--state-dir",
+                                 str(tmp_path / "state"), "--reload-interval", "0.2")
+        form = {"hub.mode": "subscribe", "hub.topic": f"{BASE}/tag/python.atom",
+                "hub.callback": subscriber.url("/cb")}
+        answer = requests.post(service.url + "/websub", data=form, timeout=WAIT)
+        assert answer.status_code == 202, answer.text
+        subscriber.wait(lambda: bool(subscriber.gets))
+        assert subscriber.gets[0][1]["hub.mode"] == "subscribe"
+
+        def stored() -> bool:
+            text = requests.get(service.url + "/metrics", timeout=WAIT).text
+            return any(s.name == "feeds_hub_subscriptions" and s.value == 1
+                       for family in text_string_to_metric_families(text)
+                       for s in family.samples)
+
+        wait_for(stored, WAIT, "the subscription to be stored")
+        rewrite(site_dir / THIRD, post_text("Saved in an editor", "2022-02-01", "[news]",
+                                            "[python]"))
+        subscriber.wait(lambda: bool(subscriber.pushes))
+        [push] = subscriber.pushes
+        assert "Saved in an editor" in [e.title for e in feedparser.parse(push.body).entries]
+        links = requests.utils.parse_header_links(push.headers["Link"])
+        assert ("self", f"{BASE}/tag/python.atom") in {(x["rel"], x["url"]) for x in links}
+        assert service.stop() == 0
+    finally:
+        services.close()
 
 
 # --- subscribing and distribution --------------------------------------------------------
