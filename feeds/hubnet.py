@@ -105,6 +105,8 @@ def parse_callback(url: str) -> Target:
         raise CallbackError("must be an absolute http or https URL")
     if parts.username is not None or parts.password is not None:
         raise CallbackError("must not carry a user name or password")
+    if not (parts.path + parts.query).isascii():
+        raise CallbackError("path and query must be ASCII (percent-encoded)")
     try:
         host = parts.hostname.encode("idna").decode("ascii") if not parts.hostname.isascii() \
             else parts.hostname
