@@ -18,6 +18,7 @@ Recommendation for the service's own feeds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -109,7 +110,8 @@ class Hub:
         gauge.set_function(self._count)
 
     def start(self) -> None:
-        self.store.expire(time.time())
+        with contextlib.suppress(StoreError):  # logged; the hub still answers
+            self.store.expire(time.time())
         self.pool.start()
 
     def stop(self) -> None:
@@ -239,6 +241,10 @@ class Hub:
 
     def distribute(self, feeds: Changed | None) -> None:
         """Queue a push of each changed topic's new body to each of its subscribers."""
+        with contextlib.suppress(StoreError):  # logged by the store
+            self._distribute(feeds)
+
+    def _distribute(self, feeds: Changed | None) -> None:
         by_topic: dict[str, list[Subscription]] = {}
         with self._lock:
             now = time.time()
