@@ -36,6 +36,13 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The listen() backlog, set before the socket listens: with the default 5, a burst of
+    # pushes loses SYNs and waits out the kernel's 1 s retransmission.
+    request_queue_size = 1024
+
+
 class Subscribers:
     """One server, ``/cb/<n>`` per subscriber: echoes challenges, stamps pushes."""
 
@@ -72,9 +79,7 @@ class Subscribers:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((procs.HOST, 0), Handler)
-        self.server.daemon_threads = True
-        self.server.request_queue_size = 1024
+        self.server = _Server((procs.HOST, 0), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
