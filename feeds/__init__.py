@@ -25,6 +25,8 @@ A short tour, in the order data flows (each module imports only modules above it
                repeated request with them before Flask (a dict lookup).
 - ``web``      the Flask blueprint: routes, validators, 304, compression, errors.
 - ``websub``   tells a WebSub hub which feeds changed (a background thread).
+- ``hub``      ``websub_hub: self``: the service as its own WebSub hub (``hubweb`` its
+               endpoint, ``hubstore`` SQLite, ``hubwork`` workers, ``hubnet`` callbacks).
 - ``export``   ``feeds build``: every URL of the site written as static files.
 - ``server``   ``feeds serve``: waitress, a clean stop on SIGTERM, keep-alive after a 304.
 - ``cli``      ``feeds serve | check | build``: flags, logging, progress.
@@ -84,7 +86,11 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
     app.wsgi_app = Replay(app.wsgi_app, svc, settings.cache_bytes)  # type: ignore[method-assign]
     if settings.path_prefix:
         app.wsgi_app = _BaseUrlPrefix(app.wsgi_app, settings.path_prefix)  # type: ignore[method-assign]
-    if settings.websub_hub:
+    if settings.self_hub:
+        from . import hubweb
+
+        hubweb.register(app)
+    elif settings.websub_hub:
         from .websub import Publisher
 
         publisher = Publisher(svc.metrics, links.feed_urls)

@@ -260,7 +260,7 @@ def _plan(state: State, key: FeedKey, base: str) -> tuple[FeedMeta, Sequence[Pos
         author=settings.author,
         updated=max((p.updated for p in posts), default=None),
         paging=paging.rels(),
-        hub=settings.websub_hub,
+        hub=settings.hub_url(base),
     )
     return meta, posts
 

@@ -176,9 +176,35 @@ class Settings:
     body_cache_bytes: int = _setting(
         64_000_000, "memory bound of the rendered-post cache, bytes", _positive_int,
         key="body_cache_bytes", flag="--body-cache-bytes", env="FEEDS_BODY_CACHE_BYTES")
-    websub_hub: str = _setting("", "WebSub hub URL announced in feeds and pinged on change",
-                               _str, key="websub_hub", flag="--websub-hub",
-                               env="FEEDS_WEBSUB_HUB")
+    websub_hub: str = _setting(
+        "", "WebSub hub URL announced in feeds and pinged on change; `self`: the service is "
+        "its own hub, at `<base>/websub`", _str, key="websub_hub", flag="--websub-hub",
+        env="FEEDS_WEBSUB_HUB")
+    websub_lease_seconds: int = _setting(
+        864_000, "built-in hub: lease when a subscriber asks for none", _positive_int,
+        key="websub_lease_seconds", flag="--websub-lease-seconds",
+        env="FEEDS_WEBSUB_LEASE_SECONDS")
+    websub_max_lease_seconds: int = _setting(
+        2_592_000, "built-in hub: longest lease granted", _positive_int,
+        key="websub_max_lease_seconds", flag="--websub-max-lease-seconds",
+        env="FEEDS_WEBSUB_MAX_LEASE_SECONDS")
+    websub_max_subscriptions: int = _setting(
+        10_000, "built-in hub: subscriptions kept in all", _positive_int,
+        key="websub_max_subscriptions", flag="--websub-max-subscriptions",
+        env="FEEDS_WEBSUB_MAX_SUBSCRIPTIONS")
+    websub_max_subscriptions_per_topic: int = _setting(
+        1_000, "built-in hub: subscriptions kept per feed", _positive_int,
+        key="websub_max_subscriptions_per_topic", flag="--websub-max-subscriptions-per-topic",
+        env="FEEDS_WEBSUB_MAX_SUBSCRIPTIONS_PER_TOPIC")
+    websub_allow_private_callbacks: bool = _setting(
+        False, "built-in hub: call back loopback, private and link-local addresses too "
+        "(tests; a hub inside a private network)", _bool,
+        key="websub_allow_private_callbacks", flag="--websub-allow-private-callbacks",
+        env="FEEDS_WEBSUB_ALLOW_PRIVATE_CALLBACKS")
+    state_dir: str = _setting(
+        "", "folder for what must outlive a restart (the built-in hub's subscriptions); "
+        "empty: kept in memory only", _str, key="state_dir", flag="--state-dir",
+        env="FEEDS_STATE_DIR")
     log_level: str = _setting("info", "log level", _choice("debug", "info", "warning", "error"),
                               flag="--log-level", env="FEEDS_LOG_LEVEL")
     log_format: str = _setting("text", "log format: text (combined access log) or json",
@@ -207,6 +233,15 @@ class Settings:
         '/%E5%8D%9A%E5%AE%A2'), so feeds carry URIs, never raw IRIs."""
         prefix = self.baseurl.strip("/")
         return _uri(f"/{prefix}") if prefix else ""
+
+    @property
+    def self_hub(self) -> bool:
+        """Whether the service is its own WebSub hub (``websub_hub: self``)."""
+        return self.websub_hub.strip().lower() == "self"
+
+    def hub_url(self, base: str) -> str:
+        """The hub that feeds served under ``base`` announce ('' for none)."""
+        return f"{base}/websub" if self.self_hub else self.websub_hub
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -113,7 +113,7 @@ def _feed(kind: Kind, name: str, fmt: Format) -> Response:
     key = FeedKey(kind, name, fmt, _page(), _limit())
     svc = service()
     base = base_url()
-    hub = svc.settings.websub_hub
+    hub = svc.settings.hub_url(base)
     inm = request.headers.get("If-None-Match")
     if inm and _wants_feed_delta():
         delta = svc.delta(key, base, inm.split(","))
