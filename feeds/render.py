@@ -148,6 +148,8 @@ def _author_dict(author: Author) -> dict[str, str]:
 def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGenerator:
     fg = FeedGenerator()
     fg.register_extension("paging", _LinksExtension, None, atom=False, rss=True)
+    if fmt is Format.RSS:
+        fg.load_extension("dc", atom=False, rss=True)
     fg.id(meta.feed_id)
     fg.title(meta.title)
     if meta.subtitle:
@@ -180,12 +182,10 @@ def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGen
         post = entry.post
         # feedgen prepends entries by default; 'append' keeps newest first.
         fe = fg.add_entry(order="append")
-        # feedgen's guid() and id() set one field: Atom gets Jekyll's id, RSS the
-        # permalink (guid isPermaLink="true").
-        if fmt is Format.ATOM:
-            fe.id(entry.entry_id)
-        else:
-            fe.guid(entry.link, permalink=True)
+        # One id in every format (Jekyll's post.id), so a reader following the RSS of
+        # a site and the Atom of a tag shows a post once: id() sets Atom's id and RSS's
+        # guid isPermaLink="false" (JSON Feed's id is the same, see render_json).
+        fe.id(entry.entry_id)
         fe.title(entry.title)
         fe.link(href=entry.link, rel="alternate", type="text/html")
         fe.published(post.date)
@@ -193,6 +193,9 @@ def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGen
         fe.updated(post.updated)
         if entry.author is not None:
             fe.author(_author_dict(entry.author))
+            if fmt is Format.RSS and not entry.author.email:
+                # RSS's <author> is an email address: feedgen drops a name without one.
+                fe.dc.dc_creator(entry.author.name)
         for term in entry.terms:
             fe.category(term=term)
         if entry.summary:
