@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import brotli
 from cachetools import LRUCache
 
-from . import pages
+from . import assets, pages
 from .config import Settings
 from .content import ContentStore, Snapshot
 from .metrics import Metrics
@@ -435,6 +435,8 @@ class FeedService:
             updated=max((p.updated for p in posts), default=None),
             paging=tuple(paging),
             hub=settings.websub_hub,
+            stylesheet=("" if key.fmt is Format.JSON
+                        else assets.feed_stylesheet(settings.content, base)),
         )
         return meta, posts
 

@@ -54,8 +54,9 @@ class BuildResult:
 def urls(app: Flask) -> Iterator[str]:
     """Every URL of the site, as a path with its query: the index and the HTML list
     pages, each feed in each format with all its pages, the jekyll-feed paths (their
-    first page: later pages link to the /feed.atom form), the OPML, the stylesheet and
-    every post."""
+    first page: later pages link to the /feed.atom form), the OPML, the shipped static
+    files (and the site's feed.xslt.xml), and every post."""
+    from . import assets
     from .cache import FeedService
     from .model import FEED_FORMATS, Format, Kind
     from .pages import term_url
@@ -73,7 +74,9 @@ def urls(app: Flask) -> Iterator[str]:
 
     yield from paged("/", len(index.posts), settings.page_size)
     yield "/feeds.opml"
-    yield "/static/style.css"
+    yield from (f"/static/{name}" for name in assets.ASSETS)
+    if os.path.isfile(assets.site_xslt_path(settings.content)):
+        yield f"/{assets.SITE_XSLT}"
     for fmt in FEED_FORMATS:
         yield from paged(f"/feed.{fmt.value}", len(index.posts), limit)
     yield "/feed.xml"

@@ -48,6 +48,9 @@ class FeedMeta:
     paging: tuple[tuple[str, str], ...] = ()
     """(rel, url) pairs: first, previous, next, last, as they apply."""
     hub: str = ""
+    stylesheet: str = ""
+    """The XSLT a browser shows an Atom or RSS feed with (an xml-stylesheet PI); ''
+    for none."""
 
 
 @dataclass(frozen=True)
@@ -211,13 +214,27 @@ def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGen
 def render_atom(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     data: bytes = _generator(meta, entries, Format.ATOM).atom_str(pretty=False,
                                                                   encoding="utf-8")
-    return data
+    return _styled(data, meta.stylesheet)
 
 
 def render_rss(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     data: bytes = _generator(meta, entries, Format.RSS).rss_str(pretty=False,
                                                                 encoding="utf-8")
-    return data
+    return _styled(data, meta.stylesheet)
+
+
+_PI_UNSAFE = {ord("&"): "&amp;", ord('"'): "%22", ord("<"): "%3C", ord(">"): "%3E"}
+
+
+def _styled(data: bytes, href: str) -> bytes:
+    """The document with an xml-stylesheet processing instruction right after its XML
+    declaration (feedgen has no option for one). Readers skip it; a browser shows the
+    feed through the XSLT. '>' is percent-encoded, so the URL cannot end the PI."""
+    if not href:
+        return data
+    end = data.index(b"?>") + 2 if data.startswith(b"<?xml") else 0
+    pi = f'\n<?xml-stylesheet type="text/xsl" href="{href.translate(_PI_UNSAFE)}"?>'
+    return data[:end] + pi.encode("utf-8") + data[end:]
 
 
 # --- JSON Feed ------------------------------------------------------------------------
