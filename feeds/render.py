@@ -223,7 +223,9 @@ def render_rss(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     return _styled(data, meta.stylesheet)
 
 
-_PI_UNSAFE = {ord("&"): "&amp;", ord('"'): "%22", ord("<"): "%3C", ord(">"): "%3E"}
+# Percent-encoded rather than escaped: not every reader of a PI decodes '&amp;'. Our
+# URLs carry no '&' of their own (the base has none, the query is only ?v=).
+_PI_UNSAFE = {ord("&"): "%26", ord('"'): "%22", ord("<"): "%3C", ord(">"): "%3E"}
 
 
 def _styled(data: bytes, href: str) -> bytes:

@@ -72,7 +72,7 @@
                   <xsl:otherwise>This is a feed.</xsl:otherwise>
                 </xsl:choose>
               </strong>
-              <xsl:text> </xsl:text>
+              <xsl:if test="$words = 'en'"><xsl:text> </xsl:text></xsl:if>
               <xsl:choose>
                 <xsl:when test="$words = 'hans'">复制它的地址，粘贴到你的阅读器里，就能订阅新文章：</xsl:when>
                 <xsl:when test="$words = 'hant'">複製它的網址，貼到你的閱讀器裡，就能訂閱新文章：</xsl:when>
