@@ -148,6 +148,14 @@ def _author_dict(author: Author) -> dict[str, str]:
     return out
 
 
+def _entry_author(fe: Any, author: Author, fmt: Format) -> None:
+    fe.author(_author_dict(author))
+    if fmt is Format.RSS and not author.email:
+        # RSS's <author> is an email address: feedgen drops a name without one, so the
+        # name goes in Dublin Core's dc:creator, as WordPress writes it.
+        fe.dc.dc_creator(author.name)
+
+
 def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGenerator:
     fg = FeedGenerator()
     fg.register_extension("paging", _LinksExtension, None, atom=False, rss=True)
@@ -195,10 +203,7 @@ def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGen
         fe.pubDate(post.date)
         fe.updated(post.updated)
         if entry.author is not None:
-            fe.author(_author_dict(entry.author))
-            if fmt is Format.RSS and not entry.author.email:
-                # RSS's <author> is an email address: feedgen drops a name without one.
-                fe.dc.dc_creator(entry.author.name)
+            _entry_author(fe, entry.author, fmt)
         for term in entry.terms:
             fe.category(term=term)
         if entry.summary:
