@@ -15,6 +15,7 @@ A short tour, in the order data flows (each module imports only modules above it
                for names in URLs; State, a snapshot with its index.
 - ``links``    every URL: which lists (site, categories, tags) have feeds and pages, their
                paths, titles and paging, and the list of every URL of the site.
+- ``assets``   the shipped stylesheet and feed XSLT: bytes, versions, URLs.
 - ``render``   selection -> Atom / RSS / JSON Feed / OPML bytes (the only feedgen import).
 - ``pages``    selection -> HTML pages (Jinja templates).
 - ``rendered`` a rendering as HTTP sends it: ETag, Last-Modified, compressed forms, and
@@ -24,6 +25,7 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``wire``     the exact headers of a 200 and its 304, and the replay that answers a
                repeated request with them before Flask (a dict lookup).
 - ``web``      the Flask blueprint: routes, validators, 304, compression, errors.
+- ``static_files`` serves the assets (and a site's own feed.xslt.xml) through web.respond.
 - ``websub``   tells a WebSub hub which feeds changed (a background thread).
 - ``hub``      ``websub_hub: self``: the service as its own WebSub hub (``hubweb`` its
                endpoint, ``hubstore`` SQLite, ``hubwork`` workers, ``hubnet`` callbacks).
@@ -45,8 +47,6 @@ from .service import FeedService
 from .wire import Replay
 
 __all__ = ["Settings", "create_app"]
-
-STATIC_MAX_AGE = 365 * 24 * 3600
 
 
 class _BaseUrlPrefix:
@@ -71,18 +71,18 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
     """The Flask app for one content folder. Loads the content now (or, with
     ``background``, on a thread while /healthz answers 503), then follows changes when
     ``watch`` (default: the ``watch`` setting)."""
-    from . import web
+    from . import static_files, web
 
     settings = settings or Settings()
-    app = Flask(__name__, static_folder="static", static_url_path="/static")
+    # No Flask static route: static_files serves /static/ like the feeds (gzip, ETags
+    # from the bytes, a year's max-age only for the URL carrying the current hash).
+    app = Flask(__name__, static_folder=None)
     app.config["FEEDS_LOG_JSON"] = settings.log_format == "json"
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    # Pages link the stylesheet as /static/style.css?v=<hash of its bytes>: a new release
-    # is a new URL, so browsers and caches may keep this one for a year.
-    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = STATIC_MAX_AGE
     svc = FeedService(settings)
     app.extensions["feeds"] = svc
     web.register(app)
+    static_files.register(app)
     app.wsgi_app = Replay(app.wsgi_app, svc, settings.cache_bytes)  # type: ignore[method-assign]
     if settings.path_prefix:
         app.wsgi_app = _BaseUrlPrefix(app.wsgi_app, settings.path_prefix)  # type: ignore[method-assign]

@@ -23,7 +23,7 @@ from operator import attrgetter
 
 from cachetools import LRUCache, cachedmethod
 
-from . import links, pages
+from . import assets, links, pages
 from .config import Settings
 from .metrics import Metrics
 from .model import CONTENT_TYPES, Author, Body, FeedKey, Format, Kind, Post
@@ -261,6 +261,8 @@ def _plan(state: State, key: FeedKey, base: str) -> tuple[FeedMeta, Sequence[Pos
         updated=max((p.updated for p in posts), default=None),
         paging=paging.rels(),
         hub=settings.hub_url(base),
+        stylesheet=("" if key.fmt is Format.JSON
+                    else assets.feed_stylesheet(settings.content, base)),
     )
     return meta, posts
 

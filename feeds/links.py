@@ -158,16 +158,18 @@ def _pages(url: str, total: int, size: int) -> Iterator[str]:
 # --- every URL --------------------------------------------------------------------------
 
 
-def site_urls(index: SiteIndex, page_size: int, limit: int) -> Iterator[str]:
+def site_urls(index: SiteIndex, page_size: int, limit: int,
+              statics: Sequence[str] = (STYLESHEET,)) -> Iterator[str]:
     """Every URL of the site, as a path with its query: for each list its HTML pages,
     its feeds in each format with all their pages (``limit`` entries a page) and its
     jekyll-feed path (the first page: later pages link to the /feed.atom form); after
-    the site's pages the OPML and the stylesheet; last every post."""
+    the site's pages the OPML and the ``statics`` (stylesheet, XSLT); last every post."""
     for found in lists(index):
         total = len(found.posts)
         yield from _pages(html_path(found.kind, found.name), total, page_size)
         if found.kind is Kind.SITE:
-            yield from (OPML, STYLESHEET)
+            yield OPML
+            yield from statics
         for fmt in FEED_FORMATS:
             yield from _pages(feed_path(found.kind, found.name, fmt), total, limit)
         yield jekyll_path(found.kind, found.segment)

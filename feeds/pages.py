@@ -7,10 +7,8 @@ around them in the site's language (Chinese or English, see ``LABELS``)."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import datetime
-from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -18,7 +16,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from . import links
+from . import assets, links
 from .model import Author, Body, Kind, Post
 from .site import Term
 
@@ -35,11 +33,6 @@ _ENV = Environment(
 FEED_LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 FEED_TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml",
               "json": "application/feed+json"}
-
-# The stylesheet's URL carries a hash of its bytes, so a new release is never shown with
-# the old rules from a browser cache (a static host that ignores queries still serves it).
-_STYLE_VERSION = hashlib.blake2b(
-    files("feeds").joinpath("static/style.css").read_bytes(), digest_size=4).hexdigest()
 
 LABELS: dict[str, dict[str, str]] = {
     "zh-Hans": {
@@ -154,7 +147,9 @@ def render_page(state: State, what: tuple[str, ...], page: int, base: str, *,
             "lang": lang,
             "home": base + links.HOME,
             "opml": base + links.OPML,
-            "stylesheet": f"{base}{links.STYLESHEET}?v={_STYLE_VERSION}",
+            # A hash of its bytes in the URL: a new release is never shown with the old
+            # rules from a browser cache (a static host that ignores queries serves it).
+            "stylesheet": assets.url(base, "style.css"),
             "timezone": settings.timezone,
         },
         "t": labels_for(lang),
