@@ -9,6 +9,8 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``metrics``  the Prometheus counters, one registry per app.
 - ``parse``    one file -> Post (front matter, Jekyll dates and permalinks); bodies ->
                sanitised HTML with absolute URLs, lazily.
+- ``disk``     the one reader of post files: non-blocking, regular files only, the file
+               that was indexed or a clear error.
 - ``content``  folder -> posts; re-reads only changed files; logs and skips bad ones.
 - ``watch``    follows the folder (inotify via watchdog, polling as a fallback).
 - ``site``     posts -> SiteIndex (newest first, by category, by tag, by URL); the rule
@@ -27,8 +29,12 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``web``      the Flask blueprint: routes, validators, 304, compression, errors.
 - ``static_files`` serves the assets (and a site's own feed.xslt.xml) through web.respond.
 - ``websub``   tells a WebSub hub which feeds changed (a background thread).
-- ``hub``      ``websub_hub: self``: the service as its own WebSub hub (``hubweb`` its
-               endpoint, ``hubstore`` SQLite, ``hubwork`` workers, ``hubnet`` callbacks).
+- ``hubnet``   the built-in hub's calls to subscribers: SSRF-safe, one deadline a call.
+- ``hubstore`` the built-in hub's subscriptions in SQLite.
+- ``hubwork``  the built-in hub's worker pool.
+- ``hub``      ``websub_hub: self``: the service as its own WebSub hub (verification,
+               leases, signed pushes).
+- ``hubweb``   the built-in hub's endpoint, ``/websub``.
 - ``export``   ``feeds build``: every URL of the site written as static files.
 - ``server``   ``feeds serve``: waitress, a clean stop on SIGTERM, keep-alive after a 304.
 - ``cli``      ``feeds serve | check | build``: flags, logging, progress.

@@ -34,6 +34,8 @@ from .cache import NotFound
 from .hubnet import (
     CallbackError,
     Caller,
+    Feed,
+    Intent,
     Refused,
     Reply,
     Resolver,
@@ -50,7 +52,6 @@ from .site import normalize_name
 from .websub import changed_feeds
 
 if TYPE_CHECKING:
-    from .hubweb import Feed, Intent
     from .service import FeedService
     from .site import State
 

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
+from .model import Format, Kind
+
 Resolver = Callable[[str, int], list[str]]
 """(host, port) -> the addresses it resolves to, as strings."""
 
@@ -280,3 +282,22 @@ class Caller:
 
     def stop(self) -> None:
         self.watchdog.stop()
+
+
+Feed = tuple[Kind, str, Format]
+"""(kind, name, format) of a feed."""
+
+@dataclass(frozen=True)
+class Intent:
+    """A subscription or unsubscription request that passed the checks."""
+
+    mode: str
+    topic: str
+    callback: str
+    target: Target
+    lease: int
+    """Seconds granted (subscribe); 0 for unsubscribe."""
+    secret: str
+    base: str
+    feed: Feed | None
+    """What the topic names; None when it is not one of the service's feed URLs."""

@@ -9,7 +9,6 @@ thread answers at once, and a callback that hangs only ever holds a hub worker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import unquote
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -17,13 +16,10 @@ from werkzeug.datastructures import MultiDict
 
 from .config import Settings
 from .hub import HUB_PATH, Hub, HubError
-from .hubnet import CallbackError, Target, literal_refusal, parse_callback
+from .hubnet import CallbackError, Feed, Intent, literal_refusal, parse_callback
 from .model import FEED_FORMATS, Format, Kind
 from .site import segment_to_name
 from .web import base_url
-
-Feed = tuple[Kind, str, Format]
-"""(kind, name, format) of a feed."""
 
 MAX_REQUEST_BYTES = 16 * 1024
 MAX_TOPIC_CHARS = 2048
@@ -31,22 +27,6 @@ MAX_SECRET_BYTES = 199
 """The Recommendation: hub.secret MUST be less than 200 bytes."""
 
 bp = Blueprint("websub_hub", __name__)
-
-
-@dataclass(frozen=True)
-class Intent:
-    """A subscription or unsubscription request that passed the checks."""
-
-    mode: str
-    topic: str
-    callback: str
-    target: Target
-    lease: int
-    """Seconds granted (subscribe); 0 for unsubscribe."""
-    secret: str
-    base: str
-    feed: Feed | None
-    """What the topic names; None when it is not one of the service's feed URLs."""
 
 
 def topic_feed(topic: str, base: str) -> Feed | None:

@@ -144,7 +144,7 @@ def test_atom_and_rss_name_the_xslt_and_keep_their_content_types(
 def test_the_instruction_is_all_that_changes() -> None:
     """Rendered with and without a stylesheet, the documents are the same but for it."""
     when = datetime(2022, 3, 1, 9, 30, tzinfo=UTC)
-    post = Post(source="_posts/a.md", stamp=(0, 0), markup="markdown", slug="a", title="A",
+    post = Post(source="_posts/a.md", stamp=(0, 0, 0), markup="markdown", slug="a", title="A",
                 date=when, updated=when, categories=("news",), tags=("城市",),
                 url="/news/a.html", entry_id=BASE + "/news/a")
     entry = Entry(post=post, link=BASE + "/news/a.html", entry_id=BASE + "/news/a",
@@ -154,7 +154,7 @@ def test_the_instruction_is_all_that_changes() -> None:
     # the document.
     href = BASE + '/static/feed.xsl?v=1&x="?><evil/>'
     meta = FeedMeta(title="T", subtitle="S", feed_id=BASE + "/feed.atom",
-                    self_url=BASE + "/feed.atom", html_url=BASE + "/", home_url=BASE + "/",
+                    self_url=BASE + "/feed.atom", html_url=BASE + "/",
                     lang="zh-CN", author=None, updated=when, stylesheet=href)
     for render in (render_atom, render_rss):
         styled = render(meta, [entry])
