@@ -22,6 +22,7 @@ from pathlib import Path
 from .config import Settings
 from .disk import (
     is_post_path,
+    newest_change_ns,
     read_post,
     relative,
     same_file,
@@ -73,6 +74,8 @@ class Snapshot:
     changed: frozenset[str] | None = None
     """The files whose post changed since the snapshot of the version before (None: a
     whole load). Lets the site index be updated rather than built again."""
+    modified_ns: int = 0
+    """The newest mtime of its files, their folders and _config.yml (see disk)."""
 
     @property
     def rejected(self) -> int:
@@ -250,6 +253,7 @@ class ContentStore:
             skipped=dict(self._skipped),
             duration=time.monotonic() - started,
             changed=changed,
+            modified_ns=newest_change_ns(str(self.root), self._stamps),
         )
 
     # --- public -----------------------------------------------------------------------

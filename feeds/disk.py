@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import stat
+from collections.abc import Mapping
 
 from .model import Problem, Stamp
 from .parse import POST_EXTENSIONS, PostError, check_size
@@ -117,3 +118,22 @@ def read_post(root: str, rel: str, limit: int,
         raise PostError(rel, f"cannot read: {e.strerror or e}") from e
     check_size(rel, max(st.st_size, len(data)), limit)
     return data, stamp
+
+
+def newest_change_ns(root: str, stamps: Mapping[str, Stamp]) -> int:
+    """The newest mtime (ns) of the files (``stamps``: path -> stamp), of the folders
+    they lie in, up to the content folder (a file deleted or renamed moves its folder's
+    mtime), and of ``_config.yml``: a moment every copy of the same files agrees on,
+    after every change they show."""
+    newest = max((s[0] for s in stamps.values()), default=0)
+    folders = {"", "_config.yml"}
+    for parent in {rel.rpartition("/")[0] for rel in stamps}:
+        while parent not in folders:
+            folders.add(parent)
+            parent = parent.rpartition("/")[0]
+    for rel in folders:
+        try:
+            newest = max(newest, os.stat(os.path.join(root, rel)).st_mtime_ns)
+        except OSError:  # gone since (its folder's mtime says so)
+            continue
+    return newest

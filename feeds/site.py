@@ -10,6 +10,7 @@ import unicodedata
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
@@ -266,6 +267,11 @@ class State:
 
     snapshot: Snapshot
     index: SiteIndex
+    version: int = 0
+    """The content version: moves with every state swapped in, a snapshot's or a post
+    coming due (the key of every cache of what is served)."""
+    modified: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    """Last-Modified of every feed and page of this state (see service.last_modified)."""
 
     @property
     def settings(self) -> Settings:
