@@ -33,15 +33,12 @@ def last_modified(snapshot: Snapshot, index: SiteIndex, floor: datetime | None,
                   now: float | None = None) -> datetime:
     """Last-Modified of every feed and page made from this snapshot and index, in whole
     seconds: the newest of the snapshot's files, their folders and _config.yml (see
-    disk.newest_change_ns), every visible post's updated and the newest one's date (a
-    post coming due), never later than now. It is the same on every instance with the
+    disk.ChangeClock), and of the visible posts' updated and dates (a post coming due),
+    never later than now. It is the same on every instance with the
     same files, after a restart too. ``floor`` is the previous state's: this one is at
     least a second later, so a change always moves it forward (see the README)."""
     now = time.time() if now is None else now
-    newest = snapshot.modified_ns / 1e9
-    if index.posts:
-        updated = max(p.updated for p in index.posts).timestamp()
-        newest = max(newest, index.posts[0].date.timestamp(), updated)
+    newest = max(snapshot.modified_ns / 1e9, index.newest_change)
     second = math.floor(min(newest, now))
     if floor is not None:
         second = max(second, math.floor(floor.timestamp()) + 1)
