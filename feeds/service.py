@@ -45,6 +45,10 @@ def last_modified(snapshot: Snapshot, index: SiteIndex, floor: datetime | None,
     return datetime.fromtimestamp(second, UTC)
 
 
+REVEAL_WAIT_MAX = 86400.0
+"""The longest the timer that reveals a future post waits before it looks again."""
+
+
 class NotReady(Exception):
     """The first load has not finished."""
 
@@ -66,6 +70,7 @@ class FeedService:
         self._watcher: Watcher | None = None
         self._reveal_at: float | None = None
         self._reveal_timer: threading.Timer | None = None
+        self._stopped = False
         self._install_lock = threading.RLock()
         """One swap at a time: the watcher's, and a post coming due (timer or request)."""
 
@@ -122,8 +127,8 @@ class FeedService:
         if self._watcher is not None:
             self._watcher.stop()
         with self._install_lock:
-            if self._reveal_timer is not None:
-                self._reveal_timer.cancel()
+            self._stopped = True
+            self._schedule_reveal(None)
         for stopper in self.stoppers:
             stopper()
 
@@ -190,12 +195,20 @@ class FeedService:
         if self._reveal_timer is not None:
             self._reveal_timer.cancel()
             self._reveal_timer = None
-        if when is not None:
-            # A little late rather than early: SiteIndex shows posts dated up to now.
-            delay = max(0.0, when - time.time()) + 0.02
-            self._reveal_timer = threading.Timer(delay, self.reveal_due_posts)
+        if when is not None and not self._stopped:
+            # A little late rather than early: SiteIndex shows posts dated up to now. At
+            # most a day at a time (a wait has a bound; a post may be dated in 3000).
+            delay = min(max(0.0, when - time.time()) + 0.02, REVEAL_WAIT_MAX)
+            self._reveal_timer = threading.Timer(delay, self._on_reveal_timer)
             self._reveal_timer.daemon = True
             self._reveal_timer.start()
+
+    def _on_reveal_timer(self) -> None:
+        with self._install_lock:
+            if self._reveal_at is not None and time.time() < self._reveal_at:
+                self._schedule_reveal(self._reveal_at)  # woken early: wait on
+                return
+        self.reveal_due_posts()
 
     def reveal_due_posts(self) -> None:
         """Rebuild the index when a post dated in the future has come due: a new content

@@ -328,3 +328,17 @@ def test_a_scheduled_post_over_waitress_reaches_a_websub_listener(
                               headers={"If-None-Match": old.headers["ETag"]})
             assert now.status_code == 200 and shows_scheduled(now.content), url
             assert now.headers["ETag"] != old.headers["ETag"]
+
+
+def test_a_post_dated_centuries_ahead_waits_quietly(make_app: Callable[..., Flask],
+                                                    site: Path) -> None:
+    # Past the longest wait a timer can take: the service still waits for it, and no
+    # thread dies of it (pytest would report the thread's exception).
+    (site / "_posts/3000-01-01-far.md").write_text(post_text(
+        "Far ahead", "3000-01-01 00:00:00 +0000", "[news]", "[python]"), encoding="utf-8")
+    app = make_app(site)
+    client = app.test_client()
+    time.sleep(0.3)
+    assert client.get("/healthz").json["posts"] == 3  # type: ignore[index]
+    assert "Far ahead" not in [e["title"] for e in entries(client.get("/feed.atom").data,
+                                                          "atom")]
