@@ -59,12 +59,12 @@ class Rendered:
         Last-Modified: the date belongs to the content state, not to the bytes."""
         if self.last_modified_ts == math.floor(modified.timestamp()):
             return self
-        copy = object.__new__(Rendered)
+        same = object.__new__(Rendered)
         for name in self.__slots__:
-            object.__setattr__(copy, name, getattr(self, name))
-        copy.last_modified = http_date(modified)
-        copy.last_modified_ts = math.floor(modified.timestamp())
-        return copy
+            setattr(same, name, getattr(self, name))
+        same.last_modified = http_date(modified)
+        same.last_modified_ts = math.floor(modified.timestamp())
+        return same
 
     def encoded(self, coding: str) -> tuple[bytes, str]:
         """(body, ETag) in 'identity', 'gzip' or 'br'. The ETag names the encoding, so a

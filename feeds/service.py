@@ -1,7 +1,8 @@
 """The life of one content folder as the service serves it: the first load (now, or on a
 thread while the server answers 503), following changes (the watcher), building each new
-site index and swapping it in as one State, revealing posts dated in the future when
-they come due, health, and the listeners told of each swap (the WebSub publisher).
+site index and swapping it in as one State with its content version and Last-Modified,
+revealing posts dated in the future when they come due (a timer), health, and the
+listeners told of each swap (the WebSub publisher), once it is being served.
 
 What is rendered from a state, and kept, is ``cache``'s; ``feed``, ``page``, ``opml``
 and ``delta`` here answer for the current state.
@@ -34,9 +35,9 @@ def last_modified(snapshot: Snapshot, index: SiteIndex, floor: datetime | None,
     """Last-Modified of every feed and page made from this snapshot and index, in whole
     seconds: the newest of the snapshot's files, their folders and _config.yml (see
     disk.ChangeClock), and of the visible posts' updated and dates (a post coming due),
-    never later than now. It is the same on every instance with the
-    same files, after a restart too. ``floor`` is the previous state's: this one is at
-    least a second later, so a change always moves it forward (see the README)."""
+    never later than now. It is the same on every instance with the same files, after a
+    restart too. ``floor`` is the previous state's: this one is at least a second later,
+    so a change always moves it forward (see the README)."""
     now = time.time() if now is None else now
     newest = max(snapshot.modified_ns / 1e9, index.newest_change)
     second = math.floor(min(newest, now))
