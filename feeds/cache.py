@@ -80,16 +80,16 @@ _responses_of = attrgetter("_responses")
 
 
 def _feed_key(_cache: object, state: State, key: FeedKey, base: str) -> Hashable:
-    return (state.snapshot.version, key, base)
+    return (state.version, key, base)
 
 
 def _opml_key(_cache: object, state: State, base: str) -> Hashable:
-    return (state.snapshot.version, "opml", base)
+    return (state.version, "opml", base)
 
 
 def _page_key(_cache: object, state: State, what: tuple[str, ...], page: int,
               base: str) -> Hashable:
-    return (state.snapshot.version, what, page, base)
+    return (state.version, what, page, base)
 
 
 def _signature(_cache: object, key: FeedKey, base: str, meta: FeedMeta,
@@ -151,7 +151,7 @@ class FeedCache:
     @cachedmethod(_responses_of, key=_feed_key, lock=_lock_of)
     def feed(self, state: State, key: FeedKey, base: str) -> Rendered:
         meta, posts = _plan(state, key, base)
-        rendered = self._render(key, base, meta, posts)
+        rendered = self._render(key, base, meta, posts).dated(state.modified)
         if key.page == 1:
             self._remember(key, base, rendered)
         return rendered
@@ -162,8 +162,9 @@ class FeedCache:
         entries = [self.entry(post, meta.author, base) for post in posts]
         body = render_feed(key.fmt, meta, entries)
         self.metrics.renders.labels(key.fmt.value).inc()
-        return Rendered(body, CONTENT_TYPES[key.fmt], meta.updated,
-                        tuple(entry_mark(p, base) for p in posts), self_url=meta.self_url)
+        # No date: Last-Modified is the content state's, set by feed() (Rendered.dated).
+        return Rendered(body, CONTENT_TYPES[key.fmt], None,
+                        tuple(entry_mark(e) for e in entries), self_url=meta.self_url)
 
     # --- delta polling (RFC 3229 + feed) ----------------------------------------------
 
@@ -180,27 +181,33 @@ class FeedCache:
     def delta(self, state: State, key: FeedKey, base: str,
               etags: Sequence[str]) -> Delta | None:
         """What changed in a feed since the version a client holds, named by one of
-        ``etags``. None when that version is unknown or no longer kept, for a page other
-        than the first, or when there is no such feed."""
+        ``etags``: no changes when that is the current version; the entries whose
+        served form differs when a delta can say it all. None (answer the whole feed)
+        when the version is unknown or no longer kept, when it differs only in what a
+        delta cannot carry (an entry gone, the order, the feed's own metadata), for a
+        page other than the first, or when there is no such feed."""
         if key.page != 1:
             return None
         try:
             current = self.feed(state, key, base)
         except NotFound:
             return None
-        meta, posts = _plan(state, key, base)
         with self._lock:
             versions = self._history.get((key, base), ())
         version = held(versions, etags)
         if version is None:
             return None
-        fresh = [p for p in posts if entry_mark(p, base) not in version.marks]
-        if not fresh:
+        if version.etag == current.etag:
             return Delta(current, None)
+        meta, posts = _plan(state, key, base)
+        fresh = [p for p, mark in zip(posts, current.marks, strict=True)
+                 if mark not in version.marks]
+        if not fresh:
+            return None
         entries = [self.entry(p, meta.author, base) for p in fresh]
         # A complete feed, but no paging links: the entries are not a page of anything.
         body = render_feed(key.fmt, replace(meta, paging=()), entries)
-        return Delta(current, Rendered(body, current.content_type, meta.updated,
+        return Delta(current, Rendered(body, current.content_type, state.modified,
                                        self_url=meta.self_url))
 
     # --- OPML and HTML ----------------------------------------------------------------
@@ -231,10 +238,7 @@ class FeedCache:
         if html is None:
             raise NotFound
         self.metrics.renders.labels("html").inc()
-        # Every page shows the site's newest post date, so the newest 'updated' of the
-        # site bounds when any page last changed.
-        newest = max((p.updated for p in state.index.posts), default=None)
-        return Rendered(html.encode("utf-8"), CONTENT_TYPES["html"], newest)
+        return Rendered(html.encode("utf-8"), CONTENT_TYPES["html"], state.modified)
 
 
 def _plan(state: State, key: FeedKey, base: str) -> tuple[FeedMeta, Sequence[Post]]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .config import Settings
 from .disk import (
+    ChangeClock,
     is_post_path,
     read_post,
     relative,
@@ -73,6 +74,7 @@ class Snapshot:
     changed: frozenset[str] | None = None
     """The files whose post changed since the snapshot of the version before (None: a
     whole load). Lets the site index be updated rather than built again."""
+    modified_ns: int = 0  # the newest mtime of its files, folders, _config.yml (disk)
 
     @property
     def rejected(self) -> int:
@@ -105,6 +107,7 @@ class ContentStore:
         self._touched: set[str] = set()
         self._stamps: dict[str, Stamp] = {}
         """Every path the store knows about (post, rejected, skipped), as last seen."""
+        self._clock = ChangeClock(str(self.root))  # what Snapshot.modified_ns says
         self._posts: dict[str, Post] = {}
         self._problems: dict[str, tuple[Problem, ...]] = {}
         self._skipped: dict[str, str] = {}
@@ -240,6 +243,7 @@ class ContentStore:
 
     def _snapshot(self, started: float, whole: bool = False) -> Snapshot:
         self._version += 1
+        modified = self._clock.after(self._stamps, self._touched)
         changed = None if whole else frozenset(self._touched)
         self._touched.clear()
         return Snapshot(
@@ -249,7 +253,7 @@ class ContentStore:
             problems=dict(self._problems),
             skipped=dict(self._skipped),
             duration=time.monotonic() - started,
-            changed=changed,
+            changed=changed, modified_ns=modified,
         )
 
     # --- public -----------------------------------------------------------------------

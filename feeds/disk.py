@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import stat
+from collections.abc import Iterable, Mapping
 
 from .model import Problem, Stamp
 from .parse import POST_EXTENSIONS, PostError, check_size
@@ -117,3 +118,36 @@ def read_post(root: str, rel: str, limit: int,
         raise PostError(rel, f"cannot read: {e.strerror or e}") from e
     check_size(rel, max(st.st_size, len(data)), limit)
     return data, stamp
+
+
+class ChangeClock:
+    """The newest mtime (ns) of the post files, of the folders they lie in, up to the
+    content folder (a file deleted or renamed moves its folder's mtime), and of
+    ``_config.yml``: a moment every copy of the same files agrees on, after every change
+    they show. Kept up to date from the paths each change touched, so a change costs
+    the files it touched and a stat of each folder, not a look at every file."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._folders: set[str] = {""}
+        self._files_ns = 0
+        """The newest mtime of a file seen (a file gone since moved its folder's mtime)."""
+
+    def after(self, stamps: Mapping[str, Stamp], touched: Iterable[str]) -> int:
+        """The moment, once ``touched`` paths changed (``stamps``: path -> stamp now)."""
+        folders = self._folders
+        for rel in touched:
+            stamp = stamps.get(rel)
+            if stamp is not None and stamp[0] > self._files_ns:
+                self._files_ns = stamp[0]
+            parent = rel.rpartition("/")[0]
+            while parent not in folders:
+                folders.add(parent)
+                parent = parent.rpartition("/")[0]
+        newest = self._files_ns
+        for rel in (*folders, "_config.yml"):
+            try:
+                newest = max(newest, os.stat(os.path.join(self.root, rel)).st_mtime_ns)
+            except OSError:  # gone since (its folder's mtime says so)
+                continue
+        return newest

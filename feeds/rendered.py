@@ -12,13 +12,14 @@ import gzip
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import brotli
 
 from .model import Post
+from .render import Entry
 
 GZIP_LEVEL = 6
 BROTLI_QUALITY = 5
@@ -47,10 +48,23 @@ class Rendered:
         self.last_modified = http_date(updated)
         self.last_modified_ts = math.floor(updated.timestamp()) if updated else None
         self.marks = marks
-        """(entry id, updated) of each entry: what delta polling compares."""
+        """(entry id, digest of the entry as served) of each entry, in order: what
+        delta polling compares (see entry_mark)."""
         self.self_url = self_url
         """A feed's rel=self URL (for the HTTP Link header); '' for pages."""
         self._encoded: dict[str, tuple[bytes, str]] = {}
+
+    def dated(self, modified: datetime) -> Rendered:
+        """The same rendering (bytes, ETag, compressed forms shared) with this
+        Last-Modified: the date belongs to the content state, not to the bytes."""
+        if self.last_modified_ts == math.floor(modified.timestamp()):
+            return self
+        same = object.__new__(Rendered)
+        for name in self.__slots__:
+            setattr(same, name, getattr(self, name))
+        same.last_modified = http_date(modified)
+        same.last_modified_ts = math.floor(modified.timestamp())
+        return same
 
     def encoded(self, coding: str) -> tuple[bytes, str]:
         """(body, ETag) in 'identity', 'gzip' or 'br'. The ETag names the encoding, so a
@@ -94,9 +108,14 @@ def entry_id(post: Post, base: str) -> str:
     return base + found if found.startswith("/") else found
 
 
-def entry_mark(post: Post, base: str) -> tuple[str, str]:
-    """What delta polling compares: an entry's id (as the feed writes it) and its updated."""
-    return entry_id(post, base), post.updated.isoformat()
+def entry_mark(entry: Entry) -> tuple[str, str]:
+    """What delta polling compares: an entry's id and a digest of everything its served
+    form is made of in any format (title, link, body, summary, dates, categories, tags,
+    author, image, ...), so that any edit a reader could see marks it changed. The file's
+    stamp is left out: a file saved again unchanged is no change."""
+    post = replace(entry.post, stamp=(0, 0, 0))
+    made_of = repr((entry.link, entry.title, entry.body, entry.author, post))
+    return entry.entry_id, hashlib.blake2b(made_of.encode(), digest_size=12).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The life of one content folder as the service serves it: the first load (now, or on a
 thread while the server answers 503), following changes (the watcher), building each new
-site index and swapping it in as one State, revealing posts dated in the future when
-they come due, health, and the listeners told of each swap (the WebSub publisher).
+site index and swapping it in as one State with its content version and Last-Modified,
+revealing posts dated in the future when they come due (a timer), health, and the
+listeners told of each swap (the WebSub publisher), once it is being served.
 
 What is rendered from a state, and kept, is ``cache``'s; ``feed``, ``page``, ``opml``
 and ``delta`` here answer for the current state.
@@ -10,6 +11,7 @@ and ``delta`` here answer for the current state.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +28,26 @@ from .site import SiteIndex, State
 from .watch import Watcher
 
 logger = logging.getLogger(__name__)
+
+
+def last_modified(snapshot: Snapshot, index: SiteIndex, floor: datetime | None,
+                  now: float | None = None) -> datetime:
+    """Last-Modified of every feed and page made from this snapshot and index, in whole
+    seconds: the newest of the snapshot's files, their folders and _config.yml (see
+    disk.ChangeClock), and of the visible posts' updated and dates (a post coming due),
+    never later than now. It is the same on every instance with the same files, after a
+    restart too. ``floor`` is the previous state's: this one is at least a second later,
+    so a change always moves it forward (see the README)."""
+    now = time.time() if now is None else now
+    newest = max(snapshot.modified_ns / 1e9, index.newest_change)
+    second = math.floor(min(newest, now))
+    if floor is not None:
+        second = max(second, math.floor(floor.timestamp()) + 1)
+    return datetime.fromtimestamp(second, UTC)
+
+
+REVEAL_WAIT_MAX = 86400.0
+"""The longest the timer that reveals a future post waits before it looks again."""
 
 
 class NotReady(Exception):
@@ -48,6 +70,10 @@ class FeedService:
         """Called by stop(): helpers started with the service (the WebSub publisher)."""
         self._watcher: Watcher | None = None
         self._reveal_at: float | None = None
+        self._reveal_timer: threading.Timer | None = None
+        self._stopped = False
+        self._install_lock = threading.RLock()
+        """One swap at a time: the watcher's, and a post coming due (timer or request)."""
 
     @property
     def settings(self) -> Settings:
@@ -101,6 +127,9 @@ class FeedService:
     def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
+        with self._install_lock:
+            self._stopped = True
+            self._schedule_reveal(None)
         for stopper in self.stoppers:
             stopper()
 
@@ -116,15 +145,20 @@ class FeedService:
         self._reload(lambda _: self.store.rescan(), set())
 
     def _install(self, snapshot: Snapshot, seconds: float) -> None:
+        with self._install_lock:
+            self._swap(snapshot, seconds)
+
+    def _swap(self, snapshot: Snapshot, seconds: float) -> None:
         old = self._state
         index = self._next_index(old, snapshot)
-        new = State(snapshot, index)
+        new = State(snapshot, index, version=old.version + 1 if old else 1,
+                    modified=last_modified(snapshot, index, old.modified if old else None))
         self._state = new  # one reference swap: readers see the old state or the new
-        self._reveal_at = index.next_reveal
+        self._schedule_reveal(index.next_reveal)
         self.last_reload = {
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
             "seconds": round(seconds, 4),
-            "version": snapshot.version,
+            "version": new.version,
         }
         self.metrics.reloads.inc()
         self.metrics.reload_seconds.observe(seconds)
@@ -132,7 +166,8 @@ class FeedService:
         self.metrics.rejected.set(snapshot.rejected)
         if old is not None:
             logger.info("content version %d: %d posts, %d rejected (%.3f s)",
-                        snapshot.version, len(index.posts), snapshot.rejected, seconds)
+                        new.version, len(index.posts), snapshot.rejected, seconds)
+        # Told after the swap: whatever a listener fetches now is the new bytes.
         for listener in self.listeners:
             try:
                 listener(old, new)
@@ -154,12 +189,36 @@ class FeedService:
                 return index
         return SiteIndex(snapshot.posts.values(), future=snapshot.settings.future)
 
+    def _schedule_reveal(self, when: float | None) -> None:
+        """A post dated in the future is revealed at its date (by a timer, so it needs
+        neither a request nor the watcher), or by the first request after it."""
+        self._reveal_at = when
+        if self._reveal_timer is not None:
+            self._reveal_timer.cancel()
+            self._reveal_timer = None
+        if when is not None and not self._stopped:
+            # A little late rather than early: SiteIndex shows posts dated up to now. At
+            # most a day at a time (a wait has a bound; a post may be dated in 3000).
+            delay = min(max(0.0, when - time.time()) + 0.02, REVEAL_WAIT_MAX)
+            self._reveal_timer = threading.Timer(delay, self._on_reveal_timer)
+            self._reveal_timer.daemon = True
+            self._reveal_timer.start()
+
+    def _on_reveal_timer(self) -> None:
+        with self._install_lock:
+            if self._reveal_at is not None and time.time() < self._reveal_at:
+                self._schedule_reveal(self._reveal_at)  # woken early: wait on
+                return
+        self.reveal_due_posts()
+
     def reveal_due_posts(self) -> None:
-        """Rebuild the index when a post dated in the future has come due."""
-        reveal = self._reveal_at
-        state = self._state
-        if reveal is not None and state is not None and time.time() >= reveal:
-            self._install(state.snapshot, 0.0)
+        """Rebuild the index when a post dated in the future has come due: a new content
+        version, so every cached feed and page (and the replay's copy) is made again."""
+        with self._install_lock:
+            reveal = self._reveal_at
+            state = self._state
+            if reveal is not None and state is not None and time.time() >= reveal:
+                self._swap(state.snapshot, 0.0)
 
     # --- the current state ------------------------------------------------------------
 
@@ -180,7 +239,7 @@ class FeedService:
         state = self._state
         if state is None or (self._reveal_at is not None and time.time() >= self._reveal_at):
             return None
-        return state.snapshot.version
+        return state.version
 
     def health(self) -> dict[str, Any]:
         state = self._state
@@ -192,7 +251,7 @@ class FeedService:
             "rejected": state.snapshot.rejected,
             "categories": len(state.index.categories),
             "tags": len(state.index.tags),
-            "version": state.snapshot.version,
+            "version": state.version,
             "last_reload": self.last_reload,
             "watch": self._watcher.mode if self._watcher else "off",
         }

@@ -10,6 +10,7 @@ import unicodedata
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
@@ -92,6 +93,9 @@ class SiteIndex:
         visible.sort(key=_sort_key)
         self.future = future
         self.posts: tuple[Post, ...] = tuple(visible)
+        self.newest_change = _newest_change(visible, 0.0)
+        """The newest 'updated' or date of a visible post, as a Unix time: part of
+        Last-Modified (a post's date counts for a post coming due)."""
         self._keys = [p.sort_key for p in visible]
         self.next_reveal: float | None = min(upcoming) if upcoming else None
         """When the earliest hidden future post becomes visible (the index is rebuilt)."""
@@ -169,6 +173,8 @@ class SiteIndex:
         new.posts = tuple(posts)
         new._keys = keys
         new.next_reveal = self.next_reveal
+        # Never less than before: a post removed still moved its folder's mtime.
+        new.newest_change = _newest_change(added, self.newest_change)
         new._shared_urls = self._shared_urls
         new.by_url = by_url
         new._set_terms(_update_terms(self.categories, Kind.CATEGORY, removed, added),
@@ -201,6 +207,12 @@ class SiteIndex:
         """Categories or tags, most posts first, then by name."""
         terms = self.categories if kind is Kind.CATEGORY else self.tags
         return sorted(terms.values(), key=lambda t: (-len(t.posts), t.name))
+
+
+def _newest_change(posts: Iterable[Post], newest: float) -> float:
+    for post in posts:
+        newest = max(newest, post.updated.timestamp(), post.date.timestamp())
+    return newest
 
 
 def _sort_key(post: Post) -> tuple[float, str]:
@@ -266,6 +278,11 @@ class State:
 
     snapshot: Snapshot
     index: SiteIndex
+    version: int = 0
+    """The content version: moves with every state swapped in, a snapshot's or a post
+    coming due (the key of every cache of what is served)."""
+    modified: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    """Last-Modified of every feed and page of this state (see service.last_modified)."""
 
     @property
     def settings(self) -> Settings:

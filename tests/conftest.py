@@ -5,6 +5,7 @@ jing with the Atom RELAX NG schema, the JSON Feed schema)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import textwrap
@@ -46,6 +47,13 @@ def write_site(root: Path, posts: dict[str, str], config: str | None = DEFAULT_C
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     return root
+
+
+def set_mtimes(root: Path, when: float) -> None:
+    """Every file and folder of a content folder last modified at ``when`` (a Unix time),
+    as a copy that keeps times (``cp -p``, ``rsync -a``) leaves them."""
+    for path in [root, *root.rglob("*")]:
+        os.utime(path, (when, when))
 
 
 def post_text(title: str, date: str, categories: str = "[news]", tags: str = "[]",

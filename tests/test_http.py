@@ -32,7 +32,7 @@ from werkzeug.test import TestResponse
 
 from feeds.rendered import DELTA_HISTORY
 
-from .conftest import post_text, validate_atom, validate_json_feed, write_site
+from .conftest import post_text, set_mtimes, validate_atom, validate_json_feed, write_site
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 BASE = "https://example.org"
@@ -208,21 +208,25 @@ def test_etag_names_the_body(pclient: FlaskClient, paging_site: Path) -> None:
     assert pclient.get("/feed.atom").headers["ETag"] != before
 
 
-@pytest.mark.parametrize("path,selects", [
-    ("/feed.atom", lambda p: True),
-    ("/category/tech.atom", lambda p: "tech" in p["categories"]),
-    ("/tag/python.atom?limit=3", lambda p: "python" in p["tags"]),
-])
-def test_feed_last_modified_is_newest_entry_updated(
-        pclient: FlaskClient, path: str, selects: Callable[[dict[str, Any]], bool],
-        paging_site: Path) -> None:
-    response = pclient.get(path)
-    parsed = feedparser.parse(response.data)
-    newest = max(datetime(*e.updated_parsed[:6], tzinfo=UTC) for e in parsed.entries)
+OLD = datetime(2001, 1, 1, tzinfo=UTC).timestamp()
+"""An mtime older than every post, for files copied with their times kept (cp -p)."""
+
+
+@pytest.mark.parametrize("path", ["/feed.atom", "/category/tech.atom",
+                                  "/tag/python.atom?limit=3", "/", "/category/tech.html"])
+def test_last_modified_is_the_newest_change_of_the_content(
+        make_app: Callable[..., Flask], path: str, paging_site: Path) -> None:
+    # Files older than every post: the newest post's date of the site. Every feed and
+    # page is dated by the state of the site it was made from (see the README).
+    set_mtimes(paging_site, OLD)
+    response = make_app(paging_site).test_client().get(path)
+    newest = max(p["date"] for p in read_folder(paging_site))
     assert parsedate_to_datetime(response.headers["Last-Modified"]) == newest
-    # and that is the newest post of the selection in the folder
-    expected = max(p["date"] for p in read_folder(paging_site) if selects(p))
-    assert newest == expected
+    # A file saved later than that (an edit that leaves the post's dates) dates them all.
+    saved = (newest + timedelta(days=3, seconds=7)).timestamp()
+    os.utime(next(paging_site.glob("_posts/*-post-03.md")), (saved, saved))
+    response = make_app(paging_site).test_client().get(path)
+    assert parsedate_to_datetime(response.headers["Last-Modified"]).timestamp() == saved
 
 
 @pytest.mark.parametrize("path", ["/feed.atom", "/tag/python.json", "/", "/feeds.opml"])
@@ -268,6 +272,7 @@ def test_if_modified_since_to_the_second(make_app: Callable[..., Flask],
     root = write_site(tmp_path / "s", {"_posts/2022-01-01-a.md": post_text(
         "A", "2022-01-01 10:00:00 +0800", "[news]", "[solo]",
         extra="updated: 2022-03-01 08:00:00.750 +0800\n")})
+    set_mtimes(root, OLD)
     client = make_app(root).test_client()
     for path in ("/tag/solo.atom", "/category/news.json", "/"):
         full = client.get(path)
@@ -662,8 +667,9 @@ def test_delta_holds_only_new_and_changed_entries(paging_app: Flask, paging_site
     assert validators(again) == validators(now)
 
 
-def test_delta_is_304_when_no_entry_is_new_or_changed(paging_app: Flask,
-                                                      paging_site: Path) -> None:
+def test_delta_after_a_deletion_is_a_full_200(paging_app: Flask, paging_site: Path) -> None:
+    # No entry is new or changed, but the feed is: a delta cannot say an entry is gone,
+    # and a 304 would tell the client it holds the current bytes.
     client = paging_app.test_client()
     path = "/category/tech.json"
     before = client.get(path)
@@ -673,11 +679,12 @@ def test_delta_is_304_when_no_entry_is_new_or_changed(paging_app: Flask,
     now = client.get(path)
     assert now.headers["ETag"] != before.headers["ETag"]
     delta = delta_get(client, path, before.headers["ETag"])
-    assert delta.status_code == 304 and delta.data == b""
+    assert delta.status_code == 200 and delta.data == now.data
+    assert "Post 03 · 第3篇" not in entry_titles(delta.data, "json")
     assert validators(delta) == validators(now)
-    # A plain revalidation with the same tag gets the new body.
-    plain = client.get(path, headers={"If-None-Match": before.headers["ETag"]})
-    assert plain.status_code == 200 and plain.data == now.data
+    # Holding that version, the client is told nothing changed.
+    again = delta_get(client, path, delta.headers["ETag"])
+    assert again.status_code == 304 and again.data == b""
 
 
 def test_delta_with_unknown_or_missing_version_is_a_full_200(paging_app: Flask,

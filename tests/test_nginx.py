@@ -2,8 +2,8 @@
 
 - deploy/nginx.conf in front of two waitress instances (``python app.py``) reading the
   same content folder: cache hits, ETags and 304s through the cache, one upstream fetch
-  for a burst of misses, revalidation, changes arriving, delta requests, and instances
-  failing under it;
+  for a burst of misses, revalidation, changes arriving, delta requests, instances
+  failing under it, and both instances dating the content alike for If-Modified-Since;
 - deploy/nginx-static.conf serving a ``feeds build`` folder: every URL as a live
   instance answers it.
 
@@ -14,6 +14,7 @@ temp folders are the test's own."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 import shutil
@@ -408,3 +409,35 @@ def test_a_static_build_served_by_nginx_is_the_live_site(
     finally:
         app.extensions["feeds"].stop()
         nginx.stop()
+
+
+def test_if_modified_since_alone_through_two_instances(stack_factory: object) -> None:
+    """A client that sends only If-Modified-Since, through nginx or straight to either
+    instance: both date the same content alike, and a deletion that only moves a folder
+    reaches it from either (the feed's newest entry and every file left keep their
+    dates)."""
+    assert callable(stack_factory)
+    stack: Stack = stack_factory(SHORT_AGE)
+    path = tag_path("python", "atom")
+    dates = {n: stack.direct(n, path).headers["Last-Modified"] for n in (0, 1)}
+    assert dates[0] == dates[1]
+    held = stack.get(path)
+    since = held.headers["Last-Modified"]
+    assert since == dates[0]
+    before = titles(raw(held))
+    gone = before[-1]  # the oldest entry: its deletion moves no entry's date
+    (doomed,) = [p for p in stack.site.glob("_posts/*.md")
+                 if f"title: {json.dumps(gone, ensure_ascii=False)}" in p.read_text("utf-8")]
+    doomed.unlink()
+    for n in (0, 1):
+        wait_for(lambda n=n: gone not in titles(raw(stack.direct(n, path))), 60,
+                 f"instance {n} to see the deletion", step=0.25)
+    after = {n: stack.direct(n, path, **{"If-Modified-Since": since}) for n in (0, 1)}
+    for n, response in after.items():
+        assert response.status_code == 200, (n, response.headers)
+        assert gone not in titles(raw(response))
+    assert after[0].headers["Last-Modified"] == after[1].headers["Last-Modified"] != since
+    time.sleep(SHORT_AGE + 1)  # nginx's copy expires
+    through = stack.get(path, **{"If-Modified-Since": since})
+    assert through.status_code == 200, through.headers
+    assert titles(raw(through)) == [t for t in before if t != gone]

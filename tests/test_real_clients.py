@@ -171,19 +171,7 @@ def test_a_new_post_is_exactly_one_new_item(
     assert_quiet(client, service, after)
 
 
-EDIT_XFAIL = {
-    "newsboat": "issue 14 findings 1 and 3: the edit leaves each entry's updated, so the "
-                "A-IM: feed poll gets a 304 carrying the new ETag (finding 1); and an "
-                "answer with the edit would still carry the old Last-Modified, which "
-                "newsboat (libcurl's If-Modified-Since check) throws away (finding 3)",
-    "reader": "issue 14 finding 1: the edit leaves the entry's updated, so the A-IM: feed "
-              "poll gets a 304 carrying the new ETag, and reader keeps the old entry",
-}
-
-
-@pytest.mark.parametrize("kind", [
-    pytest.param(kind, marks=pytest.mark.xfail(strict=True, reason=reason))
-    for kind, reason in EDIT_XFAIL.items()])
+@pytest.mark.parametrize("kind", CLIENT_KINDS)
 def test_an_edited_title_and_body_reach_the_same_item(
         make_client: Callable[[str], FeedClient], service: Service, site: Path,
         kind: str) -> None:
@@ -207,20 +195,7 @@ def test_an_edited_title_and_body_reach_the_same_item(
     assert_quiet(client, service, after)
 
 
-SCHEDULED_XFAIL = {
-    "newsboat": "issue 14 finding 2: once the post is due, the feed cached before keeps its "
-                "bytes, ETag and Last-Modified; the A-IM: feed poll gets a 226 with the post "
-                "but the old Last-Modified, which newsboat (libcurl's If-Modified-Since "
-                "check) throws away as not modified",
-    "reader": "issue 14 finding 2: once the post is due, the feed cached before keeps its "
-              "bytes and ETag; reader gets the post in a 226 naming that old ETag, so the "
-              "next poll with nothing changed gets the same 226 again, not a 304",
-}
-
-
-@pytest.mark.parametrize("kind", [
-    pytest.param(kind, marks=pytest.mark.xfail(strict=True, reason=reason))
-    for kind, reason in SCHEDULED_XFAIL.items()])
+@pytest.mark.parametrize("kind", CLIENT_KINDS)
 def test_a_scheduled_post_arrives_once_it_is_due(
         make_client: Callable[[str], FeedClient], service: Service, site: Path,
         kind: str) -> None:
@@ -249,9 +224,6 @@ def test_a_scheduled_post_arrives_once_it_is_due(
 # --- If-Modified-Since only ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 finding 3: Last-Modified is the newest "
-                   "entry's updated, which a back-dated post does not move, so the "
-                   "If-Modified-Since request gets a 304")
 def test_if_modified_since_alone_sees_a_back_dated_post(service: Service, site: Path) -> None:
     with requests.Session() as session:
         first = session.get(service.url + FEED, timeout=30)

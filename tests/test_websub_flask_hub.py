@@ -3,13 +3,15 @@ Celery in eager mode, in the hub's request threads) and its subscriber, each ser
 waitress on loopback, and the service as operators run it with ``--websub-hub``. The
 subscriber finds the hub from the feed's Link header and subscribes; the hub verifies its
 intent at the callback; a post is edited; the hub is pinged, fetches the feed and pushes
-it, and the pushed body has the edit."""
+it, and the pushed body has the edit. A post dated a few seconds ahead is pushed once it is
+due, in the feed the hub fetches then."""
 
 from __future__ import annotations
 
 import queue
 import shutil
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
@@ -25,6 +27,8 @@ FEED = "/feed.atom"
 WAIT = 60.0
 """Bound of every wait for the hub, the subscriber or the service (never reached when it
 works)."""
+SCHEDULED_AHEAD = 6
+"""Seconds ahead of now that a scheduled post is dated."""
 
 websub_hub = pytest.importorskip("flask_websub.hub", reason="flask-websub is a test extra")
 websub_subscriber = pytest.importorskip("flask_websub.subscriber")
@@ -131,3 +135,29 @@ def test_an_edit_is_pushed_through_flask_websub(service: Service, hub: LiveServe
     served = feedparser.parse(requests.get(service.url + FEED, timeout=30).content)
     assert [(e.id, e.title) for e in pushed.entries] == [
         (e.id, e.title) for e in served.entries]
+
+
+def test_a_scheduled_post_is_pushed_once_it_is_due(service: Service, hub: LiveServer,
+                                                   subscriber: Subscriber, site: Path) -> None:
+    subscriber.subscribe(service.url + FEED)
+    assert subscriber.verified.get(timeout=WAIT) == (service.url + FEED, "subscribe")
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=SCHEDULED_AHEAD)
+    before = version(service)
+    rewrite(site / f"_posts/{due:%Y-%m-%d}-scheduled.md",
+            post_text("Scheduled 定时", due.strftime("%Y-%m-%d %H:%M:%S +0000"), "[news]",
+                      "[python]", body="Out on time."))
+    wait_for(lambda: version(service) > before, WAIT, "the service to load the post")
+    # Not due yet: not served (and the feed is now cached), and nothing pushed.
+    hidden = feedparser.parse(requests.get(service.url + FEED, timeout=30).content)
+    assert "Scheduled 定时" not in [e.title for e in hidden.entries]
+    assert datetime.now(UTC) < due, "too slow to see the post hidden"
+
+    # Once due, the hub is pinged; it fetches the feed, which must hold the post.
+    topic, body = subscriber.pushes.get(timeout=WAIT + SCHEDULED_AHEAD)
+    assert datetime.now(UTC) >= due
+    assert topic == service.url + FEED
+    pushed = feedparser.parse(body)
+    assert not pushed.bozo, pushed.bozo_exception
+    (entry,) = [e for e in pushed.entries if e.title == "Scheduled 定时"]
+    assert "Out on time." in entry.content[0].value
+    assert subscriber.pushes.empty()
