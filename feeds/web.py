@@ -135,8 +135,9 @@ def _wants_feed_delta() -> bool:
 
 def _delta_response(delta: Delta, hub: str) -> Response:
     """226 IM Used with a feed of the new and changed entries, or 304 when the client
-    holds the current version (cache.delta). The ETag is the one the full feed has now (in the encoding a plain GET would
-    get), so the client's next request names the version it then holds. Private: a
+    holds the current version (cache.delta). The ETag is the one the full feed has now
+    (in the encoding a plain GET would get), so the client's next request names the
+    version it then holds. Private: a
     shared cache must never hand one client's delta to another."""
     current = delta.current
     _body, etag = current.encoded(_coding(current))
