@@ -132,8 +132,10 @@ class Settings:
     host: str = _setting("127.0.0.1", "address to listen on", _str,
                          flag="--host", env="FEEDS_HOST")
     port: int = _setting(8080, "port to listen on", _port, flag="--port", env="FEEDS_PORT")
-    base_url: str = _setting("", "absolute URL the site is served at; overrides url + baseurl",
-                             _str, flag="--base-url", env="FEEDS_BASE_URL")
+    base_url: str = _setting(
+        "", "absolute URL this service is reached at (self links, paging, hub, OPML, its "
+        "pages); entry ids and links stay url + baseurl", _str, flag="--base-url",
+        env="FEEDS_BASE_URL")
     threads: int = _setting(2, "waitress worker threads", _positive_int,
                             flag="--threads", env="FEEDS_THREADS")
     title: str = _setting("Feeds", "site title", _str,
@@ -149,6 +151,9 @@ class Settings:
     lang: str = _setting("en", "site language (HTML lang, feed language)", _str, key="lang")
     permalink: str = _setting("date", "permalink style or pattern, as in Jekyll", _str,
                               key="permalink")
+    front_matter_ids: bool = _setting(
+        False, "a post's front-matter id or guid is its entry id (jekyll-feed ignores both)",
+        _bool, key="front_matter_ids")
     posts_limit: int = _setting(20, "entries per feed page", _positive_int,
                                 key="feed.posts_limit", flag="--posts-limit",
                                 env="FEEDS_POSTS_LIMIT")
@@ -200,6 +205,17 @@ class Settings:
         if self.url:
             return _uri(self.url.rstrip("/")) + self.path_prefix
         return ""
+
+    @property
+    def entry_base(self) -> str:
+        """Where entry ids and links point, as jekyll-feed writes them: url + baseurl;
+        with no url, base_url; with neither, the baseurl path alone ('' or '/blog'), so
+        ids are paths, as jekyll-feed writes them then (see cache.entry)."""
+        if self.url:
+            return _uri(self.url.rstrip("/")) + self.path_prefix
+        if self.base_url:
+            return _uri(self.base_url.rstrip("/"))
+        return self.path_prefix
 
     @property
     def path_prefix(self) -> str:

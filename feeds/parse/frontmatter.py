@@ -70,8 +70,11 @@ _HANDLER = _Boundaries()
 
 
 def split(path: str, text: str) -> tuple[str, str]:
-    """(front matter, body) of a decoded post file, as text."""
+    """(front matter, body) of a decoded post file, as text. A file in a ``_posts``
+    folder may have none (Jekyll publishes it, the whole text its body): ('', text)."""
     if not _OPENING.match(text):
+        if "_posts" in path.split("/")[:-1]:
+            return "", text
         raise PostError(path, "no front matter (the file must start with a '---' line)")
     try:
         return _HANDLER.split(text)
@@ -82,6 +85,8 @@ def split(path: str, text: str) -> tuple[str, str]:
 def split_front_matter(path: str, text: str) -> tuple[dict[str, Any], str]:
     """(front matter, body). PostError when there is no front matter or it is bad."""
     fm, body = split(path, text)
+    if not fm:
+        return {}, body
     simple = simple_yaml(fm)
     if simple is not None:
         return simple, body  # plain 'key: value' lines: no aliases, nothing to walk
