@@ -178,9 +178,12 @@ def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGen
         # feedgen prepends entries by default; 'append' keeps newest first.
         fe = fg.add_entry(order="append")
         # feedgen's guid() and id() set one field: Atom gets Jekyll's id, RSS the
-        # permalink (guid isPermaLink="true").
+        # permalink (guid isPermaLink="true"), unless the site has no URL: then the link
+        # is on the request's host, and the guid is the id, a path that names no host.
         if fmt is Format.ATOM:
             fe.id(entry.entry_id)
+        elif entry.entry_id.startswith("/"):
+            fe.guid(entry.entry_id, permalink=False)
         else:
             fe.guid(entry.link, permalink=True)
         fe.title(entry.title)

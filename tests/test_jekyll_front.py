@@ -256,3 +256,20 @@ def test_time_zones_across_dst_changes(zone: str, tmp_path: Path,
     mine = {e["title"]: jekyll_view(e) for e in ours(make_app(built.source))}
     assert mine == theirs
     assert len(mine) == 2 * len(DST[zone])
+
+
+def test_with_neither_no_feed_format_names_the_host_in_an_id(
+        tmp_path: Path, make_app: Callable[..., Flask]) -> None:
+    """RSS guids and JSON Feed ids are the same paths as the Atom ids, on every host."""
+    cases = {k: CASES[k] for k in ("date-words", "folder-categories")}
+    built = jekyll_site(tmp_path / "s", site_files(
+        NEW_YORK.replace("url: https://example.com\n", ""), cases))
+    expected = sorted(e["id"] for e in atom_entries(built.read("feed.xml")))
+    client = make_app(built.source).test_client()
+    for host in ("http://a.test", "https://b.test:8443"):
+        rss = etree.fromstring(client.get("/feed.rss", base_url=host).data)
+        guids = [(g.text, g.get("isPermaLink")) for g in rss.iter("guid")]
+        assert sorted(guids) == [(i, "false") for i in expected]
+        items = client.get("/feed.json", base_url=host).get_json()["items"]
+        assert sorted(item["id"] for item in items) == expected
+        assert all(item["url"].startswith(host + "/blog/") for item in items)
