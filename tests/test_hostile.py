@@ -137,7 +137,7 @@ CASES = [
     Case("2021-02-12-categories-nested.md", "kept", "front matter 'categories' holds a "
          "mapping, not a name; ignored", title="Nested categories"),
     Case("2021-03-05-oversize.md", "rejected", "over max_post_bytes (2000000)", oversize),
-    Case("2021-02-13-empty.md", "rejected", "empty file"),
+    Case("2021-02-13-empty.md", "kept", "no title; using 'Empty'", title="Empty"),
     Case("2021-03-06-binary.md", "rejected", "binary file", binary),
     Case("2021-03-07-symlink-outside.md", "rejected", "symlink points outside the content "
          "folder; not followed", symlink_outside),

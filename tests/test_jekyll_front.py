@@ -85,6 +85,10 @@ CASES: dict[str, tuple[str, str]] = {
     "htm-post": ("2021-01-25-htm-post.htm", post("Htm post")),
     "folder-categories": ("2021-01-26-folder-categories.md",
                           post("Folder categories", "categories: [News, b]")),
+    "front-matter-unclosed": ("2021-01-27-front-matter-unclosed.md",
+                              "---\ntitle: Never closed\nBody.\n"),
+    "empty-file": ("2021-01-28-empty-file.md", ""),
+    "front-matter-empty": ("2021-01-29-front-matter-empty.md", "---\n---\nBody.\n"),
 }
 FOLDERED = {"folder-categories": "Area/_posts"}
 

@@ -216,6 +216,19 @@ def test_published_is_read_as_jekyll_reads_it() -> None:
         assert parse(fm("title: t", f"published: {value}")).title == "t"
 
 
+@pytest.mark.parametrize(("text", "reason"), [
+    ("---\ntitle: t\n", "not closed"),
+    ("   \n", "no title"),
+])
+def test_an_unclosed_or_empty_file_is_a_post_only_in_posts(text: str, reason: str) -> None:
+    """Jekyll publishes both from _posts (the whole text the body); elsewhere no post."""
+    parsed = parse_post("_posts/2020-01-02-hello-world.md", text.encode(), (0, 0, 0), SHANGHAI)
+    assert parsed.post.title == "Hello World"
+    assert any(reason in w for w in parsed.warnings)
+    with pytest.raises(PostError, match="not closed|empty file"):
+        parse_post("notes/2020-01-02-hello-world.md", text.encode(), (0, 0, 0), SHANGHAI)
+
+
 def test_a_posts_file_without_front_matter_is_a_post() -> None:
     parsed = parse_post("_posts/2020-01-02-plain-text.md", b"just text\n", (0, 0, 0),
                         SHANGHAI)
@@ -235,8 +248,6 @@ def test_xml_illegal_characters_are_dropped_from_front_matter() -> None:
 @pytest.mark.parametrize(("text", "reason"), [
     ("---\ntitle: [unclosed\n---\nx\n", "not valid YAML"),
     ("---\n- a list\n---\nx\n", "must be a mapping"),
-    ("---\ntitle: t\n", "not closed"),
-    ("   \n", "empty file"),
 ])
 def test_unreadable_files_raise_post_error_with_path(text: str, reason: str) -> None:
     with pytest.raises(PostError) as caught:

@@ -54,7 +54,7 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
     """Read one post file. ``source`` is its path relative to the content folder, ``data``
     its bytes (within ``max_post_bytes``: the disk reader checks that)."""
     warnings: list[str] = []
-    data_front, _body = split_front_matter(source, decode(source, data, warnings))
+    data_front, _body = split_front_matter(source, decode(source, data, warnings), warnings)
     if _unpublished(data_front):
         shown = "false" if data_front["published"] is False else "null"
         raise SkipFile(f"{source}: published: {shown}")
