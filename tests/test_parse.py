@@ -225,7 +225,7 @@ def test_an_unclosed_or_empty_file_is_a_post_only_in_posts(text: str, reason: st
     parsed = parse_post("_posts/2020-01-02-hello-world.md", text.encode(), (0, 0, 0), SHANGHAI)
     assert parsed.post.title == "Hello World"
     assert any(reason in w for w in parsed.warnings)
-    with pytest.raises(PostError, match="not closed|empty file"):
+    with pytest.raises(PostError, match=r"not closed|empty file"):
         parse_post("notes/2020-01-02-hello-world.md", text.encode(), (0, 0, 0), SHANGHAI)
 
 
