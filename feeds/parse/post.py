@@ -137,9 +137,15 @@ def _title(front: FrontMatter, slug: str) -> str:
 
 
 def _categories(front: FrontMatter) -> list[str]:
-    """The front matter's categories. A 'categories' value that is neither a list nor a
-    string (a number) makes Jekyll fail to read the file; it is ignored here."""
-    return front.names("category", "categories")
+    """The front matter's categories as Jekyll's populate_categories makes them: the
+    'categories' list, then 'category' (else 'categories' again), each name once. A
+    'categories' value that is neither a list nor a string (a number) makes Jekyll fail
+    to read the file; it is ignored here."""
+    found: list[str] = []
+    for name in (*front.listed("categories"), *front.names("category", "categories")):
+        if name not in found:
+            found.append(name)
+    return found
 
 
 def _address(front: FrontMatter, rules: SiteRules, when: datetime,

@@ -52,18 +52,25 @@ class FrontMatter:
         else the plural key as a list or a whitespace-separated string (any other value
         of the plural key gives no names, as in Jekyll); nested lists flattened."""
         value = self.data.get(singular)
-        key = singular
         if value is None:
-            key, value = plural, self.data.get(plural)
-            if value is None:
-                return []
-            if isinstance(value, str):
-                value = value.split()
-            elif not isinstance(value, list):
-                self.ignore(plural, f"is a {_kind(value)}, not a list or a string of names")
-                return []
+            return self.listed(plural)
+        return self._names(singular, value if isinstance(value, list) else [value])
+
+    def listed(self, plural: str) -> list[str]:
+        """The plural key alone: a list, or a whitespace-separated string."""
+        value = self.data.get(plural)
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = value.split()
+        elif not isinstance(value, list):
+            self.ignore(plural, f"is a {_kind(value)}, not a list or a string of names")
+            return []
+        return self._names(plural, value)
+
+    def _names(self, key: str, value: list[Any]) -> list[str]:
         names: list[str] = []
-        for item in _flatten(value if isinstance(value, list) else [value]):
+        for item in _flatten(value):
             if isinstance(item, dict):
                 self.ignore(key, "holds a mapping, not a name")
                 continue
