@@ -17,6 +17,7 @@ from flask import Flask
 from lxml import etree
 
 from feeds import cli
+from feeds.config import ConfigError
 from tests.conftest import make_settings
 from tests.jekyll import A, Built, atom_entries, jekyll_site, needs_jekyll
 
@@ -298,3 +299,48 @@ def test_with_neither_no_feed_format_names_the_host_in_an_id(
         items = client.get("/feed.json", base_url=host).get_json()["items"]
         assert sorted(item["id"] for item in items) == expected
         assert all(item["url"].startswith(host + "/blog/") for item in items)
+
+
+# --- front-matter defaults ----------------------------------------------------------------
+
+DEFAULTS = NEW_YORK + """\
+defaults:
+  - scope: {path: "", type: posts}
+    values: {tags: [from-default], categories: [dc]}
+  - scope: {path: "_posts", type: posts}
+    values: {permalink: "/articles/:title/", author: {name: Desk}}
+  - scope: {path: "Area/_posts"}
+    values: {published: false}
+  - scope: {path: "*/_posts/*-globbed*"}
+    values: {published: true, tags: [globbed]}
+  - scope: {type: drafts}
+    values: {permalink: /drafts-only/}
+"""
+DEFAULTED = {
+    "_posts/2021-03-01-default-permalink.md": post("Default permalink"),
+    "_posts/2021-03-02-own-permalink.md": post("Own permalink",
+                                               "permalink: /own/:title.html"),
+    "_posts/2021-03-03-categories-joined.md": post("Categories joined",
+                                                   "categories: [own, dc]"),
+    "Area/_posts/2021-03-04-hidden-by-default.md": post("Hidden by default"),
+    "Area/_posts/2021-03-05-shown-anyway.md": post("Shown anyway", "published: true"),
+    "Area/_posts/2021-03-06-globbed-in.md": post("Globbed in"),
+}
+
+
+def test_front_matter_defaults_as_jekyll_applies_them(
+        tmp_path: Path, make_app: Callable[..., Flask]) -> None:
+    built = jekyll_site(tmp_path / "s", {"_config.yml": DEFAULTS, **DEFAULTED})
+    theirs = {e["title"]: jekyll_view(e) for e in atom_entries(built.read("feed.xml"))}
+    mine = {e["title"]: jekyll_view(e) for e in ours(make_app(built.source))}
+    assert mine == theirs
+    assert "Hidden by default" not in mine and "Globbed in" in mine
+    assert mine["Default permalink"]["link"] == [
+        "https://example.com/blog/articles/default-permalink/"]
+
+
+def test_a_defaults_set_without_values_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "_config.yml").write_text("defaults:\n  - scope: {path: ''}\n    value: {}\n",
+                                          encoding="utf-8")
+    with pytest.raises(ConfigError, match="'defaults'.*'values' mapping"):
+        make_settings(tmp_path)

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..model import Post, Stamp
+from ..model import DefaultSet, Post, Stamp
 from .dates import parse_date
 from .frontmatter import CONTROL_WARNING, decode, holds_control, split_front_matter
 from .text import PostError, SkipFile, clean_text
 from .urls import build_permalink, folder_categories, post_id, slugify_pretty, titleize_slug
-from .values import FrontMatter
+from .values import FrontMatter, with_defaults
 
 POST_EXTENSIONS = frozenset({".md", ".markdown", ".html", ".htm", ".txt"})
 # Jekyll converts only these (its markdown_ext); any other file, a .txt post too, is
@@ -36,6 +36,8 @@ class SiteRules:
     front_matter_ids: bool = False
     """Whether a front-matter ``id`` or ``guid`` replaces the entry id (jekyll-feed
     ignores both, so by default they are ignored here too)."""
+    defaults: tuple[DefaultSet, ...] = ()
+    """``_config.yml``'s front-matter defaults."""
 
 
 @dataclass
@@ -45,9 +47,11 @@ class Parsed:
 
 
 def site_rules(tz_name: str, permalink: str, max_post_bytes: int,
-               front_matter_ids: bool = False) -> SiteRules:
+               front_matter_ids: bool = False,
+               defaults: tuple[DefaultSet, ...] = ()) -> SiteRules:
     return SiteRules(tz=ZoneInfo(tz_name), permalink=permalink,
-                     max_post_bytes=max_post_bytes, front_matter_ids=front_matter_ids)
+                     max_post_bytes=max_post_bytes, front_matter_ids=front_matter_ids,
+                     defaults=defaults)
 
 
 def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Parsed:
@@ -55,6 +59,8 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
     its bytes (within ``max_post_bytes``: the disk reader checks that)."""
     warnings: list[str] = []
     data_front, _body = split_front_matter(source, decode(source, data, warnings), warnings)
+    if rules.defaults:
+        data_front = with_defaults(source, data_front, rules.defaults)
     if _unpublished(data_front):
         shown = "false" if data_front["published"] is False else "null"
         raise SkipFile(f"{source}: published: {shown}")

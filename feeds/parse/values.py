@@ -1,16 +1,18 @@
-"""Front-matter values read leniently, the way Jekyll and jekyll-feed read them: a post
-that Jekyll publishes is published here too. A value of a type the service has no use
+"""Front-matter values read leniently, the way Jekyll and jekyll-feed read them (over
+``_config.yml``'s front-matter defaults): a post that Jekyll publishes is published here
+too. A value of a type the service has no use
 for (a list where a title goes, a number where a list of tags goes) is ignored, with one
 warning naming the key, instead of costing the post."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from ..model import Author
+from ..model import Author, DefaultSet
 from .text import clean_text
 
 
@@ -117,6 +119,71 @@ class FrontMatter:
                 return None
             return ruby_text(path).strip() or None
         return self.text("image")
+
+
+def with_defaults(source: str, front: dict[str, Any],
+                  sets: Sequence[DefaultSet]) -> dict[str, Any]:
+    """The front matter over the ``defaults`` sets that cover the post, merged as Jekyll
+    merges them (FrontmatterDefaults#all, then Document#merge_data!): a longer scope
+    path wins, then a scope with a type, then the later set; mappings are merged key by
+    key; 'categories' of the defaults and of the post are joined."""
+    merged: dict[str, Any] = {}
+    old: DefaultSet | None = None
+    for found in sets:
+        if not _applies(found, source):
+            continue
+        if _precedes(old, found):
+            merged, old = _deep_merge(merged, dict(found.values)), found
+        else:
+            merged = _deep_merge(dict(found.values), merged)
+    if not merged:
+        return front
+    out = _deep_merge(merged, front)
+    base, own = _listing(merged.get("categories")), _listing(front.get("categories"))
+    if base is not None and own is not None:
+        out["categories"] = base + [name for name in own if name not in base]
+    return out
+
+
+def _applies(found: DefaultSet, source: str) -> bool:
+    if found.type is not None and found.type != "posts":
+        return False
+    if not found.path:
+        return True
+    if "*" not in found.path:
+        return source.startswith(found.path)
+    # Jekyll globs the scope in the site and takes the files and folders it finds;
+    # a post is covered when its path starts with one of them.
+    pattern = re.compile(".*".join("[^/]*".join(re.escape(part) for part in piece.split("*"))
+                                   for piece in found.path.split("**")))
+    parts = source.split("/")
+    return any(pattern.fullmatch("/".join(parts[:n])) for n in range(1, len(parts) + 1))
+
+
+def _precedes(old: DefaultSet | None, new: DefaultSet) -> bool:
+    """Jekyll's has_precedence?: whether ``new`` wins over the set that won so far."""
+    if old is None:
+        return True
+    if len(new.path) != len(old.path):
+        return len(new.path) >= len(old.path)
+    return new.type is not None or old.type is None
+
+
+def _deep_merge(master: dict[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:
+    """Ruby's Utils.deep_merge_hashes: ``other`` wins, mappings merged key by key."""
+    out = dict(master)
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _listing(value: object) -> list[Any] | None:
+    if isinstance(value, str):
+        return list(value.split())
+    return list(value) if isinstance(value, list) else None
 
 
 def _flatten(items: Iterable[object]) -> Iterable[object]:
