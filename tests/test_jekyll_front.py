@@ -342,5 +342,5 @@ def test_front_matter_defaults_as_jekyll_applies_them(
 def test_a_defaults_set_without_values_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "_config.yml").write_text("defaults:\n  - scope: {path: ''}\n    value: {}\n",
                                           encoding="utf-8")
-    with pytest.raises(ConfigError, match="'defaults'.*'values' mapping"):
+    with pytest.raises(ConfigError, match=r"'defaults'.*'values' mapping"):
         make_settings(tmp_path)
