@@ -93,8 +93,8 @@ def _page_key(_cache: object, state: State, what: tuple[str, ...], page: int,
 
 
 def _signature(_cache: object, key: FeedKey, base: str, meta: FeedMeta,
-               posts: Sequence[Post]) -> Hashable:
-    return (key, base, meta, tuple((p.source, p.stamp) for p in posts))
+               posts: Sequence[Post], site: str) -> Hashable:
+    return (key, base, site, meta, tuple((p.source, p.stamp) for p in posts))
 
 
 def _body_key(_cache: object, post: Post, base: str) -> Hashable:
@@ -135,14 +135,19 @@ class FeedCache:
     def _body(self, post: Post, base: str) -> Body:
         return render_body(self._read_body(post), post.markup, base + post.url)
 
-    def entry(self, post: Post, author: Author | None, base: str) -> Entry:
-        """A post as a feed entry; ``author`` is the site's, for a post that names none."""
+    def entry(self, post: Post, author: Author | None, base: str, site: str) -> Entry:
+        """A post as a feed entry; ``author`` is the site's, for a post that names none.
+        Its id and link are jekyll-feed's, made from ``site`` (the settings'
+        ``entry_base``: url + baseurl), never from ``base``, where this service is
+        reached. When ``site`` is only a path (no url, no base_url) the id is the path
+        jekyll-feed writes then, and the link is on ``base``, so a reader can follow it."""
+        link_base = site if "://" in site else base
         return Entry(
             post=post,
-            link=base + post.url,
-            entry_id=entry_id(post, base),
+            link=link_base + post.url,
+            entry_id=entry_id(post, site),
             title=feed_title(post.title) or post.title,
-            body=self.body(post, base),
+            body=self.body(post, link_base),
             author=post.author or author,
         )
 
@@ -151,15 +156,16 @@ class FeedCache:
     @cachedmethod(_responses_of, key=_feed_key, lock=_lock_of)
     def feed(self, state: State, key: FeedKey, base: str) -> Rendered:
         meta, posts = _plan(state, key, base)
-        rendered = self._render(key, base, meta, posts).dated(state.modified)
+        rendered = self._render(key, base, meta, posts,
+                                state.settings.entry_base).dated(state.modified)
         if key.page == 1:
             self._remember(key, base, rendered)
         return rendered
 
     @cachedmethod(attrgetter("_signatures"), key=_signature, lock=_lock_of)
     def _render(self, key: FeedKey, base: str, meta: FeedMeta,
-                posts: Sequence[Post]) -> Rendered:
-        entries = [self.entry(post, meta.author, base) for post in posts]
+                posts: Sequence[Post], site: str) -> Rendered:
+        entries = [self.entry(post, meta.author, base, site) for post in posts]
         body = render_feed(key.fmt, meta, entries)
         self.metrics.renders.labels(key.fmt.value).inc()
         # No date: Last-Modified is the content state's, set by feed() (Rendered.dated).
@@ -204,7 +210,8 @@ class FeedCache:
                  if mark not in version.marks]
         if not fresh:
             return None
-        entries = [self.entry(p, meta.author, base) for p in fresh]
+        site = state.settings.entry_base
+        entries = [self.entry(p, meta.author, base, site) for p in fresh]
         # A complete feed, but no paging links: the entries are not a page of anything.
         body = render_feed(key.fmt, replace(meta, paging=()), entries)
         return Delta(current, Rendered(body, current.content_type, state.modified,

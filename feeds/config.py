@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from .model import Author
+from .model import Author, DefaultSet
 
 T = TypeVar("T")
 
@@ -97,6 +97,31 @@ def _author(value: object) -> Author | None:
     raise ValueError("must be a name or a mapping with name, email, uri")
 
 
+def _defaults(value: object) -> tuple[DefaultSet, ...] | None:
+    """Jekyll's front-matter ``defaults``: a list of {scope: {path, type}, values}. A set
+    Jekyll would skip as invalid (values not a mapping) is an error here, so a typo is
+    seen rather than silently changing posts."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError("must be a list of {scope, values} sets")
+    sets = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("values"), dict):
+            raise ValueError(f"each set needs a 'values' mapping, got {item!r}")
+        scope = item.get("scope") or {}
+        if not isinstance(scope, dict):
+            raise ValueError(f"a set's 'scope' must be a mapping, got {scope!r}")
+        path = scope.get("path")
+        kind = scope.get("type")
+        # Jekyll still reads the old singular types ('post' for 'posts').
+        kind = {"post": "posts", "page": "pages", "draft": "drafts"}.get(
+            str(kind), str(kind)) if kind is not None else None
+        sets.append(DefaultSet(path.lstrip("/") if isinstance(path, str) else "", kind,
+                               tuple(item["values"].items())))
+    return tuple(sets)
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: how it is spelled in each place, its default and its meaning."""
@@ -132,8 +157,10 @@ class Settings:
     host: str = _setting("127.0.0.1", "address to listen on", _str,
                          flag="--host", env="FEEDS_HOST")
     port: int = _setting(8080, "port to listen on", _port, flag="--port", env="FEEDS_PORT")
-    base_url: str = _setting("", "absolute URL the site is served at; overrides url + baseurl",
-                             _str, flag="--base-url", env="FEEDS_BASE_URL")
+    base_url: str = _setting(
+        "", "absolute URL this service is reached at (self links, paging, hub, OPML, its "
+        "pages); entry ids and links stay url + baseurl", _str, flag="--base-url",
+        env="FEEDS_BASE_URL")
     threads: int = _setting(2, "waitress worker threads", _positive_int,
                             flag="--threads", env="FEEDS_THREADS")
     title: str = _setting("Feeds", "site title", _str,
@@ -149,6 +176,13 @@ class Settings:
     lang: str = _setting("en", "site language (HTML lang, feed language)", _str, key="lang")
     permalink: str = _setting("date", "permalink style or pattern, as in Jekyll", _str,
                               key="permalink")
+    # None: no defaults.
+    defaults: tuple[DefaultSet, ...] | None = _setting(
+        None, "front-matter defaults for posts (scope path and type, values), as in Jekyll",
+        _defaults, key="defaults")
+    front_matter_ids: bool = _setting(
+        False, "a post's front-matter id or guid is its entry id (jekyll-feed ignores both)",
+        _bool, key="front_matter_ids")
     posts_limit: int = _setting(20, "entries per feed page", _positive_int,
                                 key="feed.posts_limit", flag="--posts-limit",
                                 env="FEEDS_POSTS_LIMIT")
@@ -226,6 +260,17 @@ class Settings:
         if self.url:
             return _uri(self.url.rstrip("/")) + self.path_prefix
         return ""
+
+    @property
+    def entry_base(self) -> str:
+        """Where entry ids and links point, as jekyll-feed writes them: url + baseurl;
+        with no url, base_url; with neither, the baseurl path alone ('' or '/blog'), so
+        ids are paths, as jekyll-feed writes them then (see cache.entry)."""
+        if self.url:
+            return _uri(self.url.rstrip("/")) + self.path_prefix
+        if self.base_url:
+            return _uri(self.base_url.rstrip("/"))
+        return self.path_prefix
 
     @property
     def path_prefix(self) -> str:

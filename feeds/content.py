@@ -117,7 +117,8 @@ class ContentStore:
 
     @staticmethod
     def _make_rules(settings: Settings) -> SiteRules:
-        return site_rules(settings.timezone, settings.permalink, settings.max_post_bytes)
+        return site_rules(settings.timezone, settings.permalink, settings.max_post_bytes,
+                          settings.front_matter_ids, settings.defaults or ())
 
     # --- scanning ---------------------------------------------------------------------
 

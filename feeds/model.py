@@ -82,6 +82,17 @@ class Post:
 
 
 @dataclass(frozen=True, slots=True)
+class DefaultSet:
+    """One set of ``_config.yml``'s front-matter ``defaults``: ``values`` for the posts
+    below ``path`` ('' for all; '*' globs one path segment) of ``type`` (None for any)."""
+
+    path: str
+    type: str | None
+    values: tuple[tuple[str, object], ...]
+    """The values, as (key, value) pairs in their order."""
+
+
+@dataclass(frozen=True, slots=True)
 class Problem:
     """Something wrong with one file. ``rejected`` problems leave the post out."""
 

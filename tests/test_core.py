@@ -167,7 +167,9 @@ def test_every_post_extension_is_read_and_rendered(core: FlaskClient) -> None:
     assert fragment("Extension markdown").xpath("//em/text()") == ["Markdown"]
     assert fragment("Extension html").xpath("//b/text()") == ["HTML"]
     assert fragment("Extension htm").xpath("//p/text()") == ["Written in HTML (htm)."]
-    assert fragment("Extension txt").xpath("//p/text()") == ["Plain text."]
+    # Jekyll converts no .txt file: its text is written (and linked) as it is.
+    assert fragment("Extension txt").xpath("text()") == ["Plain text."]
+    assert link_of(entries["Extension txt"]).endswith("/2023/10/04/ext-txt.txt")
 
 
 def test_folder_categories_come_before_front_matter_ones(core: FlaskClient) -> None:
@@ -248,9 +250,10 @@ def test_front_matter_fields_in_json_feed(core: FlaskClient) -> None:
 
 def test_ids_slugs_and_permalinks_from_front_matter(core: FlaskClient) -> None:
     entries = by_title(all_site_entries(core))
-    assert entries["Id override"]["id"] == "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66"
+    # jekyll-feed ignores a front-matter id or guid (front_matter_ids opts in).
+    assert entries["Id override"]["id"] == f"{BASE}/2023/03/01/id-override"
     assert link_of(entries["Id override"]) == f"{BASE}/2023/03/01/id-override.html"
-    assert entries["Guid override"]["id"] == "tag:example.org,2023:guid-override"
+    assert entries["Guid override"]["id"] == f"{BASE}/2023/03/02/guid-override"
     slug = entries["Slug override"]
     assert link_of(slug) == f"{BASE}/2023/04/01/Moving-Day.html"
     assert slug["id"] == f"{BASE}/2023/04/01/Moving%20Day"
@@ -607,11 +610,11 @@ def test_atom_feed_metadata(many_dir: Path, make_app: Callable[..., Flask]) -> N
 
 def test_atom_entries(core: FlaskClient) -> None:
     root, entries = atom_of(core, "/feed.atom?limit=100")
-    overridden = {"Id override", "Guid override", "Slug override", "Custom permalink"}
+    overridden = {"Slug override", "Custom permalink"}
     for entry in entries:
         link = link_of(entry)
         if entry["title"] not in overridden:
-            assert entry["id"] == link.removesuffix(".html"), entry["title"]
+            assert entry["id"] == re.sub(r"\.(html|htm|txt)$", "", link), entry["title"]
         assert entry["updated"] >= entry["published"]
         assert entry["author"] is not None and entry["author"][0]
         assert entry["content_type"] == "html"
@@ -796,12 +799,23 @@ def test_non_ascii_baseurl_is_percent_encoded(tmp_path: Path,
     assert rss.findtext("channel/item/link") == f"{prefix}/2022/01/01/x.html"
 
 
-def test_base_url_setting_overrides_config(site_dir: Path,
-                                           make_app: Callable[..., Flask]) -> None:
+def test_base_url_moves_the_feeds_but_not_the_entries(site_dir: Path,
+                                                      make_app: Callable[..., Flask]) -> None:
+    plain = atom_of(make_app(site_dir).test_client(), "/feed.atom")[1]
     client = make_app(site_dir, base_url="https://feeds.example.net/mirror/").test_client()
     assert feed_id(client) == "https://feeds.example.net/mirror/feed.atom"
     entries = atom_of(client, "/feed.atom")[1]
-    assert all(link_of(e).startswith("https://feeds.example.net/mirror/") for e in entries)
+    # Entry ids and links stay the site's (url + baseurl), as jekyll-feed wrote them.
+    assert [(e["id"], link_of(e)) for e in entries] == [(e["id"], link_of(e)) for e in plain]
+    assert not any("feeds.example.net" in e["id"] + link_of(e) for e in entries)
+
+
+def test_front_matter_ids_setting_opts_in(core_dir: Path,
+                                          make_app: Callable[..., Flask]) -> None:
+    client = make_app(core_dir, front_matter_ids=True).test_client()
+    entries = by_title(all_site_entries(client))
+    assert entries["Id override"]["id"] == "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66"
+    assert entries["Guid override"]["id"] == "tag:example.org,2023:guid-override"
 
 
 def test_feeds_base_url_environment_variable(site_dir: Path) -> None:

@@ -8,7 +8,9 @@ and reported as a warning instead. One job a module, in the order a file meets t
 - ``text``         PostError, SkipFile, and the characters XML cannot carry
 - ``frontmatter``  bytes -> text, the size limit, the one split, the YAML read safely
 - ``simple_yaml``  the fast path for plain ``key: value`` front matter
-- ``dates``        Jekyll's (Ruby's) date rules
+- ``dates``        Jekyll's (Ruby's) date rules: Time.parse's forms, DST as Ruby reads it
+- ``values``       front-matter values read leniently: a value of an unused type is
+                   ignored with a warning, as Jekyll would still publish the post
 - ``urls``         slugs, permalinks, percent-encoding, the entry id
 - ``post``         the parts -> a Post
 - ``body``         Markdown / HTML -> a sanitised Body, read when first needed

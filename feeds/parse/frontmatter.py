@@ -21,6 +21,8 @@ from .text import XML_ILLEGAL, PostError
 # one in a title copied from elsewhere costs the character, not the post.
 CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
 CONTROL_WARNING = "control characters XML cannot carry were dropped"
+UNCLOSED_WARNING = ("front matter is not closed by a '---' line; the whole file is the "
+                    "body, as Jekyll reads it")
 _OPENING_BYTES = re.compile(rb"\A---[ \t]*\r?\n")
 _OPENING = re.compile(r"\A---[ \t]*\n")
 
@@ -39,8 +41,12 @@ def check_size(path: str, size: int, limit: int) -> None:
 def decode(path: str, data: bytes, warnings: list[str]) -> str:
     """Bytes -> text the way a forgiving reader would: BOM dropped, CRLF folded, invalid
     UTF-8 replaced and control characters dropped (both warned about). NUL bytes in a
-    file that does not open with front matter mean a binary file."""
+    file that does not open with front matter mean a binary file. An empty file is no
+    post, except in a ``_posts`` folder, where Jekyll publishes it (untitled: the
+    caller warns of that)."""
     if not data.strip():
+        if in_posts(path):
+            return ""
         raise PostError(path, "empty file")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -69,19 +75,36 @@ class _Boundaries(YAMLHandler):
 _HANDLER = _Boundaries()
 
 
+def in_posts(path: str) -> bool:
+    """Whether a file is below a ``_posts`` folder, where Jekyll reads every file as a
+    post, front matter or not."""
+    return "_posts" in path.split("/")[:-1]
+
+
 def split(path: str, text: str) -> tuple[str, str]:
-    """(front matter, body) of a decoded post file, as text."""
+    """(front matter, body) of a decoded post file, as text. A file in a ``_posts``
+    folder may have none, or one never closed: Jekyll publishes it, the whole text its
+    body, so this gives ('', text)."""
     if not _OPENING.match(text):
+        if in_posts(path):
+            return "", text
         raise PostError(path, "no front matter (the file must start with a '---' line)")
     try:
         return _HANDLER.split(text)
     except ValueError:
+        if in_posts(path):
+            return "", text
         raise PostError(path, "front matter is not closed by a '---' line") from None
 
 
-def split_front_matter(path: str, text: str) -> tuple[dict[str, Any], str]:
+def split_front_matter(path: str, text: str,
+                       warnings: list[str] | None = None) -> tuple[dict[str, Any], str]:
     """(front matter, body). PostError when there is no front matter or it is bad."""
     fm, body = split(path, text)
+    if not fm:
+        if body is text and _OPENING.match(text) and warnings is not None:
+            warnings.append(UNCLOSED_WARNING)
+        return {}, body
     simple = simple_yaml(fm)
     if simple is not None:
         return simple, body  # plain 'key: value' lines: no aliases, nothing to walk

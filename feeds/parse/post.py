@@ -10,14 +10,17 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..model import Author, Post, Stamp
+from ..model import DefaultSet, Post, Stamp
 from .dates import parse_date
 from .frontmatter import CONTROL_WARNING, decode, holds_control, split_front_matter
 from .text import PostError, SkipFile, clean_text
 from .urls import build_permalink, folder_categories, post_id, slugify_pretty, titleize_slug
+from .values import FrontMatter, with_defaults
 
 POST_EXTENSIONS = frozenset({".md", ".markdown", ".html", ".htm", ".txt"})
-MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown", ".txt"})
+# Jekyll converts only these (its markdown_ext); any other file, a .txt post too, is
+# written as it is, under its own extension.
+MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown"})
 
 # Jekyll's DATE_FILENAME_MATCHER, for the base name only.
 FILENAME_DATE = re.compile(r"^(\d{2,4}-\d{1,2}-\d{1,2})-(.*)(\.[^.]+)$")
@@ -30,6 +33,11 @@ class SiteRules:
     tz: tzinfo = UTC
     permalink: str = "date"
     max_post_bytes: int = 2_000_000
+    front_matter_ids: bool = False
+    """Whether a front-matter ``id`` or ``guid`` replaces the entry id (jekyll-feed
+    ignores both, so by default they are ignored here too)."""
+    defaults: tuple[DefaultSet, ...] = ()
+    """``_config.yml``'s front-matter defaults."""
 
 
 @dataclass
@@ -38,28 +46,36 @@ class Parsed:
     warnings: list[str] = field(default_factory=list)
 
 
-def site_rules(tz_name: str, permalink: str, max_post_bytes: int) -> SiteRules:
-    return SiteRules(tz=ZoneInfo(tz_name), permalink=permalink, max_post_bytes=max_post_bytes)
+def site_rules(tz_name: str, permalink: str, max_post_bytes: int,
+               front_matter_ids: bool = False,
+               defaults: tuple[DefaultSet, ...] = ()) -> SiteRules:
+    return SiteRules(tz=ZoneInfo(tz_name), permalink=permalink,
+                     max_post_bytes=max_post_bytes, front_matter_ids=front_matter_ids,
+                     defaults=defaults)
 
 
 def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Parsed:
     """Read one post file. ``source`` is its path relative to the content folder, ``data``
     its bytes (within ``max_post_bytes``: the disk reader checks that)."""
     warnings: list[str] = []
-    front, _body = split_front_matter(source, decode(source, data, warnings))
-    if _unpublished(front):
-        raise SkipFile(f"{source}: published: false")
+    data_front, _body = split_front_matter(source, decode(source, data, warnings), warnings)
+    if rules.defaults:
+        data_front = with_defaults(source, data_front, rules.defaults)
+    if _unpublished(data_front):
+        shown = "false" if data_front["published"] is False else "null"
+        raise SkipFile(f"{source}: published: {shown}")
+    front = FrontMatter(source, data_front, warnings)
     file_date, slug, markup = _file_name(source)
-    when, updated = _dates(source, front, file_date, rules.tz)
-    title = _title(source, front, slug, warnings)
+    when, updated = _dates(source, data_front, file_date, rules.tz)
+    title = _title(front, slug)
     categories = folder_categories(source)
-    for category in _names(source, front, "category", "categories"):
+    for category in _categories(front):
         if category not in categories:
             categories.append(category)
-    tags = _names(source, front, "tag", "tags")
-    url, entry_id = _address(source, front, rules, when, categories, slug)
-    summary = _text(source, front, "description") or _text(source, front, "excerpt")
-    source_url = _source_url(source, front)
+    tags = front.names("tag", "tags")
+    url, entry_id = _address(front, rules, when, categories, slug)
+    summary = front.text("description") or front.text("excerpt")
+    source_url = _source_url(front)
     post = Post(
         source=source,
         stamp=stamp,
@@ -72,20 +88,22 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
         tags=tuple(tags),
         url=url,
         entry_id=entry_id,
-        author=_author(source, front.get("author")),
+        author=front.author(),
         summary=summary,
-        image=_text(source, front, "image"),
-        lang=_text(source, front, "lang"),
+        image=front.image(),
+        lang=front.text("lang"),
         source_url=source_url,
     )
-    if CONTROL_WARNING not in warnings and holds_control(front):
+    if CONTROL_WARNING not in warnings and holds_control(data_front):
         warnings.append(CONTROL_WARNING)  # written as YAML escapes ("\x01"), not raw
     return Parsed(post, warnings)
 
 
 def _unpublished(front: Mapping[str, Any]) -> bool:
-    published = front.get("published", True)
-    return published is False or (isinstance(published, str) and published.lower() == "false")
+    """Jekyll's ``data.fetch("published", true)``: hidden when the key is there and false
+    or empty (null); any other value, the string "false" and 0 among them, publishes."""
+    value = front.get("published", True)
+    return value is None or value is False
 
 
 def _file_name(source: str) -> tuple[str | None, str, str]:
@@ -116,101 +134,55 @@ def _dates(source: str, front: Mapping[str, Any], file_date: str | None,
     return when, when
 
 
-def _title(source: str, front: Mapping[str, Any], slug: str, warnings: list[str]) -> str:
-    title = _text(source, front, "title")
+def _title(front: FrontMatter, slug: str) -> str:
+    title = front.text("title")
     if title is None:
         title = titleize_slug(slug) or slug
-        warnings.append(f"no title; using {title!r} from the file name")
+        front.warnings.append(f"no title; using {title!r} from the file name")
     return " ".join(title.split())
 
 
-def _address(source: str, front: Mapping[str, Any], rules: SiteRules, when: datetime,
+def _categories(front: FrontMatter) -> list[str]:
+    """The front matter's categories as Jekyll's populate_categories makes them: the
+    'categories' list, then 'category' (else 'categories' again), each name once. A
+    'categories' value that is neither a list nor a string (a number) makes Jekyll fail
+    to read the file; it is ignored here."""
+    found: list[str] = []
+    for name in (*front.listed("categories"), *front.names("category", "categories")):
+        if name not in found:
+            found.append(name)
+    return found
+
+
+def _address(front: FrontMatter, rules: SiteRules, when: datetime,
              categories: list[str], slug: str) -> tuple[str, str]:
     """(the post's URL path, its entry id)."""
-    front_slug = front.get("slug")
-    if front_slug is not None and not isinstance(front_slug, list):
+    source, data = front.source, front.data
+    front_slug = data.get("slug")
+    if front_slug is not None and not isinstance(front_slug, list | dict):
         title_slug = slugify_pretty(clean_text(str(front_slug)))
     else:
         title_slug = slugify_pretty(slug)
-    template = _text(source, front, "permalink") or rules.permalink
+    # A post's own permalink is a template, taken literally ('pretty' is the path
+    # /pretty); only the site's permalink setting may name a style.
+    own = front.text("permalink")
     # data["slug"] in Jekyll: the front matter's slug, else the file name's. Both ':slug'
     # and the entry id use it.
     raw_slug = clean_text(front_slug) if isinstance(front_slug, str) else slug
     # Jekyll shows every date in the site zone before it builds the URL, so the URL's
     # day is the site zone's day, whatever offset the date was written with.
-    url = build_permalink(source, template, when.astimezone(rules.tz), categories, raw_slug,
-                          title_slug)
-    entry_id = (_text(source, front, "id") or _text(source, front, "guid")
-                or post_id(url, raw_slug))
+    url = build_permalink(source, own or rules.permalink, when.astimezone(rules.tz),
+                          categories, raw_slug, title_slug, style=own is None)
+    entry_id = post_id(url, raw_slug)
+    if rules.front_matter_ids:
+        entry_id = front.text("id") or front.text("guid") or entry_id
     return url, entry_id
 
 
-def _source_url(source: str, front: Mapping[str, Any]) -> str | None:
+def _source_url(front: FrontMatter) -> str | None:
     """Where the article was first published: an http(s) URL, or nothing."""
     for key in ("source_url", "source", "canonical_url"):
-        value = _text(source, front, key)
+        value = front.text(key)
         if value:
             return value if re.match(r"^(https?:)?//", value) else None
     return None
-
-
-def _names(path: str, data: Mapping[str, Any], singular: str, plural: str) -> list[str]:
-    """Jekyll's pluralized_array_from_hash: the singular key as one name (or a list), else
-    the plural key as a list or a whitespace-separated string."""
-    if singular in data and data[singular] is not None:
-        value = data[singular]
-        items = value if isinstance(value, list) else [value]
-    elif plural in data and data[plural] is not None:
-        value = data[plural]
-        if isinstance(value, str):
-            items = value.split()
-        elif isinstance(value, list):
-            items = value
-        else:
-            raise PostError(
-                path, f"{plural} must be a list or a space-separated string, "
-                f"not {type(value).__name__}"
-            )
-    else:
-        return []
-    names: list[str] = []
-    for item in items:
-        if item is None:
-            continue
-        if isinstance(item, list | dict):
-            key = singular if singular in data else plural
-            raise PostError(path, f"{key} must hold names, not nested {type(item).__name__}s")
-        name = " ".join(clean_text(str(item)).split())
-        if name and name not in names:
-            names.append(name)
-    return names
-
-
-def _author(path: str, value: object) -> Author | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str | int | float):
-        return Author(name=clean_text(str(value)))
-    if isinstance(value, dict):
-        name = value.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise PostError(path, "author mapping needs a 'name'")
-
-        def opt(key: str) -> str | None:
-            item = value.get(key)
-            return clean_text(str(item)) if item else None
-
-        return Author(name=clean_text(name), email=opt("email"), uri=opt("uri") or opt("url"))
-    if isinstance(value, list) and value and isinstance(value[0], str | dict):
-        return _author(path, value[0])
-    raise PostError(path, "author must be a name or a mapping with name, email, uri")
-
-
-def _text(path: str, data: Mapping[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, list | dict):
-        raise PostError(path, f"{key} must be text, not a {type(value).__name__}")
-    text = clean_text(str(value)).strip()
-    return text or None

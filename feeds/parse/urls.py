@@ -58,6 +58,18 @@ def folder_categories(source: str) -> list[str]:
     return [p for p in parts[: parts.index("_posts")] if p]
 
 
+CONVERTED_EXTENSIONS = frozenset({".md", ".markdown"})
+
+
+def output_ext(source: str) -> str:
+    """Jekyll's output extension: '.html' for what it converts (Markdown, HTML), else the
+    file's own (a .txt post is written, and linked, as .txt)."""
+    name = source.rsplit("/", 1)[-1]
+    dot = name.rfind(".")
+    ext = name[dot:] if dot > 0 else ""
+    return ".html" if not ext or ext.lower() in CONVERTED_EXTENSIONS else ext
+
+
 PERMALINK_STYLES = {
     "date": "/:categories/:year/:month/:day/:title:output_ext",
     "pretty": "/:categories/:year/:month/:day/:title/",
@@ -106,7 +118,7 @@ def _placeholder(
                 cats.append(lowered)
         return "/".join(cats)
     if key == "output_ext":
-        return ".html"
+        return output_ext(source)
     if key == "slug":
         return slugify_default(slug) or slug
     if key == "name":
@@ -125,9 +137,14 @@ def build_permalink(
     categories: Iterable[str],
     slug: str,
     title_slug: str,
+    *,
+    style: bool = True,
 ) -> str:
-    """The post's URL path, exactly as Jekyll's URL class writes it."""
-    template = PERMALINK_STYLES.get(template, template)
+    """The post's URL path, exactly as Jekyll's URL class writes it. With ``style`` (the
+    site's permalink setting) a style name such as 'pretty' means its pattern; a post's
+    own permalink is taken literally (``style=False``), as Jekyll takes it."""
+    if style:
+        template = PERMALINK_STYLES.get(template, template)
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
