@@ -15,6 +15,7 @@ A short tour, in the order data flows (each module imports only modules above it
                for names in URLs; State, a snapshot with its index.
 - ``links``    every URL: which lists (site, categories, tags) have feeds and pages, their
                paths, titles and paging, and the list of every URL of the site.
+- ``titles``   titles as jekyll-feed writes them (Jekyll's smartify, tags stripped).
 - ``render``   selection -> Atom / RSS / JSON Feed / OPML bytes (the only feedgen import).
 - ``pages``    selection -> HTML pages (Jinja templates).
 - ``rendered`` a rendering as HTTP sends it: ETag, Last-Modified, compressed forms, and

@@ -20,6 +20,8 @@ import yaml
 
 from .model import Author
 
+JEKYLL_EXCERPT_SEPARATOR = "\n\n"
+
 T = TypeVar("T")
 
 
@@ -97,6 +99,65 @@ def _author(value: object) -> Author | None:
     raise ValueError("must be a name or a mapping with name, email, uri")
 
 
+def _names(value: object) -> tuple[str, ...]:
+    """A list of names (a lone name is a list of one); nothing is none."""
+    if value is None or value is False:
+        return ()
+    if isinstance(value, str | int | float):
+        return (str(value),)
+    if isinstance(value, list | tuple):
+        return tuple(str(item) for item in value if item is not None)
+    raise ValueError(f"must be a name or a list of names, got {type(value).__name__}")
+
+
+def _feed_path(value: object) -> str:
+    """A feed path as jekyll-feed's ``feed.path`` gives it ('atom.xml' -> '/atom.xml');
+    '' for the default."""
+    text = _str(value).strip()
+    if not text:
+        return ""
+    if any(part in {".", ".."} for part in text.split("/")) or "?" in text or "#" in text:
+        raise ValueError(f"not a path of the site: {value!r}")
+    return "/" + text.lstrip("/")
+
+
+def _tag_feeds(value: object) -> TagFeeds:
+    """jekyll-feed's ``feed.tags``: true (every tag) or a mapping of only, except, path."""
+    if isinstance(value, TagFeeds):
+        return value
+    if value is None or value is False:
+        return TagFeeds()
+    if value is True:
+        return TagFeeds(enabled=True)
+    if not isinstance(value, dict):
+        raise ValueError("must be true or a mapping with only, except and path")
+    path = _feed_path(value.get("path")) or DEFAULT_TAG_PATH
+    only = value.get("only")
+    return TagFeeds(enabled=True, only=None if only is None else _names(only),
+                    exclude=_names(value.get("except")),
+                    path=path if path.endswith("/") else path + "/")
+
+
+DEFAULT_TAG_PATH = "/feed/by_tag/"
+
+
+@dataclass(frozen=True)
+class TagFeeds:
+    """``feed.tags``: whether jekyll-feed's tag feeds are asked for, which tags (``only``,
+    None for all, less ``exclude``) and the folder of their paths."""
+
+    enabled: bool = False
+    only: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+    path: str = DEFAULT_TAG_PATH
+
+    def listed(self, tag: str) -> bool:
+        """Whether jekyll-feed's tag path serves this tag's feed."""
+        if tag in self.exclude:
+            return False
+        return self.only is None or tag in self.only
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: how it is spelled in each place, its default and its meaning."""
@@ -136,8 +197,10 @@ class Settings:
                              _str, flag="--base-url", env="FEEDS_BASE_URL")
     threads: int = _setting(2, "waitress worker threads", _positive_int,
                             flag="--threads", env="FEEDS_THREADS")
-    title: str = _setting("Feeds", "site title", _str,
+    title: str = _setting("Feeds", "site title (else `name`)", _str,
                           key="title", flag="--title", env="FEEDS_TITLE")
+    name: str = _setting("", "site name: the title when `title` is not set, as in "
+                         "jekyll-feed", _str, key="name")
     description: str = _setting("", "site description", _str, key="description")
     url: str = _setting("", "site URL (scheme and host), as in Jekyll", _str, key="url")
     baseurl: str = _setting("", "path prefix of the site, as in Jekyll", _str, key="baseurl")
@@ -146,12 +209,29 @@ class Settings:
         None, "site author: a name or {name, email, uri}", _author, key="author")
     timezone: str = _setting("UTC", "IANA time zone for dates without an offset", _timezone,
                              key="timezone", flag="--timezone", env="FEEDS_TIMEZONE")
-    lang: str = _setting("en", "site language (HTML lang, feed language)", _str, key="lang")
+    lang: str = _setting("", "site language (feed language, HTML lang; pages say 'en' "
+                         "when unset)", _str, key="lang")
     permalink: str = _setting("date", "permalink style or pattern, as in Jekyll", _str,
                               key="permalink")
-    posts_limit: int = _setting(20, "entries per feed page", _positive_int,
+    posts_limit: int = _setting(10, "entries per feed page (jekyll-feed's; later pages "
+                                "follow)", _positive_int,
                                 key="feed.posts_limit", flag="--posts-limit",
                                 env="FEEDS_POSTS_LIMIT")
+    feed_path: str = _setting("", "another path of the site's Atom feed, as jekyll-feed's "
+                              "`feed.path` (/feed.xml always answers)", _feed_path,
+                              key="feed.path")
+    feed_categories: tuple[str, ...] = _setting(
+        (), "categories whose jekyll-feed feed (/feed/<name>.xml) exists even with no "
+        "posts", _names, key="feed.categories")
+    feed_tags: TagFeeds = _setting(  # noqa: RUF009
+        TagFeeds(), "jekyll-feed's tag feeds: true or {only, except, path}; tags left "
+        "out answer 404 at that path", _tag_feeds, key="feed.tags")
+    excerpt_only: bool = _setting(False, "feeds carry summaries, no content (a post's "
+                                  "`feed.excerpt_only` wins)", _bool,
+                                  key="feed.excerpt_only")
+    excerpt_separator: str = _setting("", "where a post's excerpt (its summary) ends, as in "
+                                      "Jekyll; \"\" for Jekyll's default, a blank line",
+                                      _str, key="excerpt_separator")
     max_limit: int = _setting(100, "largest ?limit= a client may ask for (larger is clamped)",
                               _positive_int, key="max_limit", flag="--max-limit",
                               env="FEEDS_MAX_LIMIT")
@@ -184,6 +264,9 @@ class Settings:
     log_format: str = _setting("text", "log format: text (combined access log) or json",
                                _choice("text", "json"), flag="--log-format",
                                env="FEEDS_LOG_FORMAT")
+    # Not settings: the site's _data/authors.yml (key -> author), which jekyll-feed looks
+    # an entry's author up in, read with _config.yml.
+    authors: tuple[tuple[str, Author], ...] = ()
     # Not settings of the site: what the command line and environment said, kept so a
     # changed _config.yml can be applied again beneath them.
     overrides: tuple[tuple[str, object], ...] = ()
@@ -258,6 +341,33 @@ def read_config_file(content: Path) -> dict[str, Any]:
     return data
 
 
+AUTHORS_FILES = ("_data/authors.yml", "_data/authors.yaml", "_data/authors.json")
+"""Where Jekyll finds ``site.data.authors`` (the first that exists)."""
+
+
+def read_authors(content: Path) -> tuple[tuple[str, Author], ...]:
+    """``site.data.authors`` as (key, author) pairs: an entry needs a ``name`` (email and
+    uri as jekyll-feed reads them). A file that cannot be read is an error naming it."""
+    for rel in AUTHORS_FILES:
+        path = content / rel
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeError, yaml.YAMLError) as e:
+            raise ConfigError(f"{path}: cannot read the authors: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: must be a mapping of author keys to authors")
+        found = []
+        for key, value in data.items():
+            if isinstance(value, dict) and value.get("name"):
+                found.append((str(key), Author(
+                    name=str(value["name"]), email=_str(value.get("email")) or None,
+                    uri=_str(value.get("uri")) or None)))
+        return tuple(found)
+    return ()
+
+
 def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     """Settings given by FEEDS_* environment variables."""
     environ = os.environ if environ is None else environ
@@ -274,6 +384,7 @@ def load_settings(
     content = Path(str(given.get("content", OPTIONS_BY_NAME["content"].default)))
     config = read_config_file(content)
     values: dict[str, object] = {}
+    defaulted: set[str] = set()
     for option in OPTIONS:
         raw: object = option.default
         source = "default"
@@ -283,8 +394,14 @@ def load_settings(
                 raw, source = value, f"_config.yml key {option.config_key!r}"
         if option.name in given:
             raw, source = given[option.name], f"setting {option.name!r}"
+        if source == "default":
+            defaulted.add(option.name)
         try:
             values[option.name] = option.parse(raw)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{source}: {e}") from e
-    return Settings(**values, overrides=tuple(sorted(given.items())))  # type: ignore[arg-type]
+    # jekyll-feed's title: site.title | default: site.name.
+    if values["name"] and ("title" in defaulted or not values["title"]):
+        values["title"] = values["name"]
+    return Settings(**values, authors=read_authors(content),  # type: ignore[arg-type]
+                    overrides=tuple(sorted(given.items())))

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Settings
+from .config import AUTHORS_FILES, Settings
 from .disk import (
     is_post_path,
     read_post,
@@ -311,8 +311,9 @@ class ContentStore:
                 if rel not in (".", "", "..") and not rel.startswith("../"):
                     rels.add(rel)
             changed = False
-            if "_config.yml" in rels:
+            if "_config.yml" in rels or rels & set(AUTHORS_FILES):
                 rels.discard("_config.yml")
+                rels -= set(AUTHORS_FILES)
                 outcome = self._read_config()
                 if outcome == "posts":
                     return self.load(progress=False)

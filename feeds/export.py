@@ -62,7 +62,7 @@ def urls(app: Flask) -> Iterator[str]:
     svc: FeedService = app.extensions["feeds"]
     state = svc.state()
     settings = state.settings
-    return links.site_urls(state.index, settings.page_size, settings.posts_limit)
+    return links.site_urls(state.index, settings.page_size, settings.posts_limit, settings)
 
 
 def target(out: Path, url: str) -> Path:

@@ -72,15 +72,43 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
         tags=tuple(tags),
         url=url,
         entry_id=entry_id,
-        author=_author(source, front.get("author")),
+        # jekyll-feed: post.author | default: post.authors[0]
+        author=_author(source, front.get("author") or _first(front.get("authors"))),
         summary=summary,
-        image=_text(source, front, "image"),
+        image=_image(source, front),
         lang=_text(source, front, "lang"),
         source_url=source_url,
+        excerpt_separator=_separator(front.get("excerpt_separator")),
+        excerpt_only=_excerpt_only(front.get("feed")),
     )
     if CONTROL_WARNING not in warnings and holds_control(front):
         warnings.append(CONTROL_WARNING)  # written as YAML escapes ("\x01"), not raw
     return Parsed(post, warnings)
+
+
+def _image(source: str, front: Mapping[str, Any]) -> str | None:
+    """jekyll-feed's ``post.image.path | default: post.image``."""
+    image = front.get("image")
+    if isinstance(image, dict):
+        return _text(source, image, "path")
+    return _text(source, front, "image")
+
+
+def _first(value: object) -> object:
+    return value[0] if isinstance(value, list) and value else None
+
+
+def _separator(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _excerpt_only(feed: object) -> bool:
+    """jekyll-feed's ``post.feed.excerpt_only | default: site...``: any value Liquid
+    does not count as empty turns it on for this post."""
+    if not isinstance(feed, dict):
+        return False
+    value = feed.get("excerpt_only")
+    return value not in (None, False, "", [], {})
 
 
 def _unpublished(front: Mapping[str, Any]) -> bool:
