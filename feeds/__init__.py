@@ -5,16 +5,20 @@ A short tour, in the order data flows (each module imports only modules above it
 ``export`` and ``server`` make the app with ``create_app``, here):
 
 - ``model``    Post, FeedKey and friends: frozen, typed records; no I/O.
+- ``jekyllconf`` jekyll-feed's ``feed:`` settings and ``_data/authors.yml``, as typed values.
 - ``config``   Settings: every knob once (default, help, _config.yml key, flag, env var).
 - ``metrics``  the Prometheus counters, one registry per app.
 - ``parse``    one file -> Post (front matter, Jekyll dates and permalinks); bodies ->
                sanitised HTML with absolute URLs, lazily.
+- ``disk``     the one reader of post files: non-blocking, regular files only, the file
+               that was indexed or a clear error.
 - ``content``  folder -> posts; re-reads only changed files; logs and skips bad ones.
 - ``watch``    follows the folder (inotify via watchdog, polling as a fallback).
 - ``site``     posts -> SiteIndex (newest first, by category, by tag, by URL); the rule
                for names in URLs; State, a snapshot with its index.
 - ``links``    every URL: which lists (site, categories, tags) have feeds and pages, their
                paths, titles and paging, and the list of every URL of the site.
+- ``assets``   the shipped stylesheet and feed XSLT: bytes, versions, URLs.
 - ``titles``   titles as jekyll-feed writes them (Jekyll's smartify, tags stripped).
 - ``render``   selection -> Atom / RSS / JSON Feed / OPML bytes (the only feedgen import).
 - ``pages``    selection -> HTML pages (Jinja templates).
@@ -25,7 +29,14 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``wire``     the exact headers of a 200 and its 304, and the replay that answers a
                repeated request with them before Flask (a dict lookup).
 - ``web``      the Flask blueprint: routes, validators, 304, compression, errors.
+- ``static_files`` serves the assets (and a site's own feed.xslt.xml) through web.respond.
 - ``websub``   tells a WebSub hub which feeds changed (a background thread).
+- ``hubnet``   the built-in hub's calls to subscribers: SSRF-safe, one deadline a call.
+- ``hubstore`` the built-in hub's subscriptions in SQLite.
+- ``hubwork``  the built-in hub's worker pool.
+- ``hub``      ``websub_hub: self``: the service as its own WebSub hub (verification,
+               leases, signed pushes).
+- ``hubweb``   the built-in hub's endpoint, ``/websub``.
 - ``export``   ``feeds build``: every URL of the site written as static files.
 - ``server``   ``feeds serve``: waitress, a clean stop on SIGTERM, keep-alive after a 304.
 - ``cli``      ``feeds serve | check | build``: flags, logging, progress.
@@ -44,8 +55,6 @@ from .service import FeedService
 from .wire import Replay
 
 __all__ = ["Settings", "create_app"]
-
-STATIC_MAX_AGE = 365 * 24 * 3600
 
 
 class _BaseUrlPrefix:
@@ -70,22 +79,26 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
     """The Flask app for one content folder. Loads the content now (or, with
     ``background``, on a thread while /healthz answers 503), then follows changes when
     ``watch`` (default: the ``watch`` setting)."""
-    from . import web
+    from . import static_files, web
 
     settings = settings or Settings()
-    app = Flask(__name__, static_folder="static", static_url_path="/static")
+    # No Flask static route: static_files serves /static/ like the feeds (gzip, ETags
+    # from the bytes, a year's max-age only for the URL carrying the current hash).
+    app = Flask(__name__, static_folder=None)
     app.config["FEEDS_LOG_JSON"] = settings.log_format == "json"
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    # Pages link the stylesheet as /static/style.css?v=<hash of its bytes>: a new release
-    # is a new URL, so browsers and caches may keep this one for a year.
-    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = STATIC_MAX_AGE
     svc = FeedService(settings)
     app.extensions["feeds"] = svc
     web.register(app)
+    static_files.register(app)
     app.wsgi_app = Replay(app.wsgi_app, svc, settings.cache_bytes)  # type: ignore[method-assign]
     if settings.path_prefix:
         app.wsgi_app = _BaseUrlPrefix(app.wsgi_app, settings.path_prefix)  # type: ignore[method-assign]
-    if settings.websub_hub:
+    if settings.self_hub:
+        from . import hubweb
+
+        hubweb.register(app)
+    elif settings.websub_hub:
         from .websub import Publisher
 
         publisher = Publisher(svc.metrics, links.feed_urls)

@@ -26,8 +26,9 @@ from urllib.parse import quote
 
 from cachetools import LRUCache, cachedmethod
 
-from . import links, pages
-from .config import JEKYLL_EXCERPT_SEPARATOR, Settings
+from . import assets, links, pages
+from .config import Settings
+from .jekyllconf import JEKYLL_EXCERPT_SEPARATOR
 from .metrics import Metrics
 from .model import CONTENT_TYPES, Author, Body, FeedKey, Format, Kind, Post
 from .parse import render_body
@@ -331,7 +332,9 @@ def _plan(state: State, key: FeedKey, base: str) -> tuple[FeedMeta, Sequence[Pos
         author=settings.author,
         updated=max((p.updated for p in posts), default=None),
         paging=paging.rels(),
-        hub=settings.websub_hub,
+        hub=settings.hub_url(base),
+        stylesheet=("" if key.fmt is Format.JSON
+                    else assets.feed_stylesheet(settings.content, base)),
     )
     return meta, posts
 

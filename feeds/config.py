@@ -18,9 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from .jekyllconf import TagFeeds, feed_path, names, read_authors, tag_feeds
 from .model import Author
-
-JEKYLL_EXCERPT_SEPARATOR = "\n\n"
 
 T = TypeVar("T")
 
@@ -99,65 +98,6 @@ def _author(value: object) -> Author | None:
     raise ValueError("must be a name or a mapping with name, email, uri")
 
 
-def _names(value: object) -> tuple[str, ...]:
-    """A list of names (a lone name is a list of one); nothing is none."""
-    if value is None or value is False:
-        return ()
-    if isinstance(value, str | int | float):
-        return (str(value),)
-    if isinstance(value, list | tuple):
-        return tuple(str(item) for item in value if item is not None)
-    raise ValueError(f"must be a name or a list of names, got {type(value).__name__}")
-
-
-def _feed_path(value: object) -> str:
-    """A feed path as jekyll-feed's ``feed.path`` gives it ('atom.xml' -> '/atom.xml');
-    '' for the default."""
-    text = _str(value).strip()
-    if not text:
-        return ""
-    if any(part in {".", ".."} for part in text.split("/")) or "?" in text or "#" in text:
-        raise ValueError(f"not a path of the site: {value!r}")
-    return "/" + text.lstrip("/")
-
-
-def _tag_feeds(value: object) -> TagFeeds:
-    """jekyll-feed's ``feed.tags``: true (every tag) or a mapping of only, except, path."""
-    if isinstance(value, TagFeeds):
-        return value
-    if value is None or value is False:
-        return TagFeeds()
-    if value is True:
-        return TagFeeds(enabled=True)
-    if not isinstance(value, dict):
-        raise ValueError("must be true or a mapping with only, except and path")
-    path = _feed_path(value.get("path")) or DEFAULT_TAG_PATH
-    only = value.get("only")
-    return TagFeeds(enabled=True, only=None if only is None else _names(only),
-                    exclude=_names(value.get("except")),
-                    path=path if path.endswith("/") else path + "/")
-
-
-DEFAULT_TAG_PATH = "/feed/by_tag/"
-
-
-@dataclass(frozen=True)
-class TagFeeds:
-    """``feed.tags``: whether jekyll-feed's tag feeds are asked for, which tags (``only``,
-    None for all, less ``exclude``) and the folder of their paths."""
-
-    enabled: bool = False
-    only: tuple[str, ...] | None = None
-    exclude: tuple[str, ...] = ()
-    path: str = DEFAULT_TAG_PATH
-
-    def listed(self, tag: str) -> bool:
-        """Whether jekyll-feed's tag path serves this tag's feed."""
-        if tag in self.exclude:
-            return False
-        return self.only is None or tag in self.only
-
-
 @dataclass(frozen=True)
 class Option:
     """One setting: how it is spelled in each place, its default and its meaning."""
@@ -218,14 +158,14 @@ class Settings:
                                 key="feed.posts_limit", flag="--posts-limit",
                                 env="FEEDS_POSTS_LIMIT")
     feed_path: str = _setting("", "another path of the site's Atom feed, as jekyll-feed's "
-                              "`feed.path` (/feed.xml always answers)", _feed_path,
+                              "`feed.path` (/feed.xml always answers)", feed_path,
                               key="feed.path")
     feed_categories: tuple[str, ...] = _setting(
         (), "categories whose jekyll-feed feed (/feed/<name>.xml) exists even with no "
-        "posts", _names, key="feed.categories")
+        "posts", names, key="feed.categories")
     feed_tags: TagFeeds = _setting(  # noqa: RUF009
         TagFeeds(), "jekyll-feed's tag feeds: true or {only, except, path}; tags left "
-        "out answer 404 at that path", _tag_feeds, key="feed.tags")
+        "out answer 404 at that path", tag_feeds, key="feed.tags")
     excerpt_only: bool = _setting(False, "feeds carry summaries, no content (a post's "
                                   "`feed.excerpt_only` wins)", _bool,
                                   key="feed.excerpt_only")
@@ -256,9 +196,35 @@ class Settings:
     body_cache_bytes: int = _setting(
         64_000_000, "memory bound of the rendered-post cache, bytes", _positive_int,
         key="body_cache_bytes", flag="--body-cache-bytes", env="FEEDS_BODY_CACHE_BYTES")
-    websub_hub: str = _setting("", "WebSub hub URL announced in feeds and pinged on change",
-                               _str, key="websub_hub", flag="--websub-hub",
-                               env="FEEDS_WEBSUB_HUB")
+    websub_hub: str = _setting(
+        "", "WebSub hub URL announced in feeds and pinged on change; `self`: the service is "
+        "its own hub, at `<base>/websub`", _str, key="websub_hub", flag="--websub-hub",
+        env="FEEDS_WEBSUB_HUB")
+    websub_lease_seconds: int = _setting(
+        864_000, "built-in hub: lease when a subscriber asks for none", _positive_int,
+        key="websub_lease_seconds", flag="--websub-lease-seconds",
+        env="FEEDS_WEBSUB_LEASE_SECONDS")
+    websub_max_lease_seconds: int = _setting(
+        2_592_000, "built-in hub: longest lease granted", _positive_int,
+        key="websub_max_lease_seconds", flag="--websub-max-lease-seconds",
+        env="FEEDS_WEBSUB_MAX_LEASE_SECONDS")
+    websub_max_subscriptions: int = _setting(
+        10_000, "built-in hub: subscriptions kept in all", _positive_int,
+        key="websub_max_subscriptions", flag="--websub-max-subscriptions",
+        env="FEEDS_WEBSUB_MAX_SUBSCRIPTIONS")
+    websub_max_subscriptions_per_topic: int = _setting(
+        1_000, "built-in hub: subscriptions kept per feed", _positive_int,
+        key="websub_max_subscriptions_per_topic", flag="--websub-max-subscriptions-per-topic",
+        env="FEEDS_WEBSUB_MAX_SUBSCRIPTIONS_PER_TOPIC")
+    websub_allow_private_callbacks: bool = _setting(
+        False, "built-in hub: call back loopback, private and link-local addresses too "
+        "(tests; a hub inside a private network)", _bool,
+        key="websub_allow_private_callbacks", flag="--websub-allow-private-callbacks",
+        env="FEEDS_WEBSUB_ALLOW_PRIVATE_CALLBACKS")
+    state_dir: str = _setting(
+        "", "folder for what must outlive a restart (the built-in hub's subscriptions); "
+        "empty: kept in memory only", _str, key="state_dir", flag="--state-dir",
+        env="FEEDS_STATE_DIR")
     log_level: str = _setting("info", "log level", _choice("debug", "info", "warning", "error"),
                               flag="--log-level", env="FEEDS_LOG_LEVEL")
     log_format: str = _setting("text", "log format: text (combined access log) or json",
@@ -290,6 +256,15 @@ class Settings:
         '/%E5%8D%9A%E5%AE%A2'), so feeds carry URIs, never raw IRIs."""
         prefix = self.baseurl.strip("/")
         return _uri(f"/{prefix}") if prefix else ""
+
+    @property
+    def self_hub(self) -> bool:
+        """Whether the service is its own WebSub hub (``websub_hub: self``)."""
+        return self.websub_hub.strip().lower() == "self"
+
+    def hub_url(self, base: str) -> str:
+        """The hub that feeds served under ``base`` announce ('' for none)."""
+        return f"{base}/websub" if self.self_hub else self.websub_hub
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -341,33 +316,6 @@ def read_config_file(content: Path) -> dict[str, Any]:
     return data
 
 
-AUTHORS_FILES = ("_data/authors.yml", "_data/authors.yaml", "_data/authors.json")
-"""Where Jekyll finds ``site.data.authors`` (the first that exists)."""
-
-
-def read_authors(content: Path) -> tuple[tuple[str, Author], ...]:
-    """``site.data.authors`` as (key, author) pairs: an entry needs a ``name`` (email and
-    uri as jekyll-feed reads them). A file that cannot be read is an error naming it."""
-    for rel in AUTHORS_FILES:
-        path = content / rel
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-        except FileNotFoundError:
-            continue
-        except (OSError, UnicodeError, yaml.YAMLError) as e:
-            raise ConfigError(f"{path}: cannot read the authors: {e}") from e
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: must be a mapping of author keys to authors")
-        found = []
-        for key, value in data.items():
-            if isinstance(value, dict) and value.get("name"):
-                found.append((str(key), Author(
-                    name=str(value["name"]), email=_str(value.get("email")) or None,
-                    uri=_str(value.get("uri")) or None)))
-        return tuple(found)
-    return ()
-
-
 def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     """Settings given by FEEDS_* environment variables."""
     environ = os.environ if environ is None else environ
@@ -403,5 +351,9 @@ def load_settings(
     # jekyll-feed's title: site.title | default: site.name.
     if values["name"] and ("title" in defaulted or not values["title"]):
         values["title"] = values["name"]
-    return Settings(**values, authors=read_authors(content),  # type: ignore[arg-type]
+    try:
+        authors = read_authors(content)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    return Settings(**values, authors=authors,  # type: ignore[arg-type]
                     overrides=tuple(sorted(given.items())))

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import AUTHORS_FILES, Settings
+from .config import Settings
 from .disk import (
     is_post_path,
     read_post,
@@ -28,6 +28,7 @@ from .disk import (
     skipped_folder,
     stat_post,
 )
+from .jekyllconf import AUTHORS_FILES
 from .model import Post, Problem, Stamp
 from .parse import (
     Parsed,

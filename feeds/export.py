@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 from flask import Flask
 
-from . import links
+from . import assets, links
 from .config import Settings
 
 if TYPE_CHECKING:
@@ -58,11 +58,16 @@ class BuildResult:
 
 
 def urls(app: Flask) -> Iterator[str]:
-    """Every URL of the site the app serves, as a path with its query."""
+    """Every URL of the site the app serves, as a path with its query, the shipped
+    static files (and the site's own feed.xslt.xml) among them."""
     svc: FeedService = app.extensions["feeds"]
     state = svc.state()
     settings = state.settings
-    return links.site_urls(state.index, settings.page_size, settings.posts_limit, settings)
+    statics = [f"/static/{name}" for name in assets.ASSETS]
+    if os.path.isfile(assets.site_xslt_path(settings.content)):
+        statics.append(f"/{assets.SITE_XSLT}")
+    return links.site_urls(state.index, settings.page_size, settings.posts_limit, statics,
+                           settings)
 
 
 def target(out: Path, url: str) -> Path:

@@ -19,7 +19,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from .config import DEFAULT_TAG_PATH, Settings
+from .config import Settings
+from .jekyllconf import DEFAULT_TAG_PATH
 from .model import FEED_FORMATS, Format, Kind, Post
 from .site import SiteIndex, Term, name_to_segment, segment_to_name
 
@@ -215,17 +216,19 @@ def _pages(url: str, total: int, size: int) -> Iterator[str]:
 
 
 def site_urls(index: SiteIndex, page_size: int, limit: int,
+              statics: Sequence[str] = (STYLESHEET,),
               settings: Settings | None = None) -> Iterator[str]:
     """Every URL of the site, as a path with its query: for each list its HTML pages,
     its feeds in each format with all their pages (``limit`` entries a page) and its
     jekyll-feed path (the first page: later pages link to the /feed.atom form); after
-    the site's pages the OPML and the stylesheet; with ``settings``, the feeds ``feed:``
-    adds (``jekyll_urls``); last every post."""
+    the site's pages the OPML and the ``statics`` (stylesheet, XSLT); with
+    ``settings``, the feeds ``feed:`` adds (``jekyll_urls``); last every post."""
     for found in lists(index):
         total = len(found.posts)
         yield from _pages(html_path(found.kind, found.name), total, page_size)
         if found.kind is Kind.SITE:
-            yield from (OPML, STYLESHEET)
+            yield OPML
+            yield from statics
         for fmt in FEED_FORMATS:
             yield from _pages(feed_path(found.kind, found.name, fmt), total, limit)
         if (settings is None or found.kind is not Kind.TAG

@@ -3,11 +3,9 @@
 bodies arrive already sanitised. Dates are shown in the site's time zone; the words
 around them in the site's language (Chinese or English, see ``LABELS``)."""
 
-# ruff: noqa: RUF001  (Chinese text: full-width punctuation is meant)
-
 from __future__ import annotations
 
-import hashlib
+import json
 from collections.abc import Callable
 from datetime import datetime
 from importlib.resources import files
@@ -18,7 +16,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from . import links
+from . import assets, links
 from .model import Author, Body, Kind, Post
 from .site import Term
 
@@ -36,44 +34,9 @@ FEED_LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 FEED_TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml",
               "json": "application/feed+json"}
 
-# The stylesheet's URL carries a hash of its bytes, so a new release is never shown with
-# the old rules from a browser cache (a static host that ignores queries still serves it).
-_STYLE_VERSION = hashlib.blake2b(
-    files("feeds").joinpath("static/style.css").read_bytes(), digest_size=4).hexdigest()
-
-LABELS: dict[str, dict[str, str]] = {
-    "zh-Hans": {
-        "home": "首页", "breadcrumb": "位置", "latest": "最新文章", "categories": "分类",
-        "tags": "标签", "category": "分类", "tag": "标签", "subscribe": "订阅",
-        "subscribe_all": "全部订阅（OPML）", "count": "{n} 篇", "posts": "{n} 篇文章",
-        "page": "第 {page} / {pages} 页", "page_title": "第 {page} 页",
-        "previous": "上一页", "next": "下一页", "pages": "翻页",
-        "newer_post": "较新一篇", "older_post": "较早一篇", "post_nav": "相邻文章",
-        "author": "作者：", "updated": "更新于 {date}", "source": "原文链接：",
-        "feeds_of": "订阅“{name}”", "site_feeds": "订阅本站", "empty": "还没有文章。",
-    },
-    "zh-Hant": {
-        "home": "首頁", "breadcrumb": "位置", "latest": "最新文章", "categories": "分類",
-        "tags": "標籤", "category": "分類", "tag": "標籤", "subscribe": "訂閱",
-        "subscribe_all": "全部訂閱（OPML）", "count": "{n} 篇", "posts": "{n} 篇文章",
-        "page": "第 {page} / {pages} 頁", "page_title": "第 {page} 頁",
-        "previous": "上一頁", "next": "下一頁", "pages": "翻頁",
-        "newer_post": "較新一篇", "older_post": "較早一篇", "post_nav": "相鄰文章",
-        "author": "作者：", "updated": "更新於 {date}", "source": "原文連結：",
-        "feeds_of": "訂閱「{name}」", "site_feeds": "訂閱本站", "empty": "還沒有文章。",
-    },
-    "en": {
-        "home": "Home", "breadcrumb": "Breadcrumb", "latest": "Latest posts",
-        "categories": "Categories", "tags": "Tags", "category": "Category", "tag": "Tag",
-        "subscribe": "Subscribe", "subscribe_all": "All feeds (OPML)", "count": "{n}",
-        "posts": "{n} posts", "page": "Page {page} of {pages}", "page_title": "page {page}",
-        "previous": "Previous", "next": "Next", "pages": "Pages",
-        "newer_post": "Newer", "older_post": "Older", "post_nav": "More posts",
-        "author": "By ", "updated": "updated {date}", "source": "Original article: ",
-        "feeds_of": "Subscribe to “{name}”", "site_feeds": "Subscribe",
-        "empty": "No posts yet.",
-    },
-}
+LABELS: dict[str, dict[str, str]] = json.loads(
+    files("feeds").joinpath("templates/labels.json").read_text(encoding="utf-8"))
+"""The words around the content of a page, by language: ``labels_for`` picks them."""
 
 
 def labels_for(lang: str) -> dict[str, str]:
@@ -154,7 +117,9 @@ def render_page(state: State, what: tuple[str, ...], page: int, base: str, *,
             "lang": lang,
             "home": base + links.HOME,
             "opml": base + links.OPML,
-            "stylesheet": f"{base}{links.STYLESHEET}?v={_STYLE_VERSION}",
+            # A hash of its bytes in the URL: a new release is never shown with the old
+            # rules from a browser cache (a static host that ignores queries serves it).
+            "stylesheet": assets.url(base, "style.css"),
             "timezone": settings.timezone,
         },
         "t": labels_for(lang),
@@ -214,7 +179,7 @@ def _render_term(state: State, kind: Kind, name: str, page: int, base: str,
     term, paging, posts = listed
     site_title = state.settings.title
     words = common["t"]
-    colon = "：" if common["site"]["lang"].lower().startswith("zh") else ": "
+    colon = "：" if common["site"]["lang"].lower().startswith("zh") else ": "  # noqa: RUF001 (a full-width colon is meant)
     return _ENV.get_template("term.html").render(
         **common,
         page_title=_paged_title(f"{words[kind]}{colon}{term.name} · {site_title}", page, words),

@@ -50,6 +50,9 @@ class FeedMeta:
     paging: tuple[tuple[str, str], ...] = ()
     """(rel, url) pairs: first, previous, next, last, as they apply."""
     hub: str = ""
+    stylesheet: str = ""
+    """The XSLT a browser shows an Atom or RSS feed with (an xml-stylesheet PI); ''
+    for none."""
 
 
 @dataclass(frozen=True)
@@ -143,10 +146,48 @@ def _author_dict(author: Author) -> dict[str, str]:
     return out
 
 
+def _entry_author(fe: Any, author: Author, fmt: Format) -> None:
+    fe.author(_author_dict(author))
+    if fmt is Format.RSS and not author.email:
+        # RSS's <author> is an email address: feedgen drops a name without one, so the
+        # name goes in Dublin Core's dc:creator, as WordPress writes it.
+        fe.dc.dc_creator(author.name)
+
+
+def _add_entry(fg: FeedGenerator, entry: Entry, fmt: Format) -> None:
+    post = entry.post
+    # feedgen prepends entries by default; 'append' keeps newest first.
+    fe = fg.add_entry(order="append")
+    # One id in every format (Jekyll's post.id), so a reader following the RSS of
+    # a site and the Atom of a tag shows a post once: id() sets Atom's id and RSS's
+    # guid isPermaLink="false" (JSON Feed's id is the same, see render_json).
+    fe.id(entry.entry_id)
+    fe.title(entry.title)
+    fe.link(href=entry.link, rel="alternate", type="text/html")
+    fe.published(post.date)
+    fe.pubDate(post.date)
+    fe.updated(post.updated)
+    if entry.author is not None:
+        _entry_author(fe, entry.author, fmt)
+    for term in entry.terms:
+        fe.category(term=term)
+    if entry.summary:
+        fe.summary(entry.summary) if fmt is Format.ATOM else fe.description(entry.summary)
+    elif fmt is Format.RSS:
+        fe.description(entry.content or entry.title)
+    if entry.content:
+        # type="html": escaped text, never CDATA, so ']]>' in a post cannot break out.
+        fe.content(entry.content, type="html" if fmt is Format.ATOM else None)
+    fe.jekyll.lang = post.lang
+    fe.jekyll.image = entry.image
+
+
 def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGenerator:
     fg = FeedGenerator()
     fg.register_extension("paging", _LinksExtension, None, atom=False, rss=True)
     fg.register_extension("jekyll", _NoFeedPart, _EntryParts)
+    if fmt is Format.RSS:
+        fg.load_extension("dc", atom=False, rss=True)
     fg.id(meta.feed_id)
     fg.title(meta.title)
     if meta.subtitle:
@@ -176,46 +217,36 @@ def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGen
         fg.updated(EPOCH)
         fg.lastBuildDate(EPOCH)
     for entry in entries:
-        post = entry.post
-        # feedgen prepends entries by default; 'append' keeps newest first.
-        fe = fg.add_entry(order="append")
-        # feedgen's guid() and id() set one field: Atom gets Jekyll's id, RSS the
-        # permalink (guid isPermaLink="true").
-        if fmt is Format.ATOM:
-            fe.id(entry.entry_id)
-        else:
-            fe.guid(entry.link, permalink=True)
-        fe.title(entry.title)
-        fe.link(href=entry.link, rel="alternate", type="text/html")
-        fe.published(post.date)
-        fe.pubDate(post.date)
-        fe.updated(post.updated)
-        if entry.author is not None:
-            fe.author(_author_dict(entry.author))
-        for term in entry.terms:
-            fe.category(term=term)
-        if entry.summary:
-            fe.summary(entry.summary) if fmt is Format.ATOM else fe.description(entry.summary)
-        elif fmt is Format.RSS:
-            fe.description(entry.content or entry.title)
-        if entry.content:
-            # type="html": escaped text, never CDATA, so ']]>' in a post cannot break out.
-            fe.content(entry.content, type="html" if fmt is Format.ATOM else None)
-        fe.jekyll.lang = post.lang
-        fe.jekyll.image = entry.image
+        _add_entry(fg, entry, fmt)
     return fg
 
 
 def render_atom(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     data: bytes = _generator(meta, entries, Format.ATOM).atom_str(pretty=False,
                                                                   encoding="utf-8")
-    return data
+    return _styled(data, meta.stylesheet)
 
 
 def render_rss(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     data: bytes = _generator(meta, entries, Format.RSS).rss_str(pretty=False,
                                                                 encoding="utf-8")
-    return data
+    return _styled(data, meta.stylesheet)
+
+
+# Percent-encoded rather than escaped: not every reader of a PI decodes '&amp;'. Our
+# URLs carry no '&' of their own (the base has none, the query is only ?v=).
+_PI_UNSAFE = {ord("&"): "%26", ord('"'): "%22", ord("<"): "%3C", ord(">"): "%3E"}
+
+
+def _styled(data: bytes, href: str) -> bytes:
+    """The document with an xml-stylesheet processing instruction right after its XML
+    declaration (feedgen has no option for one). Readers skip it; a browser shows the
+    feed through the XSLT. '>' is percent-encoded, so the URL cannot end the PI."""
+    if not href:
+        return data
+    end = data.index(b"?>") + 2 if data.startswith(b"<?xml") else 0
+    pi = f'\n<?xml-stylesheet type="text/xsl" href="{href.translate(_PI_UNSAFE)}"?>'
+    return data[:end] + pi.encode("utf-8") + data[end:]
 
 
 # --- JSON Feed ------------------------------------------------------------------------

@@ -93,12 +93,15 @@ def _coding(rendered: Rendered) -> str:
     return coding_for(rendered, request.headers.get("Accept-Encoding", ""))
 
 
-def respond(rendered: Rendered, *, cors: bool = False, hub: str = "") -> Response:
+def respond(rendered: Rendered, *, cors: bool = False, hub: str = "",
+            cache_control: str | None = None) -> Response:
     """200 (compressed when it pays), or 304 when the client's validators match. A 304
     and a HEAD carry the headers of the 200 (HEAD: werkzeug drops the body only). The
-    Prepared answer is left for wire.Replay, which answers the next such request."""
+    Prepared answer is left for wire.Replay, which answers the next such request.
+    Cache-Control is the feeds' max-age unless ``cache_control`` says otherwise."""
     prepared = Prepared(rendered, _coding(rendered), cors=cors, hub=hub,
-                        max_age=service().settings.cache_max_age, route=g.route)
+                        max_age=service().settings.cache_max_age, route=g.route,
+                        cache_control=cache_control)
     request.environ[PREPARED] = prepared
     if prepared.not_modified(request.environ):
         return _NotModified(status=304, headers=prepared.headers_304)
@@ -113,7 +116,7 @@ def _feed(kind: Kind, name: str, fmt: Format) -> Response:
     key = FeedKey(kind, name, fmt, _page(), _limit())
     svc = service()
     base = base_url()
-    hub = svc.settings.websub_hub
+    hub = svc.settings.hub_url(base)
     inm = request.headers.get("If-None-Match")
     if inm and _wants_feed_delta():
         delta = svc.delta(key, base, inm.split(","))

@@ -121,7 +121,7 @@ class Publisher:
     def on_change(self, old: State | None, new: State) -> None:
         """FeedService listener. The first load is no change: nothing is pinged."""
         hub = new.settings.websub_hub
-        if old is None or not hub:
+        if old is None or not hub or new.settings.self_hub:  # 'self': feeds.hub pushes
             return
         base = new.settings.site_base
         if not base:

@@ -146,14 +146,14 @@ class Prepared:
                  "meters", "route")
 
     def __init__(self, rendered: Rendered, coding: str, *, max_age: int, route: str,
-                 cors: bool = False, hub: str = "") -> None:
+                 cors: bool = False, hub: str = "", cache_control: str | None = None) -> None:
         body, etag = rendered.encoded(coding)
         self.body = body
         self.etag = etag
         self.last_modified_ts = rendered.last_modified_ts
         self.route = route
         common = validators(rendered, etag, cors=cors, hub=hub)
-        common += [("Cache-Control", f"public, max-age={max_age}"),
+        common += [("Cache-Control", cache_control or f"public, max-age={max_age}"),
                    ("Vary", "Accept-Encoding")]
         self.headers_304 = common
         self.headers_200 = [("Content-Type", rendered.content_type),

@@ -99,7 +99,9 @@ def links(body: bytes, content_type: str) -> set[str]:
                 continue
             found.update(v for k, v in element.attrib.items()
                          if k in ("href", "xmlUrl", "htmlUrl"))
-            if etree.QName(element).localname in ("link", "guid") and element.text:
+            name = etree.QName(element).localname
+            permalink = name == "guid" and element.get("isPermaLink") != "false"
+            if (name == "link" or permalink) and element.text:
                 found.add(element.text.strip())
     return {url for url in found if url}
 

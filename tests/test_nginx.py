@@ -367,9 +367,15 @@ def test_revalidation_changes_deltas_and_failed_instances(stack_factory: object)
 
 def test_a_static_build_served_by_nginx_is_the_live_site(
         tmp_path: Path, live_server_factory: Callable[..., LiveServer]) -> None:
-    settings = make_settings(content(tmp_path / "site"), base_url="https://feeds.example.org")
+    folder = content(tmp_path / "site")
+    # A site's own feed XSLT: an .xml file that is not a feed, served with its own type.
+    (folder / "feed.xslt.xml").write_bytes(
+        b'<?xml version="1.0"?>\n<xsl:stylesheet version="1.0" '
+        b'xmlns:xsl="http://www.w3.org/1999/XSL/Transform"/>\n')
+    settings = make_settings(folder, base_url="https://feeds.example.org")
     out = tmp_path / "out"
     assert export.run(settings, str(out)).failed == 0
+    assert (out / "feed.xslt.xml").is_file() and (out / "static" / "feed.xsl").is_file()
     conf = DEPLOY_STATIC.read_text("utf-8")
     port = free_port()
     for old, new in (("listen 80;", f"listen 127.0.0.1:{port};"),

@@ -469,9 +469,9 @@ def test_no_scripts_and_nothing_from_elsewhere(pages: FlaskClient) -> None:
     with pages.get(path_of(href)) as style:  # a file response: close it
         assert style.status_code == 200 and style.mimetype == "text/css"
         css = style.data.decode()
-        # Its URL holds a hash of its bytes, so it may be kept for a year, and revalidated.
+        # Its URL holds a hash of its bytes, so it may be kept for a year, unchanged.
         assert re.fullmatch(r".*/static/style\.css\?v=[0-9a-f]{8}", href)
-        assert style.headers["Cache-Control"] == "public, max-age=31536000"
+        assert style.headers["Cache-Control"] == "public, max-age=31536000, immutable"
         etag = style.headers["ETag"]
     with pages.get(path_of(href), headers={"If-None-Match": etag}) as again:
         assert again.status_code == 304

@@ -1,0 +1,105 @@
+"""jekyll-feed's part of a site's configuration, as typed values: the ``feed:`` mapping's
+paths and lists (``config`` declares the settings with these parsers) and
+``site.data.authors``, which jekyll-feed looks an entry's author up in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .model import Author
+
+JEKYLL_EXCERPT_SEPARATOR = "\n\n"
+"""Jekyll's default excerpt_separator: a blank line ends the excerpt."""
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def names(value: object) -> tuple[str, ...]:
+    """A list of names (a lone name is a list of one); nothing is none."""
+    if value is None or value is False:
+        return ()
+    if isinstance(value, str | int | float):
+        return (str(value),)
+    if isinstance(value, list | tuple):
+        return tuple(str(item) for item in value if item is not None)
+    raise ValueError(f"must be a name or a list of names, got {type(value).__name__}")
+
+
+def feed_path(value: object) -> str:
+    """A feed path as jekyll-feed's ``feed.path`` gives it ('atom.xml' -> '/atom.xml');
+    '' for the default."""
+    text = _text(value).strip()
+    if not text:
+        return ""
+    if any(part in {".", ".."} for part in text.split("/")) or "?" in text or "#" in text:
+        raise ValueError(f"not a path of the site: {value!r}")
+    return "/" + text.lstrip("/")
+
+
+def tag_feeds(value: object) -> TagFeeds:
+    """jekyll-feed's ``feed.tags``: true (every tag) or a mapping of only, except, path."""
+    if isinstance(value, TagFeeds):
+        return value
+    if value is None or value is False:
+        return TagFeeds()
+    if value is True:
+        return TagFeeds(enabled=True)
+    if not isinstance(value, dict):
+        raise ValueError("must be true or a mapping with only, except and path")
+    path = feed_path(value.get("path")) or DEFAULT_TAG_PATH
+    only = value.get("only")
+    return TagFeeds(enabled=True, only=None if only is None else names(only),
+                    exclude=names(value.get("except")),
+                    path=path if path.endswith("/") else path + "/")
+
+
+DEFAULT_TAG_PATH = "/feed/by_tag/"
+
+
+@dataclass(frozen=True)
+class TagFeeds:
+    """``feed.tags``: whether jekyll-feed's tag feeds are asked for, which tags (``only``,
+    None for all, less ``exclude``) and the folder of their paths."""
+
+    enabled: bool = False
+    only: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+    path: str = DEFAULT_TAG_PATH
+
+    def listed(self, tag: str) -> bool:
+        """Whether jekyll-feed's tag path serves this tag's feed."""
+        if tag in self.exclude:
+            return False
+        return self.only is None or tag in self.only
+
+
+AUTHORS_FILES = ("_data/authors.yml", "_data/authors.yaml", "_data/authors.json")
+"""Where Jekyll finds ``site.data.authors`` (the first that exists)."""
+
+
+def read_authors(content: Path) -> tuple[tuple[str, Author], ...]:
+    """``site.data.authors`` as (key, author) pairs: an entry needs a ``name`` (email and
+    uri as jekyll-feed reads them). A file that cannot be read is an error naming it."""
+    for rel in AUTHORS_FILES:
+        path = content / rel
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeError, yaml.YAMLError) as e:
+            raise ValueError(f"{path}: cannot read the authors: {e}") from e
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: must be a mapping of author keys to authors")
+        found = []
+        for key, value in data.items():
+            if isinstance(value, dict) and value.get("name"):
+                found.append((str(key), Author(
+                    name=str(value["name"]), email=_text(value.get("email")) or None,
+                    uri=_text(value.get("uri")) or None)))
+        return tuple(found)
+    return ()
