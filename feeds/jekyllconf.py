@@ -42,20 +42,19 @@ def feed_path(value: object) -> str:
 
 
 def tag_feeds(value: object) -> TagFeeds:
-    """jekyll-feed's ``feed.tags``: true (every tag) or a mapping of only, except, path."""
+    """jekyll-feed's ``feed.tags``: a mapping of only, except and path, or any other
+    value but false for every tag."""
     if isinstance(value, TagFeeds):
         return value
     if value is None or value is False:
         return TagFeeds()
-    if value is True:
-        return TagFeeds(enabled=True)
     if not isinstance(value, dict):
-        raise ValueError("must be true or a mapping with only, except and path")
-    path = feed_path(value.get("path")) or DEFAULT_TAG_PATH
+        return TagFeeds(enabled=True)  # any other value jekyll-feed reads as 'all tags'
     only = value.get("only")
+    # The path is a prefix, as in jekyll-feed: '/tags' gives '/tagsrust.xml'.
     return TagFeeds(enabled=True, only=None if only is None else names(only),
                     exclude=names(value.get("except")),
-                    path=path if path.endswith("/") else path + "/")
+                    path=feed_path(value.get("path")) or DEFAULT_TAG_PATH)
 
 
 DEFAULT_TAG_PATH = "/feed/by_tag/"

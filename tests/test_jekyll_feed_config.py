@@ -170,6 +170,19 @@ def test_tag_feeds_only_except_and_path(pair: Callable[..., Pair], tmp_path: Pat
     assert site.client.get("/tag/c.atom").status_code == 200
 
 
+def test_tag_path_is_a_prefix_and_any_true_value_means_every_tag(
+        pair: Callable[..., Pair]) -> None:
+    site = pair({"_posts/2021-01-01-tags-path-prefix.md": post(
+        "Tags path prefix", "2021-01-01 10:00 +0000", tags=["rust", "go"])},
+        CONFIG + "feed:\n  tags:\n    path: /by-tag-\n")
+    assert [e["title"] for e in site.same("by-tag-rust.xml")] == ["Tags path prefix"]
+    site.same("by-tag-go.xml")
+    site = pair({"_posts/2021-01-01-tags-yes.md": post(
+        "Tags yes", "2021-01-01 10:00 +0000", tags=["rust"])},
+        CONFIG + "feed:\n  tags: yes please\n")
+    site.same("feed/by_tag/rust.xml")
+
+
 def test_tag_listed_in_only_without_posts_is_an_empty_feed(
         tmp_path: Path, make_app: Callable[..., Flask]) -> None:
     # Jekyll cannot build this site (jekyll-feed sorts the posts of a tag that has none:
@@ -332,3 +345,28 @@ def test_titles_smartified_as_jekyll(pair: Callable[..., Pair]) -> None:
     assert len(site.same("feed.xml")) == len(TITLES)
     theirs = html.unescape(feed_root(site.theirs("feed.xml")).findtext(f"{A}title") or "")
     assert feed_root(site.ours("/feed.xml")).findtext(f"{A}title") == theirs
+
+
+# --- feed.xslt.xml ------------------------------------------------------------------------
+
+XSLT = ('<?xml version="1.0"?>\n<xsl:stylesheet version="1.0" '
+        'xmlns:xsl="http://www.w3.org/1999/XSL/Transform"/>\n')
+
+
+def stylesheet_href(data: bytes) -> str | None:
+    root = feed_root(data)
+    for node in root.itersiblings(preceding=True):
+        if isinstance(node, etree._ProcessingInstruction) and node.target == "xml-stylesheet":
+            return node.get("href")
+    return None
+
+
+def test_a_sites_feed_xslt_is_named_where_jekyll_names_it(pair: Callable[..., Pair]) -> None:
+    site = pair({"feed.xslt.xml": XSLT,
+                 "_posts/2021-01-01-feed-xslt.md": post("Feed xslt", "2021-01-01 10:00 +0000")},
+                CONFIG + "baseurl: /blog\n")
+    site.same("feed.xml")
+    theirs = stylesheet_href(site.theirs("feed.xml"))
+    assert theirs == "https://example.org/blog/feed.xslt.xml"
+    assert stylesheet_href(site.ours("/feed.xml")) == theirs
+    assert site.ours("/feed.xslt.xml") == site.theirs("feed.xslt.xml") == XSLT.encode()
