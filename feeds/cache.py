@@ -194,6 +194,8 @@ class FeedCache:
     def _body(self, post: Post, base: str, separator: str = "") -> Body:
         text = self._read_body(post)
         body = render_body(text, post.markup, base + post.url)
+        if post.summary:  # the description is the summary: no excerpt to render
+            return replace(body, summary=plain_summary(post.summary))
         head = excerpt_source(text, separator) if separator else text
         # Jekyll renders the excerpt as a document of its own, and never cuts it.
         excerpt = body if head == text else render_body(head, post.markup, base + post.url)
