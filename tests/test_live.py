@@ -269,6 +269,15 @@ def test_an_edited_authors_file_applies_without_reading_posts(
     assert live.parses == before  # authors shape no post: nothing read again
 
 
+def test_a_moved_feed_path_answers_at_once(live: Live) -> None:
+    assert live.client.get("/atom.xml").status_code == 404
+    save_atomically(live.root / "_config.yml", CONFIG + "feed:\n  path: /atom.xml\n")
+    wait_until(lambda: live.client.get("/atom.xml").status_code == 200, "the new feed.path")
+    assert live.client.get("/atom.xml").data == live.client.get("/feed.xml").data
+    save_atomically(live.root / "_config.yml", CONFIG)
+    wait_until(lambda: live.client.get("/atom.xml").status_code == 404, "feed.path gone")
+
+
 def test_only_changed_files_are_read_again(live_factory: Callable[..., Live]) -> None:
     posts = {f"_posts/2020-03-{n % 28 + 1:02d}-post-{n}.md":
              post_text(f"Post {n}", f"2020-03-{n % 28 + 1:02d}", f"[c{n % 3}]", f"[t{n % 5}]")
