@@ -5,6 +5,7 @@ A short tour, in the order data flows (each module imports only modules above it
 ``export`` and ``server`` make the app with ``create_app``, here):
 
 - ``model``    Post, FeedKey and friends: frozen, typed records; no I/O.
+- ``jekyllconf`` jekyll-feed's ``feed:`` settings and ``_data/authors.yml``, as typed values.
 - ``config``   Settings: every knob once (default, help, _config.yml key, flag, env var).
 - ``metrics``  the Prometheus counters, one registry per app.
 - ``parse``    one file -> Post (front matter, Jekyll dates and permalinks); bodies ->
@@ -18,6 +19,7 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``links``    every URL: which lists (site, categories, tags) have feeds and pages, their
                paths, titles and paging, and the list of every URL of the site.
 - ``assets``   the shipped stylesheet and feed XSLT: bytes, versions, URLs.
+- ``titles``   titles as jekyll-feed writes them (Jekyll's smartify, tags stripped).
 - ``render``   selection -> Atom / RSS / JSON Feed / OPML bytes (the only feedgen import).
 - ``pages``    selection -> HTML pages (Jinja templates).
 - ``rendered`` a rendering as HTTP sends it: ETag, Last-Modified, compressed forms, and

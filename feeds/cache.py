@@ -15,20 +15,24 @@ feed's first page last served are kept for delta polling (see ``rendered``).
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
+import re
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from operator import attrgetter
+from urllib.parse import quote
 
 from cachetools import LRUCache, cachedmethod
 
 from . import assets, links, pages
 from .config import Settings
+from .jekyllconf import JEKYLL_EXCERPT_SEPARATOR
 from .metrics import Metrics
 from .model import CONTENT_TYPES, Author, Body, FeedKey, Format, Kind, Post
 from .parse import render_body
-from .render import Entry, FeedMeta, Outline, feed_title, render_feed, render_opml
+from .render import Entry, FeedMeta, Outline, feed_title, render_feed, render_opml, smartify
 from .rendered import (
     Delta,
     History,
@@ -93,12 +97,68 @@ def _page_key(_cache: object, state: State, what: tuple[str, ...], page: int,
 
 
 def _signature(_cache: object, key: FeedKey, base: str, meta: FeedMeta,
-               posts: Sequence[Post], site: str) -> Hashable:
-    return (key, base, site, meta, tuple((p.source, p.stamp) for p in posts))
+               posts: Sequence[Post], rules: EntryRules) -> Hashable:
+    return (key, base, meta, rules, tuple((p.source, p.stamp) for p in posts))
 
 
-def _body_key(_cache: object, post: Post, base: str) -> Hashable:
-    return (post.source, post.stamp, base)
+def _body_key(_cache: object, post: Post, base: str, separator: str = "") -> Hashable:
+    return (post.source, post.stamp, base, separator)
+
+
+@dataclass(frozen=True)
+class EntryRules:
+    """What the site's settings say about every entry, as jekyll-feed reads them."""
+
+    separator: str = JEKYLL_EXCERPT_SEPARATOR
+    """Where an excerpt ends (Jekyll's excerpt_separator; a post's own wins)."""
+    excerpt_only: bool = False
+    authors: tuple[tuple[str, Author], ...] = ()
+    """_data/authors.yml: an author named by its key is that author."""
+    site: str = ""
+    """url + baseurl (the settings' entry_base), that entry ids and links are made of."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> EntryRules:
+        return cls(settings.excerpt_separator or JEKYLL_EXCERPT_SEPARATOR,
+                   settings.excerpt_only, settings.authors, settings.entry_base)
+
+    def author(self, author: Author | None) -> Author | None:
+        if author is None or author.email or author.uri:
+            return author
+        return dict(self.authors).get(author.name, author)
+
+
+# --- summaries, as jekyll-feed writes them ---------------------------------------------
+
+_LINK_DEFINITION = re.compile(r"^ {0,3}(\[[^\]]+\])(:.+)$", re.MULTILINE)
+_HTML_BLOCKS = re.compile(r"<script.*?</script>|<!--.*?-->|<style.*?</style>", re.DOTALL)
+_HTML_TAG = re.compile(r"<.*?>", re.DOTALL)
+
+
+def excerpt_source(text: str, separator: str) -> str:
+    """Jekyll's excerpt of a body, before rendering: the text up to the separator, with
+    the tail's link definitions that it uses (Jekyll::Excerpt#extract_excerpt)."""
+    head, _sep, tail = text.partition(separator)
+    if not tail:
+        return head
+    used = [label + rest for label, rest in _LINK_DEFINITION.findall(tail) if label in head]
+    return head + "\n\n" + "\n".join(used) if used else head
+
+
+def plain_summary(fragment: str) -> str:
+    """``strip_html | normalize_whitespace`` (Liquid's), read as the HTML it is."""
+    text = _HTML_TAG.sub("", _HTML_BLOCKS.sub("", fragment))
+    return " ".join(html.unescape(text).split())
+
+
+def absolute_url(base: str, path: str) -> str:
+    """Jekyll's ``absolute_url`` for a front-matter URL: left alone when it has a scheme,
+    else below url + baseurl with one leading '/'."""
+    if "://" in path:
+        return path
+    if path.startswith("//"):
+        return base.split("//", 1)[0] + path
+    return base + quote("/" + path.lstrip("/"), safe="/:?#[]@!$&'()*+,;=%~")
 
 
 class FeedCache:
@@ -124,31 +184,45 @@ class FeedCache:
 
     # --- bodies -----------------------------------------------------------------------
 
-    def body(self, post: Post, base: str) -> Body:
+    def body(self, post: Post, base: str, separator: str = JEKYLL_EXCERPT_SEPARATOR) -> Body:
+        """A post's body, its summary the excerpt up to ``separator`` (or the post's)."""
         try:
-            return self._body(post, base)
+            return self._body(post, base, post.excerpt_separator or separator)
         except Exception as e:  # gone or broken since it was indexed: keep serving
             logger.warning("%s: cannot render the body: %s", post.source, e)
             return Body(html="", summary=post.summary or "")
 
     @cachedmethod(attrgetter("_bodies"), key=_body_key, lock=_lock_of)
-    def _body(self, post: Post, base: str) -> Body:
-        return render_body(self._read_body(post), post.markup, base + post.url)
+    def _body(self, post: Post, base: str, separator: str = "") -> Body:
+        text = self._read_body(post)
+        body = render_body(text, post.markup, base + post.url)
+        if post.summary:  # the description is the summary: no excerpt to render
+            return replace(body, summary=plain_summary(post.summary))
+        head = excerpt_source(text, separator) if separator else text
+        # Jekyll renders the excerpt as a document of its own, and never cuts it.
+        excerpt = body if head == text else render_body(head, post.markup, base + post.url)
+        return replace(body, summary=plain_summary(excerpt.html))
 
-    def entry(self, post: Post, author: Author | None, base: str, site: str) -> Entry:
+    def entry(self, post: Post, author: Author | None, base: str,
+              rules: EntryRules | None = None) -> Entry:
         """A post as a feed entry; ``author`` is the site's, for a post that names none.
-        Its id and link are jekyll-feed's, made from ``site`` (the settings'
+        Its id and link are jekyll-feed's, made from ``rules.site`` (the settings'
         ``entry_base``: url + baseurl), never from ``base``, where this service is
-        reached. When ``site`` is only a path (no url, no base_url) the id is the path
+        reached. When the site is only a path (no url, no base_url) the id is the path
         jekyll-feed writes then, and the link is on ``base``, so a reader can follow it."""
-        link_base = site if "://" in site else base
+        rules = rules or EntryRules()
+        link_base = rules.site if "://" in rules.site else base
+        body = self.body(post, link_base, rules.separator)
         return Entry(
             post=post,
             link=link_base + post.url,
-            entry_id=entry_id(post, site),
+            entry_id=entry_id(post, rules.site),
             title=feed_title(post.title) or post.title,
-            body=self.body(post, link_base),
-            author=post.author or author,
+            body=body,
+            author=rules.author(post.author or author),
+            summary=plain_summary(post.summary) if post.summary else body.summary,
+            image=absolute_url(link_base, post.image) if post.image else None,
+            excerpt_only=post.excerpt_only or rules.excerpt_only,
         )
 
     # --- feeds ------------------------------------------------------------------------
@@ -157,15 +231,15 @@ class FeedCache:
     def feed(self, state: State, key: FeedKey, base: str) -> Rendered:
         meta, posts = _plan(state, key, base)
         rendered = self._render(key, base, meta, posts,
-                                state.settings.entry_base).dated(state.modified)
+                                EntryRules.of(state.settings)).dated(state.modified)
         if key.page == 1:
             self._remember(key, base, rendered)
         return rendered
 
     @cachedmethod(attrgetter("_signatures"), key=_signature, lock=_lock_of)
-    def _render(self, key: FeedKey, base: str, meta: FeedMeta,
-                posts: Sequence[Post], site: str) -> Rendered:
-        entries = [self.entry(post, meta.author, base, site) for post in posts]
+    def _render(self, key: FeedKey, base: str, meta: FeedMeta, posts: Sequence[Post],
+                rules: EntryRules) -> Rendered:
+        entries = [self.entry(post, meta.author, base, rules) for post in posts]
         body = render_feed(key.fmt, meta, entries)
         self.metrics.renders.labels(key.fmt.value).inc()
         # No date: Last-Modified is the content state's, set by feed() (Rendered.dated).
@@ -210,8 +284,8 @@ class FeedCache:
                  if mark not in version.marks]
         if not fresh:
             return None
-        site = state.settings.entry_base
-        entries = [self.entry(p, meta.author, base, site) for p in fresh]
+        rules = EntryRules.of(state.settings)
+        entries = [self.entry(p, meta.author, base, rules) for p in fresh]
         # A complete feed, but no paging links: the entries are not a page of anything.
         body = render_feed(key.fmt, replace(meta, paging=()), entries)
         return Delta(current, Rendered(body, current.content_type, state.modified,
@@ -252,7 +326,7 @@ def _plan(state: State, key: FeedKey, base: str) -> tuple[FeedMeta, Sequence[Pos
     """What a feed says about itself, and the posts of its page; NotFound when there is
     no such feed or page."""
     settings = state.settings
-    found = links.select(state.index, key.kind, key.name)
+    found = links.select(state.index, key.kind, key.name, settings)
     if found is None:
         raise NotFound
     feed_url = base + links.feed_path(found.kind, found.name, key.fmt)
@@ -262,7 +336,8 @@ def _plan(state: State, key: FeedKey, base: str) -> tuple[FeedMeta, Sequence[Pos
         raise NotFound
     posts = paging.window(found.posts)
     meta = FeedMeta(
-        title=links.title(settings.title, found.kind, found.name),
+        # jekyll-feed: title | smartify
+        title=smartify(links.title(settings.title, found.kind, found.name)),
         subtitle=settings.description,
         feed_id=feed_url,
         self_url=paging.here,

@@ -18,6 +18,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from .jekyllconf import (
+    TagFeeds,
+    feed_path,
+    front_matter_defaults,
+    names,
+    read_authors,
+    tag_feeds,
+)
 from .model import Author, DefaultSet
 
 T = TypeVar("T")
@@ -97,31 +105,6 @@ def _author(value: object) -> Author | None:
     raise ValueError("must be a name or a mapping with name, email, uri")
 
 
-def _defaults(value: object) -> tuple[DefaultSet, ...] | None:
-    """Jekyll's front-matter ``defaults``: a list of {scope: {path, type}, values}. A set
-    Jekyll would skip as invalid (values not a mapping) is an error here, so a typo is
-    seen rather than silently changing posts."""
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise ValueError("must be a list of {scope, values} sets")
-    sets = []
-    for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("values"), dict):
-            raise ValueError(f"each set needs a 'values' mapping, got {item!r}")
-        scope = item.get("scope") or {}
-        if not isinstance(scope, dict):
-            raise ValueError(f"a set's 'scope' must be a mapping, got {scope!r}")
-        path = scope.get("path")
-        kind = scope.get("type")
-        # Jekyll still reads the old singular types ('post' for 'posts').
-        kind = {"post": "posts", "page": "pages", "draft": "drafts"}.get(
-            str(kind), str(kind)) if kind is not None else None
-        sets.append(DefaultSet(path.lstrip("/") if isinstance(path, str) else "", kind,
-                               tuple(item["values"].items())))
-    return tuple(sets)
-
-
 @dataclass(frozen=True)
 class Option:
     """One setting: how it is spelled in each place, its default and its meaning."""
@@ -163,8 +146,10 @@ class Settings:
         env="FEEDS_BASE_URL")
     threads: int = _setting(2, "waitress worker threads", _positive_int,
                             flag="--threads", env="FEEDS_THREADS")
-    title: str = _setting("Feeds", "site title", _str,
+    title: str = _setting("Feeds", "site title (else `name`)", _str,
                           key="title", flag="--title", env="FEEDS_TITLE")
+    name: str = _setting("", "site name: the title when `title` is not set, as in "
+                         "jekyll-feed", _str, key="name")
     description: str = _setting("", "site description", _str, key="description")
     url: str = _setting("", "site URL (scheme and host), as in Jekyll", _str, key="url")
     baseurl: str = _setting("", "path prefix of the site, as in Jekyll", _str, key="baseurl")
@@ -173,19 +158,36 @@ class Settings:
         None, "site author: a name or {name, email, uri}", _author, key="author")
     timezone: str = _setting("UTC", "IANA time zone for dates without an offset", _timezone,
                              key="timezone", flag="--timezone", env="FEEDS_TIMEZONE")
-    lang: str = _setting("en", "site language (HTML lang, feed language)", _str, key="lang")
+    lang: str = _setting("", "site language (feed language, HTML lang; pages say 'en' "
+                         "when unset)", _str, key="lang")
     permalink: str = _setting("date", "permalink style or pattern, as in Jekyll", _str,
                               key="permalink")
     # None: no defaults.
     defaults: tuple[DefaultSet, ...] | None = _setting(
         None, "front-matter defaults for posts (scope path and type, values), as in Jekyll",
-        _defaults, key="defaults")
+        front_matter_defaults, key="defaults")
     front_matter_ids: bool = _setting(
         False, "a post's front-matter id or guid is its entry id (jekyll-feed ignores both)",
         _bool, key="front_matter_ids")
-    posts_limit: int = _setting(20, "entries per feed page", _positive_int,
+    posts_limit: int = _setting(10, "entries per feed page (jekyll-feed's; later pages "
+                                "follow)", _positive_int,
                                 key="feed.posts_limit", flag="--posts-limit",
                                 env="FEEDS_POSTS_LIMIT")
+    feed_path: str = _setting("", "another path of the site's Atom feed, as jekyll-feed's "
+                              "`feed.path` (/feed.xml always answers)", feed_path,
+                              key="feed.path")
+    feed_categories: tuple[str, ...] = _setting(
+        (), "categories whose jekyll-feed feed (/feed/<name>.xml) exists even with no "
+        "posts", names, key="feed.categories")
+    feed_tags: TagFeeds = _setting(  # noqa: RUF009
+        TagFeeds(), "jekyll-feed's tag feeds: true or {only, except, path}; tags left "
+        "out answer 404 at that path", tag_feeds, key="feed.tags")
+    excerpt_only: bool = _setting(False, "feeds carry summaries, no content (a post's "
+                                  "`feed.excerpt_only` wins)", _bool,
+                                  key="feed.excerpt_only")
+    excerpt_separator: str = _setting("", "where a post's excerpt (its summary) ends, as in "
+                                      "Jekyll; \"\" for Jekyll's default, a blank line",
+                                      _str, key="excerpt_separator")
     max_limit: int = _setting(100, "largest ?limit= a client may ask for (larger is clamped)",
                               _positive_int, key="max_limit", flag="--max-limit",
                               env="FEEDS_MAX_LIMIT")
@@ -244,6 +246,9 @@ class Settings:
     log_format: str = _setting("text", "log format: text (combined access log) or json",
                                _choice("text", "json"), flag="--log-format",
                                env="FEEDS_LOG_FORMAT")
+    # Not settings: the site's _data/authors.yml (key -> author), which jekyll-feed looks
+    # an entry's author up in, read with _config.yml.
+    authors: tuple[tuple[str, Author], ...] = ()
     # Not settings of the site: what the command line and environment said, kept so a
     # changed _config.yml can be applied again beneath them.
     overrides: tuple[tuple[str, object], ...] = ()
@@ -354,6 +359,7 @@ def load_settings(
     content = Path(str(given.get("content", OPTIONS_BY_NAME["content"].default)))
     config = read_config_file(content)
     values: dict[str, object] = {}
+    defaulted: set[str] = set()
     for option in OPTIONS:
         raw: object = option.default
         source = "default"
@@ -363,8 +369,18 @@ def load_settings(
                 raw, source = value, f"_config.yml key {option.config_key!r}"
         if option.name in given:
             raw, source = given[option.name], f"setting {option.name!r}"
+        if source == "default":
+            defaulted.add(option.name)
         try:
             values[option.name] = option.parse(raw)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{source}: {e}") from e
-    return Settings(**values, overrides=tuple(sorted(given.items())))  # type: ignore[arg-type]
+    # jekyll-feed's title: site.title | default: site.name.
+    if values["name"] and ("title" in defaulted or not values["title"]):
+        values["title"] = values["name"]
+    try:
+        authors = read_authors(content)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    return Settings(**values, authors=authors,  # type: ignore[arg-type]
+                    overrides=tuple(sorted(given.items())))

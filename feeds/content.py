@@ -29,6 +29,7 @@ from .disk import (
     skipped_folder,
     stat_post,
 )
+from .jekyllconf import AUTHORS_FILES
 from .model import Post, Problem, Stamp
 from .parse import (
     Parsed,
@@ -316,8 +317,9 @@ class ContentStore:
                 if rel not in (".", "", "..") and not rel.startswith("../"):
                     rels.add(rel)
             changed = False
-            if "_config.yml" in rels:
+            if "_config.yml" in rels or rels & set(AUTHORS_FILES):
                 rels.discard("_config.yml")
+                rels -= set(AUTHORS_FILES)
                 outcome = self._read_config()
                 if outcome == "posts":
                     return self.load(progress=False)

@@ -66,7 +66,8 @@ def urls(app: Flask) -> Iterator[str]:
     statics = [f"/static/{name}" for name in assets.ASSETS]
     if os.path.isfile(assets.site_xslt_path(settings.content)):
         statics.append(f"/{assets.SITE_XSLT}")
-    return links.site_urls(state.index, settings.page_size, settings.posts_limit, statics)
+    return links.site_urls(state.index, settings.page_size, settings.posts_limit, statics,
+                           settings)
 
 
 def target(out: Path, url: str) -> Path:

@@ -6,8 +6,10 @@ JSON Feed: ``/feed.atom``, ``/category/<name>.rss``) and as HTML pages (``/``,
 ``/tag/<name>.html``), page N at ``?page=N``; the site's and every category's and tag's
 Atom feed also at jekyll-feed's paths (``/feed.xml``, ``/feed/<name>.xml``,
 ``/feed/by_tag/<name>.xml``), so subscribers of a former Jekyll site keep working. Names
-become path segments by the rule in ``site``. Routes, pages, feeds, OPML, the static
-export and WebSub all take their URLs from here.
+become path segments by the rule in ``site``. What ``_config.yml``'s ``feed:`` adds
+(``path``, ``categories``, ``tags``) is decided here too: ``configured`` and
+``select``. Routes, pages, feeds, OPML, the static export and WebSub all take their URLs
+from here.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from .config import Settings
+from .jekyllconf import DEFAULT_TAG_PATH
 from .model import FEED_FORMATS, Format, Kind, Post
-from .site import SiteIndex, Term, name_to_segment
+from .site import SiteIndex, Term, name_to_segment, segment_to_name
 
 HOME = "/"
 OPML = "/feeds.opml"
@@ -73,12 +77,65 @@ def title(site_title: str, kind: Kind, name: str) -> str:
 # --- which lists exist ------------------------------------------------------------------
 
 
-def select(index: SiteIndex, kind: Kind, name: str) -> Term | None:
+def select(index: SiteIndex, kind: Kind, name: str,
+           settings: Settings | None = None) -> Term | None:
     """A list and its posts: the whole site (as a Term of kind SITE, name ''), else the
-    category or tag by name (as the index spells it); None when there is no such one."""
+    category or tag by name (as the index spells it); None when there is no such one.
+    With ``settings``, a category of ``feed.categories`` or a tag of ``feed.tags.only``
+    that has no posts is an empty list, as jekyll-feed writes an empty feed for it."""
     if kind is Kind.SITE:
         return Term(Kind.SITE, "", index.posts)
-    return index.term(kind, name)
+    found = index.term(kind, name)
+    if found is None and settings is not None and name in _listed(settings, kind):
+        return Term(kind, name, ())
+    return found
+
+
+def _listed(settings: Settings, kind: Kind) -> tuple[str, ...]:
+    """The names ``feed:`` asks a jekyll-feed feed for, posts or not."""
+    if kind is Kind.CATEGORY:
+        return settings.feed_categories
+    tags = settings.feed_tags
+    if not tags.enabled or tags.only is None:
+        return ()
+    return tuple(tag for tag in tags.only if tags.listed(tag))
+
+
+def configured(settings: Settings, path: str) -> tuple[Kind, str] | None:
+    """The list whose Atom feed a path of ``feed:`` names (decoded, as routes get it):
+    ``feed.path`` the site's, ``feed.tags.path`` + '<tag>.xml' a tag's when the tag is
+    listed; None when the path is none of these."""
+    if settings.feed_path and path == settings.feed_path:
+        return Kind.SITE, ""
+    tags = settings.feed_tags
+    if tags.enabled and path.startswith(tags.path) and path.endswith(".xml"):
+        name = segment_to_name(path[len(tags.path):-len(".xml")])
+        if name and tags.listed(name):
+            return Kind.TAG, name
+    return None
+
+
+def tag_path_serves(settings: Settings, name: str) -> bool:
+    """Whether jekyll-feed's default tag path (/feed/by_tag/<tag>.xml) serves a tag:
+    every tag unless ``feed.tags`` moves the path or leaves the tag out."""
+    tags = settings.feed_tags
+    return not tags.enabled or (tags.path == DEFAULT_TAG_PATH and tags.listed(name))
+
+
+def jekyll_urls(settings: Settings, index: SiteIndex) -> Iterator[str]:
+    """The feeds ``feed:`` adds: ``feed.path``, the listed categories and tags that have
+    no posts, and the tags at a moved ``feed.tags.path``."""
+    if settings.feed_path:
+        yield settings.feed_path
+    for kind in TERM_KINDS:
+        for name in _listed(settings, kind):
+            if index.term(kind, name) is None:
+                yield jekyll_path(kind, name_to_segment(name))
+    tags = settings.feed_tags
+    if tags.enabled and tags.path != DEFAULT_TAG_PATH:
+        for term in index.sorted_terms(Kind.TAG):
+            if tags.listed(term.name):
+                yield f"{tags.path}{term.segment}.xml"
 
 
 def lists(index: SiteIndex) -> Iterator[Term]:
@@ -159,11 +216,13 @@ def _pages(url: str, total: int, size: int) -> Iterator[str]:
 
 
 def site_urls(index: SiteIndex, page_size: int, limit: int,
-              statics: Sequence[str] = (STYLESHEET,)) -> Iterator[str]:
+              statics: Sequence[str] = (STYLESHEET,),
+              settings: Settings | None = None) -> Iterator[str]:
     """Every URL of the site, as a path with its query: for each list its HTML pages,
     its feeds in each format with all their pages (``limit`` entries a page) and its
     jekyll-feed path (the first page: later pages link to the /feed.atom form); after
-    the site's pages the OPML and the ``statics`` (stylesheet, XSLT); last every post."""
+    the site's pages the OPML and the ``statics`` (stylesheet, XSLT); with
+    ``settings``, the feeds ``feed:`` adds (``jekyll_urls``); last every post."""
     for found in lists(index):
         total = len(found.posts)
         yield from _pages(html_path(found.kind, found.name), total, page_size)
@@ -172,6 +231,10 @@ def site_urls(index: SiteIndex, page_size: int, limit: int,
             yield from statics
         for fmt in FEED_FORMATS:
             yield from _pages(feed_path(found.kind, found.name, fmt), total, limit)
-        yield jekyll_path(found.kind, found.segment)
+        if (settings is None or found.kind is not Kind.TAG
+                or tag_path_serves(settings, found.name)):
+            yield jekyll_path(found.kind, found.segment)
+    if settings is not None:
+        yield from jekyll_urls(settings, index)
     for post in index.posts:
         yield post.url

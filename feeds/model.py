@@ -74,6 +74,10 @@ class Post:
     lang: str | None = None
     source_url: str | None = None
     """Where the article was first published, when the post names it."""
+    excerpt_separator: str | None = None
+    """The post's own ``excerpt_separator`` (else the site's)."""
+    excerpt_only: bool = False
+    """``feed.excerpt_only`` of the post: its feed entries carry the summary only."""
 
     @property
     def sort_key(self) -> tuple[float, str]:
@@ -113,7 +117,7 @@ class FeedKey:
     name: str
     fmt: Format
     page: int = 1
-    limit: int = 20
+    limit: int = 10
 
 
 @dataclass(frozen=True, slots=True)

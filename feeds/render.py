@@ -7,22 +7,26 @@ the same bytes (no clock is read), which is what makes strong ETags stable.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin
 from xml.sax.saxutils import quoteattr
 
-from feedgen.ext.base import BaseExtension
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from .model import Author, Body, Format, Post
+from .titles import feed_title, smartify
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
+MEDIA_NS = "http://search.yahoo.com/mrss/"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+__all__ = ["Entry", "FeedMeta", "Outline", "feed_title", "render_feed", "render_opml",
+           "smartify"]
+
 GENERATOR = "feeds"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -59,59 +63,22 @@ class Entry:
     title: str
     body: Body
     author: Author | None
+    summary: str = ""
+    """Plain text: the description without its HTML, else the excerpt (Jekyll's)."""
+    image: str | None = None
+    """The post's image as an absolute URL (media:thumbnail, media:content)."""
+    excerpt_only: bool = False
+    """The entry carries its summary only, no content (jekyll-feed's excerpt_only)."""
 
     @property
-    def summary(self) -> str:
-        return self.post.summary or self.body.summary
+    def content(self) -> str:
+        return "" if self.excerpt_only else self.body.html
 
     @property
     def terms(self) -> tuple[str, ...]:
         seen: dict[str, None] = dict.fromkeys(self.post.categories)
         seen.update(dict.fromkeys(self.post.tags))
         return tuple(seen)
-
-
-# --- smartify -------------------------------------------------------------------------
-# jekyll-feed runs titles through Liquid's smartify (kramdown's SmartyPants); doing the
-# same keeps titles identical for a site that moves here.
-
-_DASHES = ((re.compile(r"---"), "\u2014"), (re.compile(r"--"), "\u2013"),
-           (re.compile(r"\.\.\."), "\u2026"))
-_OPEN_CONTEXT = re.compile(r"(^|[\s(\[{\u2014\u2013-])$")
-
-
-# jekyll-feed then strips HTML from the title. We strip comments, script/style and the
-# tags of inline HTML elements only, so a title such as 'Why <vector> is slow' or
-# '1 < 2' keeps its text (Jekyll would drop '<vector>' too).
-_INLINE_TAGS = ("a|abbr|b|bdi|bdo|big|br|cite|code|del|dfn|em|font|i|img|ins|kbd|mark|q|"
-                "s|samp|small|span|strike|strong|sub|sup|time|tt|u|var|wbr")
-_TITLE_MARKUP = re.compile(
-    rf"<!--.*?-->|<(script|style)\b.*?</\1\s*>|</?(?:{_INLINE_TAGS})(?:\s[^<>]*)?/?>",
-    re.DOTALL | re.IGNORECASE)
-
-
-def feed_title(text: str) -> str:
-    """A post title as jekyll-feed writes it: smartified, tags stripped, spaces folded."""
-    # Tags go first: smartify must not turn '--' of a comment or quotes in attributes.
-    return " ".join(smartify(_TITLE_MARKUP.sub("", text)).split())
-
-
-def smartify(text: str) -> str:
-    for pattern, replacement in _DASHES:
-        text = pattern.sub(replacement, text)
-    out: list[str] = []
-    for i, ch in enumerate(text):
-        if ch in "\"'":
-            before = text[:i]
-            opening = bool(_OPEN_CONTEXT.search(before[-1:] if before else ""))
-            if ch == '"':
-                out.append("\u201c" if opening else "\u201d")
-            else:
-                out.append("\u2018" if opening and i + 1 < len(text) and not
-                           text[i + 1].isspace() else "\u2019")
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 # --- Atom and RSS via feedgen ---------------------------------------------------------
@@ -136,6 +103,40 @@ class _LinksExtension(BaseExtension):  # type: ignore[misc]
         return atom_feed
 
 
+class _NoFeedPart(BaseExtension):  # type: ignore[misc]
+    """feedgen wants a feed part for every extension; _EntryParts has none."""
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+
+class _EntryParts(BaseEntryExtension):  # type: ignore[misc]
+    """What jekyll-feed writes in an entry that feedgen cannot: the post's ``xml:lang``
+    and its image as media:thumbnail and media:content (Media RSS, declared on each
+    element as jekyll-feed does, so a feed without images names no media namespace)."""
+
+    def __init__(self) -> None:
+        self.lang: str | None = None
+        self.image: str | None = None
+
+    def _media(self, element: Any) -> None:
+        if self.image:
+            etree.SubElement(element, f"{{{MEDIA_NS}}}thumbnail", url=self.image,
+                             nsmap={"media": MEDIA_NS})
+            etree.SubElement(element, f"{{{MEDIA_NS}}}content", medium="image",
+                             url=self.image, nsmap={"media": MEDIA_NS})
+
+    def extend_atom(self, entry: Any) -> Any:
+        if self.lang:
+            entry.set(XML_LANG, self.lang)
+        self._media(entry)
+        return entry
+
+    def extend_rss(self, item: Any) -> Any:
+        self._media(item)
+        return item
+
+
 def _author_dict(author: Author) -> dict[str, str]:
     out = {"name": author.name}
     if author.email:
@@ -153,9 +154,38 @@ def _entry_author(fe: Any, author: Author, fmt: Format) -> None:
         fe.dc.dc_creator(author.name)
 
 
+def _add_entry(fg: FeedGenerator, entry: Entry, fmt: Format) -> None:
+    post = entry.post
+    # feedgen prepends entries by default; 'append' keeps newest first.
+    fe = fg.add_entry(order="append")
+    # One id in every format (Jekyll's post.id), so a reader following the RSS of
+    # a site and the Atom of a tag shows a post once: id() sets Atom's id and RSS's
+    # guid isPermaLink="false" (JSON Feed's id is the same, see render_json).
+    fe.id(entry.entry_id)
+    fe.title(entry.title)
+    fe.link(href=entry.link, rel="alternate", type="text/html")
+    fe.published(post.date)
+    fe.pubDate(post.date)
+    fe.updated(post.updated)
+    if entry.author is not None:
+        _entry_author(fe, entry.author, fmt)
+    for term in entry.terms:
+        fe.category(term=term)
+    if entry.summary:
+        fe.summary(entry.summary) if fmt is Format.ATOM else fe.description(entry.summary)
+    elif fmt is Format.RSS:
+        fe.description(entry.content or entry.title)
+    if entry.content:
+        # type="html": escaped text, never CDATA, so ']]>' in a post cannot break out.
+        fe.content(entry.content, type="html" if fmt is Format.ATOM else None)
+    fe.jekyll.lang = post.lang
+    fe.jekyll.image = entry.image
+
+
 def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGenerator:
     fg = FeedGenerator()
     fg.register_extension("paging", _LinksExtension, None, atom=False, rss=True)
+    fg.register_extension("jekyll", _NoFeedPart, _EntryParts)
     if fmt is Format.RSS:
         fg.load_extension("dc", atom=False, rss=True)
     fg.id(meta.feed_id)
@@ -187,29 +217,7 @@ def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGen
         fg.updated(EPOCH)
         fg.lastBuildDate(EPOCH)
     for entry in entries:
-        post = entry.post
-        # feedgen prepends entries by default; 'append' keeps newest first.
-        fe = fg.add_entry(order="append")
-        # One id in every format (Jekyll's post.id), so a reader following the RSS of
-        # a site and the Atom of a tag shows a post once: id() sets Atom's id and RSS's
-        # guid isPermaLink="false" (JSON Feed's id is the same, see render_json).
-        fe.id(entry.entry_id)
-        fe.title(entry.title)
-        fe.link(href=entry.link, rel="alternate", type="text/html")
-        fe.published(post.date)
-        fe.pubDate(post.date)
-        fe.updated(post.updated)
-        if entry.author is not None:
-            _entry_author(fe, entry.author, fmt)
-        for term in entry.terms:
-            fe.category(term=term)
-        if entry.summary:
-            fe.summary(entry.summary) if fmt is Format.ATOM else fe.description(entry.summary)
-        elif fmt is Format.RSS:
-            fe.description(entry.body.html or entry.title)
-        if entry.body.html:
-            # type="html": escaped text, never CDATA, so ']]>' in a post cannot break out.
-            fe.content(entry.body.html, type="html" if fmt is Format.ATOM else None)
+        _add_entry(fg, entry, fmt)
     return fg
 
 
@@ -278,14 +286,16 @@ def render_json(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
             "id": entry.entry_id,
             "url": entry.link,
             "title": entry.title,
-            "content_html": entry.body.html,
             "summary": entry.summary,
             "date_published": post.date.isoformat(),
             "date_modified": post.updated.isoformat(),
         }
-        if post.image:
-            # JSON Feed wants a URL; front matter often gives '/img/x.png'.
-            item["image"] = urljoin(entry.link, post.image)
+        if entry.content or not entry.summary:
+            item["content_html"] = entry.content
+        else:
+            item["content_text"] = entry.summary  # excerpt_only: the summary is all
+        if entry.image:
+            item["image"] = entry.image
         if entry.terms:
             item["tags"] = list(entry.terms)
         if entry.author:

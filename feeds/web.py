@@ -197,7 +197,10 @@ def jekyll_site_feed() -> Response:
 
 @bp.get(links.jekyll_path(Kind.TAG, _NAME))
 def jekyll_tag_feed(name: str) -> Response:
-    return _feed(Kind.TAG, segment_to_name(name), Format.ATOM)
+    tag = segment_to_name(name)
+    if not links.tag_path_serves(service().settings, tag):
+        raise NotFound
+    return _feed(Kind.TAG, tag, Format.ATOM)
 
 
 @bp.get(links.jekyll_path(Kind.CATEGORY, _NAME))
@@ -240,6 +243,11 @@ def metrics() -> Response:
 
 @bp.get("/<path:path>")
 def post_page(path: str) -> Response:
+    # The paths _config.yml's feed: gives (feed.path, feed.tags.path) are data, not
+    # rules: they change when _config.yml does.
+    found = links.configured(service().settings, "/" + path)
+    if found is not None:
+        return _feed(found[0], found[1], Format.ATOM)
     return _page_response(("post", "/" + path))
 
 

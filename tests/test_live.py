@@ -251,6 +251,33 @@ def test_config_edits_apply_and_reread_posts_only_when_they_must(live: Live) -> 
     assert live.client.get("/news/2021/01/02/first.html").status_code == 200
 
 
+def test_an_edited_authors_file_applies_without_reading_posts(
+        live_factory: Callable[..., Live]) -> None:
+    live = live_factory({"_posts/2021-01-01-by-key.md": post_text(
+        "By key", "2021-01-01 10:00:00", extra="author: jdoe\n")})
+    before = live.parses
+
+    def author() -> str:
+        return str(feedparser.parse(live.client.get("/feed.atom").data).entries[0].author)
+
+    assert author() == "jdoe"  # no _data/authors.yml: the key is the name
+    (live.root / "_data").mkdir()
+    save_atomically(live.root / "_data" / "authors.yml", "jdoe:\n  name: Jane Doe\n")
+    wait_until(lambda: author() == "Jane Doe", "the author of _data/authors.yml")
+    save_atomically(live.root / "_data" / "authors.yml", "jdoe:\n  name: Jane Roe\n")
+    wait_until(lambda: author() == "Jane Roe", "the edited author")
+    assert live.parses == before  # authors shape no post: nothing read again
+
+
+def test_a_moved_feed_path_answers_at_once(live: Live) -> None:
+    assert live.client.get("/atom.xml").status_code == 404
+    save_atomically(live.root / "_config.yml", CONFIG + "feed:\n  path: /atom.xml\n")
+    wait_until(lambda: live.client.get("/atom.xml").status_code == 200, "the new feed.path")
+    assert live.client.get("/atom.xml").data == live.client.get("/feed.xml").data
+    save_atomically(live.root / "_config.yml", CONFIG)
+    wait_until(lambda: live.client.get("/atom.xml").status_code == 404, "feed.path gone")
+
+
 def test_only_changed_files_are_read_again(live_factory: Callable[..., Live]) -> None:
     posts = {f"_posts/2020-03-{n % 28 + 1:02d}-post-{n}.md":
              post_text(f"Post {n}", f"2020-03-{n % 28 + 1:02d}", f"[c{n % 3}]", f"[t{n % 5}]")

@@ -93,10 +93,25 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
         image=front.image(),
         lang=front.text("lang"),
         source_url=source_url,
+        excerpt_separator=_separator(data_front.get("excerpt_separator")),
+        excerpt_only=_excerpt_only(data_front.get("feed")),
     )
     if CONTROL_WARNING not in warnings and holds_control(data_front):
         warnings.append(CONTROL_WARNING)  # written as YAML escapes ("\x01"), not raw
     return Parsed(post, warnings)
+
+
+def _separator(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _excerpt_only(feed: object) -> bool:
+    """jekyll-feed's ``post.feed.excerpt_only | default: site...``: any value Liquid
+    does not count as empty turns it on for this post."""
+    if not isinstance(feed, dict):
+        return False
+    value = feed.get("excerpt_only")
+    return value not in (None, False, "", [], {})
 
 
 def _unpublished(front: Mapping[str, Any]) -> bool:
