@@ -108,10 +108,17 @@ def poll(client: FeedClient, service: Service) -> list[str]:
 
 
 def served_titles(service: Service) -> dict[str, str]:
-    """Entry id -> title in the feed a client without validators gets now."""
-    parsed = feedparser.parse(requests.get(service.url + FEED, timeout=30).content)
-    assert not parsed.bozo, parsed.bozo_exception
-    return {e.id: e.title for e in parsed.entries}
+    """Entry id -> title in the feed a client without validators gets now. With no url
+    in _config.yml the ids are paths (as jekyll-feed writes them): reader resolves them
+    against the feed's URL, newsboat keeps them as written, so both spellings are here."""
+    response = requests.get(service.url + FEED, timeout=30)
+    found: dict[str, str] = {}
+    for headers in ({}, {"content-location": service.url + FEED,
+                         "content-type": response.headers["Content-Type"]}):
+        parsed = feedparser.parse(response.content, response_headers=headers)
+        assert not parsed.bozo, parsed.bozo_exception
+        found.update({e.id: e.title for e in parsed.entries})
+    return found
 
 
 def by_id(items: list[Item]) -> dict[str, Item]:
@@ -145,7 +152,7 @@ def test_polling_with_nothing_changed_gives_only_304s(
     client = make_client(kind)
     client.subscribe()
     held = by_id(client.items())
-    assert sorted(i.title for i in held.values()) == sorted(served_titles(service).values())
+    assert sorted(i.title for i in held.values()) == sorted(set(served_titles(service).values()))
     assert len(held) == 3
     assert_quiet(client, service, held)
     assert_quiet(client, service, held)
