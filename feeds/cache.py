@@ -40,8 +40,22 @@ from .rendered import (
     remember,
 )
 from .site import State
+from .snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
+
+
+MAX_FAILURES = 100
+"""Body failures remembered for health (the count beyond is still reported)."""
+
+
+class _Partial(Exception):
+    """A rendering holding a body that could not be read: served, but never kept, and so
+    never cached as a success (cachetools keeps no value whose making raised)."""
+
+    def __init__(self, rendered: Rendered) -> None:
+        super().__init__("partial rendering")
+        self.rendered = rendered
 
 
 class NotFound(LookupError):
@@ -110,9 +124,14 @@ class FeedCache:
     """
 
     def __init__(self, settings: Settings, metrics: Metrics,
-                 read_body: Callable[[Post], str]) -> None:
+                 read_body: Callable[[Post], str],
+                 on_body_failure: Callable[[Post], None] = lambda post: None) -> None:
         self.metrics = metrics
         self._read_body = read_body
+        self._on_body_failure = on_body_failure
+        self._failures: dict[tuple[str, Hashable], str] = {}
+        """(source, stamp) of a post whose body could not be read -> why."""
+        self._failures_lock = threading.Lock()
         self._lock = threading.Lock()
         self._responses = _CountedLRU(settings.cache_bytes, metrics)
         self._signatures: LRUCache[Hashable, Rendered] = LRUCache(
@@ -124,32 +143,72 @@ class FeedCache:
 
     # --- bodies -----------------------------------------------------------------------
 
-    def body(self, post: Post, base: str) -> Body:
+    def body(self, post: Post, base: str, failed: list[Post] | None = None) -> Body:
+        """The post's rendered body; when it cannot be read (the file changed since it
+        was indexed, or broke), its summary alone, the post is added to ``failed`` and
+        the store is asked to read the file again."""
+        key = (post.source, post.stamp)
         try:
-            return self._body(post, base)
+            body = self._body(post, base)
         except Exception as e:  # gone or broken since it was indexed: keep serving
-            logger.warning("%s: cannot render the body: %s", post.source, e)
+            with self._failures_lock:
+                new = key not in self._failures
+                if new and len(self._failures) < MAX_FAILURES:
+                    self._failures[key] = str(e)
+            if new:  # once per version of the file, however many requests meet it
+                logger.warning("%s: cannot render the body: %s", post.source, e)
+            if failed is not None:
+                failed.append(post)
+            self._on_body_failure(post)
             return Body(html="", summary=post.summary or "")
+        if self._failures:
+            with self._failures_lock:
+                self._failures.pop(key, None)
+        return body
+
+    def body_failures(self) -> str | None:
+        """For health: which bodies of the current content could not be read."""
+        with self._failures_lock:
+            if not self._failures:
+                return None
+            why = next(iter(self._failures.values()))
+            return f"{len(self._failures)} post bodies cannot be read, e.g. {why}"
+
+    def forget_failures(self, snapshot: Snapshot) -> None:
+        """Failures of files a new snapshot no longer holds as they were."""
+        posts = snapshot.posts
+        with self._failures_lock:
+            for source, stamp in list(self._failures):
+                post = posts.get(source)
+                if post is None or post.stamp != stamp:
+                    del self._failures[(source, stamp)]
 
     @cachedmethod(attrgetter("_bodies"), key=_body_key, lock=_lock_of)
     def _body(self, post: Post, base: str) -> Body:
         return render_body(self._read_body(post), post.markup, base + post.url)
 
-    def entry(self, post: Post, author: Author | None, base: str) -> Entry:
+    def entry(self, post: Post, author: Author | None, base: str,
+              failed: list[Post] | None = None) -> Entry:
         """A post as a feed entry; ``author`` is the site's, for a post that names none."""
         return Entry(
             post=post,
             link=base + post.url,
             entry_id=entry_id(post, base),
             title=feed_title(post.title) or post.title,
-            body=self.body(post, base),
+            body=self.body(post, base, failed),
             author=post.author or author,
         )
 
     # --- feeds ------------------------------------------------------------------------
 
-    @cachedmethod(_responses_of, key=_feed_key, lock=_lock_of)
     def feed(self, state: State, key: FeedKey, base: str) -> Rendered:
+        try:
+            return self._feed(state, key, base)
+        except _Partial as e:
+            return e.rendered
+
+    @cachedmethod(_responses_of, key=_feed_key, lock=_lock_of)
+    def _feed(self, state: State, key: FeedKey, base: str) -> Rendered:
         meta, posts = _plan(state, key, base)
         rendered = self._render(key, base, meta, posts)
         if key.page == 1:
@@ -159,11 +218,16 @@ class FeedCache:
     @cachedmethod(attrgetter("_signatures"), key=_signature, lock=_lock_of)
     def _render(self, key: FeedKey, base: str, meta: FeedMeta,
                 posts: Sequence[Post]) -> Rendered:
-        entries = [self.entry(post, meta.author, base) for post in posts]
+        failed: list[Post] = []
+        entries = [self.entry(post, meta.author, base, failed) for post in posts]
         body = render_feed(key.fmt, meta, entries)
         self.metrics.renders.labels(key.fmt.value).inc()
-        return Rendered(body, CONTENT_TYPES[key.fmt], meta.updated,
-                        tuple(entry_mark(p, base) for p in posts), self_url=meta.self_url)
+        rendered = Rendered(body, CONTENT_TYPES[key.fmt], meta.updated,
+                            tuple(entry_mark(p, base) for p in posts),
+                            self_url=meta.self_url, partial=bool(failed))
+        if failed:
+            raise _Partial(rendered)
+        return rendered
 
     # --- delta polling (RFC 3229 + feed) ----------------------------------------------
 
@@ -197,11 +261,12 @@ class FeedCache:
         fresh = [p for p in posts if entry_mark(p, base) not in version.marks]
         if not fresh:
             return Delta(current, None)
-        entries = [self.entry(p, meta.author, base) for p in fresh]
+        failed: list[Post] = []
+        entries = [self.entry(p, meta.author, base, failed) for p in fresh]
         # A complete feed, but no paging links: the entries are not a page of anything.
         body = render_feed(key.fmt, replace(meta, paging=()), entries)
         return Delta(current, Rendered(body, current.content_type, meta.updated,
-                                       self_url=meta.self_url))
+                                       self_url=meta.self_url, partial=bool(failed)))
 
     # --- OPML and HTML ----------------------------------------------------------------
 
@@ -222,11 +287,18 @@ class FeedCache:
         ], index.posts[0].updated if index.posts else None)
         return Rendered(body, CONTENT_TYPES["opml"])
 
-    @cachedmethod(_responses_of, key=_page_key, lock=_lock_of)
     def page(self, state: State, what: tuple[str, ...], page: int, base: str) -> Rendered:
         """An HTML page: ('index',), ('category', name), ('tag', name) or ('post', path)."""
+        try:
+            return self._page(state, what, page, base)
+        except _Partial as e:
+            return e.rendered
+
+    @cachedmethod(_responses_of, key=_page_key, lock=_lock_of)
+    def _page(self, state: State, what: tuple[str, ...], page: int, base: str) -> Rendered:
+        failed: list[Post] = []
         html = pages.render_page(state, what, page, base,
-                                 body=lambda post: self.body(post, base),
+                                 body=lambda post: self.body(post, base, failed),
                                  author=state.settings.author)
         if html is None:
             raise NotFound
@@ -234,7 +306,11 @@ class FeedCache:
         # Every page shows the site's newest post date, so the newest 'updated' of the
         # site bounds when any page last changed.
         newest = max((p.updated for p in state.index.posts), default=None)
-        return Rendered(html.encode("utf-8"), CONTENT_TYPES["html"], newest)
+        rendered = Rendered(html.encode("utf-8"), CONTENT_TYPES["html"], newest,
+                            partial=bool(failed))
+        if failed:
+            raise _Partial(rendered)
+        return rendered
 
 
 def _plan(state: State, key: FeedKey, base: str) -> tuple[FeedMeta, Sequence[Post]]:
