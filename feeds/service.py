@@ -138,6 +138,8 @@ class FeedService:
 
     def _install(self, snapshot: Snapshot, seconds: float) -> None:
         old = self._state
+        if old is not None and snapshot.version < old.snapshot.version:
+            return  # a slower reload (SIGHUP's, say) finished after a newer one
         index = self._next_index(old, snapshot)
         new = State(snapshot, index)
         self._state = new  # one reference swap: readers see the old state or the new
