@@ -28,6 +28,7 @@ from .disk import (
     skipped_folder,
     stat_post,
     walk,
+    written_within,
 )
 from .model import Post, Problem, Stamp
 from .parse import (
@@ -345,9 +346,11 @@ class ContentStore:
         changed |= self._forget_below(rel, found)
         return changed
 
-    def rescan(self) -> Snapshot | None:
+    def rescan(self, settle: bool = False) -> Snapshot | None:
         """Polling: stat every file and re-read the changed ones. One walk of the folder
-        and one lstat a file; a file whose stamp is unchanged costs nothing more."""
+        and one lstat a file; a file whose stamp is unchanged costs nothing more. With
+        ``settle`` (the watcher's scans), a file written in the last SETTLE seconds is
+        left for a later scan (or its close event): it may be half written."""
         with self._lock:
             started = time.monotonic()
             outcome = self._read_config() if self.config.changed() else "same"
@@ -364,7 +367,8 @@ class ContentStore:
                     continue
                 found.add(rel)
                 known = stamps.get(rel)
-                if known is not None and same_file(entry, known):
+                if (known is not None and same_file(entry, known)) or (
+                        settle and written_within(entry, SETTLE)):
                     continue
                 changed |= self._update(rel)
             for known_rel in [k for k in stamps if k not in found]:

@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import stat
+import time
 from collections.abc import Iterator
 
 from .model import Problem, Stamp
@@ -72,6 +73,15 @@ def same_file(entry: os.DirEntry[str], stamp: Stamp) -> bool:
     except OSError:
         return False
     return stamp_of(st) == stamp
+
+
+def written_within(entry: os.DirEntry[str], seconds: float) -> bool:
+    """Whether a file was last written less than ``seconds`` ago (perhaps half done)."""
+    try:
+        mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+    except OSError:
+        return False
+    return time.time_ns() - mtime < seconds * 1e9
 
 
 def stat_post(root: str, rel: str) -> tuple[Stamp | None, Problem | None]:

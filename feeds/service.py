@@ -99,7 +99,7 @@ class FeedService:
         return Watcher(
             str(self.store.root), self.settings.reload_interval,
             on_paths=lambda paths: self._reload(self.store.apply, paths),
-            on_poll=lambda: self._reload(lambda _: self.store.rescan(), set()),
+            on_poll=lambda: self._reload(lambda _: self.store.rescan(settle=True), set()),
             on_tick=self._tick,
         )
 

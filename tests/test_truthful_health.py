@@ -107,6 +107,26 @@ def test_a_post_half_written_in_place_keeps_its_last_good_version(
     assert titles == ["P3", "P1"]
 
 
+def test_a_watcher_scan_leaves_a_file_being_written_for_later(
+        tmp_path: Path, make_app: Callable[..., Flask]) -> None:
+    """The issue's fallback scan that published 2 of 8 paragraphs: a file written in the
+    last SETTLE seconds is not read by the watcher's scans (its close, or a later scan,
+    reads it whole)."""
+    root = write_site(tmp_path / "site", POSTS, config=CONFIG)
+    app = make_app(root)
+    service: FeedService = app.extensions["feeds"]
+    client = app.test_client()
+    path = root / "_posts" / "2021-01-02-p2.md"
+    url = service.state().snapshot.posts["_posts/2021-01-02-p2.md"].url
+    path.write_text(post_text("P2", "2021-01-02 10:00:00", body="Paragraph 1 of 8."))
+    assert service.store.rescan(settle=True) is None  # still being written, perhaps
+    assert "Paragraph 1" not in article_text(client.get(url).data)
+    os.utime(path, (time.time() - 2 * SETTLE, time.time() - 2 * SETTLE))
+    snapshot = service.store.rescan(settle=True)
+    assert snapshot is not None
+    assert snapshot.posts["_posts/2021-01-02-p2.md"].stamp[0] == path.stat().st_mtime_ns
+
+
 # --- finding 12: a far-future updated ----------------------------------------------------
 
 
