@@ -45,8 +45,7 @@ from .snapshot import Snapshot, gc_paused
 logger = logging.getLogger(__name__)
 
 SETTLE = 2.0
-"""A post that fails to parse within this many seconds of being written is perhaps half
-written: it keeps its last good version and is read again when it has settled."""
+"""Seconds after its last write that a file may be half written (see _settling)."""
 
 
 class ContentStore:
@@ -86,9 +85,8 @@ class ContentStore:
         """Why the folder as it is now is not handed out (missing, or no posts left)."""
         self._had_posts = False
         self._retry: dict[str, float] = {}
-        """Files to read again (monotonic time when due): changing while read, or
-        unsettled; and those asked for by a failed body read (no lock: asked while a
-        request renders, which must never wait for a reload)."""
+        """Files to read again (monotonic time when due): changing while read, or not
+        settled. ``_asked``: by a failed body read (no lock: a request never waits)."""
         self._asked: list[str] = []
 
     @staticmethod
@@ -160,9 +158,11 @@ class ContentStore:
     def due(self) -> set[str]:
         """The files due to be read again (see ``_settling`` and ``recheck``)."""
         with self._lock:
-            now = time.monotonic()
-            asked, self._asked = self._asked, []
-            return {rel for rel, when in self._retry.items() if when <= now} | set(asked)
+            now, (asked, self._asked) = time.monotonic(), (self._asked, [])
+            due = {rel for rel, when in self._retry.items() if when <= now}
+            for rel in due:
+                del self._retry[rel]  # read again now; _settling asks again if need be
+            return due | set(asked)
 
     def recheck(self, rel: str) -> None:
         """Read this file again at the next chance (its body could not be read)."""
@@ -235,9 +235,8 @@ class ContentStore:
         )
 
     def _hold(self, snapshot: Snapshot | None) -> Snapshot | None:
-        """The snapshot to hand out, or None: a folder that had posts and now is missing
-        or has none (an unmounted volume, a folder being swapped) keeps the last content
-        served, and ``held`` says why, until posts come back."""
+        """The snapshot to hand out, or None: a folder that had posts and has none now
+        (unmounted, being swapped) keeps the last content served; ``held`` says why."""
         if snapshot is None:
             return None
         if not snapshot.posts and self._had_posts:
@@ -367,8 +366,10 @@ class ContentStore:
                     continue
                 found.add(rel)
                 known = stamps.get(rel)
-                if (known is not None and same_file(entry, known)) or (
-                        settle and written_within(entry, SETTLE)):
+                if known is not None and same_file(entry, known):
+                    continue
+                if settle and written_within(entry, SETTLE):
+                    self._retry[rel] = time.monotonic() + SETTLE  # read once settled
                     continue
                 changed |= self._update(rel)
             for known_rel in [k for k in stamps if k not in found]:
