@@ -5,13 +5,16 @@ A short tour, in the order data flows (each module imports only modules above it
 ``export`` and ``server`` make the app with ``create_app``, here):
 
 - ``model``    Post, FeedKey and friends: frozen, typed records; no I/O.
-- ``jekyllconf`` jekyll-feed's ``feed:`` settings and ``_data/authors.yml``, as typed values.
-- ``config``   Settings: every knob once (default, help, _config.yml key, flag, env var).
-- ``metrics``  the Prometheus counters, one registry per app.
 - ``parse``    one file -> Post (front matter, Jekyll dates and permalinks); bodies ->
                sanitised HTML with absolute URLs, lazily.
+- ``config_file`` the folder's _config.yml, read with front matter's YAML guard; its stamp.
+- ``jekyllconf`` jekyll-feed's ``feed:`` settings, front-matter defaults and
+               ``_data/authors.yml``, as typed values.
+- ``config``   Settings: every knob once (default, help, _config.yml key, flag, env var).
+- ``metrics``  the Prometheus counters, one registry per app.
 - ``disk``     the one reader of post files: non-blocking, regular files only, the file
                that was indexed or a clear error.
+- ``snapshot`` one consistent, frozen state of the content folder.
 - ``content``  folder -> posts; re-reads only changed files; logs and skips bad ones.
 - ``watch``    follows the folder (inotify via watchdog, polling as a fallback).
 - ``site``     posts -> SiteIndex (newest first, by category, by tag, by URL); the rule

@@ -44,8 +44,22 @@ from .rendered import (
     remember,
 )
 from .site import State
+from .snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
+
+
+MAX_FAILURES = 100
+"""Body failures remembered for health (the count beyond is still reported)."""
+
+
+class _Partial(Exception):
+    """A rendering holding a body that could not be read: served, but never kept, and so
+    never cached as a success (cachetools keeps no value whose making raised)."""
+
+    def __init__(self, rendered: Rendered) -> None:
+        super().__init__("partial rendering")
+        self.rendered = rendered
 
 
 class NotFound(LookupError):
@@ -170,9 +184,14 @@ class FeedCache:
     """
 
     def __init__(self, settings: Settings, metrics: Metrics,
-                 read_body: Callable[[Post], str]) -> None:
+                 read_body: Callable[[Post], str],
+                 on_body_failure: Callable[[Post], None] = lambda post: None) -> None:
         self.metrics = metrics
         self._read_body = read_body
+        self._on_body_failure = on_body_failure
+        self._failures: dict[tuple[str, Hashable], str] = {}
+        """(source, stamp) of a post whose body could not be read -> why."""
+        self._failures_lock = threading.Lock()
         self._lock = threading.Lock()
         self._responses = _CountedLRU(settings.cache_bytes, metrics)
         self._signatures: LRUCache[Hashable, Rendered] = LRUCache(
@@ -184,13 +203,47 @@ class FeedCache:
 
     # --- bodies -----------------------------------------------------------------------
 
-    def body(self, post: Post, base: str, separator: str = JEKYLL_EXCERPT_SEPARATOR) -> Body:
-        """A post's body, its summary the excerpt up to ``separator`` (or the post's)."""
+    def body(self, post: Post, base: str, separator: str = JEKYLL_EXCERPT_SEPARATOR,
+             failed: list[Post] | None = None) -> Body:
+        """A post's body, its summary the excerpt up to ``separator`` (or the post's).
+        When it cannot be read (the file changed since it was indexed, or broke): its
+        summary alone; the post is added to ``failed`` and the store is asked to read
+        the file again."""
+        key = (post.source, post.stamp)
         try:
-            return self._body(post, base, post.excerpt_separator or separator)
+            body = self._body(post, base, post.excerpt_separator or separator)
         except Exception as e:  # gone or broken since it was indexed: keep serving
-            logger.warning("%s: cannot render the body: %s", post.source, e)
+            with self._failures_lock:
+                new = key not in self._failures
+                if new and len(self._failures) < MAX_FAILURES:
+                    self._failures[key] = str(e)
+            if new:  # once per version of the file, however many requests meet it
+                logger.warning("%s: cannot render the body: %s", post.source, e)
+            if failed is not None:
+                failed.append(post)
+            self._on_body_failure(post)
             return Body(html="", summary=post.summary or "")
+        if self._failures:
+            with self._failures_lock:
+                self._failures.pop(key, None)
+        return body
+
+    def body_failures(self) -> str | None:
+        """For health: which bodies of the current content could not be read."""
+        with self._failures_lock:
+            if not self._failures:
+                return None
+            why = next(iter(self._failures.values()))
+            return f"{len(self._failures)} post bodies cannot be read, e.g. {why}"
+
+    def forget_failures(self, snapshot: Snapshot) -> None:
+        """Failures of files a new snapshot no longer holds as they were."""
+        posts = snapshot.posts
+        with self._failures_lock:
+            for source, stamp in list(self._failures):
+                post = posts.get(source)
+                if post is None or post.stamp != stamp:
+                    del self._failures[(source, stamp)]
 
     @cachedmethod(attrgetter("_bodies"), key=_body_key, lock=_lock_of)
     def _body(self, post: Post, base: str, separator: str = "") -> Body:
@@ -204,7 +257,7 @@ class FeedCache:
         return replace(body, summary=plain_summary(excerpt.html))
 
     def entry(self, post: Post, author: Author | None, base: str,
-              rules: EntryRules | None = None) -> Entry:
+              rules: EntryRules | None = None, failed: list[Post] | None = None) -> Entry:
         """A post as a feed entry; ``author`` is the site's, for a post that names none.
         Its id and link are jekyll-feed's, made from ``rules.site`` (the settings'
         ``entry_base``: url + baseurl), never from ``base``, where this service is
@@ -212,7 +265,7 @@ class FeedCache:
         jekyll-feed writes then, and the link is on ``base``, so a reader can follow it."""
         rules = rules or EntryRules()
         link_base = rules.site if "://" in rules.site else base
-        body = self.body(post, link_base, rules.separator)
+        body = self.body(post, link_base, rules.separator, failed)
         return Entry(
             post=post,
             link=link_base + post.url,
@@ -227,8 +280,14 @@ class FeedCache:
 
     # --- feeds ------------------------------------------------------------------------
 
-    @cachedmethod(_responses_of, key=_feed_key, lock=_lock_of)
     def feed(self, state: State, key: FeedKey, base: str) -> Rendered:
+        try:
+            return self._feed(state, key, base)
+        except _Partial as e:
+            return e.rendered.dated(state.modified)
+
+    @cachedmethod(_responses_of, key=_feed_key, lock=_lock_of)
+    def _feed(self, state: State, key: FeedKey, base: str) -> Rendered:
         meta, posts = _plan(state, key, base)
         rendered = self._render(key, base, meta, posts,
                                 EntryRules.of(state.settings)).dated(state.modified)
@@ -239,12 +298,17 @@ class FeedCache:
     @cachedmethod(attrgetter("_signatures"), key=_signature, lock=_lock_of)
     def _render(self, key: FeedKey, base: str, meta: FeedMeta, posts: Sequence[Post],
                 rules: EntryRules) -> Rendered:
-        entries = [self.entry(post, meta.author, base, rules) for post in posts]
+        failed: list[Post] = []
+        entries = [self.entry(post, meta.author, base, rules, failed) for post in posts]
         body = render_feed(key.fmt, meta, entries)
         self.metrics.renders.labels(key.fmt.value).inc()
         # No date: Last-Modified is the content state's, set by feed() (Rendered.dated).
-        return Rendered(body, CONTENT_TYPES[key.fmt], None,
-                        tuple(entry_mark(e) for e in entries), self_url=meta.self_url)
+        rendered = Rendered(body, CONTENT_TYPES[key.fmt], None,
+                            tuple(entry_mark(e) for e in entries), self_url=meta.self_url,
+                            partial=bool(failed))
+        if failed:
+            raise _Partial(rendered)
+        return rendered
 
     # --- delta polling (RFC 3229 + feed) ----------------------------------------------
 
@@ -285,11 +349,12 @@ class FeedCache:
         if not fresh:
             return None
         rules = EntryRules.of(state.settings)
-        entries = [self.entry(p, meta.author, base, rules) for p in fresh]
+        failed: list[Post] = []
+        entries = [self.entry(p, meta.author, base, rules, failed) for p in fresh]
         # A complete feed, but no paging links: the entries are not a page of anything.
         body = render_feed(key.fmt, replace(meta, paging=()), entries)
         return Delta(current, Rendered(body, current.content_type, state.modified,
-                                       self_url=meta.self_url))
+                                       self_url=meta.self_url, partial=bool(failed)))
 
     # --- OPML and HTML ----------------------------------------------------------------
 
@@ -310,16 +375,27 @@ class FeedCache:
         ], index.posts[0].updated if index.posts else None)
         return Rendered(body, CONTENT_TYPES["opml"])
 
-    @cachedmethod(_responses_of, key=_page_key, lock=_lock_of)
     def page(self, state: State, what: tuple[str, ...], page: int, base: str) -> Rendered:
         """An HTML page: ('index',), ('category', name), ('tag', name) or ('post', path)."""
+        try:
+            return self._page(state, what, page, base)
+        except _Partial as e:
+            return e.rendered
+
+    @cachedmethod(_responses_of, key=_page_key, lock=_lock_of)
+    def _page(self, state: State, what: tuple[str, ...], page: int, base: str) -> Rendered:
+        failed: list[Post] = []
         html = pages.render_page(state, what, page, base,
-                                 body=lambda post: self.body(post, base),
+                                 body=lambda post: self.body(post, base, failed=failed),
                                  author=state.settings.author)
         if html is None:
             raise NotFound
         self.metrics.renders.labels("html").inc()
-        return Rendered(html.encode("utf-8"), CONTENT_TYPES["html"], state.modified)
+        rendered = Rendered(html.encode("utf-8"), CONTENT_TYPES["html"], state.modified,
+                            partial=bool(failed))
+        if failed:
+            raise _Partial(rendered)
+        return rendered
 
 
 def _plan(state: State, key: FeedKey, base: str) -> tuple[FeedMeta, Sequence[Post]]:

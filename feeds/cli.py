@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .config import OPTIONS, ConfigError, Settings, load_settings
+from .config import OPTIONS, Settings, load_settings
+from .config_file import ConfigError
 
 if TYPE_CHECKING:
     from .content import ContentStore
@@ -36,6 +37,21 @@ class _JsonFormatter(logging.Formatter):
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """The text service log: one line a message. A file or folder name may hold a
+    newline (or any control character) that would forge a log line of its own, so the
+    message's control characters are written as Python escapes; a traceback still
+    follows on lines of its own."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = record.message
+        if not message.isprintable():
+            record.message = "".join(
+                c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                for c in message)
+        return super().formatMessage(record)
 
 
 class _EveryMinute(logging.Filter):
@@ -143,7 +159,7 @@ def setup_logging(level: str, fmt: str) -> None:
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -13,11 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
+from .config_file import ConfigError, read_config_file
 from .jekyllconf import (
     TagFeeds,
     feed_path,
@@ -29,10 +28,6 @@ from .jekyllconf import (
 from .model import Author, DefaultSet
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A setting has a value the service cannot use; the message names the setting."""
 
 
 def _bool(value: object) -> bool:
@@ -69,6 +64,30 @@ def _positive_float(value: object) -> float:
 
 def _str(value: object) -> str:
     return "" if value is None else str(value)
+
+
+def _url(value: object) -> str:
+    """An absolute http(s) URL, or '' for none. A control character (a CR or LF pasted
+    in) would split every header and line it goes into: refused here, at start-up."""
+    text = _str(value).strip()
+    if not text:
+        return ""
+    if not text.isprintable():
+        raise ValueError(f"a URL cannot hold control characters (CR, LF, tab): {text!r}")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number
+    except ValueError as e:
+        raise ValueError(f"not a URL: {text!r} ({e})") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an absolute http:// or https:// URL, got {text!r}")
+    return text
+
+
+def _hub(value: object) -> str:
+    """``websub_hub``: a hub's URL, ``self`` or ''."""
+    text = _str(value).strip()
+    return "self" if text.lower() == "self" else _url(text)
 
 
 def _timezone(value: object) -> str:
@@ -142,7 +161,7 @@ class Settings:
     port: int = _setting(8080, "port to listen on", _port, flag="--port", env="FEEDS_PORT")
     base_url: str = _setting(
         "", "absolute URL this service is reached at (self links, paging, hub, OPML, its "
-        "pages); entry ids and links stay url + baseurl", _str, flag="--base-url",
+        "pages); entry ids and links stay url + baseurl", _url, flag="--base-url",
         env="FEEDS_BASE_URL")
     threads: int = _setting(2, "waitress worker threads", _positive_int,
                             flag="--threads", env="FEEDS_THREADS")
@@ -151,7 +170,7 @@ class Settings:
     name: str = _setting("", "site name: the title when `title` is not set, as in "
                          "jekyll-feed", _str, key="name")
     description: str = _setting("", "site description", _str, key="description")
-    url: str = _setting("", "site URL (scheme and host), as in Jekyll", _str, key="url")
+    url: str = _setting("", "site URL (scheme and host), as in Jekyll", _url, key="url")
     baseurl: str = _setting("", "path prefix of the site, as in Jekyll", _str, key="baseurl")
     # An Author is frozen, so one default may be shared (ruff cannot see that).
     author: Author | None = _setting(  # noqa: RUF009
@@ -214,7 +233,7 @@ class Settings:
         key="body_cache_bytes", flag="--body-cache-bytes", env="FEEDS_BODY_CACHE_BYTES")
     websub_hub: str = _setting(
         "", "WebSub hub URL announced in feeds and pinged on change; `self`: the service is "
-        "its own hub, at `<base>/websub`", _str, key="websub_hub", flag="--websub-hub",
+        "its own hub, at `<base>/websub`", _hub, key="websub_hub", flag="--websub-hub",
         env="FEEDS_WEBSUB_HUB")
     websub_lease_seconds: int = _setting(
         864_000, "built-in hub: lease when a subscriber asks for none", _positive_int,
@@ -321,26 +340,6 @@ def _lookup(mapping: Mapping[str, Any], dotted: str) -> tuple[bool, object]:
             return False, None
         node = node[part]
     return True, node
-
-
-def read_config_file(content: Path) -> dict[str, Any]:
-    """The content folder's ``_config.yml`` as a mapping ({} when there is none)."""
-    path = content / "_config.yml"
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        return {}
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e}") from e
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: must be a mapping of settings")
-    return data
 
 
 def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, object]:

@@ -9,25 +9,27 @@ change or after it, never half of one.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .config import Settings
+from .config_file import NAME as CONFIG_NAME
+from .config_file import ConfigFollower
 from .disk import (
     ChangeClock,
     is_post_path,
     read_post,
-    relative,
     same_file,
     skipped_folder,
     stat_post,
+    walk,
+    written_within,
 )
 from .jekyllconf import AUTHORS_FILES
 from .model import Post, Problem, Stamp
@@ -40,46 +42,12 @@ from .parse import (
     parse_post,
     site_rules,
 )
+from .snapshot import Snapshot, gc_paused
 
 logger = logging.getLogger(__name__)
 
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a bulk of objects that live on is built.
-
-    Posts hold no reference cycles; without this, every few hundred posts the
-    collector walks every object made so far, which made a first load of 1,000 posts
-    three times slower (measured, #5). Reference counting still frees as usual.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """One consistent state of the content folder."""
-
-    version: int
-    settings: Settings
-    posts: Mapping[str, Post]
-    problems: Mapping[str, tuple[Problem, ...]]
-    skipped: Mapping[str, str] = field(default_factory=dict)
-    """Files deliberately not posts (``published: false``): path -> why."""
-    duration: float = 0.0
-    changed: frozenset[str] | None = None
-    """The files whose post changed since the snapshot of the version before (None: a
-    whole load). Lets the site index be updated rather than built again."""
-    modified_ns: int = 0  # the newest mtime of its files, folders, _config.yml (disk)
-
-    @property
-    def rejected(self) -> int:
-        return sum(1 for ps in self.problems.values() if any(p.rejected for p in ps))
+SETTLE = 2.0
+"""Seconds after its last write that a file may be half written (see _settling)."""
 
 
 class ContentStore:
@@ -115,6 +83,14 @@ class ContentStore:
         self._jekyll_layout = True
         self._rules: SiteRules = self._make_rules(settings)
         self._lock = threading.RLock()
+        self.config = ConfigFollower(self.root)
+        self.held: str | None = None
+        """Why the folder as it is now is not handed out (missing, or no posts left)."""
+        self._had_posts = False
+        self._retry: dict[str, float] = {}
+        """Files to read again (monotonic time when due): changing while read, or not
+        settled. ``_asked``: by a failed body read (no lock: a request never waits)."""
+        self._asked: list[str] = []
 
     @staticmethod
     def _make_rules(settings: Settings) -> SiteRules:
@@ -125,33 +101,8 @@ class ContentStore:
 
     def _walk(self, top: str, folders: list[str] | None = None,
               ) -> Iterator[tuple[str, os.DirEntry[str]]]:
-        """(relative path, entry) of every file below ``top``, not following links to
-        folders, skipping dot folders, ``_site``, ``_drafts`` and the like. The relative
-        path of each folder it lists is added to ``folders`` when given."""
-        stack = [top]
-        root = str(self.root)
-        prefix = os.path.join(root, "")
-        while stack:
-            folder = stack.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except OSError as e:
-                if folder == top and not os.path.exists(folder):
-                    continue
-                logger.warning("%s: cannot list folder: %s", folder, e)
-                continue
-            if folders is not None:
-                folders.append(relative(folder, prefix, root))
-            for entry in entries:
-                rel = relative(entry.path, prefix, root)
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if not skipped_folder(entry.name):
-                            stack.append(entry.path)
-                    elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
-                        yield rel, entry
-                except OSError:
-                    continue
+        """Every file below ``top`` (see disk.walk)."""
+        return walk(str(self.root), top, folders)
 
     def _posts_folder_among(self, folders: list[str]) -> bool:
         """Whether a Jekyll ``_posts`` folder is among these (relative) folders."""
@@ -169,8 +120,7 @@ class ContentStore:
 
     def _read(self, rel: str, stamp: Stamp) -> tuple[Post | None, tuple[Problem, ...],
                                                       str | None, Stamp]:
-        """Parse one file: (post, problems, why skipped, stamp of what was read). Reports
-        what it finds; it runs once per change of the file."""
+        """Parse one file: (post, problems, why skipped, stamp of what was read)."""
         self.parse_count += 1
         problems: list[Problem] = []
         post: Post | None = None
@@ -190,13 +140,37 @@ class ContentStore:
             problems.append(Problem(rel, f"cannot be read as a post "
                                          f"({type(e).__name__}: {str(e)[:200]})"))
         else:
-            post = parsed.post
+            post = _capped(parsed.post, problems)
             problems.extend(Problem(rel, w, rejected=False) for w in parsed.warnings)
-        for problem in problems:
-            self._report(problem)
-        if skipped is not None:
-            logger.info("post skipped: %s: %s", rel, skipped)
         return post, tuple(problems), skipped, stamp
+
+    def _settling(self, rel: str, post: Post | None, skipped: str | None,
+                  stamp: Stamp) -> bool:
+        """Whether what is known of ``rel`` stays, and the file is read again soon: it
+        changed while it was read, or it no longer parses but was written less than
+        SETTLE ago (a half-written edit). A file that settles broken is rejected."""
+        now, _ = stat_post(str(self.root), rel)
+        young = time.time_ns() - stamp[0] < SETTLE * 1e9
+        if now == stamp and not (post is None and skipped is None and young
+                                 and rel in self._posts):
+            self._retry.pop(rel, None)
+            return False
+        logger.debug("%s is being written; keeping what was read before, for now", rel)
+        self._retry[rel] = time.monotonic() + (0.1 if now != stamp else SETTLE)
+        return True
+
+    def due(self) -> set[str]:
+        """The files due to be read again (see ``_settling`` and ``recheck``)."""
+        with self._lock:
+            now, (asked, self._asked) = time.monotonic(), (self._asked, [])
+            due = {rel for rel, when in self._retry.items() if when <= now}
+            for rel in due:
+                del self._retry[rel]  # read again now; _settling asks again if need be
+            return due | set(asked)
+
+    def recheck(self, rel: str) -> None:
+        """Read this file again at the next chance (its body could not be read)."""
+        self._asked.append(rel)
 
     def _update(self, rel: str) -> bool:
         """Bring one path up to date; True when anything changed."""
@@ -215,6 +189,12 @@ class ContentStore:
             self._problems[rel] = (link_problem,)
             return True
         post, problems, skipped, stamp = self._read(rel, stamp)
+        if self._settling(rel, post, skipped, stamp):
+            return False
+        for problem in problems:
+            self._report(problem)
+        if skipped is not None:
+            logger.info("post skipped: %s: %s", rel, skipped)
         self._forget(rel)
         self._touched.add(rel)
         self._stamps[rel] = stamp
@@ -227,6 +207,7 @@ class ContentStore:
         return True
 
     def _forget(self, rel: str) -> bool:
+        self._retry.pop(rel, None)
         known = rel in self._stamps
         if known:
             self._touched.add(rel)
@@ -257,6 +238,24 @@ class ContentStore:
             duration=time.monotonic() - started,
             changed=changed, modified_ns=modified,
         )
+
+    def _hold(self, snapshot: Snapshot | None) -> Snapshot | None:
+        """The snapshot to hand out, or None: a folder that had posts and has none now
+        (unmounted, being swapped) keeps the last content served; ``held`` says why."""
+        if snapshot is None:
+            return None
+        if not snapshot.posts and self._had_posts:
+            why = "has no posts" if self.root.is_dir() else "is missing"
+            if self.held is None:
+                logger.warning("%s %s; serving its last content until posts come back",
+                               self.root, why)
+            self.held = f"the content folder {why}; serving the last content it had"
+            return None
+        if self.held is not None:
+            logger.info("%s has posts again", self.root)
+        self.held = None
+        self._had_posts = self._had_posts or bool(snapshot.posts)
+        return snapshot
 
     # --- public -----------------------------------------------------------------------
 
@@ -289,6 +288,7 @@ class ContentStore:
                         logger.info("loading %s: %d of %d files read, %.0f files/s",
                                     self.root, seen, len(rels), seen / (now - started))
                 snapshot = self._snapshot(started, whole=True)
+            self._had_posts = self._had_posts or bool(snapshot.posts)
             logger.info(
                 "loaded %s: %d posts, %d rejected, in %.2f s",
                 self.root, len(snapshot.posts), snapshot.rejected, snapshot.duration,
@@ -316,20 +316,20 @@ class ContentStore:
                 rel = rel.replace(os.sep, "/")
                 if rel not in (".", "", "..") and not rel.startswith("../"):
                     rels.add(rel)
-            changed = False
-            if "_config.yml" in rels or rels & set(AUTHORS_FILES):
-                rels.discard("_config.yml")
+            changed = self.held is not None
+            if CONFIG_NAME in rels or rels & set(AUTHORS_FILES):
+                rels.discard(CONFIG_NAME)
                 rels -= set(AUTHORS_FILES)
                 outcome = self._read_config()
                 if outcome == "posts":
-                    return self.load(progress=False)
-                changed = outcome == "settings"
+                    return self._hold(self.load(progress=False))
+                changed |= outcome == "settings"
             for rel in sorted(rels):
                 parts = rel.split("/")
                 if any(skipped_folder(part) for part in parts[:-1]):
                     continue  # below .git, _site, _drafts ...: never a post
                 if "_posts" in parts and not self._jekyll_layout:
-                    return self.load(progress=False)
+                    return self._hold(self.load(progress=False))
                 full = os.path.join(root, rel)
                 if os.path.isdir(full) and not os.path.islink(full):
                     changed |= self._rescan_folder(rel)
@@ -338,7 +338,7 @@ class ContentStore:
                 else:
                     # Gone, and not a file we knew: perhaps a folder (its files with it).
                     changed |= self._forget_below(rel)
-            return self._snapshot(started) if changed else None
+            return self._hold(self._snapshot(started)) if changed else None
 
     def _rescan_folder(self, rel: str) -> bool:
         if any(skipped_folder(part) for part in rel.split("/")):
@@ -351,16 +351,20 @@ class ContentStore:
         changed |= self._forget_below(rel, found)
         return changed
 
-    def rescan(self) -> Snapshot | None:
+    def rescan(self, settle: bool = False) -> Snapshot | None:
         """Polling: stat every file and re-read the changed ones. One walk of the folder
-        and one lstat a file; a file whose stamp is unchanged costs nothing more."""
+        and one lstat a file; a file whose stamp is unchanged costs nothing more. With
+        ``settle`` (the watcher's scans), a file written in the last SETTLE seconds is
+        left for a later scan (or its close event): it may be half written."""
         with self._lock:
             started = time.monotonic()
+            outcome = self._read_config() if self.config.changed() else "same"
             folders: list[str] = []
             files = list(self._walk(str(self.root), folders))
-            if self._posts_folder_among(folders) != self._jekyll_layout:
-                return self.load(progress=False)
-            changed = False
+            if outcome == "posts" or (
+                    self._posts_folder_among(folders) != self._jekyll_layout):
+                return self._hold(self.load(progress=False))
+            changed = outcome == "settings" or self.held is not None
             found: set[str] = set()
             stamps = self._stamps
             for rel, entry in files:
@@ -370,33 +374,33 @@ class ContentStore:
                 known = stamps.get(rel)
                 if known is not None and same_file(entry, known):
                     continue
+                if settle and written_within(entry, SETTLE):
+                    self._retry[rel] = time.monotonic() + SETTLE  # read once settled
+                    continue
                 changed |= self._update(rel)
             for known_rel in [k for k in stamps if k not in found]:
                 changed |= self._forget(known_rel)
-            return self._snapshot(started) if changed else None
-
-    def reload_config(self) -> Snapshot | None:
-        """``_config.yml`` changed: settings again (flags still win). Every post is read
-        again only when a setting that shapes posts changed (time zone, permalink, size
-        limit); None when no setting changed at all."""
-        with self._lock:
-            started = time.monotonic()
-            outcome = self._read_config()
-            if outcome == "posts":
-                return self.load(progress=False)
-            return self._snapshot(started) if outcome == "settings" else None
+            return self._hold(self._snapshot(started)) if changed else None
 
     def _read_config(self) -> str:
         """Read the settings again: 'same', 'settings' (changed, posts unaffected) or
         'posts' (changed in a way that needs every post read again)."""
-        try:
-            settings = self.settings.reload_config()
-        except ValueError as e:
-            logger.error("%s; keeping the previous settings", e)
+        settings = self.config.reread(self.settings.reload_config)
+        if settings is None or settings == self.settings:
             return "same"
-        if settings == self.settings:
-            return "same"
-        logger.info("%s changed; settings read again", self.root / "_config.yml")
+        logger.info("%s changed; settings read again", self.root / CONFIG_NAME)
         rules_changed = self._make_rules(settings) != self._rules
         self.settings = settings
         return "posts" if rules_changed else "settings"
+
+def _capped(post: Post, problems: list[Problem]) -> Post:
+    """A post whose ``updated`` (``last_modified_at``) is in the future, and after its
+    date, is given now instead, with a warning: a far-future date would pin every
+    Last-Modified, and If-Modified-Since would hide real changes (a future ``date`` is
+    Jekyll's own rule: the post waits for it, see ``future``)."""
+    cap = max(datetime.now(UTC), post.date)
+    if post.updated <= cap:
+        return post
+    problems.append(Problem(post.source, f"updated {post.updated.isoformat()} is in the "
+                                         "future; capped to now", rejected=False))
+    return replace(post, updated=cap)

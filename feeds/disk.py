@@ -10,12 +10,16 @@ also checks that the file is still the one indexed: same inode, size and mtime.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import stat
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 
 from .model import Problem, Stamp
 from .parse import POST_EXTENSIONS, PostError, check_size
+
+logger = logging.getLogger(__name__)
 
 # Folders Jekyll never reads posts from (besides dot folders and '_'-folders).
 SKIPPED_DIRS = frozenset({"node_modules", "vendor"})
@@ -69,6 +73,15 @@ def same_file(entry: os.DirEntry[str], stamp: Stamp) -> bool:
     except OSError:
         return False
     return stamp_of(st) == stamp
+
+
+def written_within(entry: os.DirEntry[str], seconds: float) -> bool:
+    """Whether a file was last written less than ``seconds`` ago (perhaps half done)."""
+    try:
+        mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+    except OSError:
+        return False
+    return time.time_ns() - mtime < seconds * 1e9
 
 
 def stat_post(root: str, rel: str) -> tuple[Stamp | None, Problem | None]:
@@ -151,3 +164,31 @@ class ChangeClock:
             except OSError:  # gone since (its folder's mtime says so)
                 continue
         return newest
+def walk(root: str, top: str, folders: list[str] | None = None,
+         ) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(path relative to ``root``, entry) of every file below ``top``, not following
+    links to folders, skipping dot folders, ``_site``, ``_drafts`` and the like. The
+    relative path of each folder it lists is added to ``folders`` when given."""
+    stack = [top]
+    prefix = os.path.join(root, "")
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as e:
+            if folder == top and not os.path.exists(folder):
+                continue
+            logger.warning("%s: cannot list folder: %s", folder, e)
+            continue
+        if folders is not None:
+            folders.append(relative(folder, prefix, root))
+        for entry in entries:
+            rel = relative(entry.path, prefix, root)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if not skipped_folder(entry.name):
+                        stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
+                    yield rel, entry
+            except OSError:
+                continue

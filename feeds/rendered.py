@@ -37,11 +37,14 @@ class Rendered:
     """A response body with its validators; compressed forms made once, on demand."""
 
     __slots__ = ("_encoded", "body", "content_type", "etag", "last_modified",
-                 "last_modified_ts", "marks", "self_url")
+                 "last_modified_ts", "marks", "partial", "self_url")
 
     def __init__(self, body: bytes, content_type: str, updated: datetime | None = None,
-                 marks: tuple[tuple[str, str], ...] = (), self_url: str = "") -> None:
+                 marks: tuple[tuple[str, str], ...] = (), self_url: str = "",
+                 partial: bool = False) -> None:
         self.body = body
+        self.partial = partial
+        """Made with a post body that could not be read: served, never kept or replayed."""
         self.content_type = content_type
         digest = hashlib.blake2b(body, digest_size=12).hexdigest()
         self.etag = f'"{digest}"'

@@ -1,5 +1,6 @@
 """``feeds serve``: the app on waitress, stopped cleanly by SIGTERM or Ctrl-C (requests
-already received are answered first), and kept alive after a 304."""
+already received are answered first), SIGHUP reading the content and ``_config.yml``
+again (nothing drained, nothing dropped), and kept alive after a 304."""
 
 from __future__ import annotations
 
@@ -30,14 +31,20 @@ class _StopSignals:
 
     def __init__(self) -> None:
         self.received: list[int] = []
+        self.hangups = 0
+        """SIGHUPs not yet acted on: each asks for the content and config read again."""
         self._previous: dict[int, Any] = {}
 
     def __call__(self, signum: int, _frame: FrameType | None) -> None:
-        self.received.append(signum)
+        if signum == getattr(signal, "SIGHUP", None):
+            self.hangups += 1
+        else:
+            self.received.append(signum)
 
     def install(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            self._previous[signum] = signal.signal(signum, self)
+        for signum in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
+            if signum is not None:
+                self._previous[signum] = signal.signal(signum, self)
 
     def restore(self) -> None:
         for signum, handler in self._previous.items():
@@ -78,6 +85,10 @@ def serve(settings: Settings) -> int:
     try:
         while not signals.received:
             wasyncore.loop(timeout=POLL_SECONDS, use_poll=True, map=socket_map, count=1)
+            if signals.hangups:  # as nginx does: read everything again, drop nothing
+                signals.hangups = 0
+                logger.info("SIGHUP: reading the content and _config.yml again")
+                svc.reload()
         logger.info("signal %d: finishing in-flight requests and stopping",
                     signals.received[0])
         _drain(socket_map, server.task_dispatcher, signals)

@@ -20,11 +20,12 @@ from typing import Any
 
 from .cache import FeedCache
 from .config import Settings
-from .content import ContentStore, Snapshot
+from .content import ContentStore
 from .metrics import Metrics
 from .model import FeedKey, Post
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
+from .snapshot import Snapshot
 from .watch import Watcher
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ class FeedService:
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.metrics = metrics or Metrics()
         self.store = ContentStore(settings)
-        self.cache = FeedCache(settings, self.metrics, self.read_body)
+        self.cache = FeedCache(settings, self.metrics, self.read_body,
+                               on_body_failure=lambda post: self.store.recheck(post.source))
         self._state: State | None = None
         self.ready = threading.Event()
         self.last_reload: dict[str, Any] = {}
@@ -104,25 +106,44 @@ class FeedService:
         """Load (now, or on a thread while the server already answers 503) and then
         follow changes when ``watch`` (default: the ``watch`` setting)."""
         watch = self.store.settings.watch if watch is None else watch
+        if watch:
+            # Events are collected from before the first load, and a full scan follows
+            # it: a change made while the folder is read is never lost (issue 15).
+            self._watcher = self._make_watcher()
 
         def run() -> None:
             self.load()
-            if watch:
-                self._start_watcher()
+            if self._watcher is not None:
+                self._watcher.start()
 
         if background:
             threading.Thread(target=run, name="feeds-loader", daemon=True).start()
         else:
             run()
 
-    def _start_watcher(self) -> None:
-        self._watcher = Watcher(
+    def _make_watcher(self) -> Watcher:
+        return Watcher(
             str(self.store.root), self.settings.reload_interval,
             on_paths=lambda paths: self._reload(self.store.apply, paths),
-            on_poll=lambda: self._reload(lambda _: self.store.rescan(), set()),
-            on_tick=self.reveal_due_posts,
+            on_poll=lambda: self._reload(lambda _: self.store.rescan(settle=True), set()),
+            on_tick=self._tick,
         )
-        self._watcher.start()
+
+    def _tick(self) -> None:
+        """At each wake of the reloader: files due to be read again, posts come due."""
+        due = self.store.due()
+        if due:
+            self._reload(self.store.apply, due)
+        self.reveal_due_posts()
+
+    def reload(self) -> None:
+        """Read the content and ``_config.yml`` again (SIGHUP), on the reloader thread
+        when there is one, so the caller (the server's loop) never waits for it."""
+        self.store.config.stamp = None  # read again even if it looks the same
+        if self._watcher is not None:
+            self._watcher.scan_now()
+        else:
+            threading.Thread(target=self.refresh, name="feeds-reload", daemon=True).start()
 
     def stop(self) -> None:
         if self._watcher is not None:
@@ -150,6 +171,8 @@ class FeedService:
 
     def _swap(self, snapshot: Snapshot, seconds: float) -> None:
         old = self._state
+        if old is not None and snapshot.version < old.snapshot.version:
+            return  # a slower reload (SIGHUP's, say) finished after a newer one
         index = self._next_index(old, snapshot)
         new = State(snapshot, index, version=old.version + 1 if old else 1,
                     modified=last_modified(snapshot, index, old.modified if old else None))
@@ -164,6 +187,7 @@ class FeedService:
         self.metrics.reload_seconds.observe(seconds)
         self.metrics.posts.set(len(index.posts))
         self.metrics.rejected.set(snapshot.rejected)
+        self.cache.forget_failures(snapshot)
         if old is not None:
             logger.info("content version %d: %d posts, %d rejected (%.3f s)",
                         new.version, len(index.posts), snapshot.rejected, seconds)
@@ -241,12 +265,23 @@ class FeedService:
             return None
         return state.version
 
+    def problems(self) -> dict[str, str]:
+        """What is wrong while the last good content is served: the folder missing or
+        emptied, ``_config.yml`` unusable, bodies that cannot be read, the watcher
+        stopped. Empty when all is well."""
+        found = {"content": self.store.held, "config": self.store.config.problem,
+                 "bodies": self.cache.body_failures(),
+                 "watch": self._watcher.stalled() if self._watcher else None}
+        return {what: why for what, why in found.items() if why}
+
     def health(self) -> dict[str, Any]:
         state = self._state
         if state is None:
             return {"status": "loading", "error": self.load_error}
+        problems = self.problems()
         return {
-            "status": "ok",
+            "status": "degraded" if problems else "ok",
+            "problems": problems,
             "posts": len(state.index.posts),
             "rejected": state.snapshot.rejected,
             "categories": len(state.index.categories),

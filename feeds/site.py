@@ -18,7 +18,7 @@ from .model import Kind, Post
 
 if TYPE_CHECKING:
     from .config import Settings
-    from .content import Snapshot
+    from .snapshot import Snapshot
 
 # --- Names in URLs --------------------------------------------------------------------
 # A name is written into a path segment as itself, except the characters that cannot

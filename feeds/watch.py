@@ -4,7 +4,13 @@ thread, so the reload never runs twice at once and requests never wait for it.
 
 inotify can lose events (its queue overflows in a big git checkout) and cannot follow a
 folder that is removed or replaced; so even with events the whole folder is scanned now
-and then, and at once when the folder itself changes identity.
+and then (at most SAFETY_SCAN apart), and at once when the folder itself changes
+identity. The folder is followed by what it resolves to: a ``--content`` that is a link
+(``ln -sfn other site``) is watched at its target, and watched afresh when it is
+pointed elsewhere.
+
+The observer can be started before the first load (``observe``), so that a change made
+while the folder is read is not lost: its paths wait until the reloader runs.
 """
 
 from __future__ import annotations
@@ -24,13 +30,16 @@ QUIET = 0.05
 MAX_DELAY = 0.5
 # How often the reloader wakes with nothing to do (on_tick, the folder's identity).
 TICK = 1.0
-# With events, a full scan as a safety net at least this often (or 15 poll intervals),
-# and never more than 1% of the time: at 100,000 posts a scan takes about half a second
-# of the interpreter's one lock, during which requests wait their turn.
-SAFETY_SCAN = 30.0
+# With events, a full scan as a safety net this often, spaced to take at most 1% of the
+# time (at 100,000 posts a scan takes about half a second of the interpreter's one lock,
+# during which requests wait their turn), but never further apart than SAFETY_SCAN: a
+# change the events missed waits for it.
+SAFETY_SCAN = 10.0
 SAFETY_SHARE = 0.01
+# The reloader counts as stalled (health: degraded) when it has not woken for this long.
+STALL = 60.0
 
-Identity = tuple[int, int] | None
+Identity = tuple[str, int, int] | None
 
 
 class Watcher:
@@ -54,9 +63,9 @@ class Watcher:
         self.on_poll = on_poll
         self.on_tick = on_tick
         self.use_events = use_events
-        self.safety_interval = (max(SAFETY_SCAN, 15 * interval) if safety_interval is None
-                                else safety_interval)
+        self.safety_interval = SAFETY_SCAN if safety_interval is None else safety_interval
         self._pending: set[str] = set()
+        self.last_wake = time.monotonic()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -65,18 +74,37 @@ class Watcher:
         self.mode = "poll"
         self._identity = self._root_identity()
         self._next_scan = 0.0
-        if use_events:
+        self._observing = False
+        self.observe()
+
+    def observe(self) -> None:
+        """Start collecting events (done at once: they wait for start())."""
+        if self.use_events and not self._observing:
+            self._observing = True
             self._start_observer()
-        self._schedule_scan()
 
     # --- the event source -------------------------------------------------------------
 
     def _root_identity(self) -> Identity:
+        """What the folder resolves to: its real path, device and inode."""
         try:
-            st = os.stat(self.root)
-        except OSError:
+            real = os.path.realpath(self.root)
+            st = os.stat(real)
+        except (OSError, ValueError):
             return None
-        return st.st_dev, st.st_ino
+        return real, st.st_dev, st.st_ino
+
+    def _as_given(self, path: str) -> str:
+        """A path the observer reported (below the folder's real path) as a path below
+        the folder as it was named, which is how the store knows it."""
+        identity = self._identity
+        if identity is not None:
+            real = os.path.join(identity[0], "")
+            if path.startswith(real):
+                return os.path.join(self.root, path[len(real):])
+            if path == identity[0]:
+                return self.root
+        return path
 
     def _start_observer(self) -> None:
         try:
@@ -101,20 +129,20 @@ class Watcher:
                 # 'created' or 'modified' would read it half written (and again at the
                 # close) when a burst, a git checkout say, is cut into two reloads. A
                 # link is created whole, and has no close.
+                # A file moved in from outside the folder has no close: with 'full
+                # events' it comes as a move from '' (and one moved out, to '').
+                src = os.fsdecode(event.src_path)
                 if closes[0] and not event.is_directory and (
-                        kind == "modified" or (kind == "created" and not os.path.islink(
-                            os.fsdecode(event.src_path)))):
+                        kind == "modified" or (kind == "created" and not os.path.islink(src))):
                     return
-                paths = {os.fsdecode(event.src_path)}
-                dest = getattr(event, "dest_path", "")
-                if dest:
-                    paths.add(os.fsdecode(dest))
-                watcher.notify(paths)
+                ends = (src, os.fsdecode(getattr(event, "dest_path", "")))
+                watcher.notify({watcher._as_given(path) for path in ends if path})
 
         try:
-            observer = Observer()
+            observer = _observer(Observer)
             closes[0] = _reports_closes(observer)
-            observer.schedule(Handler(), self.root, recursive=True)
+            watched = self._identity[0] if self._identity else self.root
+            observer.schedule(Handler(), watched, recursive=True)
             observer.daemon = True
             observer.start()
         except Exception as e:  # inotify limits, odd file systems: fall back to polling
@@ -142,7 +170,7 @@ class Watcher:
         logger.warning("%s was removed, replaced or came back; reading it again", self.root)
         self._identity = identity
         self._stop_observer()
-        if self.use_events and identity is not None:
+        if self._observing and identity is not None:
             self._start_observer()
         return True
 
@@ -153,9 +181,32 @@ class Watcher:
             self._pending |= paths
         self._wake.set()
 
-    def start(self) -> None:
+    def start(self, scan: bool = True) -> None:
+        """Run the reloader: the events collected so far first, then (with ``scan``) a
+        full scan at once, for what changed before the observer was watching."""
+        self.observe()
+        if scan:
+            self._next_scan = 0.0
+        else:
+            self._schedule_scan()
         self._thread.start()
         logger.info("following changes to %s (%s)", self.root, self.mode)
+
+    def scan_now(self) -> None:
+        """A full scan at the reloader's next turn (SIGHUP)."""
+        self._next_scan = 0.0
+        self._wake.set()
+
+    def stalled(self) -> str | None:
+        """Why the watcher is not delivering changes, or None when it is."""
+        if self._stop.is_set():
+            return "stopped"
+        if not self._thread.is_alive():
+            return "the reloader thread is not running"
+        quiet = time.monotonic() - self.last_wake
+        if quiet > STALL:
+            return f"the reloader has not woken for {quiet:.0f} s"
+        return None
 
     def stop(self) -> None:
         self._stop.set()
@@ -167,13 +218,14 @@ class Watcher:
     def _schedule_scan(self, took: float = 0.0) -> None:
         """When the next full scan is due; ``took``: how long the last one took."""
         every = (self.interval if self.mode == "poll"
-                 else max(self.safety_interval, took / SAFETY_SHARE))
+                 else min(SAFETY_SCAN, max(self.safety_interval, took / SAFETY_SHARE)))
         self._next_scan = time.monotonic() + every
 
     def _run(self) -> None:
         while not self._stop.is_set():
             wait = min(TICK, max(0.0, self._next_scan - time.monotonic()))
             woke = self._wake.wait(timeout=wait)
+            self.last_wake = time.monotonic()
             if self._stop.is_set():
                 return
             try:
@@ -205,6 +257,16 @@ class Watcher:
             paths, self._pending = self._pending, set()
         if paths:
             self.on_paths(paths)
+
+
+def _observer(make: Any) -> Any:
+    """watchdog's observer; inotify's with 'full events', so that a file moved in from
+    outside the folder (no close follows it) is told from one being created."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except ImportError:  # not Linux
+        return make()
+    return InotifyObserver(generate_full_events=True) if make is InotifyObserver else make()
 
 
 def _reports_closes(observer: Any) -> bool:

@@ -99,10 +99,13 @@ def respond(rendered: Rendered, *, cors: bool = False, hub: str = "",
     and a HEAD carry the headers of the 200 (HEAD: werkzeug drops the body only). The
     Prepared answer is left for wire.Replay, which answers the next such request.
     Cache-Control is the feeds' max-age unless ``cache_control`` says otherwise."""
+    if rendered.partial:  # a body could not be read: no client or replay may keep it
+        cache_control = "no-store"
     prepared = Prepared(rendered, _coding(rendered), cors=cors, hub=hub,
                         max_age=service().settings.cache_max_age, route=g.route,
                         cache_control=cache_control)
-    request.environ[PREPARED] = prepared
+    if not rendered.partial:
+        request.environ[PREPARED] = prepared
     if prepared.not_modified(request.environ):
         return _NotModified(status=304, headers=prepared.headers_304)
     return Response(prepared.body, headers=prepared.headers_200)
@@ -223,7 +226,9 @@ def index() -> Response:
 def healthz() -> Response:
     g.route = "healthz"
     health = service().health()
-    status = 200 if health["status"] == "ok" else 503
+    # 'degraded' is still 200: the last good content is served, and a load balancer
+    # should keep sending traffic; operators alert on the status in the JSON.
+    status = 200 if health["status"] in ("ok", "degraded") else 503
     response = Response(json.dumps(health, ensure_ascii=False), status=status,
                         content_type="application/json; charset=utf-8")
     response.headers["Cache-Control"] = "no-store"

@@ -1,0 +1,98 @@
+"""The content folder's ``_config.yml``: read with the same guard as front matter (no
+alias bomb, no nesting that overflows libyaml's stack), and its stamp, by which the
+service sees it appear, change or go."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .parse.frontmatter import TooDeep, _expansion_trouble, load_yaml
+
+logger = logging.getLogger(__name__)
+
+NAME = "_config.yml"
+T = TypeVar("T")
+
+ConfigStamp = tuple[int, int, int] | None
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot use; the message names the setting."""
+
+
+def config_stamp(content: Path) -> ConfigStamp:
+    """(mtime, size, inode) of the folder's ``_config.yml``; None when there is none."""
+    try:
+        st = os.stat(content / NAME)
+    except (OSError, ValueError):
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def read_config_file(content: Path) -> dict[str, Any]:
+    """The content folder's ``_config.yml`` as a mapping ({} when there is none);
+    ConfigError, naming the file, when it cannot be read or used safely."""
+    path = content / NAME
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from e
+    try:
+        data = load_yaml(text)
+    except TooDeep as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from e
+    except (RecursionError, ValueError, TypeError, OverflowError) as e:
+        raise ConfigError(f"{path}: a value YAML cannot hold ({type(e).__name__})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of settings")
+    trouble = _expansion_trouble(data)
+    if trouble:
+        raise ConfigError(f"{path}: {trouble}")
+    return data
+
+
+class ConfigFollower:
+    """One folder's ``_config.yml`` as the service follows it: whether it changed since
+    last read, and the last good settings kept while it is missing (having been there)
+    or cannot be used; ``problem`` says why (health)."""
+
+    def __init__(self, content: Path) -> None:
+        self.content = content
+        self.stamp = config_stamp(content)
+        self._had_file = self.stamp is not None
+        self.problem: str | None = None
+
+    def changed(self) -> bool:
+        return config_stamp(self.content) != self.stamp
+
+    def reread(self, read: Callable[[], T]) -> T | None:
+        """``read()`` (settings from the file as it is now), or None to keep the ones in
+        use: the file is gone, or ``read`` raised ValueError (logged)."""
+        self.stamp = config_stamp(self.content)
+        if self.stamp is None and self._had_file:
+            if self.problem is None:
+                logger.warning("%s is gone; keeping the settings it gave",
+                               self.content / NAME)
+            self.problem = f"{NAME} is missing; using the settings it gave"
+            return None
+        try:
+            value = read()
+        except ValueError as e:
+            logger.error("%s; keeping the previous settings", e)
+            self.problem = f"{e}; using the previous settings"
+            return None
+        self.problem = None
+        self._had_file = self.stamp is not None
+        return value

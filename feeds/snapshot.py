@@ -1,0 +1,50 @@
+"""Snapshot: one consistent, frozen state of the content folder, as ``content`` hands it
+out; and the pause of the garbage collector while a whole one is built."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from .config import Settings
+from .model import Post, Problem
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a bulk of objects that live on is built.
+
+    Posts hold no reference cycles; without this, every few hundred posts the
+    collector walks every object made so far, which made a first load of 1,000 posts
+    three times slower (measured, #5). Reference counting still frees as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent state of the content folder."""
+
+    version: int
+    settings: Settings
+    posts: Mapping[str, Post]
+    problems: Mapping[str, tuple[Problem, ...]]
+    skipped: Mapping[str, str] = field(default_factory=dict)
+    """Files deliberately not posts (``published: false``): path -> why."""
+    duration: float = 0.0
+    changed: frozenset[str] | None = None
+    """The files whose post changed since the snapshot of the version before (None: a
+    whole load). Lets the site index be updated rather than built again."""
+    modified_ns: int = 0  # the newest mtime of its files, folders, _config.yml (disk)
+
+    @property
+    def rejected(self) -> int:
+        return sum(1 for ps in self.problems.values() if any(p.rejected for p in ps))
