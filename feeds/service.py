@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from . import links
 from .cache import FeedCache
 from .config import Settings
 from .content import ContentStore, Snapshot
@@ -152,7 +153,8 @@ class FeedService:
                 [after[rel] for rel in snapshot.changed if rel in after])
             if index is not None:
                 return index
-        return SiteIndex(snapshot.posts.values(), future=snapshot.settings.future)
+        return SiteIndex(snapshot.posts.values(), future=snapshot.settings.future,
+                         reserved=links.reserved)
 
     def reveal_due_posts(self) -> None:
         """Rebuild the index when a post dated in the future has come due."""
