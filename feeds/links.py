@@ -100,6 +100,9 @@ _SITE_FILES = {
     **{f"{SITE_FEED.lstrip('/')}.{fmt.value}": f"the site's .{fmt.value} feed"
        for fmt in FEED_FORMATS},
     **{path: "the service's own" for path in SERVICE_PATHS},
+    # A file where a build has a folder could be neither.
+    **{folder: f"the folder /{folder}/" for folder in (
+        "static", SITE_FEED.lstrip("/"), *(kind.value for kind in TERM_KINDS))},
 }
 
 

@@ -327,6 +327,7 @@ COLLIDING = {
     "_posts/2022-02-08-twin-old.md": "/twin/index.html",
     "_posts/2022-02-10-static.md": "/static/style.css",
     "_posts/2022-02-11-health.md": "/healthz",
+    "_posts/2022-02-12-folder.md": "/tag",  # a file where the build has a folder
 }
 
 
