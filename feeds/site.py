@@ -237,6 +237,7 @@ class SiteIndex:
         if any(file_key(p.url) in self._wanted or p.source in self.hidden
                for p in removed + added):
             return False
+        leaving = {url_key(p.url) for p in removed}
         for post in added:
             name = file_key(post.url)
             # Hidden, or may name a source file (_config.yml, _posts/...), or reserved.
@@ -244,7 +245,8 @@ class SiteIndex:
                     self.reserved is not None and self.reserved(name) is not None):
                 return False
             if "/" + normalize_name(post.source) in self.by_url or any(
-                    other in self.by_url for other in _same_file(url_key(post.url))):
+                    other in self.by_url and other not in leaving
+                    for other in _same_file(url_key(post.url))):
                 return False
         return True
 
