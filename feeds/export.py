@@ -259,6 +259,8 @@ def _build(settings: Settings, job: _Run, started: float,
             job.manifest(job.written)
         except BuildError as e:
             error = _stopped(job, e)
+        except OSError as e:  # removing a stale file, or writing the manifest
+            error = _stopped(job, BuildError(f"{e.filename or job.root}: {e.strerror}"))
         _sweep(job.root, job.previous | job.written)
         health = svc.health()
     finally:

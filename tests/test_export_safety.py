@@ -266,6 +266,16 @@ def test_a_write_failing_with_enospc_stops_the_build_and_keeps_the_old_manifest(
     done = export.run(make_settings(site, base_url=BASE), str(out))
     assert done.failed == 0 and not done.error
     assert set(manifest_lines(out)) == set(files(out))
+    complete = (out / export.MANIFEST).read_bytes()
+
+    # Nothing changed, so the manifest is the one write, and it fails: one line, kept.
+    monkeypatch.setattr(export, "open", _Full(budget=0), raising=False)
+    result = export.run(make_settings(site, base_url=BASE), str(out))
+    monkeypatch.undo()
+    assert result.written == 0 and "No space left on device" in result.error
+    assert "\n" not in result.summary()
+    assert (out / export.MANIFEST).read_bytes() == complete
+    assert temporary_files(out) == []
 
 
 # --- long names ---------------------------------------------------------------------------
