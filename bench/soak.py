@@ -6,8 +6,9 @@ the soak owns, all on 127.0.0.1, and for ``--minutes``:
 
 - ``--clients`` (32) well-behaved readers poll the site's Atom, RSS and JSON feeds and the
   soak post's page on keep-alive connections, with conditional GETs (If-None-Match);
-- a writer rewrites the soak post in place every ``--edit-interval`` (0.1 s): version N
-  has the title 'Soak vN' and ``PARAGRAPHS`` paragraphs that each name N;
+- a writer rewrites the soak post in place every ``--edit-interval`` (0.1 s; with
+  ``--atomic``, by a rename): version N has the title 'Soak vN' and ``PARAGRAPHS``
+  paragraphs that each name N;
 - every ``--swap-interval`` (60 s) the content folder is swapped for a copy with the same
   content (``rm -rf site; cp -r backup site``, the writer held meanwhile);
 - one slowloris client keeps ``--slow-sockets`` connections trickling a header line
@@ -65,9 +66,10 @@ class Writer:
     """Writes versions of the soak post, in place (truncate, then write), as an editor
     without atomic saves does; remembers when each version was replaced."""
 
-    def __init__(self, site: Path, posted: datetime) -> None:
+    def __init__(self, site: Path, posted: datetime, atomic: bool = False) -> None:
         self.site = site
         self.posted = posted
+        self.atomic = atomic
         self.version = 0
         self.replaced_at: dict[int, float] = {}
         self.lock = threading.Lock()  # held by a swap: no write into a half-copied folder
@@ -82,8 +84,11 @@ class Writer:
             version = self.version + 1
             path = self.site / SOAK_POST
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "w", encoding="utf-8") as f:
+            target = path.with_name(".soak.tmp") if self.atomic else path
+            with open(target, "w", encoding="utf-8") as f:
                 f.write(self.text(version))
+            if self.atomic:
+                target.replace(path)
             self.replaced_at[self.version] = time.monotonic()
             self.version = version
 
@@ -310,10 +315,11 @@ def every(interval: float, deadline: float, step: Callable[[], object]) -> None:
         step()
 
 
-def prepare(work: Path, posts: int, writer_posted: datetime) -> tuple[Path, Path, Writer]:
+def prepare(work: Path, posts: int, writer_posted: datetime,
+            atomic: bool) -> tuple[Path, Path, Writer]:
     site = work / "site"
     corpus.generate(site, posts)
-    writer = Writer(site, writer_posted)
+    writer = Writer(site, writer_posted, atomic)
     writer.write()
     backup = work / "backup"
     shutil.copytree(site, backup)
@@ -324,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
     procs.install_cleanup()
     work = Path(tempfile.mkdtemp(prefix="feeds-soak-"))
     posted = datetime.now().astimezone() - timedelta(minutes=5)
-    site, backup, writer = prepare(work, args.posts, posted)
+    site, backup, writer = prepare(work, args.posts, posted, args.atomic)
     port = procs.free_port()
     child = procs.spawn("soak-server", [
         sys.executable, str(REPO / "app.py"), "--content", str(site), "--host", procs.HOST,
@@ -438,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow-sockets", type=int, default=20)
     parser.add_argument("--slow-every", type=float, default=10.0)
     parser.add_argument("--stale-after", type=float, default=3.0)
+    parser.add_argument("--atomic", action="store_true",
+                        help="save each edit to a temporary file renamed over the post")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
     if not (0 < args.minutes <= 24 * 60 and 1 <= args.clients <= 256):
