@@ -12,31 +12,49 @@ $uri$is_args$args ...``, and a host that ignores queries serves page 1.
 A run rewrites only files whose bytes changed (so their mtimes, and a sync tool's upload
 list, show what changed) and removes the files a previous run wrote that no longer exist,
 with the folders that leaves empty. The list of files written is kept in
-OUT/.feeds-build-manifest (``MANIFEST``).
+OUT/.feeds-build-manifest (``MANIFEST``), replaced only when complete.
+
+An OUT that is, holds or is inside the content folder is refused before anything is
+read, as is one that is a file or cannot be written. A write that would fail for every
+file (a full disk, a read-only file system) stops the build; no temporary file is left.
+Either way the result's ``error`` is the one line ``feeds build`` prints.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from flask import Flask
 
 from . import assets, links
 from .config import Settings
+from .site import file_name
 
 if TYPE_CHECKING:
     from .service import FeedService
 
 logger = logging.getLogger(__name__)
 MANIFEST = ".feeds-build-manifest"
+
+
+class BuildError(Exception):
+    """A build that cannot start or go on (an OUT it must not or cannot write)."""
+
+
+# A write failing with one of these fails for every file after it: the build stops,
+# rather than logging the same error for each of thousands of files.
+_FATAL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                    errno.EIO})
 
 
 @dataclass
@@ -50,8 +68,12 @@ class BuildResult:
     removed: int
     failed: int
     seconds: float
+    error: str = ""
+    """Why the build stopped (or never started); then it is the summary."""
 
     def summary(self) -> str:
+        if self.error:
+            return f"feeds build: {self.error}"
         return (f"{self.posts} posts, {self.rejected} rejected, {self.files} files "
                 f"({self.written} written, {self.removed} removed, {self.failed} failed) "
                 f"in {self.seconds:.2f} s")
@@ -72,18 +94,51 @@ def urls(app: Flask) -> Iterator[str]:
 
 def target(out: Path, url: str) -> Path:
     """Where a URL's file goes below ``out`` (absolute); never outside it."""
-    parts = urlsplit(url)
-    path = unquote(parts.path)
-    if path.endswith("/"):
-        path += "index.html"
-    name = path.lstrip("/")
-    if parts.query:
-        name += "?" + parts.query
     root = out.resolve()
-    found = (root / name).resolve()
+    found = (root / file_name(url)).resolve()
     if root not in found.parents:
         raise ValueError(f"refusing to write outside {out}: {url}")
     return found
+
+
+def output_folder(content: str, out_dir: str) -> Path:
+    """OUT made ready and resolved; BuildError when it is, holds or is inside the content
+    folder (symlinks followed: the build would write over the posts it reads), or is
+    not a folder, or cannot be made."""
+    source = Path(content).resolve()
+    out = Path(out_dir).resolve()
+    if out == source or source in out.parents or out in source.parents:
+        where = ("is" if out == source else
+                 "is inside" if source in out.parents else "contains")
+        raise BuildError(f"{out_dir}: the output folder {where} the content folder "
+                         f"{content}; give a folder outside it")
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"{out_dir}: not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):  # read-only, full: say so before the load
+            pass
+    except OSError as e:
+        raise BuildError(f"{out_dir}: cannot write in the output folder: {e.strerror}") from e
+    return out
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary file renamed over it, removed
+    again when the write fails (a full disk leaves no half files behind)."""
+    tmp = _tmp(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def _write_if_changed(path: Path, data: bytes) -> bool:
@@ -93,9 +148,7 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    _replace(path, data)
     return True
 
 
@@ -116,50 +169,116 @@ def _remove(root: Path, stale: set[str]) -> int:
     return removed
 
 
+def _sweep(root: Path, rels: set[str]) -> None:
+    """Remove the temporary files a killed run left next to the files it wrote."""
+    for rel in rels:
+        with contextlib.suppress(OSError):
+            _tmp(root / rel).unlink()
+
+
+@dataclass
+class _Run:
+    """One build's files: what the last run wrote, what this one wrote so far."""
+
+    root: Path
+    previous: set[str]
+    written: set[str]
+    changed: int = 0
+    failed: int = 0
+
+    def write(self, url: str, data: bytes) -> None:
+        """Write one URL's file; a fatal error (full disk, read-only) raises
+        BuildError, any other is logged and counted."""
+        try:
+            path = target(self.root, url)
+            self.changed += _write_if_changed(path, data)
+        except OSError as e:
+            if e.errno in _FATAL:
+                raise BuildError(f"{self.root}: cannot write {url}: {e.strerror}") from e
+            logger.error("%s: cannot write: %s", url, e)
+            self.failed += 1
+            return
+        except ValueError as e:
+            logger.error("%s: cannot write: %s", url, e)
+            self.failed += 1
+            return
+        self.written.add(path.relative_to(self.root).as_posix())
+
+    def manifest(self, names: set[str]) -> None:
+        """The list of files, replaced whole: the old one stays until the new is complete."""
+        _replace(self.root / MANIFEST, "".join(f"{rel}\n" for rel in sorted(names)).encode())
+
+
+def _previous(root: Path) -> set[str]:
+    try:
+        return set((root / MANIFEST).read_text("utf-8").splitlines())
+    except FileNotFoundError:
+        return set()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BuildError(f"{root / MANIFEST}: cannot read: {e}") from e
+
+
 def run(settings: Settings, out_dir: str,
         progress: Callable[[int, int], None] | None = None) -> BuildResult:
-    """Write the site under ``out_dir``, calling ``progress(done, total)`` per URL."""
+    """Write the site under ``out_dir``, calling ``progress(done, total)`` per URL. A
+    build that cannot start or go on returns with ``error`` set (and ``failed``)."""
+    started = time.monotonic()
+    try:
+        root = output_folder(settings.content, out_dir)
+        job = _Run(root, _previous(root), set())
+    except BuildError as e:
+        return BuildResult(0, 0, 0, 0, 0, 1, time.monotonic() - started, str(e))
+    return _build(settings, job, started, progress)
+
+
+def _build(settings: Settings, job: _Run, started: float,
+           progress: Callable[[int, int], None] | None) -> BuildResult:
     from . import create_app
 
-    started = time.monotonic()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    root = out.resolve()
     app = create_app(settings, watch=False)
     svc: FeedService = app.extensions["feeds"]
+    error = ""
+    removed = 0
     try:
         base = settings.site_base or "http://localhost"
         split = urlsplit(base)
         client = app.test_client()
-        manifest = root / MANIFEST
-        previous = set(manifest.read_text("utf-8").splitlines()) if manifest.exists() else set()
-        written: set[str] = set()
         all_urls = list(dict.fromkeys(urls(app)))
-        changed = failed = 0
-        for n, url in enumerate(all_urls, 1):
-            # No Accept-Encoding: the identity body, as a static host stores it.
-            with client.get(url, base_url=f"{split.scheme}://{split.netloc}") as response:
-                status, data = response.status_code, response.get_data()
-            if status != 200:
-                logger.error("%s: answered %d, not written", url, status)
-                failed += 1
-                continue
-            try:
-                path = target(out, url)
-                changed += _write_if_changed(path, data)
-            except (OSError, ValueError) as e:
-                logger.error("%s: cannot write: %s", url, e)
-                failed += 1
-                continue
-            written.add(path.relative_to(root).as_posix())
-            if progress is not None:
-                progress(n, len(all_urls))
-        removed = _remove(root, previous - written)
-        manifest.write_text("".join(f"{rel}\n" for rel in sorted(written)), "utf-8")
+        try:
+            for n, url in enumerate(all_urls, 1):
+                # No Accept-Encoding: the identity body, as a static host stores it.
+                with client.get(url, base_url=f"{split.scheme}://{split.netloc}") as response:
+                    status, data = response.status_code, response.get_data()
+                if status != 200:
+                    logger.error("%s: answered %d, not written", url, status)
+                    job.failed += 1
+                    continue
+                job.write(url, data)
+                if progress is not None:
+                    progress(n, len(all_urls))
+            removed = _remove(job.root, job.previous - job.written)
+            job.manifest(job.written)
+        except BuildError as e:
+            error = _stopped(job, e)
+        except OSError as e:  # removing a stale file, or writing the manifest
+            error = _stopped(job, BuildError(f"{e.filename or job.root}: {e.strerror}"))
+        _sweep(job.root, job.previous | job.written)
         health = svc.health()
     finally:
         svc.stop()
     return BuildResult(
-        posts=health["posts"], rejected=health["rejected"], files=len(written),
-        written=changed, removed=removed, failed=failed,
-        seconds=time.monotonic() - started)
+        posts=health["posts"], rejected=health["rejected"], files=len(job.written),
+        written=job.changed, removed=removed, failed=job.failed + bool(error),
+        seconds=time.monotonic() - started, error=error)
+
+
+def _stopped(job: _Run, e: BuildError) -> str:
+    """The line for a build stopped part way. Nothing is removed; the manifest names
+    the files of both runs (so the next run still removes what is stale), or, when even
+    that cannot be written, stays the old one."""
+    try:
+        job.manifest(job.previous | job.written)
+        kept = "the manifest lists both runs' files"
+    except OSError:
+        kept = "the old manifest is kept"
+    return f"{e}; stopped after {len(job.written)} files, {kept}"

@@ -74,6 +74,42 @@ def title(site_title: str, kind: Kind, name: str) -> str:
     return site_title if kind is Kind.SITE else f"{site_title} · {name}"
 
 
+def reserved(name: str) -> str | None:
+    """What else a post's file name (``site.file_name`` of its permalink) is, when the
+    site has it for something else: then the post is left out (``SiteIndex``), so a
+    static build never writes over it and the server and the build agree. None: free.
+    The whole of a URL rule's space is kept, not only the names in use, so a post does
+    not come and go as tags do."""
+    # 'feed.atom?page=2' is page 2's file: a '?' (%3F in the URL) makes no new name.
+    head, _, rest = name.partition("?")[0].partition("/")
+    if not rest:
+        return _SITE_FILES.get(head)
+    if head == "static" or head in SERVICE_PATHS:
+        return f"below /{head}/, the service's own"
+    if head in {k.value for k in TERM_KINDS} and rest.endswith(_TERM_SUFFIXES):
+        return f"in the space of the {head} feeds and pages"
+    if head == SITE_FEED.lstrip("/") and rest.endswith(".xml"):
+        return "in the space of jekyll-feed's category and tag feeds"
+    return None
+
+
+SERVICE_PATHS = ("healthz", "metrics", "websub")
+"""Paths the service answers itself (web's and hubweb's routes)."""
+_TERM_SUFFIXES = tuple(f".{fmt.value}" for fmt in (*FEED_FORMATS, Format.HTML))
+_SITE_FILES = {
+    "index.html": "the home page",
+    OPML.lstrip("/"): "the OPML",
+    SITE_FEED.lstrip("/") + ".xml": "the site's jekyll-feed path",
+    SITE_FEED.lstrip("/") + ".xslt.xml": "the site's feed stylesheet",
+    **{f"{SITE_FEED.lstrip('/')}.{fmt.value}": f"the site's .{fmt.value} feed"
+       for fmt in FEED_FORMATS},
+    **{path: "the service's own" for path in SERVICE_PATHS},
+    # A file where a build has a folder could be neither.
+    **{folder: f"the folder /{folder}/" for folder in (
+        "static", SITE_FEED.lstrip("/"), *(kind.value for kind in TERM_KINDS))},
+}
+
+
 # --- which lists exist ------------------------------------------------------------------
 
 

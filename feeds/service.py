@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from . import links
 from .cache import FeedCache
 from .config import Settings
 from .content import ContentStore
@@ -211,7 +212,8 @@ class FeedService:
                 [after[rel] for rel in snapshot.changed if rel in after])
             if index is not None:
                 return index
-        return SiteIndex(snapshot.posts.values(), future=snapshot.settings.future)
+        return SiteIndex(snapshot.posts.values(), future=snapshot.settings.future,
+                         reserved=links.reserved)
 
     def _schedule_reveal(self, when: float | None) -> None:
         """A post dated in the future is revealed at its date (by a timer, so it needs

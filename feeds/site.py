@@ -4,28 +4,36 @@ one content snapshot with its index: what every response is made from."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 import time
 import unicodedata
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
-from .model import Kind, Post
+from .model import Kind, Post, Problem
 
 if TYPE_CHECKING:
     from .config import Settings
     from .snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
 
 # --- Names in URLs --------------------------------------------------------------------
 # A name is written into a path segment as itself, except the characters that cannot
 # stand in one: '/', '\', '?', '#', '%' and '~' (the escape character itself) become
 # '~' and two hex digits, as does a leading '.' (so '..' is never a segment). The result
 # is then percent-encoded as UTF-8. 'a/b' -> 'a~2Fb', '../x' -> '~2E.~2Fx', 'C#' -> 'C~23'.
+# A segment is a file name in a static build ('tag/<segment>.atom?page=12'), which holds
+# 255 bytes: one over LONG_NAME_BYTES is cut to its first characters, '~~' and a hash of
+# the name; bounded, the same on every run, and never made otherwise ('~' is '~7E').
 
+CONFIG_FILE = "_config.yml"
 _ESCAPED = frozenset("/\\?#%~")
 _UNESCAPE = re.compile(r"~([0-9A-Fa-f]{2})")
 
@@ -40,13 +48,45 @@ def name_to_segment(name: str) -> str:
     out = [f"~{ord(ch):02X}" if ch in _ESCAPED else ch for ch in name]
     if out and out[0] == ".":
         out[0] = "~2E"
+    if sum(len(piece.encode("utf-8")) for piece in out) > LONG_NAME_BYTES:
+        out = _shortened(name, out)
     return quote("".join(out), safe="~!$&'()*+,;=:@")
+
+
+LONG_NAME_BYTES = 200
+_LONG = re.compile(r"~~[0-9a-f]{16}\Z")
+
+
+def _shortened(name: str, pieces: list[str]) -> list[str]:
+    kept: list[str] = []
+    size = 0
+    for piece in pieces:  # whole pieces: never half a character or half an escape
+        size += len(piece.encode("utf-8"))
+        if size > LONG_NAME_BYTES - 20:
+            break
+        kept.append(piece)
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+    return [*kept, "~~", digest]
 
 
 def segment_to_name(segment: str) -> str:
     """Inverse of :func:`name_to_segment`, for a segment already percent-decoded (as the
-    WSGI server hands it over); a raw name with none of our escapes comes back as is."""
+    WSGI server hands it over); a raw name with none of our escapes comes back as is,
+    and a shortened long name's segment too (``SiteIndex.term`` knows it)."""
+    if _LONG.search(segment):
+        return normalize_name(segment)
     return normalize_name(_UNESCAPE.sub(lambda m: chr(int(m.group(1), 16)), segment))
+
+
+def file_name(url: str) -> str:
+    """The file a URL is in a static build, relative to its root: the path
+    percent-decoded, 'index.html' below a folder, the query kept ('feed.atom?page=2')."""
+    path, _, query = url.partition("?")
+    path = unquote(path)
+    if path.endswith("/"):
+        path += "index.html"
+    name = path.lstrip("/")
+    return f"{name}?{query}" if query else name
 
 
 def url_key(path: str) -> str:
@@ -80,18 +120,26 @@ class SiteIndex:
     """
 
     def __init__(self, posts: Iterable[Post], *, future: bool = False,
-                 now: float | None = None) -> None:
+                 now: float | None = None, reserved: Reserved | None = None) -> None:
         now = time.time() if now is None else now
+        everything = list(posts)
         visible: list[Post] = []
         upcoming: list[float] = []
-        for post in posts:
+        for post in everything:
             stamp = post.date.timestamp()
             if future or stamp <= now:
                 visible.append(post)
             else:
                 upcoming.append(stamp)
         visible.sort(key=_sort_key)
+        sources = {normalize_name(p.source) for p in everything} | {CONFIG_FILE}
+        visible, self.left_out = _claim(visible, sources, reserved)
+        # Kept, but static hosts (nginx-static.conf) deny their hidden files.
+        self.hidden = {p.source: p.url for p in visible if _hidden(file_key(p.url))}
+        for source, why in sorted(self.left_out.items()):
+            logger.warning("post %s: %s", source, why)
         self.future = future
+        self.reserved = reserved
         self.posts: tuple[Post, ...] = tuple(visible)
         self.newest_change = _newest_change(visible, 0.0)
         """The newest 'updated' or date of a visible post, as a Unix time: part of
@@ -104,9 +152,6 @@ class SiteIndex:
         tags: dict[str, list[Post]] = {}
         cat_names: dict[str, str] = {}
         tag_names: dict[str, str] = {}
-        by_url: dict[str, Post] = {}
-        self._shared_urls: set[str] = set()
-        """URL keys more than one post claims (the newest wins; updates rebuild)."""
         for post in visible:
             for key, name in _keyed(post.categories):
                 categories.setdefault(key, []).append(post)
@@ -114,13 +159,20 @@ class SiteIndex:
             for key, name in _keyed(post.tags):
                 tags.setdefault(key, []).append(post)
                 tag_names.setdefault(key, name)
-            url = url_key(post.url)
-            if by_url.setdefault(url, post) is not post:
-                self._shared_urls.add(url)
         self._set_terms(
             {k: Term(Kind.CATEGORY, cat_names[k], tuple(v)) for k, v in categories.items()},
             {k: Term(Kind.TAG, tag_names[k], tuple(v)) for k, v in tags.items()})
-        self.by_url = by_url
+        self.by_url = {url_key(post.url): post for post in visible}
+        # The files left-out posts wanted: when their owner goes, build whole.
+        self._wanted = frozenset(file_key(p.url) for p in everything if p.source in self.left_out)
+
+    def problems(self) -> list[Problem]:
+        """A line for ``feeds check`` per post left out for its URL, and a warning per
+        post a static host will not serve."""
+        hidden = "has a folder or file whose name starts with '.': static hosts deny it"
+        return sorted([Problem(source, why) for source, why in self.left_out.items()] + [
+            Problem(source, f"its permalink {url} {hidden}", rejected=False)
+            for source, url in self.hidden.items()], key=lambda p: p.path)
 
     def _set_terms(self, categories: dict[str, Term], tags: dict[str, Term]) -> None:
         self.categories = categories
@@ -129,6 +181,7 @@ class SiteIndex:
             Kind.CATEGORY: _fold_unique(categories),
             Kind.TAG: _fold_unique(tags),
         }
+        self._long = {Kind.CATEGORY: _long_names(categories), Kind.TAG: _long_names(tags)}
 
     def updated(self, removed: Iterable[Post], added: Iterable[Post], *,
                 now: float | None = None) -> SiteIndex | None:
@@ -143,7 +196,7 @@ class SiteIndex:
             return None
         urls_out = {url_key(p.url): p for p in removed}
         urls_in = {url_key(p.url): p for p in added}
-        if len(urls_in) != len(added) or (self._shared_urls & (urls_out.keys() | urls_in.keys())):
+        if len(urls_in) != len(added) or not self._claims_hold(removed, added):
             return None
         by_url = dict(self.by_url)
         for url, post in urls_out.items():
@@ -175,11 +228,33 @@ class SiteIndex:
         new.next_reveal = self.next_reveal
         # Never less than before: a post removed still moved its folder's mtime.
         new.newest_change = _newest_change(added, self.newest_change)
-        new._shared_urls = self._shared_urls
+        new.reserved = self.reserved
+        new.left_out = self.left_out
+        new.hidden = self.hidden
+        new._wanted = self._wanted
         new.by_url = by_url
         new._set_terms(_update_terms(self.categories, Kind.CATEGORY, removed, added),
                        _update_terms(self.tags, Kind.TAG, removed, added))
         return new
+
+    def _claims_hold(self, removed: list[Post], added: list[Post]) -> bool:
+        """Whether no post left out for its URL may come in, and none coming in is left
+        out: else only a whole build decides who owns a URL."""
+        if any(file_key(p.url) in self._wanted or p.source in self.hidden
+               for p in removed + added):
+            return False
+        leaving = {url_key(p.url) for p in removed}
+        for post in added:
+            name = file_key(post.url)
+            # Hidden, or may name a source file (_config.yml, _posts/...), or reserved.
+            if _hidden(name) or "/_" in "/" + name or (
+                    self.reserved is not None and self.reserved(name) is not None):
+                return False
+            if "/" + normalize_name(post.source) in self.by_url or any(
+                    other in self.by_url and other not in leaving
+                    for other in _same_file(url_key(post.url))):
+                return False
+        return True
 
     def term(self, kind: Kind, name: str) -> Term | None:
         """A category or tag by name: exact (after NFC), else the one name that matches
@@ -190,6 +265,9 @@ class SiteIndex:
         if found is None:
             folded = self._folded[kind].get(key.casefold())
             found = terms.get(folded) if folded else None
+        if found is None and _LONG.search(key):
+            long_key = self._long[kind].get(key)
+            found = terms.get(long_key) if long_key else None
         return found
 
     def post_at(self, path: str) -> Post | None:
@@ -213,6 +291,48 @@ def _newest_change(posts: Iterable[Post], newest: float) -> float:
     for post in posts:
         newest = max(newest, post.updated.timestamp(), post.date.timestamp())
     return newest
+
+
+Reserved = Callable[[str], "str | None"]  # links.reserved: what else a file name is
+
+
+def file_key(url: str) -> str:
+    """The file a post URL is, as two posts' files are compared: NFC."""
+    return normalize_name(file_name(url))
+
+
+def _hidden(name: str) -> bool:
+    return any(part.startswith(".") for part in name.split("/"))
+
+
+def _same_file(key: str) -> tuple[str, ...]:
+    """The URL keys that are one file with ``key`` ('/x/' and '/x/index.html')."""
+    base = key.removesuffix("index.html") if key.endswith("/index.html") else key
+    return (base, base + "index.html") if base.endswith("/") else (key,)
+
+
+def _claim(visible: list[Post], sources: set[str], reserved: Reserved | None,
+           ) -> tuple[list[Post], dict[str, str]]:
+    """The posts (newest first) that keep their URL, and why each other one is left out:
+    a URL the site uses for something else, a file of the content folder, or one a
+    newer post has. A static build would write over that file, and the server answers
+    that path with something else, so neither lists the post."""
+    owners: dict[str, Post] = {}
+    kept: list[Post] = []
+    left_out: dict[str, str] = {}
+    for post in visible:
+        name = file_key(post.url)
+        why = reserved(name) if reserved is not None else None
+        if why is None and name in sources:
+            why = f"the source file {name}"
+        if why is None and name in owners:
+            why = f"{owners[name].source}'s too"
+        if why is not None:
+            left_out[post.source] = f"left out: its permalink {post.url} is {why}"
+            continue
+        owners[name] = post
+        kept.append(post)
+    return kept, left_out
 
 
 def _sort_key(post: Post) -> tuple[float, str]:
@@ -257,6 +377,13 @@ def _update_terms(terms: dict[str, Term], kind: Kind, removed: list[Post],
         name = next(n for k, n in _keyed(_names(members[0], kind)) if k == key)
         out[key] = Term(kind, name, tuple(members))
     return out
+
+
+def _long_names(terms: dict[str, Term]) -> dict[str, str]:
+    """Shortened segment (decoded) -> key, for the names too long to stand in a URL."""
+    return {unquote(segment): key for key in terms
+            if len(key) * 4 > LONG_NAME_BYTES  # cheap first: most names are short
+            and _LONG.search(segment := name_to_segment(key))}
 
 
 def _fold_unique(terms: dict[str, Term]) -> dict[str, str]:
