@@ -113,6 +113,7 @@ class FeedCache:
                  read_body: Callable[[Post], str]) -> None:
         self.metrics = metrics
         self._read_body = read_body
+        self._iframe_hosts = settings.iframe_hosts
         self._lock = threading.Lock()
         self._responses = _CountedLRU(settings.cache_bytes, metrics)
         self._signatures: LRUCache[Hashable, Rendered] = LRUCache(
@@ -133,7 +134,8 @@ class FeedCache:
 
     @cachedmethod(attrgetter("_bodies"), key=_body_key, lock=_lock_of)
     def _body(self, post: Post, base: str) -> Body:
-        return render_body(self._read_body(post), post.markup, base + post.url)
+        return render_body(self._read_body(post), post.markup, base + post.url,
+                           self._iframe_hosts)
 
     def entry(self, post: Post, author: Author | None, base: str) -> Entry:
         """A post as a feed entry; ``author`` is the site's, for a post that names none."""

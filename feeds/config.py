@@ -22,6 +22,10 @@ from .model import Author
 
 T = TypeVar("T")
 
+# The big video hosts' players, each with its subdomains (www.youtube.com, ...).
+DEFAULT_IFRAME_HOSTS = ("youtube.com", "youtube-nocookie.com", "player.vimeo.com",
+                        "player.bilibili.com", "player.youku.com", "v.qq.com")
+
 
 class ConfigError(ValueError):
     """A setting has a value the service cannot use; the message names the setting."""
@@ -80,6 +84,16 @@ def _choice(*choices: str) -> Callable[[object], str]:
         return text
 
     return parse
+
+
+def _hosts(value: object) -> tuple[str, ...]:
+    """Host names from a YAML list or a comma- or space-separated string."""
+    items = value if isinstance(value, list | tuple) else str(value or "").replace(",", " ").split()
+    hosts = tuple(str(item).strip().lower().strip(".") for item in items)
+    for host in hosts:
+        if not host or "/" in host or ":" in host:
+            raise ValueError(f"not a host name: {host!r}")
+    return hosts
 
 
 def _author(value: object) -> Author | None:
@@ -176,6 +190,9 @@ class Settings:
     body_cache_bytes: int = _setting(
         64_000_000, "memory bound of the rendered-post cache, bytes", _positive_int,
         key="body_cache_bytes", flag="--body-cache-bytes", env="FEEDS_BODY_CACHE_BYTES")
+    iframe_hosts: tuple[str, ...] = _setting(
+        DEFAULT_IFRAME_HOSTS, "hosts (and their subdomains) whose iframe embeds posts keep",
+        _hosts, key="iframe_hosts", flag="--iframe-hosts", env="FEEDS_IFRAME_HOSTS")
     websub_hub: str = _setting("", "WebSub hub URL announced in feeds and pinged on change",
                                _str, key="websub_hub", flag="--websub-hub",
                                env="FEEDS_WEBSUB_HUB")

@@ -119,6 +119,10 @@ def normalise_html(text: str | None) -> str:
             continue
         for element in fragment.iter():
             if isinstance(element.tag, str):
+                if "style" in element.attrib:  # 'a: b; c: d', whatever the spacing
+                    element.attrib["style"] = "; ".join(
+                        ": ".join(p.strip() for p in rule.split(":", 1))
+                        for rule in element.attrib["style"].split(";") if rule.strip())
                 items = sorted(element.attrib.items())
                 element.attrib.clear()
                 element.attrib.update(items)

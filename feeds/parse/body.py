@@ -6,26 +6,16 @@ from __future__ import annotations
 import html
 import re
 
-import nh3
 from markdown_it import MarkdownIt
 
+from ..config import DEFAULT_IFRAME_HOSTS
 from ..model import Body
 from .frontmatter import decode, split
+from .sanitise import sanitise
 from .text import clean_text
 
 # kramdown-like: raw HTML passes through, autolinks <http://...>, tables, strikethrough.
 _MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
-
-_ALLOWED_TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption", "picture", "source",
-                                         "video", "audio", "track"}
-_ALLOWED_TAGS -= {"script", "style", "iframe", "object", "embed", "form", "input"}
-_ALLOWED_ATTRIBUTES: dict[str, set[str]] = {k: set(v) for k, v in nh3.ALLOWED_ATTRIBUTES.items()}
-_ALLOWED_ATTRIBUTES.setdefault("*", set()).update({"class", "title", "lang", "dir"})
-_ALLOWED_ATTRIBUTES.setdefault("img", set()).update({"src", "alt", "width", "height",
-                                                     "loading"})
-for _media in ("video", "audio", "source", "track"):
-    _ALLOWED_ATTRIBUTES.setdefault(_media, set()).update({"src", "controls", "poster", "type"})
-_URL_SCHEMES = {"http", "https", "mailto", "ftp", "tel", "data"}
 
 _FIRST_PARAGRAPH = re.compile(r"<p\b[^>]*>(.*?)</p>", re.DOTALL | re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
@@ -38,20 +28,12 @@ def body_text(path: str, data: bytes) -> str:
     return clean_text(body)
 
 
-def render_body(body: str, markup: str, page_url: str) -> Body:
+def render_body(body: str, markup: str, page_url: str,
+                iframe_hosts: tuple[str, ...] = DEFAULT_IFRAME_HOSTS) -> Body:
     """Markdown (or HTML) -> sanitised HTML whose URLs are absolute against ``page_url``,
     plus the first paragraph as plain text for a summary."""
     raw = _MARKDOWN.render(body) if markup == "markdown" else body
-    safe = nh3.clean(
-        raw,
-        tags=_ALLOWED_TAGS,
-        clean_content_tags={"script", "style"},
-        attributes=_ALLOWED_ATTRIBUTES,
-        url_schemes=_URL_SCHEMES,
-        link_rel=None,
-        url_relative=("rewrite_with_base", page_url) if page_url else None,
-    )
-    safe = clean_text(safe).strip()
+    safe = clean_text(sanitise(raw, page_url, iframe_hosts)).strip()
     return Body(html=safe, summary=summary_of(safe))
 
 
