@@ -27,7 +27,7 @@ from . import links, pages
 from .config import Settings
 from .metrics import Metrics
 from .model import CONTENT_TYPES, Author, Body, FeedKey, Format, Kind, Post
-from .parse import render_body
+from .parse import BodyRules, render_body
 from .render import Entry, FeedMeta, Outline, feed_title, render_feed, render_opml
 from .rendered import (
     Delta,
@@ -113,7 +113,7 @@ class FeedCache:
                  read_body: Callable[[Post], str]) -> None:
         self.metrics = metrics
         self._read_body = read_body
-        self._iframe_hosts = settings.iframe_hosts
+        self._body_rules = BodyRules(settings.iframe_hosts, settings.smart_quotes)
         self._lock = threading.Lock()
         self._responses = _CountedLRU(settings.cache_bytes, metrics)
         self._signatures: LRUCache[Hashable, Rendered] = LRUCache(
@@ -135,7 +135,7 @@ class FeedCache:
     @cachedmethod(attrgetter("_bodies"), key=_body_key, lock=_lock_of)
     def _body(self, post: Post, base: str) -> Body:
         return render_body(self._read_body(post), post.markup, base + post.url,
-                           self._iframe_hosts)
+                           self._body_rules)
 
     def entry(self, post: Post, author: Author | None, base: str) -> Entry:
         """A post as a feed entry; ``author`` is the site's, for a post that names none."""

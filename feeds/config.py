@@ -193,6 +193,9 @@ class Settings:
     iframe_hosts: tuple[str, ...] = _setting(
         DEFAULT_IFRAME_HOSTS, "hosts (and their subdomains) whose iframe embeds posts keep",
         _hosts, key="iframe_hosts", flag="--iframe-hosts", env="FEEDS_IFRAME_HOSTS")
+    smart_quotes: str = _setting(
+        "lsquo,rsquo,ldquo,rdquo", "the four quotes of Markdown typography, as in kramdown",
+        _str, key="kramdown.smart_quotes")
     websub_hub: str = _setting("", "WebSub hub URL announced in feeds and pinged on change",
                                _str, key="websub_hub", flag="--websub-hub",
                                env="FEEDS_WEBSUB_HUB")

@@ -137,3 +137,94 @@ def test_iframe_hosts_is_a_setting(tmp_path: Path, make_app: Callable[..., Flask
     assert ours["content"] == normalise_html(
         theirs.replace('<iframe src="https://www.youtube.com/embed/abc"></iframe>', ""))
     assert "video.example.net" in ours["content"] and "youtube" not in ours["content"]
+
+
+# --- Markdown as kramdown writes it ---------------------------------------------------
+
+KRAMDOWN_CASES = {
+    "footnotes": """\
+        A claim[^1] and another[^note].
+
+        [^1]: The first note.
+        [^note]: The second, *named*.
+        """,
+    "header-ids": """\
+        ## A "quoted" heading -- with dashes...
+
+        ### Same heading
+
+        ### Same heading
+
+        ## Ünïcode and `code` 2021!
+        """,
+    "typography": """\
+        It's "quoted" -- and --- dashes... 'single' and << spaced >> guillemets.
+        """,
+    "table-alignment": """\
+        | left | centre | right | none |
+        |:-----|:------:|------:|------|
+        | a    | b      | c     | d    |
+        """,
+    "block-ial": """\
+        A para with class.
+        {: .lead #intro}
+
+        ## Heading
+        {: #custom-id}
+
+        > quoted
+        {: .pull}
+        """,
+    "span-ial": """\
+        This is *span*{: .hl} and [a link](https://example.com/){: title="T" .ext} text.
+        """,
+    "toc": """\
+        * toc
+        {:toc}
+
+        ## First
+
+        ### Inner
+
+        ## Second
+        """,
+    "markdown-in-html": """\
+        <div class="box" markdown="1">
+        Inside **bold** and a [link](https://example.com/).
+        </div>
+        """,
+    "definition-list": """\
+        Term
+        : Definition one
+
+        Other term
+        : Definition two
+        """,
+    "abbreviations": """\
+        HTML and CSS are here, HTMLX is not.
+
+        *[HTML]: Hyper Text Markup Language
+        *[CSS]: Cascading Style Sheets
+        """,
+    "math": """\
+        $$ x^2 + 1 $$
+
+        Inline $$a+b < c$$ math.
+        """,
+    "fenced-code": """\
+        ```python
+        def f(x):
+            return x + 1  # note
+        ```
+
+        ```
+        plain <text>
+        ```
+        """,
+}
+
+
+@pytest.mark.parametrize("case", sorted(KRAMDOWN_CASES))
+def test_kramdown_case(both: Compare, case: str) -> None:
+    theirs, ours = both({f"_posts/2021-01-01-{case}.md": post(case, KRAMDOWN_CASES[case])})
+    assert ours[case] == theirs[case]

@@ -11,10 +11,14 @@ and reported as a warning instead. One job a module, in the order a file meets t
 - ``dates``        Jekyll's (Ruby's) date rules
 - ``urls``         slugs, permalinks, percent-encoding, the entry id
 - ``post``         the parts -> a Post
+- ``highlight``    code as Rouge highlights it (Pygments, Rouge's classes)
+- ``kramdown_ial`` kramdown's attribute lists and abbreviations
+- ``kramdown``     Markdown -> HTML as Jekyll's kramdown writes it
+- ``sanitise``     HTML -> safe HTML with absolute URLs; what news sites embed stays
 - ``body``         Markdown / HTML -> a sanitised Body, read when first needed
 """
 
-from .body import body_text, render_body, summary_of
+from .body import BodyRules, body_text, render_body, summary_of
 from .dates import parse_date
 from .frontmatter import CONTROL_WARNING, LOADER, check_size, decode, split_front_matter
 from .post import (
@@ -41,6 +45,7 @@ __all__ = [
     "MARKDOWN_EXTENSIONS",
     "POST_EXTENSIONS",
     "XML_ILLEGAL",
+    "BodyRules",
     "Parsed",
     "PostError",
     "SiteRules",

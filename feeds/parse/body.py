@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import html
 import re
-
-from markdown_it import MarkdownIt
+from dataclasses import dataclass
 
 from ..config import DEFAULT_IFRAME_HOSTS
 from ..model import Body
 from .frontmatter import decode, split
+from .kramdown import DEFAULT_SMART_QUOTES, kramdown
 from .sanitise import sanitise
 from .text import clean_text
 
-# kramdown-like: raw HTML passes through, autolinks <http://...>, tables, strikethrough.
-_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+@dataclass(frozen=True)
+class BodyRules:
+    """The site settings that decide how a body is rendered."""
+
+    iframe_hosts: tuple[str, ...] = DEFAULT_IFRAME_HOSTS
+    smart_quotes: str = DEFAULT_SMART_QUOTES
+    """``kramdown.smart_quotes``: four entity names, single quotes first."""
+
+
+DEFAULT_RULES = BodyRules()
 
 _FIRST_PARAGRAPH = re.compile(r"<p\b[^>]*>(.*?)</p>", re.DOTALL | re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
@@ -29,11 +38,11 @@ def body_text(path: str, data: bytes) -> str:
 
 
 def render_body(body: str, markup: str, page_url: str,
-                iframe_hosts: tuple[str, ...] = DEFAULT_IFRAME_HOSTS) -> Body:
+                rules: BodyRules = DEFAULT_RULES) -> Body:
     """Markdown (or HTML) -> sanitised HTML whose URLs are absolute against ``page_url``,
     plus the first paragraph as plain text for a summary."""
-    raw = _MARKDOWN.render(body) if markup == "markdown" else body
-    safe = clean_text(sanitise(raw, page_url, iframe_hosts)).strip()
+    raw = kramdown(body, rules.smart_quotes) if markup == "markdown" else body
+    safe = clean_text(sanitise(raw, page_url, rules.iframe_hosts)).strip()
     return Body(html=safe, summary=summary_of(safe))
 
 
