@@ -54,16 +54,17 @@ def jekyll_contents(data: bytes) -> dict[str, str]:
     return out
 
 
-Compare = Callable[[Mapping[str, str]], tuple[dict[str, str], dict[str, str]]]
+Compare = Callable[..., tuple[dict[str, str], dict[str, str]]]
 
 
 @pytest.fixture
 def both(tmp_path: Path, make_app: Callable[..., Flask]) -> Compare:
     """Build the posts with Jekyll and with us: (theirs, ours), title -> content."""
 
-    def build(files: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    def build(files: Mapping[str, str], config: str = CONFIG
+              ) -> tuple[dict[str, str], dict[str, str]]:
         root = tmp_path / "site"
-        site = jekyll_site(root, {"_config.yml": CONFIG, **files})
+        site = jekyll_site(root, {"_config.yml": config, **files})
         theirs = jekyll_contents(site.read("feed.xml"))
         data = make_app(root).test_client().get("/feed.xml").data
         ours = {e["title"]: e["content"] for e in atom_entries(data)}
@@ -228,3 +229,11 @@ KRAMDOWN_CASES = {
 def test_kramdown_case(both: Compare, case: str) -> None:
     theirs, ours = both({f"_posts/2021-01-01-{case}.md": post(case, KRAMDOWN_CASES[case])})
     assert ours[case] == theirs[case]
+
+
+def test_smart_quotes_setting(both: Compare) -> None:
+    theirs, ours = both({"_posts/2021-01-01-smart-quotes.md": post("smart-quotes", """\
+        It's "quoted" and 'single', in guillemets.
+        """)}, CONFIG + "kramdown:\n  smart_quotes: lsaquo,rsaquo,laquo,raquo\n")
+    assert ours["smart-quotes"] == theirs["smart-quotes"]
+    assert "\u00ab" in ours["smart-quotes"]

@@ -58,13 +58,19 @@ def _quotes(setting: str) -> str:
 
 
 def _typography(state: StateCore) -> None:
-    """Dashes, ellipses and guillemets in text (never in code), as kramdown does."""
+    """Dashes, ellipses and guillemets in text (never in code), as kramdown does; an
+    apostrophe is kramdown's right single quote (markdown-it's is always U+2019)."""
+    apostrophe = str(state.md.options["quotes"])[3]
     for token in state.tokens:
         if token.type != "inline" or not token.children:
             continue
         for child in token.children:
-            if child.type == "text" and _SYMS.search(child.content):
+            if child.type != "text":
+                continue
+            if _SYMS.search(child.content):
                 child.content = _SYMS.sub(lambda m: _SYM_CHAR[m.group()], child.content)
+            if apostrophe != "\u2019":
+                child.content = child.content.replace("\u2019", apostrophe)
 
 
 def _plain(children: Sequence[Token]) -> str:
