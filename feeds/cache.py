@@ -22,12 +22,13 @@ from dataclasses import replace
 from operator import attrgetter
 
 from cachetools import LRUCache, cachedmethod
+from liquid import Environment
 
 from . import links, pages
 from .config import Settings
 from .metrics import Metrics
 from .model import CONTENT_TYPES, Author, Body, FeedKey, Format, Kind, Post
-from .parse import BodyRules, render_body
+from .parse import BodyRules, LiquidSite, liquid_environment, render_body, with_liquid
 from .render import Entry, FeedMeta, Outline, feed_title, render_feed, render_opml
 from .rendered import (
     Delta,
@@ -110,9 +111,12 @@ class FeedCache:
     """
 
     def __init__(self, settings: Settings, metrics: Metrics,
-                 read_body: Callable[[Post], str]) -> None:
+                 read_body: Callable[[Post], str],
+                 liquid_site: Callable[[], LiquidSite | None] = lambda: None) -> None:
         self.metrics = metrics
         self._read_body = read_body
+        self._liquid_site = liquid_site
+        self._liquid_env: tuple[LiquidSite, Environment] | None = None
         self._body_rules = BodyRules(settings.iframe_hosts, settings.smart_quotes)
         self._lock = threading.Lock()
         self._responses = _CountedLRU(settings.cache_bytes, metrics)
@@ -135,7 +139,21 @@ class FeedCache:
     @cachedmethod(attrgetter("_bodies"), key=_body_key, lock=_lock_of)
     def _body(self, post: Post, base: str) -> Body:
         return render_body(self._read_body(post), post.markup, base + post.url,
-                           self._body_rules)
+                           self._body_rules, self._liquid_of(post))
+
+    def _liquid_of(self, post: Post) -> Callable[[str], str]:
+        return lambda text: with_liquid(self._liquid_environment, post, text)
+
+    def _liquid_environment(self) -> Environment | None:
+        """The Liquid environment of the current state's site, made when a body with
+        Liquid first needs it (a body without any never pays for it)."""
+        site = self._liquid_site()
+        if site is None:
+            return None
+        made = self._liquid_env
+        if made is None or made[0] is not site:
+            made = self._liquid_env = (site, liquid_environment(site, self._body_rules))
+        return made[1]
 
     def entry(self, post: Post, author: Author | None, base: str) -> Entry:
         """A post as a feed entry; ``author`` is the site's, for a post that names none."""

@@ -14,13 +14,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from .cache import FeedCache
-from .config import Settings
+from .config import ConfigError, Settings, read_config_file
 from .content import ContentStore, Snapshot
 from .metrics import Metrics
 from .model import FeedKey, Post
+from .parse import LiquidSite
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
 from .watch import Watcher
@@ -38,7 +40,8 @@ class FeedService:
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.metrics = metrics or Metrics()
         self.store = ContentStore(settings)
-        self.cache = FeedCache(settings, self.metrics, self.read_body)
+        self.cache = FeedCache(settings, self.metrics, self.read_body, self.liquid_site)
+        self._liquid: tuple[State, LiquidSite] | None = None
         self._state: State | None = None
         self.ready = threading.Event()
         self.last_reload: dict[str, Any] = {}
@@ -59,6 +62,34 @@ class FeedService:
         through the one disk reader (never blocks; PostError when the file is not the
         one indexed)."""
         return self.store.read_body(post)
+
+    def liquid_site(self) -> LiquidSite | None:
+        """What post bodies' Liquid sees of the current state: ``_config.yml`` and every
+        post's URL (for ``post_url`` and ``link``). Made when a body first needs it."""
+        state = self._state
+        if state is None:
+            return None
+        made = self._liquid
+        if made is not None and made[0] is state:
+            return made[1]
+        settings = state.settings
+        try:
+            config = read_config_file(Path(settings.content))
+        except ConfigError:
+            config = {}
+        names: dict[str, str] = {}
+        for post in state.index.posts:
+            name = post.source.rsplit(".", 1)[0]
+            names[name.rsplit("/", 1)[-1]] = post.url
+            names[name.split("_posts/", 1)[-1]] = post.url
+        site = LiquidSite(
+            root=Path(settings.content), config=config, baseurl=settings.path_prefix,
+            base=(settings.url.rstrip("/") + settings.path_prefix) if settings.url
+            else settings.site_base,
+            post_urls=names, file_urls={p.source: p.url for p in state.index.posts},
+            tz=settings.tz)
+        self._liquid = (state, site)
+        return site
 
     # --- loading and following changes ------------------------------------------------
 

@@ -237,3 +237,97 @@ def test_smart_quotes_setting(both: Compare) -> None:
         """)}, CONFIG + "kramdown:\n  smart_quotes: lsaquo,rsaquo,laquo,raquo\n")
     assert ours["smart-quotes"] == theirs["smart-quotes"]
     assert "\u00ab" in ours["smart-quotes"]
+
+
+# --- Liquid first ---------------------------------------------------------------------
+
+LIQUID_FILES = {
+    "_includes/note.html": '<aside class="note">{{ include.text }} in {{ site.title }}</aside>\n',
+    "_posts/2021-01-01-target.md": post("target", "The target.\n"),
+    "_posts/2021-01-02-site-and-page.md": post("site-and-page", """\
+        Base {{ site.baseurl }}, title {{ site.title }}; page {{ page.title }}, {{ page.url }},
+        {{ page.video }}.
+        """, "video: abc123\n"),
+    "_posts/2021-01-03-post-url-and-link.md": post("post-url-and-link", """\
+        [one]({% post_url 2021-01-01-target %}) and [two]({% link _posts/2021-01-01-target.md %}).
+        """),
+    "_posts/2021-01-04-include.md": post("include", """\
+        {% include note.html text="Hi" %}
+        """),
+    "_posts/2021-01-05-highlight.md": post("highlight", """\
+        {% highlight python %}
+        def f(x):
+            return x + 1
+        {% endhighlight %}
+        """),
+    "_posts/2021-01-06-raw.md": post("raw", """\
+        {% raw %}{{ not rendered }} and {% if %}{% endraw %}
+        """),
+    "_posts/2021-01-07-url-filters.md": post("url-filters", """\
+        ![img]({{ "/img/x.png" | relative_url }}) {{ "/a" | absolute_url }}
+        """),
+    "_posts/2021-01-08-text-filters.md": post("text-filters", """\
+        {{ "a & b <c>" | xml_escape }} {{ "Hello World!" | slugify }} `{{ page.tags | jsonify }}`
+        {{ page.date | date_to_xmlschema }} {{ page.date | date_to_string }}
+        {{ page.tags | array_to_sentence_string }}
+
+        {{ "**md**" | markdownify }}
+        """, "tags: [x, y, z]\n"),
+    "_posts/2021-01-09-render-with-liquid-false.md": post("render-with-liquid-false", """\
+        Kept {{ site.baseurl }} as is.
+        """, "render_with_liquid: false\n"),
+    "_posts/2021-01-10-where.md": post("where", """\
+        {% assign found = site.people | where: "role", "editor" -%}
+        {% for p in found %}{{ p.name }} {% endfor %}
+        """),
+}
+LIQUID_CONFIG = CONFIG + """\
+people:
+  - {name: Ann, role: editor}
+  - {name: Bob, role: writer}
+  - {name: Cy, role: editor}
+"""
+
+
+@pytest.mark.parametrize("case", sorted(
+    path.split("-", 3)[3].removesuffix(".md") for path in LIQUID_FILES
+    if path.startswith("_posts/") and "target" not in path))
+def test_liquid_case(both: Compare, case: str) -> None:
+    theirs, ours = both(LIQUID_FILES, LIQUID_CONFIG)
+    assert ours[case] == theirs[case]
+
+
+def test_liquid_error_shows_the_text_as_written(both: Compare,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    broken = 'Before {{ "\\"hi\\"" }} after, and {{ site.title }}.\n'
+    theirs, ours = both({
+        "_posts/2021-01-01-liquid-error.md": post("liquid-error", broken),
+        "_posts/2021-01-02-as-written.md": post("as-written", broken,
+                                                "render_with_liquid: false\n"),
+    })
+    assert ours["liquid-error"] == theirs["as-written"]
+    assert "{{ site.title }}" in ours["liquid-error"]
+    assert any("2021-01-01-liquid-error.md" in r.getMessage() and "Liquid" in r.getMessage()
+               for r in caplog.records if r.levelname == "WARNING")
+
+
+@pytest.mark.parametrize("tag", [
+    "{% include ../secret.txt %}",
+    "{% include /etc/hostname %}",
+    "{% include link.html %}",
+    "{% include_relative ../../secret.txt %}",
+    "{% include_relative ../../../secret.txt %}",
+])
+def test_a_template_reads_nothing_outside_the_content_folder(
+        tmp_path: Path, make_app: Callable[..., Flask], tag: str) -> None:
+    (tmp_path / "secret.txt").write_text("SECRET", encoding="utf-8")
+    root = tmp_path / "site"
+    (root / "_includes").mkdir(parents=True)
+    (root / "_includes" / "link.html").symlink_to(tmp_path / "secret.txt")
+    (root / "_posts").mkdir()
+    (root / "_config.yml").write_text(CONFIG, encoding="utf-8")
+    (root / "_posts" / "2021-01-01-escape.md").write_text(
+        post("escape", f"Try {tag} here.\n"), encoding="utf-8")
+    [entry] = atom_entries(make_app(root).test_client().get("/feed.xml").data)
+    assert "SECRET" not in entry["content"]
+    assert tag.replace('"', "&quot;") in entry["content"]  # shown as written

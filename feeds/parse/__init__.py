@@ -14,13 +14,24 @@ and reported as a warning instead. One job a module, in the order a file meets t
 - ``highlight``    code as Rouge highlights it (Pygments, Rouge's classes)
 - ``kramdown_ial`` kramdown's attribute lists and abbreviations
 - ``kramdown``     Markdown -> HTML as Jekyll's kramdown writes it
+- ``liquid_filters`` Jekyll's Liquid filters
+- ``liquid``       Liquid with Jekyll's tags, reading nothing outside the content folder
 - ``sanitise``     HTML -> safe HTML with absolute URLs; what news sites embed stays
 - ``body``         Markdown / HTML -> a sanitised Body, read when first needed
 """
 
-from .body import BodyRules, body_text, render_body, summary_of
+from .body import (
+    BodyRules,
+    BodyText,
+    body_text,
+    liquid_environment,
+    render_body,
+    summary_of,
+    with_liquid,
+)
 from .dates import parse_date
 from .frontmatter import CONTROL_WARNING, LOADER, check_size, decode, split_front_matter
+from .liquid import LiquidError, LiquidSite
 from .post import (
     MARKDOWN_EXTENSIONS,
     POST_EXTENSIONS,
@@ -46,6 +57,9 @@ __all__ = [
     "POST_EXTENSIONS",
     "XML_ILLEGAL",
     "BodyRules",
+    "BodyText",
+    "LiquidError",
+    "LiquidSite",
     "Parsed",
     "PostError",
     "SiteRules",
@@ -57,6 +71,7 @@ __all__ = [
     "decode",
     "escape_path",
     "folder_categories",
+    "liquid_environment",
     "parse_date",
     "parse_post",
     "render_body",
@@ -66,4 +81,5 @@ __all__ = [
     "split_front_matter",
     "summary_of",
     "titleize_slug",
+    "with_liquid",
 ]

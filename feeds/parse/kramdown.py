@@ -254,3 +254,8 @@ def kramdown(text: str, smart_quotes: str = DEFAULT_SMART_QUOTES) -> str:
     for n, block in enumerate(blocks):
         out = out.replace(f"<!--feeds-markdown-{n}-->", block, 1)
     return out
+
+
+def smartify(text: str, smart_quotes: str = DEFAULT_SMART_QUOTES) -> str:
+    """Jekyll's ``smartify`` filter: quotes, dashes and ellipses of one line of text."""
+    return str(_parser(smart_quotes).renderInline(text))

@@ -26,6 +26,7 @@ for _media in ("video", "audio", "source", "track"):
 _ATTRIBUTES["iframe"] = {"src", "width", "height", "frameborder", "allow",
                          "allowfullscreen", "loading", "referrerpolicy", "scrolling"}
 _ATTRIBUTES.setdefault("a", set()).update({"href", "rel", "role"})
+_ATTRIBUTES.setdefault("code", set()).add("data-lang")  # Jekyll's {% highlight %}
 _URL_SCHEMES = {"http", "https", "mailto", "ftp", "tel", "data"}
 
 # Inline style that can colour, align and size, but cannot place a box over the page

@@ -1,0 +1,239 @@
+"""Liquid in a post, rendered first, as Jekyll does, with python-liquid: ``site.*`` (the
+``_config.yml``), ``page.*`` (the front matter and the post's own values), Jekyll's tags
+(``post_url``, ``link``, ``include``, ``include_relative``, ``highlight``) and filters.
+
+A template reads no file outside the content folder: ``include`` reads only from its
+``_includes/``, ``include_relative`` only beside the post, and neither follows a path or
+a link out. A Liquid error raises :class:`LiquidError`; the caller shows the text as
+written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
+from pathlib import Path
+from typing import Any, TextIO
+
+import liquid
+from liquid import Environment, Node, Tag
+from liquid.ast import BlockNode
+from liquid.parser import get_parser
+from liquid.stream import TokenStream
+from liquid.token import TOKEN_EOF, TOKEN_EXPRESSION, TOKEN_TAG
+
+from .highlight import highlight_tag
+from .liquid_filters import jekyll_filters
+
+MAX_INCLUDE_BYTES = 1_000_000
+_PARAM = re.compile(r"""([\w-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s]+))""")
+
+
+class LiquidError(Exception):
+    """The post's Liquid cannot be rendered; the message says why."""
+
+
+@dataclass(frozen=True, eq=False)
+class LiquidSite:
+    """What a post's Liquid may see of its site."""
+
+    root: Path
+    """The content folder: no file outside it is read."""
+    config: Mapping[str, Any]
+    """``_config.yml``, as ``site.*``."""
+    base: str = ""
+    """url + baseurl, absolute ('' when unknown)."""
+    baseurl: str = ""
+    post_urls: Mapping[str, str] = field(default_factory=dict)
+    """A post's name ('2021-01-01-x', or 'folder/2021-01-01-x') -> its URL path."""
+    file_urls: Mapping[str, str] = field(default_factory=dict)
+    """A file's path in the content folder ('_posts/2021-01-01-x.md') -> its URL path."""
+    tz: tzinfo = UTC
+    """The site's zone, for the date filters."""
+
+
+def _read_inside(root: Path, folder: Path, name: str) -> str:
+    """``name`` under ``folder``, which is inside ``root``: nothing else is read."""
+    name = name.strip()
+    if not name or name.startswith(("/", "\\")) or "\0" in name:
+        raise LiquidError(f"cannot include {name!r}")
+    real_root = root.resolve()
+    path = (folder / name).resolve()
+    if not path.is_relative_to(real_root) or not path.is_relative_to(folder.resolve()):
+        raise LiquidError(f"{name!r} is outside the content folder's {folder.name}/")
+    if not path.is_file():
+        raise LiquidError(f"no file {name!r} in {folder.name}/")
+    if path.stat().st_size > MAX_INCLUDE_BYTES:
+        raise LiquidError(f"{name!r} is too large to include")
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def _expression(stream: TokenStream) -> str:
+    """The raw text after the current tag's name (Jekyll's tags parse it themselves).
+    Leaves the stream on the tag's last token: the parser steps over it."""
+    if stream.peek.kind == TOKEN_EXPRESSION:
+        next(stream)
+        return str(stream.current.value)
+    return ""
+
+
+class _ValueNode(Node):
+    """A tag whose output is computed from its raw argument text at render time."""
+
+    __slots__ = ("compute", "text")
+
+    def __init__(self, token: Any, text: str, compute: Callable[[Any, str], str]) -> None:
+        super().__init__(token)
+        self.text = text
+        self.compute = compute
+        self.blank = False
+
+    def render_to_output(self, context: Any, buffer: TextIO) -> int:
+        buffer.write(self.compute(context, self.text))
+        return True
+
+
+def _simple_tag(tag_name: str, compute: Callable[[Any, str], str]) -> type[Tag]:
+    class SimpleTag(Tag):
+        name = tag_name
+        block = False
+
+        def parse(self, stream: TokenStream) -> Node:
+            token = stream.current
+            return _ValueNode(token, _expression(stream), compute)
+
+    return SimpleTag
+
+
+def _interpolate(context: Any, text: str) -> str:
+    """``{{ var }}`` inside a tag's argument (Jekyll allows it in link and include)."""
+    if "{{" not in text:
+        return text.strip()
+    return str(context.env.from_string(text).render(**_scope(context))).strip()
+
+
+def _scope(context: Any) -> dict[str, Any]:
+    return {name: context.resolve(name, default=None) for name in ("site", "page", "include")}
+
+
+class _HighlightNode(Node):
+    __slots__ = ("block", "lang")
+
+    def __init__(self, token: Any, lang: str, block: BlockNode) -> None:
+        super().__init__(token)
+        self.lang = lang
+        self.block = block
+        self.blank = False
+
+    def render_to_output(self, context: Any, buffer: TextIO) -> int:
+        inner = context.get_buffer(buffer)
+        self.block.render(context, inner)
+        buffer.write(highlight_tag(inner.getvalue(), self.lang))
+        return True
+
+
+class _HighlightTag(Tag):
+    name = "highlight"
+    end = "endhighlight"
+
+    def parse(self, stream: TokenStream) -> Node:
+        token = stream.current
+        words = _expression(stream).split()
+        next(stream)
+        block = get_parser(self.env).parse_block(stream, frozenset((self.end, TOKEN_EOF)))
+        stream.expect(TOKEN_TAG, value=self.end)
+        return _HighlightNode(token, words[0] if words else "plaintext", block)
+
+
+class _IncludeNode(Node):
+    __slots__ = ("relative", "text")
+
+    def __init__(self, token: Any, text: str, relative: bool) -> None:
+        super().__init__(token)
+        self.text = text
+        self.relative = relative
+        self.blank = False
+
+    def render_to_output(self, context: Any, buffer: TextIO) -> int:
+        site: LiquidSite = context.env.site
+        name, _, params = _interpolate(context, self.text).partition(" ")
+        page = context.resolve("page", default=None)
+        path = page.get("path") if isinstance(page, Mapping) else None
+        beside = (site.root / str(path)).parent if path else site.root
+        folder = beside if self.relative else site.root / "_includes"
+        source = _read_inside(site.root, folder, name)
+        values: dict[str, object] = {}
+        for match in _PARAM.finditer(params):
+            key, dq, sq, bare = match.groups()
+            if dq is not None or sq is not None:
+                values[key] = dq if dq is not None else sq
+            else:
+                values[key] = context.get(bare.split("."), token=None, default=None)
+        template = context.env.from_string(source)
+        with context.extend({"include": values}, template=template):
+            template.render_with_context(context, buffer, partial=True)
+        return True
+
+
+def _include_tag(tag_name: str, relative: bool) -> type[Tag]:
+    class IncludeTag(Tag):
+        name = tag_name
+        block = False
+
+        def parse(self, stream: TokenStream) -> Node:
+            token = stream.current
+            return _IncludeNode(token, _expression(stream), relative)
+
+    return IncludeTag
+
+
+def _post_url(context: Any, text: str) -> str:
+    site: LiquidSite = context.env.site
+    name = text.strip()
+    url = site.post_urls.get(name) or site.post_urls.get(name.rsplit("/", 1)[-1])
+    if url is None:
+        raise LiquidError(f"post_url: no post {name!r}")
+    return site.baseurl + url
+
+
+def _link(context: Any, text: str) -> str:
+    site: LiquidSite = context.env.site
+    path = _interpolate(context, text).lstrip("/")
+    url = site.file_urls.get(path)
+    if url is None:
+        raise LiquidError(f"link: no file {path!r}")
+    return site.baseurl + url
+
+
+class _JekyllEnvironment(Environment):
+    site: LiquidSite
+
+
+def environment(site: LiquidSite, markdownify: Callable[[str], str],
+                smartify: Callable[[str], str]) -> Environment:
+    """A Liquid environment for one site: Jekyll's tags and filters, unknown filters
+    ignored (as Jekyll does), and no loader (``include`` is ours)."""
+    env = _JekyllEnvironment(strict_filters=False, tolerance=liquid.Mode.STRICT)
+    env.site = site
+    for tag in (_simple_tag("post_url", _post_url), _simple_tag("link", _link),
+                _HighlightTag, _include_tag("include", False),
+                _include_tag("include_relative", True)):
+        env.add_tag(tag)
+    for name, func in jekyll_filters(site.base, site.baseurl, site.tz, markdownify,
+                                     smartify).items():
+        env.add_filter(name, func)
+    return env
+
+
+def render_liquid(env: Environment, text: str, page: Mapping[str, Any]) -> str:
+    """``text`` with its Liquid rendered (``page['path']`` is the post's file, relative
+    to the content folder); LiquidError on any error."""
+    site: LiquidSite = env.site  # type: ignore[attr-defined]
+    try:
+        return str(env.from_string(text).render(site=site.config, page=page))
+    except LiquidError:
+        raise
+    except liquid.exceptions.LiquidError as e:
+        raise LiquidError(" ".join(str(e).split())) from None
