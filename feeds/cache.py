@@ -20,9 +20,9 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 from cachetools import LRUCache, cachedmethod
-from liquid import Environment
 
 from . import links, pages
 from .config import Settings
@@ -41,6 +41,9 @@ from .rendered import (
     remember,
 )
 from .site import State
+
+if TYPE_CHECKING:
+    from liquid import Environment
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +96,14 @@ def _page_key(_cache: object, state: State, what: tuple[str, ...], page: int,
     return (state.snapshot.version, what, page, base)
 
 
-def _signature(_cache: object, key: FeedKey, base: str, meta: FeedMeta,
+def _signature(cache: FeedCache, key: FeedKey, base: str, meta: FeedMeta,
                posts: Sequence[Post]) -> Hashable:
-    return (key, base, meta, tuple((p.source, p.stamp) for p in posts))
+    return (key, base, meta,
+            tuple((p.source, p.stamp, cache.liquid_version(p)) for p in posts))
 
 
-def _body_key(_cache: object, post: Post, base: str) -> Hashable:
-    return (post.source, post.stamp, base)
+def _body_key(cache: FeedCache, post: Post, base: str) -> Hashable:
+    return (post.source, post.stamp, base, cache.liquid_version(post))
 
 
 class FeedCache:
@@ -117,6 +121,8 @@ class FeedCache:
         self._read_body = read_body
         self._liquid_site = liquid_site
         self._liquid_env: tuple[LiquidSite, Environment] | None = None
+        self._liquid_sources: set[str] = set()
+        """Posts whose body holds Liquid: their renderings depend on the whole site."""
         self._body_rules = BodyRules(settings.iframe_hosts, settings.smart_quotes)
         self._lock = threading.Lock()
         self._responses = _CountedLRU(settings.cache_bytes, metrics)
@@ -142,7 +148,21 @@ class FeedCache:
                            self._body_rules, self._liquid_of(post))
 
     def _liquid_of(self, post: Post) -> Callable[[str], str]:
-        return lambda text: with_liquid(self._liquid_environment, post, text)
+        def run(text: str) -> str:
+            if "{{" in text or "{%" in text:
+                self._liquid_sources.add(post.source)
+            return with_liquid(self._liquid_environment, post, text)
+
+        return run
+
+    def liquid_version(self, post: Post) -> str:
+        """'' for a post without Liquid; else the version of the site its Liquid sees
+        (a changed _config.yml, or a post added or moved, renders it again: its
+        post_url, link or site.* may have changed)."""
+        if post.source not in self._liquid_sources:
+            return ""
+        site = self._liquid_site()
+        return site.version if site is not None else ""
 
     def _liquid_environment(self) -> Environment | None:
         """The Liquid environment of the current state's site, made when a body with

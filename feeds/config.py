@@ -25,6 +25,8 @@ T = TypeVar("T")
 # The big video hosts' players, each with its subdomains (www.youtube.com, ...).
 DEFAULT_IFRAME_HOSTS = ("youtube.com", "youtube-nocookie.com", "player.vimeo.com",
                         "player.bilibili.com", "player.youku.com", "v.qq.com")
+# kramdown's default: the entity names of the single, then the double quotes.
+DEFAULT_SMART_QUOTES = "lsquo,rsquo,ldquo,rdquo"
 
 
 class ConfigError(ValueError):
@@ -194,7 +196,7 @@ class Settings:
         DEFAULT_IFRAME_HOSTS, "hosts (and their subdomains) whose iframe embeds posts keep",
         _hosts, key="iframe_hosts", flag="--iframe-hosts", env="FEEDS_IFRAME_HOSTS")
     smart_quotes: str = _setting(
-        "lsquo,rsquo,ldquo,rdquo", "the four quotes of Markdown typography, as in kramdown",
+        DEFAULT_SMART_QUOTES, "the four quotes of Markdown typography, as in kramdown",
         _str, key="kramdown.smart_quotes")
     websub_hub: str = _setting("", "WebSub hub URL announced in feeds and pinged on change",
                                _str, key="websub_hub", flag="--websub-hub",

@@ -9,6 +9,8 @@ and ``delta`` here answer for the current state.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -82,12 +84,15 @@ class FeedService:
             name = post.source.rsplit(".", 1)[0]
             names[name.rsplit("/", 1)[-1]] = post.url
             names[name.split("_posts/", 1)[-1]] = post.url
-        site = LiquidSite(
-            root=Path(settings.content), config=config, baseurl=settings.path_prefix,
-            base=(settings.url.rstrip("/") + settings.path_prefix) if settings.url
-            else settings.site_base,
-            post_urls=names, file_urls={p.source: p.url for p in state.index.posts},
-            tz=settings.tz)
+        files = {p.source: p.url for p in state.index.posts}
+        base = (settings.url.rstrip("/") + settings.path_prefix) if settings.url \
+            else settings.site_base
+        version = hashlib.blake2b(json.dumps(
+            [config, sorted(files.items()), base, settings.timezone], sort_keys=True,
+            default=str).encode(), digest_size=12).hexdigest()
+        site = LiquidSite(root=Path(settings.content), config=config, base=base,
+                          baseurl=settings.path_prefix, post_urls=names, file_urls=files,
+                          tz=settings.tz, version=version)
         self._liquid = (state, site)
         return site
 

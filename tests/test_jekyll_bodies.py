@@ -331,3 +331,29 @@ def test_a_template_reads_nothing_outside_the_content_folder(
     [entry] = atom_entries(make_app(root).test_client().get("/feed.xml").data)
     assert "SECRET" not in entry["content"]
     assert tag.replace('"', "&quot;") in entry["content"]  # shown as written
+
+
+def test_a_moved_post_url_reaches_the_posts_that_link_to_it(
+        tmp_path: Path, make_app: Callable[..., Flask]) -> None:
+    """A body's Liquid reads other posts and _config.yml: when they change, the cached
+    body and feed must not hide it."""
+    root = tmp_path / "site"
+    files = {
+        "_posts/2021-01-01-target.md": post("target", "The target.\n"),
+        "_posts/2021-01-02-linking.md": post(
+            "linking", "[t]({% post_url 2021-01-01-target %}) in {{ site.title }}\n"),
+    }
+    jekyll_site(root, {"_config.yml": CONFIG, **files})
+    app = make_app(root)
+    client = app.test_client()
+    client.get("/feed.xml")
+    client.get("/feed.xml")  # the second rendering keys the body by the site's version
+    moved = {"_config.yml": CONFIG.replace("title: Bodies", "title: Renamed"),
+             "_posts/2021-01-01-target.md": post("target", "The target.\n",
+                                                 "permalink: /moved/\n")}
+    site = jekyll_site(root, moved)  # the same folder, edited, built again
+    app.extensions["feeds"].refresh()
+    ours = {e["title"]: e["content"] for e in atom_entries(client.get("/feed.xml").data)}
+    theirs = jekyll_contents(site.read("feed.xml"))
+    assert ours["linking"] == theirs["linking"]
+    assert "/blog/moved/" in ours["linking"] and "Renamed" in ours["linking"]

@@ -14,6 +14,7 @@ and reported as a warning instead. One job a module, in the order a file meets t
 - ``highlight``    code as Rouge highlights it (Pygments, Rouge's classes)
 - ``kramdown_ial`` kramdown's attribute lists and abbreviations
 - ``kramdown``     Markdown -> HTML as Jekyll's kramdown writes it
+- ``liquid_site``  what a post's Liquid sees of its site (light: no engine imported)
 - ``liquid_filters`` Jekyll's Liquid filters
 - ``liquid``       Liquid with Jekyll's tags, reading nothing outside the content folder
 - ``sanitise``     HTML -> safe HTML with absolute URLs; what news sites embed stays
@@ -31,7 +32,7 @@ from .body import (
 )
 from .dates import parse_date
 from .frontmatter import CONTROL_WARNING, LOADER, check_size, decode, split_front_matter
-from .liquid import LiquidError, LiquidSite
+from .liquid_site import LiquidError, LiquidSite
 from .post import (
     MARKDOWN_EXTENSIONS,
     POST_EXTENSIONS,

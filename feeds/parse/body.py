@@ -9,18 +9,21 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from liquid import Environment
-
-from ..config import DEFAULT_IFRAME_HOSTS
+from ..config import DEFAULT_IFRAME_HOSTS, DEFAULT_SMART_QUOTES
 from ..model import Body, Post
 from .frontmatter import decode, load_yaml, split
-from .kramdown import DEFAULT_SMART_QUOTES, kramdown, smartify
-from .liquid import LiquidError, LiquidSite, environment, render_liquid
+from .liquid_site import LiquidError, LiquidSite
 from .sanitise import sanitise
 from .simple_yaml import simple_yaml
 from .text import clean_text
+
+if TYPE_CHECKING:
+    from liquid import Environment
+
+# The Markdown and Liquid engines are imported when a body is first rendered, not at
+# start-up, which reads front matter only (python-liquid alone takes ~0.1 s to import).
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +62,9 @@ def body_text(path: str, data: bytes) -> BodyText:
 def liquid_environment(site: LiquidSite, rules: BodyRules = DEFAULT_RULES) -> Environment:
     """The Liquid environment of one site (its ``markdownify`` and ``smartify`` are
     kramdown's, with the site's quotes)."""
+    from .kramdown import kramdown, smartify
+    from .liquid import environment
+
     return environment(site, lambda text: kramdown(text, rules.smart_quotes),
                        lambda text: smartify(text, rules.smart_quotes))
 
@@ -88,6 +94,8 @@ def with_liquid(env_of: Callable[[], Environment | None], post: Post, text: str)
     env = env_of()
     if env is None:
         return text
+    from .liquid import render_liquid
+
     try:
         return render_liquid(env, text, _page(post, front))
     except LiquidError as e:
@@ -100,6 +108,8 @@ def render_body(body: str, markup: str, page_url: str,
                 liquid: Callable[[str], str] | None = None) -> Body:
     """(Liquid, with ``liquid``, then) Markdown (or HTML) -> sanitised HTML whose URLs are
     absolute against ``page_url``, plus the first paragraph as plain text for a summary."""
+    from .kramdown import kramdown
+
     if liquid is not None:
         body = liquid(body)
     raw = kramdown(body, rules.smart_quotes) if markup == "markdown" else body

@@ -24,10 +24,9 @@ from markdown_it.utils import EnvType, OptionsDict
 from mdit_py_plugins.deflist import deflist_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
+from ..config import DEFAULT_SMART_QUOTES
 from .highlight import highlight_block
 from .kramdown_ial import abbreviations, apply_ials, strip_abbreviations
-
-DEFAULT_SMART_QUOTES = "lsquo,rsquo,ldquo,rdquo"
 
 # kramdown's typographic_syms: '---', '--', '...', '<< ' and ' >>' (no (c), no +-).
 _SYMS = re.compile(r"---|--|\.\.\.|<< |<<| >>|>>")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,32 +24,10 @@ from liquid.token import TOKEN_EOF, TOKEN_EXPRESSION, TOKEN_TAG
 
 from .highlight import highlight_tag
 from .liquid_filters import jekyll_filters
+from .liquid_site import LiquidError, LiquidSite
 
 MAX_INCLUDE_BYTES = 1_000_000
 _PARAM = re.compile(r"""([\w-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s]+))""")
-
-
-class LiquidError(Exception):
-    """The post's Liquid cannot be rendered; the message says why."""
-
-
-@dataclass(frozen=True, eq=False)
-class LiquidSite:
-    """What a post's Liquid may see of its site."""
-
-    root: Path
-    """The content folder: no file outside it is read."""
-    config: Mapping[str, Any]
-    """``_config.yml``, as ``site.*``."""
-    base: str = ""
-    """url + baseurl, absolute ('' when unknown)."""
-    baseurl: str = ""
-    post_urls: Mapping[str, str] = field(default_factory=dict)
-    """A post's name ('2021-01-01-x', or 'folder/2021-01-01-x') -> its URL path."""
-    file_urls: Mapping[str, str] = field(default_factory=dict)
-    """A file's path in the content folder ('_posts/2021-01-01-x.md') -> its URL path."""
-    tz: tzinfo = UTC
-    """The site's zone, for the date filters."""
 
 
 def _read_inside(root: Path, folder: Path, name: str) -> str:
