@@ -55,32 +55,43 @@ def _expression(stream: TokenStream) -> str:
     return ""
 
 
-class _ValueNode(Node):
-    """A tag whose output is computed from its raw argument text at render time."""
+Write = Callable[[Any, str, TextIO], None]
+"""A tag's work: (render context, its raw argument text, the output buffer)."""
 
-    __slots__ = ("compute", "text")
 
-    def __init__(self, token: Any, text: str, compute: Callable[[Any, str], str]) -> None:
+class _ArgumentNode(Node):
+    """A tag that works from its raw argument text at render time."""
+
+    __slots__ = ("text", "write")
+
+    def __init__(self, token: Any, text: str, write: Write) -> None:
         super().__init__(token)
         self.text = text
-        self.compute = compute
+        self.write = write
         self.blank = False
 
     def render_to_output(self, context: Any, buffer: TextIO) -> int:
-        buffer.write(self.compute(context, self.text))
+        self.write(context, self.text, buffer)
         return True
 
 
-def _simple_tag(tag_name: str, compute: Callable[[Any, str], str]) -> type[Tag]:
-    class SimpleTag(Tag):
+def _argument_tag(tag_name: str, write: Write) -> type[Tag]:
+    class ArgumentTag(Tag):
         name = tag_name
         block = False
 
         def parse(self, stream: TokenStream) -> Node:
             token = stream.current
-            return _ValueNode(token, _expression(stream), compute)
+            return _ArgumentNode(token, _expression(stream), write)
 
-    return SimpleTag
+    return ArgumentTag
+
+
+def _writes(compute: Callable[[Any, str], str]) -> Write:
+    def write(context: Any, text: str, buffer: TextIO) -> None:
+        buffer.write(compute(context, text))
+
+    return write
 
 
 def _interpolate(context: Any, text: str) -> str:
@@ -123,22 +134,16 @@ class _HighlightTag(Tag):
         return _HighlightNode(token, words[0] if words else "plaintext", block)
 
 
-class _IncludeNode(Node):
-    __slots__ = ("relative", "text")
+def _include(relative: bool) -> Write:
+    """Jekyll's include (from _includes/) or include_relative (beside the post)."""
 
-    def __init__(self, token: Any, text: str, relative: bool) -> None:
-        super().__init__(token)
-        self.text = text
-        self.relative = relative
-        self.blank = False
-
-    def render_to_output(self, context: Any, buffer: TextIO) -> int:
+    def write(context: Any, text: str, buffer: TextIO) -> None:
         site: LiquidSite = context.env.site
-        name, _, params = _interpolate(context, self.text).partition(" ")
+        name, _, params = _interpolate(context, text).partition(" ")
         page = context.resolve("page", default=None)
         path = page.get("path") if isinstance(page, Mapping) else None
         beside = (site.root / str(path)).parent if path else site.root
-        folder = beside if self.relative else site.root / "_includes"
+        folder = beside if relative else site.root / "_includes"
         source = _read_inside(site.root, folder, name)
         values: dict[str, object] = {}
         for match in _PARAM.finditer(params):
@@ -150,19 +155,8 @@ class _IncludeNode(Node):
         template = context.env.from_string(source)
         with context.extend({"include": values}, template=template):
             template.render_with_context(context, buffer, partial=True)
-        return True
 
-
-def _include_tag(tag_name: str, relative: bool) -> type[Tag]:
-    class IncludeTag(Tag):
-        name = tag_name
-        block = False
-
-        def parse(self, stream: TokenStream) -> Node:
-            token = stream.current
-            return _IncludeNode(token, _expression(stream), relative)
-
-    return IncludeTag
+    return write
 
 
 def _post_url(context: Any, text: str) -> str:
@@ -193,9 +187,10 @@ def environment(site: LiquidSite, markdownify: Callable[[str], str],
     ignored (as Jekyll does), and no loader (``include`` is ours)."""
     env = _JekyllEnvironment(strict_filters=False, tolerance=liquid.Mode.STRICT)
     env.site = site
-    for tag in (_simple_tag("post_url", _post_url), _simple_tag("link", _link),
-                _HighlightTag, _include_tag("include", False),
-                _include_tag("include_relative", True)):
+    for tag in (_argument_tag("post_url", _writes(_post_url)),
+                _argument_tag("link", _writes(_link)), _HighlightTag,
+                _argument_tag("include", _include(False)),
+                _argument_tag("include_relative", _include(True))):
         env.add_tag(tag)
     for name, func in jekyll_filters(site.base, site.baseurl, site.tz, markdownify,
                                      smartify).items():
