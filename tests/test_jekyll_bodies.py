@@ -357,3 +357,22 @@ def test_a_moved_post_url_reaches_the_posts_that_link_to_it(
     theirs = jekyll_contents(site.read("feed.xml"))
     assert ours["linking"] == theirs["linking"]
     assert "/blog/moved/" in ours["linking"] and "Renamed" in ours["linking"]
+
+
+@pytest.mark.parametrize("case", ["footnotes", "toc", "span-ial"])
+def test_post_page_article_is_jekylls_page(tmp_path: Path, make_app: Callable[..., Flask],
+                                           case: str) -> None:
+    """The post page's article: Jekyll's page for a post without a layout is its body."""
+    root = tmp_path / "site"
+    rel = f"2021/01/01/{case}.html"
+    site = jekyll_site(root, {"_config.yml": CONFIG, "_includes/note.html": "",
+                              f"_posts/2021-01-01-{case}.md": post(case,
+                                                                   KRAMDOWN_CASES[case])})
+    theirs = _absolute(site.read(rel).decode("utf-8"), f"https://example.org/blog/{rel}")
+    response = make_app(root).test_client().get(f"/{rel}")
+    assert response.status_code == 200
+    page = lxml_html.document_fromstring(response.data)
+    [content] = page.xpath("//article/div[@class='content']")
+    inner = (content.text or "") + "".join(
+        lxml_html.tostring(child, encoding="unicode") for child in content)
+    assert normalise_html(inner) == theirs
