@@ -222,6 +222,24 @@ KRAMDOWN_CASES = {
         plain <text>
         ```
         """,
+    "nested-lists": "* a\n  * b\n  * c\n* d\n\n1. one\n2. two\n",
+    "blockquotes": "> quoted *text*\n> more\n\n> # Heading in quote\n",
+    "cjk-header-id": "## 中文 标题：测试\n\n正文。\n",
+    "apostrophes": "The '90s and James' book, \"it's\" ok.\n",
+    "line-breaks": "line one\nline two  \nline three\n",
+    "autolinks": "See https://example.com/x and <https://example.com/y>.\n",
+    "html-block": "<div class=\"x\">\n<p>raw</p>\n</div>\n\nAfter.\n",
+    "image-with-title": "![alt text](/img/a.png \"Title\")\n",
+    "entities": "&copy; 2021 &mdash; AT&T < 5\n",
+    "emphasis-and-strikethrough": "snake_case_word and *em* **strong** ~~del~~\n",
+    "table-without-outer-pipes": "a | b\n--|--\n1 | 2\n",
+    "setext-headers": "Title\n=====\n\nSub\n---\n",
+    "horizontal-rule": "a\n\n---\n\nb\n",
+    "code-span": "Use `a < b` here.\n",
+    "indented-code": "Para\n\n    code line\n    more\n",
+    "header-with-link": "## A [link](http://x.com) heading\n",
+    "footnote-referenced-twice": "One[^a] two[^a].\n\n[^a]: Note.\n",
+    "backslash-escapes": "\\*not em\\* and 1\\. x\n",
 }
 
 

@@ -32,6 +32,7 @@ from .kramdown_ial import abbreviations, apply_ials, strip_abbreviations
 _SYMS = re.compile(r"---|--|\.\.\.|<< |<<| >>|>>")
 _SYM_CHAR = {"---": "\u2014", "--": "\u2013", "...": "\u2026", "<<": "\u00ab",
              ">>": "\u00bb", "<< ": "\u00ab\u00a0", " >>": "\u00a0\u00bb"}
+_DECADE = re.compile(r"(?<!\w)'(?=\d\ds\b)")
 _NON_WORD = re.compile(r"[^\w\- \t]")
 _MARKDOWN_BLOCK = re.compile(
     r"^[ ]{0,3}<(div|section|aside|article|figure|header|footer|nav|blockquote)\b"
@@ -161,23 +162,41 @@ def _render_toc(md: MarkdownIt, tokens: Sequence[Token], list_open: Token,
     return "".join(out)
 
 
+def _label(meta: dict[str, Any]) -> str:
+    """A footnote's name in its ids: its label ('1', 'note'), as kramdown names them."""
+    return html.escape(str(meta.get("label") or meta["id"] + 1))
+
+
+def _decade_apostrophes(state: StateCore) -> None:
+    """'90s: kramdown's apostrophe, where markdown-it would open a quote."""
+    apostrophe = str(state.md.options["quotes"])[3]
+    for token in state.tokens:
+        for child in token.children or ():
+            if child.type == "text" and "'" in child.content:
+                child.content = _DECADE.sub(apostrophe, child.content)
+
+
 def _install_rules(md: MarkdownIt) -> None:
     rules: Any = md.add_render_rule
 
     def footnote_ref(self: Any, tokens: Sequence[Token], idx: int, *_: Any) -> str:
         meta = tokens[idx].meta
-        label = html.escape(str(meta.get("label") or meta["id"] + 1))
-        return (f'<sup id="fnref:{label}" role="doc-noteref"><a href="#fn:{label}" '
+        label = _label(meta)
+        ref = f"{label}:{meta['subId']}" if meta.get("subId") else label
+        return (f'<sup id="fnref:{ref}" role="doc-noteref"><a href="#fn:{label}" '
                 f'class="footnote" rel="footnote">{meta["id"] + 1}</a></sup>')
 
     def footnote_open(self: Any, tokens: Sequence[Token], idx: int, *_: Any) -> str:
-        label = html.escape(str(tokens[idx].meta.get("label") or tokens[idx].meta["id"] + 1))
-        return f'<li id="fn:{label}" role="doc-endnote">'
+        return f'<li id="fn:{_label(tokens[idx].meta)}" role="doc-endnote">'
 
     def footnote_anchor(self: Any, tokens: Sequence[Token], idx: int, *_: Any) -> str:
-        label = html.escape(str(tokens[idx].meta.get("label") or tokens[idx].meta["id"] + 1))
-        return (f'&#160;<a href="#fnref:{label}" class="reversefootnote" '
-                f'role="doc-backlink">&#8617;</a>')
+        # One back link for each reference: the first after a no-break space, the
+        # others numbered, as kramdown writes them.
+        meta = tokens[idx].meta
+        label, sub = _label(meta), meta.get("subId") or 0
+        ref = f"{label}:{sub}" if sub else label
+        return (f'{"" if sub else "&#160;"}<a href="#fnref:{ref}" class="reversefootnote" '
+                f'role="doc-backlink">&#8617;{f"<sup>{sub + 1}</sup>" if sub else ""}</a>')
 
     def html_block(self: Any, tokens: Sequence[Token], idx: int, options: OptionsDict,
                    env: EnvType) -> str:
@@ -215,6 +234,8 @@ def _install_rules(md: MarkdownIt) -> None:
     rules("math_inline", math_inline)
     rules("fence", fence)
     rules("code_inline", code_inline)
+    rules("s_open", lambda *_: "<del>")  # GFM ~~strikethrough~~, as kramdown writes it
+    rules("s_close", lambda *_: "</del>")
     rules("code_block", fence)
 
 
@@ -227,6 +248,7 @@ def _parser(smart_quotes: str) -> MarkdownIt:
     md.inline.ruler.before("escape", "kramdown_math", _math)
     # Attribute lists first: their values are not prose for the typographer.
     md.core.ruler.before("smartquotes", "kramdown_ial", apply_ials)
+    md.core.ruler.before("smartquotes", "kramdown_decades", _decade_apostrophes)
     md.core.ruler.push("kramdown_typography", _typography)
     md.core.ruler.push("kramdown_abbr", abbreviations)
     md.core.ruler.push("kramdown_math_blocks", _math_blocks)
