@@ -25,6 +25,7 @@ from .content import ContentStore, Snapshot
 from .metrics import Metrics
 from .model import FeedKey, Post
 from .parse import LiquidSite
+from .parse.liquid_site import read_data
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
 from .watch import Watcher
@@ -79,6 +80,7 @@ class FeedService:
             config = read_config_file(Path(settings.content))
         except ConfigError:
             config = {}
+        config = {**config, "data": read_data(Path(settings.content))}
         names: dict[str, str] = {}
         for post in state.index.posts:
             name = post.source.rsplit(".", 1)[0]

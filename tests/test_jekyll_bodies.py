@@ -224,7 +224,7 @@ KRAMDOWN_CASES = {
         """,
     "nested-lists": "* a\n  * b\n  * c\n* d\n\n1. one\n2. two\n",
     "blockquotes": "> quoted *text*\n> more\n\n> # Heading in quote\n",
-    "cjk-header-id": "## 中文 标题：测试\n\n正文。\n",
+    "cjk-header-id": "## 中文 标题\uff1a测试\n\n正文。\n",
     "apostrophes": "The '90s and James' book, \"it's\" ok.\n",
     "line-breaks": "line one\nline two  \nline three\n",
     "autolinks": "See https://example.com/x and <https://example.com/y>.\n",
@@ -294,12 +294,40 @@ LIQUID_FILES = {
     "_posts/2021-01-09-render-with-liquid-false.md": post("render-with-liquid-false", """\
         Kept {{ site.baseurl }} as is.
         """, "render_with_liquid: false\n"),
+    "_data/people.yml": "ann: {name: Ann}\n",
+    "_data/list.json": "[1, 2]\n",
+    "_posts/2021-01-11-include-with-variables.md": post(
+        "include-with-variables", "{% include {{ page.inc }} text=page.title %}\n",
+        "inc: note.html\n"),
+    "_posts/2021-01-12-date-filters.md": post("date-filters", """\
+        {{ page.date | date: "%Y-%m-%d" }} {{ page.date | date_to_long_string: "ordinal", "US" }}
+        """),
+    "_posts/2021-01-13-site-data.md": post("site-data", """\
+        {{ site.data.people.ann.name }} {% for p in site.data.list %}{{ p }},{% endfor %}
+        """),
+    "_posts/2021-01-14-assign-and-capture.md": post("assign-and-capture", """\
+        {% assign x = "a" | upcase %}{% capture y %}b{{ x }}{% endcapture %}{{ y }} {{ site.url }}
+        """),
+    "_posts/2021-01-15-highlight-linenos.md": post("highlight-linenos", """\
+        {% highlight ruby linenos %}
+        puts 1
+        puts 2
+        {% endhighlight %}
+        """),
+    "_posts/2021-01-16-link-with-variables.md": post(
+        "link-with-variables", "[x]({% link {{ page.target }} %})\n",
+        "target: _posts/2021-01-01-target.md\n"),
+    "_posts/2021-01-17-unless-and-case.md": post("unless-and-case", """\
+        {% unless page.missing %}shown{% endunless %} {% case 2 %}{% when 2 %}two{% endcase %}
+        """),
     "_posts/2021-01-10-where.md": post("where", """\
         {% assign found = site.people | where: "role", "editor" -%}
         {% for p in found %}{{ p.name }} {% endfor %}
         """),
 }
 LIQUID_CONFIG = CONFIG + """\
+feed:
+  posts_limit: 50
 people:
   - {name: Ann, role: editor}
   - {name: Bob, role: writer}

@@ -62,9 +62,15 @@ def highlight_block(code: str, lang: str) -> str:
             f"{highlighted(code, lang)}</code></pre></div></div>\n")
 
 
-def highlight_tag(code: str, lang: str) -> str:
-    """Liquid's ``{% highlight lang %}``, as Jekyll writes it."""
+def highlight_tag(code: str, lang: str, linenos: bool = False) -> str:
+    """Liquid's ``{% highlight lang [linenos] %}``, as Jekyll writes it."""
     lang_attr = html.escape(lang)
+    code = code.strip("\n")
+    inner = highlighted(code, lang)
+    if linenos:
+        numbers = "".join(f"{n}\n" for n in range(1, code.count("\n") + 2))
+        inner = ('<table class="rouge-table"><tbody><tr><td class="gutter gl">'
+                 f'<pre class="lineno">{numbers}</pre></td><td class="code"><pre>{inner}'
+                 "</pre></td></tr></tbody></table>")
     return (f'<figure class="highlight"><pre><code class="language-{lang_attr}" '
-            f'data-lang="{lang_attr}">{highlighted(code.strip(chr(10)), lang)}'
-            "</code></pre></figure>")
+            f'data-lang="{lang_attr}">{inner}</code></pre></figure>')

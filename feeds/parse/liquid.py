@@ -106,18 +106,19 @@ def _scope(context: Any) -> dict[str, Any]:
 
 
 class _HighlightNode(Node):
-    __slots__ = ("block", "lang")
+    __slots__ = ("block", "lang", "linenos")
 
-    def __init__(self, token: Any, lang: str, block: BlockNode) -> None:
+    def __init__(self, token: Any, words: list[str], block: BlockNode) -> None:
         super().__init__(token)
-        self.lang = lang
+        self.lang = words[0] if words else "plaintext"
+        self.linenos = "linenos" in words[1:]
         self.block = block
         self.blank = False
 
     def render_to_output(self, context: Any, buffer: TextIO) -> int:
         inner = context.get_buffer(buffer)
         self.block.render(context, inner)
-        buffer.write(highlight_tag(inner.getvalue(), self.lang))
+        buffer.write(highlight_tag(inner.getvalue(), self.lang, self.linenos))
         return True
 
 
@@ -131,7 +132,7 @@ class _HighlightTag(Tag):
         next(stream)
         block = get_parser(self.env).parse_block(stream, frozenset((self.end, TOKEN_EOF)))
         stream.expect(TOKEN_TAG, value=self.end)
-        return _HighlightNode(token, words[0] if words else "plaintext", block)
+        return _HighlightNode(token, words, block)
 
 
 def _include(relative: bool) -> Write:

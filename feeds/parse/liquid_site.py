@@ -4,11 +4,16 @@ with Liquid is first rendered)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
+
+import yaml
+
+logger = logging.getLogger(__name__)
 
 
 class LiquidError(Exception):
@@ -35,3 +40,36 @@ class LiquidSite:
     version: str = ""
     """Changes whenever anything above does: a body rendered with Liquid is kept only
     for the version it was rendered with."""
+
+
+MAX_DATA_BYTES = 2_000_000
+_DATA_SUFFIXES = (".yml", ".yaml", ".json")
+
+
+def read_data(root: Path) -> dict[str, Any]:
+    """``site.data``: the ``_data/`` folder's YAML and JSON files by name (folders
+    nested), as Jekyll reads them. A file that cannot be read is left out, with a
+    warning; nothing outside the content folder is read (no symbolic links)."""
+    import json
+
+    from .frontmatter import load_yaml
+
+    def walk(folder: Path, depth: int) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for path in sorted(folder.iterdir()) if depth < 8 else ():
+            if path.is_symlink() or path.name.startswith((".", "_")):
+                continue
+            if path.is_dir():
+                data[path.name] = walk(path, depth + 1)
+            elif path.suffix.lower() in _DATA_SUFFIXES and \
+                    path.stat().st_size <= MAX_DATA_BYTES:
+                try:
+                    text = path.read_text(encoding="utf-8-sig")
+                    data[path.stem] = json.loads(text) if path.suffix.lower() == ".json" \
+                        else load_yaml(text)
+                except (OSError, ValueError, yaml.YAMLError) as e:
+                    logger.warning("%s: cannot read as site.data: %s", path, e)
+        return data
+
+    folder = root / "_data"
+    return walk(folder, 0) if folder.is_dir() and not folder.is_symlink() else {}
