@@ -240,6 +240,16 @@ KRAMDOWN_CASES = {
     "header-with-link": "## A [link](http://x.com) heading\n",
     "footnote-referenced-twice": "One[^a] two[^a].\n\n[^a]: Note.\n",
     "backslash-escapes": "\\*not em\\* and 1\\. x\n",
+    "math-block-on-its-lines": "$$\nx = 1\n$$\n\nText.\n",
+    "block-ial-before": "{: .before}\nA para.\n",
+    "header-explicit-id": "## Head {#my-id}\n\n### Other ###\n",
+    "nomarkdown": "{::nomarkdown}\n<b>raw *x*</b>\n{:/nomarkdown}\n",
+    "span-markdown-in-html": "<span markdown=\"1\">*em*</span> text\n",
+    "list-ial": "* a\n* b\n{: .list}\n",
+    "table-ial": "| a | b |\n|---|---|\n| 1 | 2 |\n{: .tbl}\n",
+    "footnote-in-list": "* item[^n]\n\n[^n]: Note *x*.\n",
+    "inline-html-and-markdown": "<em>raw</em> and **md**\n",
+    "email-autolink": "<me@example.com>\n",
 }
 
 
@@ -247,6 +257,14 @@ KRAMDOWN_CASES = {
 def test_kramdown_case(both: Compare, case: str) -> None:
     theirs, ours = both({f"_posts/2021-01-01-{case}.md": post(case, KRAMDOWN_CASES[case])})
     assert ours[case] == theirs[case]
+
+
+def test_kramdown_comment_extension(both: Compare) -> None:
+    """{::comment} is written as an HTML comment by Jekyll; the sanitiser drops comments."""
+    theirs, ours = both({"_posts/2021-01-01-comment.md": post(
+        "comment", "{::comment}\nhidden\n{:/comment}\n\nShown.\n")})
+    assert ours["comment"] == theirs["comment"].replace("<!-- hidden -->", "")
+    assert "hidden" not in ours["comment"]
 
 
 def test_smart_quotes_setting(both: Compare) -> None:

@@ -38,6 +38,11 @@ _MARKDOWN_BLOCK = re.compile(
     r"^[ ]{0,3}<(div|section|aside|article|figure|header|footer|nav|blockquote)\b"
     r"([^>]*?)\s+markdown=(['\"]?)(1|block)\3([^>]*)>(.*?)^[ ]{0,3}</\1>[ \t]*$",
     re.DOTALL | re.MULTILINE | re.IGNORECASE)
+# kramdown's extensions: {::comment}...{:/comment} (written as an HTML comment, which the
+# sanitiser drops), {::nomarkdown}...{:/nomarkdown} (passed through) and {::options /}.
+_EXTENSION = re.compile(
+    r"^[ ]{0,3}\{::(comment|nomarkdown)\}[ \t]*\n?(.*?)\{:/(?:\1)?\}[ \t]*$"
+    r"|^[ ]{0,3}\{::options\b[^}]*/\}[ \t]*$", re.DOTALL | re.MULTILINE)
 
 
 def _quotes(setting: str) -> str:
@@ -270,6 +275,13 @@ def kramdown(text: str, smart_quotes: str = DEFAULT_SMART_QUOTES) -> str:
                       f"</{match.group(1)}>")
         return f"<!--feeds-markdown-{len(blocks) - 1}-->"
 
+    def extension(match: re.Match[str]) -> str:
+        if match.group(1) != "nomarkdown":
+            return ""
+        blocks.append(match.group(2))
+        return f"<!--feeds-markdown-{len(blocks) - 1}-->"
+
+    text = _EXTENSION.sub(extension, text) if "{::" in text else text
     text = _MARKDOWN_BLOCK.sub(inner, text)
     out = str(md.render(text, {"abbreviations": abbrs}))
     for n, block in enumerate(blocks):

@@ -20,6 +20,7 @@ from markdown_it.token import Token
 _IAL = re.compile(r"\{:(?!:)\s*([^}]*)\}")
 _IAL_LINE = re.compile(r"^\{:(?!:)\s*([^}]*)\}$")
 _IAL_PART = re.compile(r"""([.#])([\w:-]+)|([\w:-]+)=(?:"([^"]*)"|'([^']*)'|(\S+))|([\w-]+)""")
+_HEADER_ID = re.compile(r"\s*\{#([\w:-]+)\}\s*$")
 _ABBR_LINE = re.compile(r"^[ ]{0,3}\*\[([^\]\n]+)\]:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 _FENCE = re.compile(r"^[ ]{0,3}(```|~~~)", re.MULTILINE)
 
@@ -59,11 +60,50 @@ def _enclosing_list(tokens: Sequence[Token], para_open: int) -> int | None:
     return None
 
 
+def _leading_ial(tokens: list[Token], i: int) -> None:
+    """``{: .x}`` on the line before a paragraph's text: the paragraph's."""
+    children = tokens[i].children or []
+    if len(children) > 2 and children[0].type == "text" and children[1].type == "softbreak":
+        line = _IAL_LINE.match(children[0].content.strip())
+        if line and tokens[i - 1].type == "paragraph_open":
+            _set_attrs(tokens[i - 1], line.group(1))
+            del children[:2]
+
+
+def _header_id(tokens: list[Token], i: int) -> None:
+    """kramdown's ``## Head {#id}``."""
+    children = tokens[i].children or []
+    if tokens[i - 1].type == "heading_open" and children and children[-1].type == "text":
+        match = _HEADER_ID.search(children[-1].content)
+        if match:
+            tokens[i - 1].attrSet("id", match.group(1))
+            children[-1].content = children[-1].content[:match.start()]
+
+
+def _table_row_ial(tokens: list[Token], i: int) -> bool:
+    """A ``{: .x}`` line under a table is read as its last row: it is the table's."""
+    line = _IAL_LINE.match((tokens[i].content or "").strip())
+    if not line or tokens[i - 1].type != "td_open" or tokens[i - 2].type != "tr_open":
+        return False
+    row_end = next(n for n in range(i, len(tokens)) if tokens[n].type == "tr_close")
+    if any(t.type == "inline" and t.content.strip() for t in tokens[i + 1:row_end]):
+        return False
+    close = next(n for n in range(row_end, len(tokens)) if tokens[n].type == "table_close")
+    _set_attrs(tokens[_opener(tokens, close)], line.group(1))
+    del tokens[i - 2:row_end + 1]
+    return True
+
+
 def _block_ials(tokens: list[Token]) -> None:
     i = 0
     while i < len(tokens):
         token = tokens[i]
         children = token.children or []
+        if token.type == "inline" and i and _table_row_ial(tokens, i):
+            continue
+        if token.type == "inline" and i:
+            _leading_ial(tokens, i)
+            _header_id(tokens, i)
         if token.type == "inline" and children and children[-1].type == "text":
             line = _IAL_LINE.match(children[-1].content.strip())
             whole = len(children) == 1
