@@ -338,6 +338,13 @@ LIQUID_FILES = {
     "_posts/2021-01-17-unless-and-case.md": post("unless-and-case", """\
         {% unless page.missing %}shown{% endunless %} {% case 2 %}{% when 2 %}two{% endcase %}
         """),
+    "_posts/2021-01-18-where-exp-and-group-by.md": post("where-exp-and-group-by", """\
+        {% assign eds = site.people | where_exp: "p", "p.role == 'editor'" -%}
+        {% for p in eds %}{{ p.name }} {% endfor %}
+        {% assign groups = site.people | group_by: "role" -%}
+        {% for g in groups %}{{ g.name }}={{ g.size }} {% endfor %}
+        {{ site.people | size | to_integer | plus: 1 }}
+        """),
     "_posts/2021-01-10-where.md": post("where", """\
         {% assign found = site.people | where: "role", "editor" -%}
         {% for p in found %}{{ p.name }} {% endfor %}

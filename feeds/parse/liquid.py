@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import liquid
 from liquid import Environment, Node, Tag
 from liquid.ast import BlockNode
+from liquid.filter import with_context
 from liquid.parser import get_parser
 from liquid.stream import TokenStream
 from liquid.token import TOKEN_EOF, TOKEN_EXPRESSION, TOKEN_TAG
@@ -178,6 +179,16 @@ def _link(context: Any, text: str) -> str:
     return site.baseurl + url
 
 
+@with_context
+def _where_exp(value: object, name: str, expression: str, *, context: Any) -> object:
+    """Jekyll's ``where_exp``: the items for which the Liquid condition holds."""
+    if not isinstance(value, list | tuple):
+        return value
+    test = context.env.from_string(f"{{% if {expression} %}}1{{% endif %}}")
+    scope = _scope(context)
+    return [item for item in value if test.render(**scope, **{name: item}) == "1"]
+
+
 class _JekyllEnvironment(Environment):
     site: LiquidSite
 
@@ -193,6 +204,7 @@ def environment(site: LiquidSite, markdownify: Callable[[str], str],
                 _argument_tag("include", _include(False)),
                 _argument_tag("include_relative", _include(True))):
         env.add_tag(tag)
+    env.add_filter("where_exp", _where_exp)
     for name, func in jekyll_filters(site.base, site.baseurl, site.tz, markdownify,
                                      smartify).items():
         env.add_filter(name, func)

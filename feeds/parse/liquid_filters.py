@@ -116,6 +116,32 @@ def _where(value: object, key: str, expected: object) -> object:
     return out
 
 
+def _group_by(value: object, key: str) -> object:
+    if not isinstance(value, list | tuple):
+        return value
+    groups: dict[str, list[Any]] = {}
+    for item in value:
+        found = item.get(key) if isinstance(item, Mapping) else None
+        groups.setdefault("" if found is None else str(found), []).append(item)
+    return [{"name": name, "items": items, "size": len(items)}
+            for name, items in groups.items()]
+
+
+def _push(value: object, item: object) -> object:
+    return [*value, item] if isinstance(value, list | tuple) else value
+
+
+def _unshift(value: object, item: object) -> object:
+    return [item, *value] if isinstance(value, list | tuple) else value
+
+
+def _to_integer(value: object) -> object:
+    try:
+        return int(float(str(value)))
+    except ValueError:
+        return 0
+
+
 def jekyll_filters(base: str, baseurl: str, tz: tzinfo, markdownify: Callable[[str], str],
                    smartify: Callable[[str], str]) -> dict[str, Callable[..., object]]:
     """The filters, bound to a site: ``base`` is url + baseurl, absolute."""
@@ -158,4 +184,11 @@ def jekyll_filters(base: str, baseurl: str, tz: tzinfo, markdownify: Callable[[s
         "number_of_words": lambda v: len(str(v or "").split()),
         "array_to_sentence_string": _array_to_sentence,
         "normalize_whitespace": lambda v: " ".join(str(v or "").split()),
+        "group_by": _group_by,
+        "push": _push,
+        "unshift": _unshift,
+        "pop": lambda v: list(v[:-1]) if isinstance(v, list | tuple) else v,
+        "shift": lambda v: list(v[1:]) if isinstance(v, list | tuple) else v,
+        "to_integer": _to_integer,
+        "inspect": _jsonify,
     }
