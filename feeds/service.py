@@ -24,8 +24,7 @@ from .config import ConfigError, Settings, read_config_file
 from .content import ContentStore, Snapshot
 from .metrics import Metrics
 from .model import FeedKey, Post
-from .parse import LiquidSite
-from .parse.liquid_site import read_data
+from .parse import LiquidSite, SiteVars, page_vars, read_data
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
 from .watch import Watcher
@@ -86,13 +85,16 @@ class FeedService:
             name = post.source.rsplit(".", 1)[0]
             names[name.rsplit("/", 1)[-1]] = post.url
             names[name.split("_posts/", 1)[-1]] = post.url
-        files = {p.source: p.url for p in state.index.posts}
+        posts = state.index.posts
+        files = {p.source: p.url for p in posts}
         base = (settings.url.rstrip("/") + settings.path_prefix) if settings.url \
             else settings.site_base
+        # Any post's edit is a new version: site.posts shows every post's title and date.
         version = hashlib.blake2b(json.dumps(
-            [config, sorted(files.items()), base, settings.timezone], sort_keys=True,
-            default=str).encode(), digest_size=12).hexdigest()
-        site = LiquidSite(root=Path(settings.content), config=config, base=base,
+            [config, [(p.source, p.url, p.stamp) for p in posts], base, settings.timezone],
+            sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
+        site_vars = SiteVars(config, lambda: [page_vars(p, {}) for p in posts])
+        site = LiquidSite(root=Path(settings.content), config=site_vars, base=base,
                           baseurl=settings.path_prefix, post_urls=names, file_urls=files,
                           tz=settings.tz, version=version)
         self._liquid = (state, site)

@@ -345,6 +345,10 @@ LIQUID_FILES = {
         {% for g in groups %}{{ g.name }}={{ g.size }} {% endfor %}
         {{ site.people | size | to_integer | plus: 1 }}
         """),
+    "_posts/2021-01-19-site-posts.md": post("site-posts", """\
+        {% for p in site.posts limit: 3 %}[{{ p.title }}]({{ p.url | relative_url }}) {% endfor %}
+        {{ site.categories.news | size }} {{ site.tags.x.first.title }} {{ site.posts.size }}
+        """, "categories: [news]\ntags: [x]\n"),
     "_posts/2021-01-10-where.md": post("where", """\
         {% assign found = site.people | where: "role", "editor" -%}
         {% for p in found %}{{ p.name }} {% endfor %}

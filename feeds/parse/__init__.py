@@ -26,13 +26,14 @@ from .body import (
     BodyText,
     body_text,
     liquid_environment,
+    page_vars,
     render_body,
     summary_of,
     with_liquid,
 )
 from .dates import parse_date
 from .frontmatter import CONTROL_WARNING, LOADER, check_size, decode, split_front_matter
-from .liquid_site import LiquidError, LiquidSite
+from .liquid_site import LiquidError, LiquidSite, SiteVars, read_data
 from .post import (
     MARKDOWN_EXTENSIONS,
     POST_EXTENSIONS,
@@ -64,6 +65,7 @@ __all__ = [
     "Parsed",
     "PostError",
     "SiteRules",
+    "SiteVars",
     "SkipFile",
     "body_text",
     "build_permalink",
@@ -73,8 +75,10 @@ __all__ = [
     "escape_path",
     "folder_categories",
     "liquid_environment",
+    "page_vars",
     "parse_date",
     "parse_post",
+    "read_data",
     "render_body",
     "site_rules",
     "slugify_default",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +69,7 @@ def liquid_environment(site: LiquidSite, rules: BodyRules = DEFAULT_RULES) -> En
                        lambda text: smartify(text, rules.smart_quotes))
 
 
-def _page(post: Post, front: dict[str, Any]) -> dict[str, Any]:
+def page_vars(post: Post, front: Mapping[str, Any]) -> dict[str, Any]:
     """``page.*``: the front matter, and the values Jekyll computes for a post."""
     name = post.source.rsplit("/", 1)[-1]
     return {**front, "title": post.title, "date": post.date, "url": post.url,
@@ -97,7 +97,7 @@ def with_liquid(env_of: Callable[[], Environment | None], post: Post, text: str)
     from .liquid import render_liquid
 
     try:
-        return render_liquid(env, text, _page(post, front))
+        return render_liquid(env, text, page_vars(post, front))
     except LiquidError as e:
         logger.warning("%s: Liquid error, the body is shown as written: %s", post.source, e)
         return text

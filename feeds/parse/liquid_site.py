@@ -5,7 +5,7 @@ with Liquid is first rendered)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from pathlib import Path
@@ -40,6 +40,42 @@ class LiquidSite:
     version: str = ""
     """Changes whenever anything above does: a body rendered with Liquid is kept only
     for the version it was rendered with."""
+
+
+class SiteVars(Mapping[str, Any]):
+    """``site.*``: the ``_config.yml`` (with ``data``), and ``posts``, ``categories`` and
+    ``tags`` made when a template first reads them (newest first, as Jekyll lists
+    them)."""
+
+    def __init__(self, config: Mapping[str, Any],
+                 posts: Callable[[], list[dict[str, Any]]]) -> None:
+        self._config = dict(config)
+        self._posts = posts
+        self._made: dict[str, Any] = {}
+
+    def _lists(self) -> dict[str, Any]:
+        if not self._made:
+            posts = self._posts()
+            made: dict[str, Any] = {"posts": posts, "categories": {}, "tags": {}}
+            for post in posts:
+                for kind in ("categories", "tags"):
+                    for name in post[kind]:
+                        made[kind].setdefault(name, []).append(post)
+            self._made = made
+        return self._made
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._config:
+            return self._config[key]
+        if key in ("posts", "categories", "tags"):
+            return self._lists()[key]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(("posts", "categories", "tags")), **self._config})
+
+    def __len__(self) -> int:
+        return len(set(self._config) | {"posts", "categories", "tags"})
 
 
 MAX_DATA_BYTES = 2_000_000
