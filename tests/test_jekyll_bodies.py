@@ -451,3 +451,23 @@ def test_post_page_article_is_jekylls_page(tmp_path: Path, make_app: Callable[..
     inner = (content.text or "") + "".join(
         lxml_html.tostring(child, encoding="unicode") for child in content)
     assert normalise_html(inner) == theirs
+
+
+@pytest.mark.parametrize("body", [
+    "{% for i in (1..1000000000) %}x{% endfor %}",
+    "{% for i in (1..5000) %}{% for j in (1..5000) %}x{% endfor %}{% endfor %}",
+    "{% include loop.html %}",
+])
+def test_liquid_that_would_not_end_is_an_error(tmp_path: Path, make_app: Callable[..., Flask],
+                                                body: str) -> None:
+    """Bounded: a runaway loop or an include of itself is a Liquid error, and the post is
+    shown as written (Jekyll would run on, or stop at its own nesting bound)."""
+    root = tmp_path / "site"
+    (root / "_includes").mkdir(parents=True)
+    (root / "_includes" / "loop.html").write_text("{% include loop.html %}", encoding="utf-8")
+    (root / "_posts").mkdir()
+    (root / "_config.yml").write_text(CONFIG, encoding="utf-8")
+    (root / "_posts" / "2021-01-01-runaway.md").write_text(post("runaway", body + "\n"),
+                                                           encoding="utf-8")
+    [entry] = atom_entries(make_app(root).test_client().get("/feed.xml").data)
+    assert entry["content"] == normalise_html(f"<p>{body}</p>")

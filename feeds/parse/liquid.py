@@ -191,6 +191,11 @@ def _where_exp(value: object, name: str, expression: str, *, context: Any) -> ob
 
 class _JekyllEnvironment(Environment):
     site: LiquidSite
+    # Bounds, so that one post's Liquid cannot hold a render thread or fill the memory
+    # ({% for i in (1..1000000000) %}): past them it is a Liquid error, shown as written.
+    loop_iteration_limit = 200_000
+    output_stream_limit = 20_000_000
+    local_namespace_limit = 20_000_000
 
 
 def environment(site: LiquidSite, markdownify: Callable[[str], str],
