@@ -113,7 +113,8 @@ def test_scripts_handlers_and_other_iframes_stay_out(both: Compare) -> None:
             <iframe src="https://evil.example/x"></iframe>
             <iframe srcdoc="<script>alert(1)</script>" src="https://www.youtube.com/embed/a"></iframe>
             <script>alert(1)</script>
-            <p><a href="/x" onclick="evil()">x</a></p>
+            <p><a href="/x" onclick="evil()">x</a><input type="text" name="q"></p>
+            <form action="/steal"><input type="password"></form>
             """),
         "_posts/2021-01-02-clean.md": post("clean", """\
             <p>Before</p>
@@ -250,6 +251,7 @@ KRAMDOWN_CASES = {
     "footnote-in-list": "* item[^n]\n\n[^n]: Note *x*.\n",
     "inline-html-and-markdown": "<em>raw</em> and **md**\n",
     "email-autolink": "<me@example.com>\n",
+    "task-list": "- [ ] todo\n- [x] done\n",
 }
 
 

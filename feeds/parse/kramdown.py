@@ -23,6 +23,7 @@ from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from mdit_py_plugins.deflist import deflist_plugin
 from mdit_py_plugins.footnote import footnote_plugin
+from mdit_py_plugins.tasklists import tasklists_plugin
 
 from ..config import DEFAULT_SMART_QUOTES
 from .highlight import highlight_block
@@ -80,6 +81,17 @@ def _typography(state: StateCore) -> None:
 
 def _plain(children: Sequence[Token]) -> str:
     return "".join(c.content for c in children if c.type in {"text", "code_inline"})
+
+
+def _task_lists(state: StateCore) -> None:
+    """GFM task lists with kramdown-parser-gfm's classes, the box right before the text."""
+    for token in state.tokens:
+        if token.attrGet("class") == "contains-task-list":
+            token.attrSet("class", "task-list")
+        children = token.children or []
+        if token.type == "inline" and len(children) > 1 and \
+                children[0].content.startswith('<input class="task-list-item-checkbox"'):
+            children[1].content = children[1].content.lstrip(" ")
 
 
 def _header_ids(state: StateCore) -> None:
@@ -249,11 +261,12 @@ def _parser(smart_quotes: str) -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": True, "typographer": True,
                                    "quotes": _quotes(smart_quotes)})
     md.enable(["table", "strikethrough", "smartquotes"])
-    md.use(footnote_plugin).use(deflist_plugin)
+    md.use(footnote_plugin).use(deflist_plugin).use(tasklists_plugin)
     md.inline.ruler.before("escape", "kramdown_math", _math)
     # Attribute lists first: their values are not prose for the typographer.
     md.core.ruler.before("smartquotes", "kramdown_ial", apply_ials)
     md.core.ruler.before("smartquotes", "kramdown_decades", _decade_apostrophes)
+    md.core.ruler.push("kramdown_task_lists", _task_lists)
     md.core.ruler.push("kramdown_typography", _typography)
     md.core.ruler.push("kramdown_abbr", abbreviations)
     md.core.ruler.push("kramdown_math_blocks", _math_blocks)

@@ -14,8 +14,8 @@ from ..config import DEFAULT_IFRAME_HOSTS
 
 _TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption", "picture", "source", "video",
                                  "audio", "track", "iframe", "dl", "dt", "dd", "abbr",
-                                 "sup", "sub", "mark"}
-_TAGS -= {"script", "style", "object", "embed", "form", "input"}
+                                 "sup", "sub", "mark", "input"}
+_TAGS -= {"script", "style", "object", "embed", "form"}
 _ATTRIBUTES: dict[str, set[str]] = {k: set(v) for k, v in nh3.ALLOWED_ATTRIBUTES.items()}
 _ATTRIBUTES.setdefault("*", set()).update({"class", "title", "lang", "dir", "id", "style",
                                            "role"})
@@ -42,6 +42,11 @@ STYLE_PROPERTIES = frozenset({
     "border-width", "border-radius", "border-collapse", "float", "clear",
     "list-style-type", "display",
 })
+
+# A task list's box is the only input kept: a disabled checkbox (see _BOX).
+_ATTRIBUTES["input"] = {"type", "checked", "disabled", "class"}
+_BOX = re.compile(r"<input\b[^>]*>")
+_DISABLED_BOX = re.compile(r'^<input(?=[^>]*\stype="checkbox")(?=[^>]*\sdisabled\b)[^>]*>$')
 
 # An iframe whose src was dropped (a host not on the list) is left empty: remove it.
 _EMPTY_IFRAME = re.compile(r"<iframe(?![^>]*\ssrc=)[^>]*>.*?</iframe>", re.DOTALL)
@@ -84,4 +89,6 @@ def sanitise(raw: str, page_url: str, iframe_hosts: tuple[str, ...] = DEFAULT_IF
         url_relative=("rewrite_with_base", page_url) if page_url else None,
         filter_style_properties=STYLE_PROPERTIES,
     )
+    if "<input" in safe:
+        safe = _BOX.sub(lambda m: m.group() if _DISABLED_BOX.match(m.group()) else "", safe)
     return _EMPTY_IFRAME.sub("", safe) if embeds else safe
