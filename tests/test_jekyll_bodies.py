@@ -252,6 +252,7 @@ KRAMDOWN_CASES = {
     "inline-html-and-markdown": "<em>raw</em> and **md**\n",
     "email-autolink": "<me@example.com>\n",
     "task-list": "- [ ] todo\n- [x] done\n",
+    "attribute-list-definitions": "{:myref: .special title=\"T\"}\n\nPara.\n{: myref #p1}\n",
 }
 
 

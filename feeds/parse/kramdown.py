@@ -27,7 +27,7 @@ from mdit_py_plugins.tasklists import tasklists_plugin
 
 from ..config import DEFAULT_SMART_QUOTES
 from .highlight import highlight_block
-from .kramdown_ial import abbreviations, apply_ials, strip_abbreviations
+from .kramdown_ial import abbreviations, apply_ials, expand_alds, strip_abbreviations
 
 # kramdown's typographic_syms: '---', '--', '...', '<< ' and ' >>' (no (c), no +-).
 _SYMS = re.compile(r"---|--|\.\.\.|<< |<<| >>|>>")
@@ -279,7 +279,7 @@ def _parser(smart_quotes: str) -> MarkdownIt:
 def kramdown(text: str, smart_quotes: str = DEFAULT_SMART_QUOTES) -> str:
     """Markdown -> HTML as kramdown (Jekyll's default, GFM input) writes it."""
     md = _parser(smart_quotes)
-    text, abbrs = strip_abbreviations(text)
+    text, abbrs = strip_abbreviations(expand_alds(text))
     blocks: list[str] = []
 
     def inner(match: re.Match[str]) -> str:

@@ -4,6 +4,7 @@
   own), sets that block's attributes; after a list it is the list's (``{:toc}`` marks the
   list that becomes the table of contents).
 - A span IAL right after an element, ``*word*{: .hl}``, sets that element's.
+- ``{:name: .cls}`` on a line of its own defines attributes that ``{: name}`` refers to.
 - ``*[HTML]: Hyper Text Markup Language`` defines an abbreviation: the line is dropped and
   each whole-word use is written ``<abbr title="...">HTML</abbr>``.
 """
@@ -21,6 +22,7 @@ _IAL = re.compile(r"\{:(?!:)\s*([^}]*)\}")
 _IAL_LINE = re.compile(r"^\{:(?!:)\s*([^}]*)\}$")
 _IAL_PART = re.compile(r"""([.#])([\w:-]+)|([\w:-]+)=(?:"([^"]*)"|'([^']*)'|(\S+))|([\w-]+)""")
 _HEADER_ID = re.compile(r"\s*\{#([\w:-]+)\}\s*$")
+_ALD_LINE = re.compile(r"^[ ]{0,3}\{:([\w-]+):[ \t]*([^}\n]*)\}[ \t]*$\n?", re.MULTILINE)
 _ABBR_LINE = re.compile(r"^[ ]{0,3}\*\[([^\]\n]+)\]:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 _FENCE = re.compile(r"^[ ]{0,3}(```|~~~)", re.MULTILINE)
 
@@ -139,6 +141,23 @@ def apply_ials(state: StateCore) -> None:
         if token.type == "inline" and token.children:
             _span_ials(token.children)
     _block_ials(state.tokens)
+
+
+def expand_alds(text: str) -> str:
+    """kramdown's attribute list definitions, ``{:name: .cls key="v"}`` on a line of their
+    own: the lines are dropped and each ``{: name}`` reference gets what they define."""
+    if "{:" not in text:
+        return text
+    found = {m.group(1): m.group(2) for m in _ALD_LINE.finditer(text)}
+    if not found:
+        return text
+    text = _ALD_LINE.sub("", text)
+
+    def expand(match: re.Match[str]) -> str:
+        words = [found.get(word, word) for word in match.group(1).split()]
+        return "{: " + " ".join(words) + "}"
+
+    return _IAL.sub(expand, text)
 
 
 def strip_abbreviations(text: str) -> tuple[str, dict[str, str]]:
