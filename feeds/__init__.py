@@ -7,8 +7,9 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``model``    Post, FeedKey and friends: frozen, typed records; no I/O.
 - ``config``   Settings: every knob once (default, help, _config.yml key, flag, env var).
 - ``metrics``  the Prometheus counters, one registry per app.
-- ``parse``    one file -> Post (front matter, Jekyll dates and permalinks); bodies ->
-               sanitised HTML with absolute URLs, lazily.
+- ``parse``    one file -> Post (front matter, Jekyll dates and permalinks); bodies, as
+               Jekyll renders them (Liquid, then kramdown's Markdown) -> sanitised HTML
+               with absolute URLs, lazily.
 - ``content``  folder -> posts; re-reads only changed files; logs and skips bad ones.
 - ``watch``    follows the folder (inotify via watchdog, polling as a fallback).
 - ``site``     posts -> SiteIndex (newest first, by category, by tag, by URL); the rule
