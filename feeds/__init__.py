@@ -5,8 +5,9 @@ A short tour, in the order data flows (each module imports only modules above it
 ``export`` and ``server`` make the app with ``create_app``, here):
 
 - ``model``    Post, FeedKey and friends: frozen, typed records; no I/O.
-- ``parse``    one file -> Post (front matter, Jekyll dates and permalinks); bodies ->
-               sanitised HTML with absolute URLs, lazily.
+- ``parse``    one file -> Post (front matter, Jekyll dates and permalinks); bodies, as
+               Jekyll renders them (Liquid, then kramdown's Markdown) -> sanitised HTML
+               with absolute URLs, lazily.
 - ``config_file`` the folder's _config.yml, read with front matter's YAML guard; its stamp.
 - ``jekyllconf`` jekyll-feed's ``feed:`` settings, front-matter defaults and
                ``_data/authors.yml``, as typed values.

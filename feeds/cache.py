@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from operator import attrgetter
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from cachetools import LRUCache, cachedmethod
@@ -31,7 +32,7 @@ from .config import Settings
 from .jekyllconf import JEKYLL_EXCERPT_SEPARATOR
 from .metrics import Metrics
 from .model import CONTENT_TYPES, Author, Body, FeedKey, Format, Kind, Post
-from .parse import render_body
+from .parse import BodyRules, LiquidSite, liquid_environment, render_body, with_liquid
 from .render import Entry, FeedMeta, Outline, feed_title, render_feed, render_opml, smartify
 from .rendered import (
     Delta,
@@ -45,6 +46,9 @@ from .rendered import (
 )
 from .site import State
 from .snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from liquid import Environment
 
 logger = logging.getLogger(__name__)
 
@@ -110,13 +114,14 @@ def _page_key(_cache: object, state: State, what: tuple[str, ...], page: int,
     return (state.version, what, page, base)
 
 
-def _signature(_cache: object, key: FeedKey, base: str, meta: FeedMeta,
+def _signature(cache: FeedCache, key: FeedKey, base: str, meta: FeedMeta,
                posts: Sequence[Post], rules: EntryRules) -> Hashable:
-    return (key, base, meta, rules, tuple((p.source, p.stamp) for p in posts))
+    return (key, base, meta, rules,
+            tuple((p.source, p.stamp, cache.liquid_version(p)) for p in posts))
 
 
-def _body_key(_cache: object, post: Post, base: str, separator: str = "") -> Hashable:
-    return (post.source, post.stamp, base, separator)
+def _body_key(cache: FeedCache, post: Post, base: str, separator: str = "") -> Hashable:
+    return (post.source, post.stamp, base, separator, cache.liquid_version(post))
 
 
 @dataclass(frozen=True)
@@ -185,13 +190,19 @@ class FeedCache:
 
     def __init__(self, settings: Settings, metrics: Metrics,
                  read_body: Callable[[Post], str],
-                 on_body_failure: Callable[[Post], None] = lambda post: None) -> None:
+                 on_body_failure: Callable[[Post], None] = lambda post: None,
+                 liquid_site: Callable[[], LiquidSite | None] = lambda: None) -> None:
         self.metrics = metrics
         self._read_body = read_body
         self._on_body_failure = on_body_failure
         self._failures: dict[tuple[str, Hashable], str] = {}
         """(source, stamp) of a post whose body could not be read -> why."""
         self._failures_lock = threading.Lock()
+        self._liquid_site = liquid_site
+        self._liquid_env: tuple[LiquidSite, Environment] | None = None
+        self._liquid_sources: set[str] = set()
+        """Posts whose body holds Liquid: their renderings depend on the whole site."""
+        self._body_rules = BodyRules(settings.iframe_hosts, settings.smart_quotes)
         self._lock = threading.Lock()
         self._responses = _CountedLRU(settings.cache_bytes, metrics)
         self._signatures: LRUCache[Hashable, Rendered] = LRUCache(
@@ -248,13 +259,44 @@ class FeedCache:
     @cachedmethod(attrgetter("_bodies"), key=_body_key, lock=_lock_of)
     def _body(self, post: Post, base: str, separator: str = "") -> Body:
         text = self._read_body(post)
-        body = render_body(text, post.markup, base + post.url)
+        url = base + post.url
+        liquid = self._liquid_of(post)
+        body = render_body(text, post.markup, url, self._body_rules, liquid)
         if post.summary:  # the description is the summary: no excerpt to render
             return replace(body, summary=plain_summary(post.summary))
         head = excerpt_source(text, separator) if separator else text
         # Jekyll renders the excerpt as a document of its own, and never cuts it.
-        excerpt = body if head == text else render_body(head, post.markup, base + post.url)
+        excerpt = (body if head == text
+                   else render_body(head, post.markup, url, self._body_rules, liquid))
         return replace(body, summary=plain_summary(excerpt.html))
+
+    def _liquid_of(self, post: Post) -> Callable[[str], str]:
+        def run(text: str) -> str:
+            if "{{" in text or "{%" in text:
+                self._liquid_sources.add(post.source)
+            return with_liquid(self._liquid_environment, post, text)
+
+        return run
+
+    def liquid_version(self, post: Post) -> str:
+        """'' for a post without Liquid; else the version of the site its Liquid sees
+        (a changed _config.yml, or a post added or moved, renders it again: its
+        post_url, link or site.* may have changed)."""
+        if post.source not in self._liquid_sources:
+            return ""
+        site = self._liquid_site()
+        return site.version if site is not None else ""
+
+    def _liquid_environment(self) -> Environment | None:
+        """The Liquid environment of the current state's site, made when a body with
+        Liquid first needs it (a body without any never pays for it)."""
+        site = self._liquid_site()
+        if site is None:
+            return None
+        made = self._liquid_env
+        if made is None or made[0] is not site:
+            made = self._liquid_env = (site, liquid_environment(site, self._body_rules))
+        return made[1]
 
     def entry(self, post: Post, author: Author | None, base: str,
               rules: EntryRules | None = None, failed: list[Post] | None = None) -> Entry:

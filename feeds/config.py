@@ -29,6 +29,12 @@ from .model import Author, DefaultSet
 
 T = TypeVar("T")
 
+# The big video hosts' players, each with its subdomains (www.youtube.com, ...).
+DEFAULT_IFRAME_HOSTS = ("youtube.com", "youtube-nocookie.com", "player.vimeo.com",
+                        "player.bilibili.com", "player.youku.com", "v.qq.com")
+# kramdown's default: the entity names of the single, then the double quotes.
+DEFAULT_SMART_QUOTES = "lsquo,rsquo,ldquo,rdquo"
+
 
 def _bool(value: object) -> bool:
     if isinstance(value, bool):
@@ -107,6 +113,16 @@ def _choice(*choices: str) -> Callable[[object], str]:
         return text
 
     return parse
+
+
+def _hosts(value: object) -> tuple[str, ...]:
+    """Host names from a YAML list or a comma- or space-separated string."""
+    items = value if isinstance(value, list | tuple) else str(value or "").replace(",", " ").split()
+    hosts = tuple(str(item).strip().lower().strip(".") for item in items)
+    for host in hosts:
+        if not host or "/" in host or ":" in host:
+            raise ValueError(f"not a host name: {host!r}")
+    return hosts
 
 
 def _author(value: object) -> Author | None:
@@ -231,6 +247,12 @@ class Settings:
     body_cache_bytes: int = _setting(
         64_000_000, "memory bound of the rendered-post cache, bytes", _positive_int,
         key="body_cache_bytes", flag="--body-cache-bytes", env="FEEDS_BODY_CACHE_BYTES")
+    iframe_hosts: tuple[str, ...] = _setting(
+        DEFAULT_IFRAME_HOSTS, "hosts (and their subdomains) whose iframe embeds posts keep",
+        _hosts, key="iframe_hosts", flag="--iframe-hosts", env="FEEDS_IFRAME_HOSTS")
+    smart_quotes: str = _setting(
+        DEFAULT_SMART_QUOTES, "the four quotes of Markdown typography, as in kramdown",
+        _str, key="kramdown.smart_quotes")
     websub_hub: str = _setting(
         "", "WebSub hub URL announced in feeds and pinged on change; `self`: the service is "
         "its own hub, at `<base>/websub`", _hub, key="websub_hub", flag="--websub-hub",

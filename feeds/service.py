@@ -10,20 +10,25 @@ and ``delta`` here answer for the current state.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from . import links
 from .cache import FeedCache
 from .config import Settings
+from .config_file import ConfigError, read_config_file
 from .content import ContentStore
 from .metrics import Metrics
 from .model import FeedKey, Post
+from .parse import LiquidSite, SiteVars, page_vars, read_data
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
 from .snapshot import Snapshot
@@ -63,7 +68,9 @@ class FeedService:
         self.metrics = metrics or Metrics()
         self.store = ContentStore(settings)
         self.cache = FeedCache(settings, self.metrics, self.read_body,
-                               on_body_failure=lambda post: self.store.recheck(post.source))
+                               on_body_failure=lambda post: self.store.recheck(post.source),
+                               liquid_site=self.liquid_site)
+        self._liquid: tuple[State, LiquidSite] | None = None
         self._state: State | None = None
         self.ready = threading.Event()
         self.last_reload: dict[str, Any] = {}
@@ -88,6 +95,41 @@ class FeedService:
         through the one disk reader (never blocks; PostError when the file is not the
         one indexed)."""
         return self.store.read_body(post)
+
+    def liquid_site(self) -> LiquidSite | None:
+        """What post bodies' Liquid sees of the current state: ``_config.yml`` and every
+        post's URL (for ``post_url`` and ``link``). Made when a body first needs it."""
+        state = self._state
+        if state is None:
+            return None
+        made = self._liquid
+        if made is not None and made[0] is state:
+            return made[1]
+        settings = state.settings
+        try:
+            config = read_config_file(Path(settings.content))
+        except ConfigError:
+            config = {}
+        config = {**config, "data": read_data(Path(settings.content))}
+        names: dict[str, str] = {}
+        for post in state.index.posts:
+            name = post.source.rsplit(".", 1)[0]
+            names[name.rsplit("/", 1)[-1]] = post.url
+            names[name.split("_posts/", 1)[-1]] = post.url
+        posts = state.index.posts
+        files = {p.source: p.url for p in posts}
+        base = (settings.url.rstrip("/") + settings.path_prefix) if settings.url \
+            else settings.site_base
+        # Any post's edit is a new version: site.posts shows every post's title and date.
+        version = hashlib.blake2b(json.dumps(
+            [config, [(p.source, p.url, p.stamp) for p in posts], base, settings.timezone],
+            sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
+        site_vars = SiteVars(config, lambda: [page_vars(p, {}) for p in posts])
+        site = LiquidSite(root=Path(settings.content), config=site_vars, base=base,
+                          baseurl=settings.path_prefix, post_urls=names, file_urls=files,
+                          tz=settings.tz, version=version)
+        self._liquid = (state, site)
+        return site
 
     # --- loading and following changes ------------------------------------------------
 

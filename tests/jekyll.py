@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import html
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ A = "{http://www.w3.org/2005/Atom}"
 MEDIA = "{http://search.yahoo.com/mrss/}"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 BUILD_TIMEOUT = 120
+_INDENT = re.compile(r"[ \t]*\n\s*")
 _CACHE = Path(os.environ.get("FEEDS_JEKYLL_CACHE", "/tmp/feeds-jekyll-builds"))
 
 needs_jekyll = pytest.mark.skipif(JEKYLL is None, reason="jekyll is not installed "
@@ -119,6 +121,10 @@ def normalise_html(text: str | None) -> str:
             continue
         for element in fragment.iter():
             if isinstance(element.tag, str):
+                if "style" in element.attrib:  # 'a: b; c: d', whatever the spacing
+                    element.attrib["style"] = "; ".join(
+                        ": ".join(p.strip() for p in rule.split(":", 1))
+                        for rule in element.attrib["style"].split(";") if rule.strip())
                 items = sorted(element.attrib.items())
                 element.attrib.clear()
                 element.attrib.update(items)
@@ -126,6 +132,12 @@ def normalise_html(text: str | None) -> str:
                 element.text = None
             if element.tail is not None and not element.tail.strip():
                 element.tail = None
+            # Indentation after a line break is not content (outside <pre>).
+            in_pre = any(a.tag == "pre" for a in element.iterancestors())
+            if element.text and element.tag != "pre" and not in_pre:
+                element.text = _INDENT.sub("\n", element.text)
+            if element.tail and not in_pre:
+                element.tail = _INDENT.sub("\n", element.tail)
         parts.append(lxml_html.tostring(fragment, encoding="unicode").strip())
     return "".join(parts)
 

@@ -29,6 +29,8 @@ def default_text(value: object) -> str:
         return "`true`" if value else "`false`"
     if value == "":
         return '`""`'
+    if isinstance(value, tuple):
+        return "`" + ", ".join(map(str, value)) + "`"
     return f"`{value}`"
 
 

@@ -13,12 +13,29 @@ and reported as a warning instead. One job a module, in the order a file meets t
                    ignored with a warning, as Jekyll would still publish the post
 - ``urls``         slugs, permalinks, percent-encoding, the entry id
 - ``post``         the parts -> a Post
+- ``highlight``    code as Rouge highlights it (Pygments, Rouge's classes)
+- ``kramdown_ial`` kramdown's attribute lists and abbreviations
+- ``kramdown``     Markdown -> HTML as Jekyll's kramdown writes it
+- ``liquid_site``  what a post's Liquid sees of its site (light: no engine imported)
+- ``liquid_filters`` Jekyll's Liquid filters
+- ``liquid``       Liquid with Jekyll's tags, reading nothing outside the content folder
+- ``sanitise``     HTML -> safe HTML with absolute URLs; what news sites embed stays
 - ``body``         Markdown / HTML -> a sanitised Body, read when first needed
 """
 
-from .body import body_text, render_body, summary_of
+from .body import (
+    BodyRules,
+    BodyText,
+    body_text,
+    liquid_environment,
+    page_vars,
+    render_body,
+    summary_of,
+    with_liquid,
+)
 from .dates import parse_date
 from .frontmatter import CONTROL_WARNING, LOADER, check_size, decode, split_front_matter
+from .liquid_site import LiquidError, LiquidSite, SiteVars, read_data
 from .post import (
     MARKDOWN_EXTENSIONS,
     POST_EXTENSIONS,
@@ -43,9 +60,14 @@ __all__ = [
     "MARKDOWN_EXTENSIONS",
     "POST_EXTENSIONS",
     "XML_ILLEGAL",
+    "BodyRules",
+    "BodyText",
+    "LiquidError",
+    "LiquidSite",
     "Parsed",
     "PostError",
     "SiteRules",
+    "SiteVars",
     "SkipFile",
     "body_text",
     "build_permalink",
@@ -54,8 +76,11 @@ __all__ = [
     "decode",
     "escape_path",
     "folder_categories",
+    "liquid_environment",
+    "page_vars",
     "parse_date",
     "parse_post",
+    "read_data",
     "render_body",
     "site_rules",
     "slugify_default",
@@ -63,4 +88,5 @@ __all__ = [
     "split_front_matter",
     "summary_of",
     "titleize_slug",
+    "with_liquid",
 ]

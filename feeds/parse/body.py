@@ -1,57 +1,119 @@
-"""A post's body, read lazily (when a feed or page first needs it): Markdown or HTML ->
-sanitised HTML with absolute URLs, and its first paragraph as a plain-text summary."""
+"""A post's body, read lazily (when a feed or page first needs it), as Jekyll renders it:
+Liquid first (unless ``render_with_liquid: false``), then Markdown as kramdown writes it;
+then sanitised HTML with absolute URLs, and its first paragraph as a plain-text summary."""
 
 from __future__ import annotations
 
 import html
+import logging
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import nh3
-from markdown_it import MarkdownIt
-
-from ..model import Body
-from .frontmatter import decode, split
+from ..config import DEFAULT_IFRAME_HOSTS, DEFAULT_SMART_QUOTES
+from ..model import Body, Post
+from .frontmatter import decode, load_yaml, split
+from .liquid_site import LiquidError, LiquidSite
+from .sanitise import sanitise
+from .simple_yaml import simple_yaml
 from .text import clean_text
 
-# kramdown-like: raw HTML passes through, autolinks <http://...>, tables, strikethrough.
-_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+if TYPE_CHECKING:
+    from liquid import Environment
 
-_ALLOWED_TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption", "picture", "source",
-                                         "video", "audio", "track"}
-_ALLOWED_TAGS -= {"script", "style", "iframe", "object", "embed", "form", "input"}
-_ALLOWED_ATTRIBUTES: dict[str, set[str]] = {k: set(v) for k, v in nh3.ALLOWED_ATTRIBUTES.items()}
-_ALLOWED_ATTRIBUTES.setdefault("*", set()).update({"class", "title", "lang", "dir"})
-_ALLOWED_ATTRIBUTES.setdefault("img", set()).update({"src", "alt", "width", "height",
-                                                     "loading"})
-for _media in ("video", "audio", "source", "track"):
-    _ALLOWED_ATTRIBUTES.setdefault(_media, set()).update({"src", "controls", "poster", "type"})
-_URL_SCHEMES = {"http", "https", "mailto", "ftp", "tel", "data"}
+# The Markdown and Liquid engines are imported when a body is first rendered, not at
+# start-up, which reads front matter only (python-liquid alone takes ~0.1 s to import).
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BodyRules:
+    """The site settings that decide how a body is rendered."""
+
+    iframe_hosts: tuple[str, ...] = DEFAULT_IFRAME_HOSTS
+    smart_quotes: str = DEFAULT_SMART_QUOTES
+    """``kramdown.smart_quotes``: four entity names, single quotes first."""
+
+
+DEFAULT_RULES = BodyRules()
 
 _FIRST_PARAGRAPH = re.compile(r"<p\b[^>]*>(.*?)</p>", re.DOTALL | re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
 
 
-def body_text(path: str, data: bytes) -> str:
+class BodyText(str):
+    """A post's body; ``front`` is its front matter as written, read again only when
+    the body's Liquid needs ``page.*``."""
+
+    front = ""
+
+
+def body_text(path: str, data: bytes) -> BodyText:
     """The body of a post file (after its front matter), cleaned of XML-illegal text.
     The front matter itself was read when the post was indexed."""
-    _front, body = split(path, decode(path, data, []))
-    return clean_text(body)
+    front, body = split(path, decode(path, data, []))
+    text = BodyText(clean_text(body))
+    text.front = front
+    return text
 
 
-def render_body(body: str, markup: str, page_url: str) -> Body:
-    """Markdown (or HTML) -> sanitised HTML whose URLs are absolute against ``page_url``,
-    plus the first paragraph as plain text for a summary."""
-    raw = _MARKDOWN.render(body) if markup == "markdown" else body
-    safe = nh3.clean(
-        raw,
-        tags=_ALLOWED_TAGS,
-        clean_content_tags={"script", "style"},
-        attributes=_ALLOWED_ATTRIBUTES,
-        url_schemes=_URL_SCHEMES,
-        link_rel=None,
-        url_relative=("rewrite_with_base", page_url) if page_url else None,
-    )
-    safe = clean_text(safe).strip()
+def liquid_environment(site: LiquidSite, rules: BodyRules = DEFAULT_RULES) -> Environment:
+    """The Liquid environment of one site (its ``markdownify`` and ``smartify`` are
+    kramdown's, with the site's quotes)."""
+    from .kramdown import kramdown, smartify
+    from .liquid import environment
+
+    return environment(site, lambda text: kramdown(text, rules.smart_quotes),
+                       lambda text: smartify(text, rules.smart_quotes))
+
+
+def page_vars(post: Post, front: Mapping[str, Any]) -> dict[str, Any]:
+    """``page.*``: the front matter, and the values Jekyll computes for a post."""
+    name = post.source.rsplit("/", 1)[-1]
+    return {**front, "title": post.title, "date": post.date, "url": post.url,
+            "id": post.entry_id, "categories": list(post.categories),
+            "tags": list(post.tags), "slug": post.slug, "path": post.source,
+            "name": name, "collection": "posts"}
+
+
+def with_liquid(env_of: Callable[[], Environment | None], post: Post, text: str) -> str:
+    """``text`` with its Liquid rendered for ``post``; as written, with a warning, when
+    its Liquid is broken (Jekyll would stop the whole build). ``env_of`` is called only
+    for a text that holds Liquid."""
+    if "{%" not in text and "{{" not in text:
+        return text
+    front_text = text.front if isinstance(text, BodyText) else ""
+    front: Any = simple_yaml(front_text) if front_text.strip() else {}
+    if front is None:
+        front = load_yaml(front_text)
+    front = front if isinstance(front, dict) else {}
+    if front.get("render_with_liquid") is False:
+        return text
+    env = env_of()
+    if env is None:
+        return text
+    from .liquid import render_liquid
+
+    try:
+        return render_liquid(env, text, page_vars(post, front))
+    except LiquidError as e:
+        logger.warning("%s: Liquid error, the body is shown as written: %s", post.source, e)
+        return text
+
+
+def render_body(body: str, markup: str, page_url: str,
+                rules: BodyRules = DEFAULT_RULES,
+                liquid: Callable[[str], str] | None = None) -> Body:
+    """(Liquid, with ``liquid``, then) Markdown (or HTML) -> sanitised HTML whose URLs are
+    absolute against ``page_url``, plus the first paragraph as plain text for a summary."""
+    from .kramdown import kramdown
+
+    if liquid is not None:
+        body = liquid(body)
+    raw = kramdown(body, rules.smart_quotes) if markup == "markdown" else body
+    safe = clean_text(sanitise(raw, page_url, rules.iframe_hosts)).strip()
     return Body(html=safe, summary=summary_of(safe))
 
 

@@ -1,0 +1,111 @@
+"""What a post's Liquid may see of its site, and the error of a post's Liquid: light
+records, so that start-up does not import the Liquid engine (``liquid`` does, when a body
+with Liquid is first rendered)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+logger = logging.getLogger(__name__)
+
+
+class LiquidError(Exception):
+    """The post's Liquid cannot be rendered; the message says why."""
+
+
+@dataclass(frozen=True, eq=False)
+class LiquidSite:
+    """What a post's Liquid may see of its site."""
+
+    root: Path
+    """The content folder: no file outside it is read."""
+    config: Mapping[str, Any]
+    """``_config.yml``, as ``site.*``."""
+    base: str = ""
+    """url + baseurl, absolute ('' when unknown)."""
+    baseurl: str = ""
+    post_urls: Mapping[str, str] = field(default_factory=dict)
+    """A post's name ('2021-01-01-x', or 'folder/2021-01-01-x') -> its URL path."""
+    file_urls: Mapping[str, str] = field(default_factory=dict)
+    """A file's path in the content folder ('_posts/2021-01-01-x.md') -> its URL path."""
+    tz: tzinfo = UTC
+    """The site's zone, for the date filters."""
+    version: str = ""
+    """Changes whenever anything above does: a body rendered with Liquid is kept only
+    for the version it was rendered with."""
+
+
+class SiteVars(Mapping[str, Any]):
+    """``site.*``: the ``_config.yml`` (with ``data``), and ``posts``, ``categories`` and
+    ``tags`` made when a template first reads them (newest first, as Jekyll lists
+    them)."""
+
+    def __init__(self, config: Mapping[str, Any],
+                 posts: Callable[[], list[dict[str, Any]]]) -> None:
+        self._config = dict(config)
+        self._posts = posts
+        self._made: dict[str, Any] = {}
+
+    def _lists(self) -> dict[str, Any]:
+        if not self._made:
+            posts = self._posts()
+            made: dict[str, Any] = {"posts": posts, "categories": {}, "tags": {}}
+            for post in posts:
+                for kind in ("categories", "tags"):
+                    for name in post[kind]:
+                        made[kind].setdefault(name, []).append(post)
+            self._made = made
+        return self._made
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._config:
+            return self._config[key]
+        if key in ("posts", "categories", "tags"):
+            return self._lists()[key]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(("posts", "categories", "tags")), **self._config})
+
+    def __len__(self) -> int:
+        return len(set(self._config) | {"posts", "categories", "tags"})
+
+
+MAX_DATA_BYTES = 2_000_000
+_DATA_SUFFIXES = (".yml", ".yaml", ".json")
+
+
+def read_data(root: Path) -> dict[str, Any]:
+    """``site.data``: the ``_data/`` folder's YAML and JSON files by name (folders
+    nested), as Jekyll reads them. A file that cannot be read is left out, with a
+    warning; nothing outside the content folder is read (no symbolic links)."""
+    import json
+
+    from .frontmatter import load_yaml
+
+    def walk(folder: Path, depth: int) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for path in sorted(folder.iterdir()) if depth < 8 else ():
+            if path.is_symlink() or path.name.startswith((".", "_")):
+                continue
+            if path.is_dir():
+                data[path.name] = walk(path, depth + 1)
+            elif path.suffix.lower() in _DATA_SUFFIXES and \
+                    path.stat().st_size <= MAX_DATA_BYTES:
+                try:
+                    text = path.read_text(encoding="utf-8-sig")
+                    data[path.stem] = json.loads(text) if path.suffix.lower() == ".json" \
+                        else load_yaml(text)
+                except (OSError, ValueError, yaml.YAMLError) as e:
+                    logger.warning("%s: cannot read as site.data: %s", path, e)
+        return data
+
+    folder = root / "_data"
+    return walk(folder, 0) if folder.is_dir() and not folder.is_symlink() else {}
