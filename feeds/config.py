@@ -26,14 +26,10 @@ from .jekyllconf import (
     tag_feeds,
 )
 from .model import Author, DefaultSet
+from .parse.defaults import DEFAULT_IFRAME_HOSTS, DEFAULT_SMART_QUOTES
 
 T = TypeVar("T")
 
-# The big video hosts' players, each with its subdomains (www.youtube.com, ...).
-DEFAULT_IFRAME_HOSTS = ("youtube.com", "youtube-nocookie.com", "player.vimeo.com",
-                        "player.bilibili.com", "player.youku.com", "v.qq.com")
-# kramdown's default: the entity names of the single, then the double quotes.
-DEFAULT_SMART_QUOTES = "lsquo,rsquo,ldquo,rdquo"
 
 
 def _bool(value: object) -> bool:

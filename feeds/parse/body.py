@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..config import DEFAULT_IFRAME_HOSTS, DEFAULT_SMART_QUOTES
 from ..model import Body, Post
+from .defaults import DEFAULT_IFRAME_HOSTS, DEFAULT_SMART_QUOTES
 from .frontmatter import decode, load_yaml, split
 from .liquid_site import LiquidError, LiquidSite
 from .sanitise import sanitise

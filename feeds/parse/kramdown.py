@@ -25,7 +25,7 @@ from mdit_py_plugins.deflist import deflist_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 from mdit_py_plugins.tasklists import tasklists_plugin
 
-from ..config import DEFAULT_SMART_QUOTES
+from .defaults import DEFAULT_SMART_QUOTES
 from .highlight import highlight_block
 from .kramdown_ial import abbreviations, apply_ials, expand_alds, strip_abbreviations
 

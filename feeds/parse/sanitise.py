@@ -10,7 +10,7 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
-from ..config import DEFAULT_IFRAME_HOSTS
+from .defaults import DEFAULT_IFRAME_HOSTS
 
 _TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption", "picture", "source", "video",
                                  "audio", "track", "iframe", "dl", "dt", "dd", "abbr",
