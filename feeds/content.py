@@ -42,6 +42,7 @@ from .parse import (
     parse_post,
     site_rules,
 )
+from .parse.frontmatter import UNCLOSED_WARNING
 from .snapshot import Snapshot, gc_paused
 
 logger = logging.getLogger(__name__)
@@ -144,15 +145,14 @@ class ContentStore:
             problems.extend(Problem(rel, w, rejected=False) for w in parsed.warnings)
         return post, tuple(problems), skipped, stamp
 
-    def _settling(self, rel: str, post: Post | None, skipped: str | None,
-                  stamp: Stamp) -> bool:
+    def _settling(self, rel: str, broken: bool, stamp: Stamp) -> bool:
         """Whether what is known of ``rel`` stays, and the file is read again soon: it
-        changed while it was read, or it no longer parses but was written less than
-        SETTLE ago (a half-written edit). A file that settles broken is rejected."""
+        changed while it was read, or it no longer parses (or its front matter is no
+        longer closed) but was written less than SETTLE ago: a half-written edit. A file
+        that settles so is read as Jekyll reads it (rejected, or published as it is)."""
         now, _ = stat_post(str(self.root), rel)
         young = time.time_ns() - stamp[0] < SETTLE * 1e9
-        if now == stamp and not (post is None and skipped is None and young
-                                 and rel in self._posts):
+        if now == stamp and not (broken and young and rel in self._posts):
             self._retry.pop(rel, None)
             return False
         logger.debug("%s is being written; keeping what was read before, for now", rel)
@@ -189,7 +189,9 @@ class ContentStore:
             self._problems[rel] = (link_problem,)
             return True
         post, problems, skipped, stamp = self._read(rel, stamp)
-        if self._settling(rel, post, skipped, stamp):
+        broken = (post is None and skipped is None) or any(
+            p.message == UNCLOSED_WARNING for p in problems)
+        if self._settling(rel, broken, stamp):
             return False
         for problem in problems:
             self._report(problem)
