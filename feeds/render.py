@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 from xml.sax.saxutils import quoteattr
 
 from feedgen.ext.base import BaseExtension
@@ -20,6 +21,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from .model import Author, Body, Format, Post
+from .parse import clean_text
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
@@ -69,6 +71,40 @@ class Entry:
         seen: dict[str, None] = dict.fromkeys(self.post.categories)
         seen.update(dict.fromkeys(self.post.tags))
         return tuple(seen)
+
+
+# --- what a reader may act on ---------------------------------------------------------
+# Readers render RSS descriptions as HTML and follow author and image links: every text
+# is plain or escaped once for where it goes, every URL from front matter is http(s).
+
+
+def safe_url(url: str | None, base: str) -> str | None:
+    """``url`` made absolute against ``base`` when it is http(s) or relative; else None
+    (javascript:, data:, and every other scheme a reader might act on)."""
+    if not url:
+        return None
+    try:
+        absolute = urljoin(base, url.strip())
+        scheme = urlsplit(absolute).scheme.lower()
+    except ValueError:  # an invalid IPv6 literal and the like
+        return None
+    return absolute if scheme in ("http", "https") else None
+
+
+def safe_author(author: Author | None, base: str) -> Author | None:
+    """The author without XML-illegal characters, with a URI only if http(s)."""
+    if author is None:
+        return None
+    return Author(name=clean_text(author.name),
+                  email=clean_text(author.email) if author.email else None,
+                  uri=safe_url(author.uri, base))
+
+
+def safe_meta(meta: FeedMeta) -> FeedMeta:
+    """A feed's own texts (site title, description, term names) without the characters
+    XML cannot carry: they come from _config.yml and folder names, not only from posts."""
+    return replace(meta, title=clean_text(meta.title), subtitle=clean_text(meta.subtitle),
+                   author=safe_author(meta.author, meta.html_url))
 
 
 # --- smartify -------------------------------------------------------------------------
@@ -154,6 +190,7 @@ def _entry_author(fe: Any, author: Author, fmt: Format) -> None:
 
 
 def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGenerator:
+    meta = safe_meta(meta)
     fg = FeedGenerator()
     fg.register_extension("paging", _LinksExtension, None, atom=False, rss=True)
     if fmt is Format.RSS:
@@ -162,7 +199,7 @@ def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGen
     fg.title(meta.title)
     if meta.subtitle:
         fg.subtitle(meta.subtitle)
-    fg.description(meta.subtitle or meta.title)
+    fg.description(escape(meta.subtitle or meta.title, quote=False))
     fg.link(href=meta.self_url, rel="self",
             type="application/atom+xml" if fmt is Format.ATOM else "application/rss+xml")
     if fmt is Format.ATOM:
@@ -187,30 +224,37 @@ def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGen
         fg.updated(EPOCH)
         fg.lastBuildDate(EPOCH)
     for entry in entries:
-        post = entry.post
-        # feedgen prepends entries by default; 'append' keeps newest first.
-        fe = fg.add_entry(order="append")
-        # One id in every format (Jekyll's post.id), so a reader following the RSS of
-        # a site and the Atom of a tag shows a post once: id() sets Atom's id and RSS's
-        # guid isPermaLink="false" (JSON Feed's id is the same, see render_json).
-        fe.id(entry.entry_id)
-        fe.title(entry.title)
-        fe.link(href=entry.link, rel="alternate", type="text/html")
-        fe.published(post.date)
-        fe.pubDate(post.date)
-        fe.updated(post.updated)
-        if entry.author is not None:
-            _entry_author(fe, entry.author, fmt)
-        for term in entry.terms:
-            fe.category(term=term)
-        if entry.summary:
-            fe.summary(entry.summary) if fmt is Format.ATOM else fe.description(entry.summary)
-        elif fmt is Format.RSS:
-            fe.description(entry.body.html or entry.title)
-        if entry.body.html:
-            # type="html": escaped text, never CDATA, so ']]>' in a post cannot break out.
-            fe.content(entry.body.html, type="html" if fmt is Format.ATOM else None)
+        _add_entry(fg, entry, fmt)
     return fg
+
+
+def _add_entry(fg: FeedGenerator, entry: Entry, fmt: Format) -> None:
+    post = entry.post
+    # feedgen prepends entries by default; 'append' keeps newest first.
+    fe = fg.add_entry(order="append")
+    # One id in every format (Jekyll's post.id), so a reader following the RSS of a site
+    # and the Atom of a tag shows a post once (RSS: guid isPermaLink="false").
+    fe.id(entry.entry_id)
+    fe.title(entry.title)
+    fe.link(href=entry.link, rel="alternate", type="text/html")
+    fe.published(post.date)
+    fe.pubDate(post.date)
+    fe.updated(post.updated)
+    author = safe_author(entry.author, entry.link)
+    if author is not None:
+        _entry_author(fe, author, fmt)
+    if entry.terms:
+        # One call: feedgen rebuilds its whole RSS list on each, quadratic per term.
+        fe.category([{"term": term} for term in entry.terms])
+    # The summary is plain text (Atom's type text); RSS's <description> is HTML: escaped.
+    if entry.summary:
+        fe.summary(entry.summary) if fmt is Format.ATOM else fe.description(
+            escape(entry.summary, quote=False))
+    elif fmt is Format.RSS:
+        fe.description(entry.body.html or escape(entry.title, quote=False))
+    if entry.body.html:
+        # type="html": escaped text, never CDATA, so ']]>' in a post cannot break out.
+        fe.content(entry.body.html, type="html" if fmt is Format.ATOM else None)
 
 
 def render_atom(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
@@ -254,6 +298,7 @@ def _json_author(author: Author) -> dict[str, str]:
 
 
 def render_json(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+    meta = safe_meta(meta)
     feed: dict[str, Any] = {
         "version": JSON_FEED_VERSION,
         "title": meta.title,
@@ -283,17 +328,20 @@ def render_json(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
             "date_published": post.date.isoformat(),
             "date_modified": post.updated.isoformat(),
         }
-        if post.image:
-            # JSON Feed wants a URL; front matter often gives '/img/x.png'.
-            item["image"] = urljoin(entry.link, post.image)
+        # JSON Feed wants a URL; front matter often gives '/img/x.png'.
+        image = safe_url(post.image, entry.link)
+        if image:
+            item["image"] = image
         if entry.terms:
             item["tags"] = list(entry.terms)
-        if entry.author:
-            item["authors"] = [_json_author(entry.author)]
+        author = safe_author(entry.author, entry.link)
+        if author:
+            item["authors"] = [_json_author(author)]
         if post.lang:
             item["language"] = post.lang
-        if post.source_url:
-            item["external_url"] = post.source_url
+        external = safe_url(post.source_url, entry.link)
+        if external:
+            item["external_url"] = external
         items.append(item)
     feed["items"] = items
     return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -324,24 +372,21 @@ def render_opml(title: str, groups: Sequence[tuple[str, Sequence[Outline]]],
                 updated: datetime | None) -> bytes:
     """OPML 2.0 listing every feed, grouped ('Site', 'Categories', 'Tags')."""
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<opml version="2.0">', "<head>",
-             f"<title>{_xml_text(title)}</title>"]
+             f"<title>{escape(clean_text(title), quote=False)}</title>"]
     if updated is not None:
         lines.append(f"<dateModified>{_rfc822(updated)}</dateModified>")
     lines += ["</head>", "<body>"]
     for group, outlines in groups:
         lines.append(f"<outline text={quoteattr(group)} title={quoteattr(group)}>")
         for o in outlines:
+            text = quoteattr(clean_text(o.title))
             lines.append(
-                f'<outline type="rss" text={quoteattr(o.title)} title={quoteattr(o.title)} '
+                f'<outline type="rss" text={text} title={text} '
                 f"xmlUrl={quoteattr(o.xml_url)} htmlUrl={quoteattr(o.html_url)}/>"
             )
         lines.append("</outline>")
     lines += ["</body>", "</opml>", ""]
     return "\n".join(lines).encode("utf-8")
-
-
-def _xml_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _rfc822(when: datetime) -> str:

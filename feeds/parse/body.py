@@ -26,6 +26,16 @@ _ALLOWED_ATTRIBUTES.setdefault("img", set()).update({"src", "alt", "width", "hei
 for _media in ("video", "audio", "source", "track"):
     _ALLOWED_ATTRIBUTES.setdefault(_media, set()).update({"src", "controls", "poster", "type"})
 _URL_SCHEMES = {"http", "https", "mailto", "ftp", "tel", "data"}
+_DATA_IMAGE = re.compile(r"data:image/(?:png|gif|jpeg|webp|avif);", re.IGNORECASE)
+
+
+def _no_data_documents(tag: str, attribute: str, value: str) -> str | None:
+    """data: URLs only as an image's pixels: ``<a href="data:text/html,...">`` opens a
+    document of the author's choosing (scripts included) wherever a reader follows it."""
+    if value[:5].lower() == "data:" and not (attribute == "src" and tag in ("img", "source")
+                                              and _DATA_IMAGE.match(value)):
+        return None
+    return value
 
 _FIRST_PARAGRAPH = re.compile(r"<p\b[^>]*>(.*?)</p>", re.DOTALL | re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
@@ -49,6 +59,7 @@ def render_body(body: str, markup: str, page_url: str) -> Body:
         attributes=_ALLOWED_ATTRIBUTES,
         url_schemes=_URL_SCHEMES,
         link_rel=None,
+        attribute_filter=_no_data_documents,
         url_relative=("rewrite_with_base", page_url) if page_url else None,
     )
     safe = clean_text(safe).strip()

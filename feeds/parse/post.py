@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from ..model import Author, Post, Stamp
 from .dates import parse_date
 from .frontmatter import CONTROL_WARNING, decode, holds_control, split_front_matter
-from .text import PostError, SkipFile, clean_text
+from .text import XML_ILLEGAL, PostError, SkipFile, clean_text
 from .urls import build_permalink, folder_categories, post_id, slugify_pretty, titleize_slug
 
 POST_EXTENSIONS = frozenset({".md", ".markdown", ".html", ".htm", ".txt"})
@@ -53,10 +53,10 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
     when, updated = _dates(source, front, file_date, rules.tz)
     title = _title(source, front, slug, warnings)
     categories = folder_categories(source)
-    for category in _names(source, front, "category", "categories"):
-        if category not in categories:
-            categories.append(category)
+    categories = list(dict.fromkeys(
+        [*categories, *_names(source, front, "category", "categories")]))
     tags = _names(source, front, "tag", "tags")
+    categories, tags = _capped(categories, tags, warnings)
     url, entry_id = _address(source, front, rules, when, categories, slug)
     summary = _text(source, front, "description") or _text(source, front, "excerpt")
     source_url = _source_url(source, front)
@@ -78,7 +78,8 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
         lang=_text(source, front, "lang"),
         source_url=source_url,
     )
-    if CONTROL_WARNING not in warnings and holds_control(front):
+    if CONTROL_WARNING not in warnings and (holds_control(front)
+                                            or XML_ILLEGAL.search(source)):
         warnings.append(CONTROL_WARNING)  # written as YAML escapes ("\x01"), not raw
     return Parsed(post, warnings)
 
@@ -173,7 +174,7 @@ def _names(path: str, data: Mapping[str, Any], singular: str, plural: str) -> li
             )
     else:
         return []
-    names: list[str] = []
+    names: dict[str, None] = {}  # a dict: ordered, and a linear check for repeats
     for item in items:
         if item is None:
             continue
@@ -181,9 +182,24 @@ def _names(path: str, data: Mapping[str, Any], singular: str, plural: str) -> li
             key = singular if singular in data else plural
             raise PostError(path, f"{key} must hold names, not nested {type(item).__name__}s")
         name = " ".join(clean_text(str(item)).split())
-        if name and name not in names:
-            names.append(name)
-    return names
+        if name:
+            names[name] = None
+    return list(names)
+
+
+MAX_TERMS = 1000
+"""Categories plus tags one post may name; past it the rest are dropped with a warning,
+so no post can make the index, a page or a feed entry arbitrarily large."""
+
+
+def _capped(categories: list[str], tags: list[str],
+            warnings: list[str]) -> tuple[list[str], list[str]]:
+    if len(categories) + len(tags) <= MAX_TERMS:
+        return categories, tags
+    warnings.append(f"{len(categories) + len(tags)} categories and tags; keeping the "
+                    f"first {MAX_TERMS}")
+    categories = categories[:MAX_TERMS]
+    return categories, tags[:MAX_TERMS - len(categories)]
 
 
 def _author(path: str, value: object) -> Author | None:
