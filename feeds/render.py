@@ -104,6 +104,7 @@ def safe_meta(meta: FeedMeta) -> FeedMeta:
     """A feed's own texts (site title, description, term names) without the characters
     XML cannot carry: they come from _config.yml and folder names, not only from posts."""
     return replace(meta, title=clean_text(meta.title), subtitle=clean_text(meta.subtitle),
+                   lang=clean_text(meta.lang), hub=clean_text(meta.hub),
                    author=safe_author(meta.author, meta.html_url))
 
 
@@ -138,8 +139,8 @@ def smartify(text: str) -> str:
     out: list[str] = []
     for i, ch in enumerate(text):
         if ch in "\"'":
-            before = text[:i]
-            opening = bool(_OPEN_CONTEXT.search(before[-1:] if before else ""))
+            # The one character before, not a slice up to it: that is quadratic in quotes.
+            opening = bool(_OPEN_CONTEXT.search(text[i - 1] if i else ""))
             if ch == '"':
                 out.append("\u201c" if opening else "\u201d")
             else:

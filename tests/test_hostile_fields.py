@@ -22,7 +22,7 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from feeds import create_app
-from feeds.parse.post import MAX_TERMS
+from feeds.parse.post import MAX_TERMS, MAX_TITLE
 
 from .conftest import ROOT, make_settings, post_text, write_site
 
@@ -201,7 +201,8 @@ def test_relative_front_matter_urls_are_made_absolute(tmp_path: Path) -> None:
 # --- finding 5: names XML cannot carry ------------------------------------------------
 
 
-EVIL_CONFIG = 'title: "Evil\\x01 Site"\nurl: https://example.org\n'
+EVIL_CONFIG = ('title: "Evil\\x01 Site"\nurl: https://example.org\nlang: "en\\x02"\n'
+               'author: {name: "Ann\\x03", uri: "https://example.org/ann"}\n')
 
 
 def test_xml_illegal_names_are_dropped_everywhere(tmp_path: Path) -> None:
@@ -249,3 +250,16 @@ def test_a_post_with_many_tags_is_capped_with_a_warning(tmp_path: Path) -> None:
     checked = subprocess.run([sys.executable, "-m", "feeds", "check", str(root)],
                              capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert f"keeping the first {MAX_TERMS}" in checked.stdout
+
+
+def test_a_huge_title_is_cut_with_a_warning(tmp_path: Path) -> None:
+    title = "<!-- " + "\"q\" <!-- " * 5000  # unclosed comments and quotes: no regex feast
+    root = write_site(tmp_path / "site", {
+        "_posts/2022-01-05-a.md": post_text(title, "2022-01-05")})
+    for client in _client(root):
+        item = json.loads(client.get("/feed.json").data)["items"][0]
+        assert 0 < len(item["title"]) <= MAX_TITLE
+        assert client.get("/feed.atom").status_code == 200
+    checked = subprocess.run([sys.executable, "-m", "feeds", "check", str(root)],
+                             capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert f"keeping the first {MAX_TITLE}" in checked.stdout

@@ -122,7 +122,11 @@ def _title(source: str, front: Mapping[str, Any], slug: str, warnings: list[str]
     if title is None:
         title = titleize_slug(slug) or slug
         warnings.append(f"no title; using {title!r} from the file name")
-    return " ".join(title.split())
+    title = " ".join(title.split())
+    if len(title) > MAX_TITLE:  # the title's markup is stripped by regular expressions
+        warnings.append(f"title of {len(title)} characters; keeping the first {MAX_TITLE}")
+        title = title[:MAX_TITLE]
+    return title
 
 
 def _address(source: str, front: Mapping[str, Any], rules: SiteRules, when: datetime,
@@ -186,6 +190,10 @@ def _names(path: str, data: Mapping[str, Any], singular: str, plural: str) -> li
             names[name] = None
     return list(names)
 
+
+MAX_TITLE = 1000
+"""Characters of a title kept (with a warning past it): what reads as a title is far
+shorter, and it bounds the work of stripping a title's markup for a feed."""
 
 MAX_TERMS = 1000
 """Categories plus tags one post may name; past it the rest are dropped with a warning,
