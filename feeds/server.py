@@ -158,7 +158,8 @@ class ConnectionGuard:
     SHED_AT of the limit open it also closes idle and slow connections that have been
     so for a second, the client holding the most connections first, then the longest
     idle, down to SHED_TO: a newcomer waits a second or two, not forever. A connection
-    with a request being answered is never closed. What it did is logged once a minute.
+    with a request being answered is never closed, nor one sending its answer unless
+    the client has read none of it for IDLE_SECONDS. What it did is logged once a minute.
     """
 
     def __init__(self, limit: int, header_seconds: float = HEADER_SECONDS,
@@ -174,8 +175,12 @@ class ConnectionGuard:
         before = sum(self.closed.values())
         spare: list[tuple[Any, float]] = []  # (channel, how long it has sat) to shed
         for channel in channels:
-            if channel.requests or channel.total_outbufs_len or channel.will_close:
+            if channel.requests or channel.will_close:
                 continue  # being answered, or going anyway
+            if channel.total_outbufs_len:  # a response the client does not read
+                if wall - channel.last_activity > self.idle_seconds:
+                    self._close(channel, "idle")  # as waitress's own cleanup would
+                continue
             began = getattr(channel, "began", None)
             waited = now - began if began is not None else wall - channel.last_activity
             if began is not None and waited > self.header_seconds:

@@ -204,3 +204,12 @@ def test_feeds_serve_answers_past_a_thousand_idle_connections(tmp_path: Path,
         for conn in hogs:
             conn.close()
         services.close()
+
+
+def test_a_client_that_stops_reading_its_answer_is_closed_when_idle_long() -> None:
+    guard = server.ConnectionGuard(100)
+    now = time.time()
+    reading = FakeChannel(("10.0.0.1", 1), now - 5, total_outbufs_len=1 << 20)
+    stalled = FakeChannel(("10.0.0.2", 1), now - 61, total_outbufs_len=1 << 20)
+    guard.round([reading, stalled], 99)  # near the limit too: still not shed while read
+    assert stalled.will_close and not reading.will_close
