@@ -279,11 +279,9 @@ class Replay:
             return None
         origin: Any = None
         if self._by_host:
-            host = environ.get("HTTP_HOST")
+            host = environ.get("HTTP_HOST")  # as sent: the links repeat its spelling
             if host is None:
                 host = (environ.get("SERVER_NAME"), environ.get("SERVER_PORT"))
-            else:
-                host = host.lower()
             origin = (environ.get("wsgi.url_scheme"), host)
         return (version, environ.get("PATH_INFO", ""), query, origin,
                 choose_coding(environ.get("HTTP_ACCEPT_ENCODING", "")))
