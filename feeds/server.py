@@ -1,5 +1,6 @@
 """``feeds serve``: the app on waitress, stopped cleanly by SIGTERM or Ctrl-C (requests
-already received are answered first), and kept alive after a 304."""
+already received are answered first), kept alive after a 304, and guarded against
+clients that hold connections (slow headers, idle keep-alive): see ConnectionGuard."""
 
 from __future__ import annotations
 
