@@ -329,6 +329,7 @@ def check(settings: Settings) -> int:
     # out on purpose (published: false) has its line too, but is not a rejection.
     lines = [(p.path, str(p)) for p in problems]
     lines += [(path, f"{path}: skipped: {why}") for path, why in snapshot.skipped.items()]
+    lines += _setting_problems(settings)
     for _path, line in sorted(lines):
         print(line)
     rejected = snapshot.rejected
@@ -336,6 +337,18 @@ def check(settings: Settings) -> int:
           f"{sum(1 for p in problems if not p.rejected)} warnings, "
           f"{time.monotonic() - started:.2f} s", file=sys.stderr)
     return 1 if rejected else 0
+
+
+def _setting_problems(settings: Settings) -> list[tuple[str, str]]:
+    """A line for each text setting (from _config.yml, a flag or the environment) that
+    holds characters XML cannot carry: the feeds drop them, the operator should know."""
+    from dataclasses import fields
+
+    from .parse import CONTROL_WARNING, XML_ILLEGAL
+
+    return [("_config.yml", f"_config.yml: {f.name}: {CONTROL_WARNING}")
+            for f in fields(settings)
+            if isinstance(value := getattr(settings, f.name), str) and XML_ILLEGAL.search(value)]
 
 
 def _progress_store(settings: Settings, bar: Progress) -> ContentStore:

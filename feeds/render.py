@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 from xml.sax.saxutils import quoteattr
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -18,6 +20,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from .model import Author, Body, Format, Post
+from .parse import clean_text
 from .titles import feed_title, smartify
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -79,6 +82,41 @@ class Entry:
         seen: dict[str, None] = dict.fromkeys(self.post.categories)
         seen.update(dict.fromkeys(self.post.tags))
         return tuple(seen)
+
+
+# --- what a reader may act on ---------------------------------------------------------
+# Readers render RSS descriptions as HTML and follow author and image links: every text
+# is plain or escaped once for where it goes, every URL from front matter is http(s).
+
+
+def safe_url(url: str | None, base: str) -> str | None:
+    """``url`` made absolute against ``base`` when it is http(s) or relative; else None
+    (javascript:, data:, and every other scheme a reader might act on)."""
+    if not url:
+        return None
+    try:
+        absolute = urljoin(base, url.strip())
+        scheme = urlsplit(absolute).scheme.lower()
+    except ValueError:  # an invalid IPv6 literal and the like
+        return None
+    return absolute if scheme in ("http", "https") else None
+
+
+def safe_author(author: Author | None, base: str) -> Author | None:
+    """The author without XML-illegal characters, with a URI only if http(s)."""
+    if author is None:
+        return None
+    return Author(name=clean_text(author.name),
+                  email=clean_text(author.email) if author.email else None,
+                  uri=safe_url(author.uri, base))
+
+
+def safe_meta(meta: FeedMeta) -> FeedMeta:
+    """A feed's own texts (site title, description, term names) without the characters
+    XML cannot carry: they come from _config.yml and folder names, not only from posts."""
+    return replace(meta, title=clean_text(meta.title), subtitle=clean_text(meta.subtitle),
+                   lang=clean_text(meta.lang), hub=clean_text(meta.hub),
+                   author=safe_author(meta.author, meta.html_url))
 
 
 # --- Atom and RSS via feedgen ---------------------------------------------------------
@@ -167,22 +205,27 @@ def _add_entry(fg: FeedGenerator, entry: Entry, fmt: Format) -> None:
     fe.published(post.date)
     fe.pubDate(post.date)
     fe.updated(post.updated)
-    if entry.author is not None:
-        _entry_author(fe, entry.author, fmt)
-    for term in entry.terms:
-        fe.category(term=term)
+    author = safe_author(entry.author, entry.link)
+    if author is not None:
+        _entry_author(fe, author, fmt)
+    if entry.terms:
+        # One call: feedgen rebuilds its whole RSS list on each, quadratic per term.
+        fe.category([{"term": term} for term in entry.terms])
+    # The summary is plain text (Atom's type text); RSS's <description> is HTML: escaped.
     if entry.summary:
-        fe.summary(entry.summary) if fmt is Format.ATOM else fe.description(entry.summary)
+        fe.summary(entry.summary) if fmt is Format.ATOM else fe.description(
+            escape(entry.summary, quote=False))
     elif fmt is Format.RSS:
-        fe.description(entry.content or entry.title)
+        fe.description(entry.content or escape(entry.title, quote=False))
     if entry.content:
         # type="html": escaped text, never CDATA, so ']]>' in a post cannot break out.
         fe.content(entry.content, type="html" if fmt is Format.ATOM else None)
     fe.jekyll.lang = post.lang
-    fe.jekyll.image = entry.image
+    fe.jekyll.image = safe_url(entry.image, entry.link)
 
 
 def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGenerator:
+    meta = safe_meta(meta)
     fg = FeedGenerator()
     fg.register_extension("paging", _LinksExtension, None, atom=False, rss=True)
     fg.register_extension("jekyll", _NoFeedPart, _EntryParts)
@@ -192,7 +235,7 @@ def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGen
     fg.title(meta.title)
     if meta.subtitle:
         fg.subtitle(meta.subtitle)
-    fg.description(meta.subtitle or meta.title)
+    fg.description(escape(meta.subtitle or meta.title, quote=False))
     fg.link(href=meta.self_url, rel="self",
             type="application/atom+xml" if fmt is Format.ATOM else "application/rss+xml")
     if fmt is Format.ATOM:
@@ -262,6 +305,7 @@ def _json_author(author: Author) -> dict[str, str]:
 
 
 def render_json(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+    meta = safe_meta(meta)
     feed: dict[str, Any] = {
         "version": JSON_FEED_VERSION,
         "title": meta.title,
@@ -294,16 +338,20 @@ def render_json(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
             item["content_html"] = entry.content
         else:
             item["content_text"] = entry.summary  # excerpt_only: the summary is all
-        if entry.image:
-            item["image"] = entry.image
+        # JSON Feed wants a URL; front matter often gives '/img/x.png'.
+        image = safe_url(entry.image, entry.link)
+        if image:
+            item["image"] = image
         if entry.terms:
             item["tags"] = list(entry.terms)
-        if entry.author:
-            item["authors"] = [_json_author(entry.author)]
+        author = safe_author(entry.author, entry.link)
+        if author:
+            item["authors"] = [_json_author(author)]
         if post.lang:
             item["language"] = post.lang
-        if post.source_url:
-            item["external_url"] = post.source_url
+        external = safe_url(post.source_url, entry.link)
+        if external:
+            item["external_url"] = external
         items.append(item)
     feed["items"] = items
     return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -334,24 +382,21 @@ def render_opml(title: str, groups: Sequence[tuple[str, Sequence[Outline]]],
                 updated: datetime | None) -> bytes:
     """OPML 2.0 listing every feed, grouped ('Site', 'Categories', 'Tags')."""
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<opml version="2.0">', "<head>",
-             f"<title>{_xml_text(title)}</title>"]
+             f"<title>{escape(clean_text(title), quote=False)}</title>"]
     if updated is not None:
         lines.append(f"<dateModified>{_rfc822(updated)}</dateModified>")
     lines += ["</head>", "<body>"]
     for group, outlines in groups:
         lines.append(f"<outline text={quoteattr(group)} title={quoteattr(group)}>")
         for o in outlines:
+            text = quoteattr(clean_text(o.title))
             lines.append(
-                f'<outline type="rss" text={quoteattr(o.title)} title={quoteattr(o.title)} '
+                f'<outline type="rss" text={text} title={text} '
                 f"xmlUrl={quoteattr(o.xml_url)} htmlUrl={quoteattr(o.html_url)}/>"
             )
         lines.append("</outline>")
     lines += ["</body>", "</opml>", ""]
     return "\n".join(lines).encode("utf-8")
-
-
-def _xml_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _rfc822(when: datetime) -> str:

@@ -1,9 +1,11 @@
 """``feeds serve``: the app on waitress, stopped cleanly by SIGTERM or Ctrl-C (requests
 already received are answered first), SIGHUP reading the content and ``_config.yml``
-again (nothing drained, nothing dropped), and kept alive after a 304."""
+again (nothing drained, nothing dropped), kept alive after a 304, and guarded against
+clients that hold connections (slow headers, idle keep-alive): see ConnectionGuard."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import signal
 import time
@@ -22,6 +24,19 @@ SHUTDOWN_GRACE = 10.0
 """Seconds a stopping server gives in-flight requests to finish before it closes them."""
 POLL_SECONDS = 0.5
 """How long the main loop sleeps when idle: the latency of noticing SIGTERM or Ctrl-C."""
+HEADER_SECONDS = 10.0
+"""A request's headers must be complete this long after its first byte: a client that
+trickles them (slowloris) is closed, however often it sends a byte."""
+IDLE_SECONDS = 60.0
+"""An idle keep-alive connection is closed after this long (sooner near the limit)."""
+SHED_AT = 0.9
+"""Near the limit: with this share of CONNECTION_LIMIT open, idle and slow connections
+are closed (the busiest client's first, then the longest idle) down to SHED_TO."""
+SHED_TO = 0.8
+GUARD_INTERVAL = 1.0
+"""Seconds between the guard's rounds (waitress's cleanup_interval)."""
+WARN_EVERY = 60.0
+"""At most one warning about connections this often."""
 
 
 class _StopSignals:
@@ -66,7 +81,8 @@ def serve(settings: Settings) -> int:
         server = create_server(
             app, map=socket_map, host=settings.host, port=settings.port,
             threads=settings.threads, ident="feeds", connection_limit=CONNECTION_LIMIT,
-            channel_timeout=60, clear_untrusted_proxy_headers=True,
+            channel_timeout=IDLE_SECONDS, cleanup_interval=GUARD_INTERVAL,
+            clear_untrusted_proxy_headers=True,
             # select() cannot watch descriptors above 1023; poll() has no such limit.
             asyncore_use_poll=True,
         )
@@ -75,10 +91,7 @@ def serve(settings: Settings) -> int:
         signals.restore()
         logger.error("cannot listen on %s:%s: %s", settings.host, settings.port, e.strerror or e)
         return 1
-    channel = keep_alive_channel()
-    for listener in socket_map.values():
-        if channel is not None and hasattr(listener, "channel_class"):
-            listener.channel_class = channel
+    guard_connections(socket_map, CONNECTION_LIMIT)
     for host, port in _listening(server):
         logger.info("serving %s on http://%s:%s/ with %d threads", settings.content,
                     f"[{host}]" if ":" in host else host, port, settings.threads)
@@ -130,8 +143,129 @@ def keep_alive_channel() -> type[Any] | None:
 
     class KeepAliveChannel(HTTPChannel):
         task_class = KeepAliveTask
+        began: float | None = None
+        """When the request being read sent its first byte; None between requests."""
+
+        def received(self, data: bytes) -> bool:
+            if self.request is None and self.began is None:
+                self.began = time.monotonic()
+            done: bool = super().received(data)
+            if self.request is None:
+                self.began = None
+            return done
 
     return KeepAliveChannel
+
+
+class ConnectionGuard:
+    """waitress's channel cleanup (its ``maintenance``), made to keep a server answering
+    when clients hold its connections.
+
+    waitress stops accepting at ``connection_limit`` and closes only connections idle
+    for ``channel_timeout``, so 1,000 clients that each send a header byte every few
+    seconds, or 1,000 idle keep-alive connections, leave no room for anyone else. Each
+    round (every GUARD_INTERVAL) this closes a connection whose request (headers and
+    body) is not complete HEADER_SECONDS after its first byte, and one idle for
+    IDLE_SECONDS. With
+    SHED_AT of the limit open it also closes idle and slow connections that have been
+    so for a second, the client holding the most connections first, then the longest
+    idle, down to SHED_TO: a newcomer waits a second or two, not forever. A connection
+    with a request being answered is never closed, nor one sending its answer unless
+    the client has read none of it for IDLE_SECONDS. What it did is logged once a minute.
+    """
+
+    def __init__(self, limit: int, header_seconds: float = HEADER_SECONDS,
+                 idle_seconds: float = IDLE_SECONDS) -> None:
+        self.limit = limit
+        self.header_seconds = header_seconds
+        self.idle_seconds = idle_seconds
+        self.closed = {"slow headers": 0, "idle": 0, "near the limit": 0}
+        self._warned = -WARN_EVERY
+
+    def round(self, channels: list[Any], open_count: int) -> None:
+        now, wall = time.monotonic(), time.time()
+        before = sum(self.closed.values())
+        spare: list[tuple[Any, float]] = []  # (channel, how long it has sat) to shed
+        for channel in channels:
+            if channel.requests or channel.will_close:
+                continue  # being answered, or going anyway
+            if channel.total_outbufs_len:  # a response the client does not read
+                if wall - channel.last_activity > self.idle_seconds:
+                    self._close(channel, "idle")  # as waitress's own cleanup would
+                continue
+            began = getattr(channel, "began", None)
+            waited = now - began if began is not None else wall - channel.last_activity
+            if began is not None and waited > self.header_seconds:
+                self._close(channel, "slow headers")
+            elif began is None and waited > self.idle_seconds:
+                self._close(channel, "idle")
+            elif waited >= 1.0:
+                spare.append((channel, waited))
+        excess = open_count - (sum(self.closed.values()) - before) - int(self.limit * SHED_TO)
+        if open_count >= self.limit * SHED_AT and excess > 0:
+            per_client = collections.Counter(_client(c) for c, _ in spare)
+            spare.sort(key=lambda cw: (-per_client[_client(cw[0])], -cw[1]))
+            for channel, _waited in spare[:excess]:
+                self._close(channel, "near the limit")
+        self._report(open_count)
+
+    def _close(self, channel: Any, why: str) -> None:
+        channel.will_close = True  # closed by the loop's next turn
+        self.closed[why] += 1
+
+    def _report(self, open_count: int) -> None:
+        if not any(self.closed.values()) or time.monotonic() - self._warned < WARN_EVERY:
+            return
+        self._warned = time.monotonic()
+        logger.warning("connections: %d open (limit %d); closed in the last minute: %s",
+                       open_count, self.limit,
+                       ", ".join(f"{n} {why}" for why, n in self.closed.items() if n))
+        self.closed = dict.fromkeys(self.closed, 0)
+
+
+def _client(channel: Any) -> str:
+    addr = getattr(channel, "addr", None)
+    return str(addr[0]) if isinstance(addr, tuple) and addr else "?"
+
+
+def guard_connections(socket_map: dict[int, Any], limit: int,
+                      guard: ConnectionGuard | None = None) -> ConnectionGuard:
+    """Give every listening server in ``socket_map`` the keep-alive channel and the
+    ConnectionGuard as its maintenance, and quiet waitress's own line per overflow."""
+    guard = guard or ConnectionGuard(limit)
+    channel = keep_alive_channel()
+    for listener in list(socket_map.values()):
+        if not hasattr(listener, "active_channels"):
+            continue
+        if channel is not None:
+            listener.channel_class = channel
+
+        def maintenance(_now: float, listener: Any = listener) -> None:
+            guard.round(list(listener.active_channels.values()), len(listener._map))
+
+        listener.maintenance = maintenance
+    waitress_logger = logging.getLogger("waitress")
+    if not any(isinstance(f, _OncePerMinute) for f in waitress_logger.filters):
+        waitress_logger.addFilter(_OncePerMinute())
+    return guard
+
+
+class _OncePerMinute(logging.Filter):
+    """waitress logs each time the connection limit is reached and left (210 lines in a
+    minute of a flood); one of each a minute says as much."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "connection limit" not in str(record.msg):
+            return True
+        now = time.monotonic()
+        if now - self._last.get(str(record.msg), -WARN_EVERY) < WARN_EVERY:
+            return False
+        self._last[str(record.msg)] = now
+        return True
 
 
 def _listening(server: Any) -> list[tuple[str, int]]:

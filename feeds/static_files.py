@@ -21,6 +21,8 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 from . import assets
 from .cache import NotFound
+from .disk import read_post
+from .parse import PostError
 from .rendered import Rendered
 from .web import respond
 from .wire import PREPARED
@@ -67,14 +69,12 @@ class SiteFile:
             if self._kept is not None and self._kept[0] == stamp:
                 return self._kept[1]
         try:
-            with open(self.path, "rb") as f:
-                data = f.read(MAX_SITE_XSLT_BYTES + 1)
-        except OSError as e:
-            logger.warning("%s: cannot read: %s", self.path, e)
-            return None
-        if len(data) > MAX_SITE_XSLT_BYTES:
-            logger.warning("%s: larger than %d bytes, not served", self.path,
-                           MAX_SITE_XSLT_BYTES)
+            # The disk reader, not open(): the file may have become a FIFO since the
+            # stat above, and a plain open() of one blocks the thread until a writer comes.
+            data, _stamp = read_post(os.path.dirname(self.path), os.path.basename(self.path),
+                                     MAX_SITE_XSLT_BYTES)
+        except PostError as e:
+            logger.warning("%s: not served: %s", self.path, e.message)
             return None
         rendered = Rendered(data, self.content_type)
         with self._lock:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -37,6 +38,24 @@ class BadRequest(Exception):
 def service() -> FeedService:
     svc: FeedService = current_app.extensions["feeds"]
     return svc
+
+
+_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9_.-]{0,252})|\[[0-9a-f:.]{2,45}\])(?::([0-9]{1,5}))?",
+                   re.IGNORECASE)
+"""A Host header (RFC 9110 7.2) as one site's clients send it: a DNS name or an IPv4
+address, or an IPv6 literal in brackets, then maybe a port. No userinfo, no spaces."""
+
+
+@bp.before_app_request
+def _check_host() -> None:
+    """400 for a Host no client of a real site sends (RFC 9112 3.2 asks for it): without
+    --base-url it would go into every link of the answer."""
+    host = request.environ.get("HTTP_HOST")
+    if host is None:
+        return  # HTTP/1.0 without Host: links are made from the listening address
+    found = _HOST.fullmatch(host)
+    if found is None or (found.group(1) is not None and not 0 < int(found.group(1)) < 65536):
+        raise BadRequest(f"invalid Host header {host[:80]!r}")
 
 
 def base_url() -> str:

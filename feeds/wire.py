@@ -42,6 +42,10 @@ COMPRESS_MIN = 1024
 # --- content coding -------------------------------------------------------------------
 
 _CODING_CACHE: dict[str, str] = {}
+_CODING_CACHE_ENTRIES = 1000
+_CODING_CACHE_KEY = 200
+"""Only headers up to this many characters are remembered (browsers send ~30): the
+cache holds at most 1,000 x 200 characters, whatever clients send."""
 
 
 def choose_coding(header: str) -> str:
@@ -70,7 +74,7 @@ def choose_coding(header: str) -> str:
         coding = "br"
     elif gz > 0:
         coding = "gzip"
-    if len(_CODING_CACHE) < 1000:
+    if len(_CODING_CACHE) < _CODING_CACHE_ENTRIES and len(header) <= _CODING_CACHE_KEY:
         _CODING_CACHE[header] = coding
     return coding
 
@@ -257,17 +261,29 @@ class Replay:
         self.app = app
         self.svc = svc
         self._lock = threading.Lock()
-        self._entries: LRUCache[tuple[Any, ...], Prepared] = LRUCache(
-            maxsize=max_bytes, getsizeof=lambda p: p.size)
+        # (bytes of the key, Prepared): the bound counts what a request chose, too.
+        self._entries: LRUCache[tuple[Any, ...], tuple[int, Prepared]] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda kept: kept[0] + kept[1].size)
+        self._max_limit = svc.settings.max_limit
+        self._by_host = not svc.settings.site_base
         self._version: int | None = None
         self._as_json = svc.settings.log_format == "json"
 
-    def _key(self, environ: WSGIEnvironment, version: int) -> tuple[Any, ...]:
-        host = environ.get("HTTP_HOST")
-        if host is None:
-            host = (environ.get("SERVER_NAME"), environ.get("SERVER_PORT"))
-        return (version, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""),
-                environ.get("wsgi.url_scheme"), host,
+    def _key(self, environ: WSGIEnvironment, version: int) -> tuple[Any, ...] | None:
+        """What the answer depends on, and nothing a client may vary freely: the query's
+        page, limit and v as the app reads them (unknown parameters, padding and zeros
+        ignored), the coding chosen (not the header's spelling), and the scheme and
+        Host only when links are made from them (no --base-url). None: not replayed."""
+        query = _query_key(environ.get("QUERY_STRING", ""), self._max_limit)
+        if query is None:
+            return None
+        origin: Any = None
+        if self._by_host:
+            host = environ.get("HTTP_HOST")  # as sent: the links repeat its spelling
+            if host is None:
+                host = (environ.get("SERVER_NAME"), environ.get("SERVER_PORT"))
+            origin = (environ.get("wsgi.url_scheme"), host)
+        return (version, environ.get("PATH_INFO", ""), query, origin,
                 choose_coding(environ.get("HTTP_ACCEPT_ENCODING", "")))
 
     def __call__(self, environ: WSGIEnvironment,
@@ -277,13 +293,14 @@ class Replay:
         # Only plain GET and HEAD: an RFC 3229 delta request is answered per client.
         if environ.get("REQUEST_METHOD") in ("GET", "HEAD") and "HTTP_A_IM" not in environ:
             version = self.svc.replayable_version()
-            if version is not None:
-                key = self._key(environ, version)
+            key = None if version is None else self._key(environ, version)
+            if key is not None:
                 with self._lock:
                     if version != self._version:
                         self._entries.clear()
                         self._version = version
-                    prepared = self._entries.get(key)
+                    kept = self._entries.get(key)
+                prepared = kept[1] if kept is not None else None
                 if prepared is not None and prepared.meters is not None:
                     return self._replay(prepared, environ, start_response, started)
         result = self.app(environ, start_response)
@@ -298,9 +315,10 @@ class Replay:
             prepared.meters = (metrics.requests.labels(prepared.route, "200"),
                                metrics.requests.labels(prepared.route, "304"),
                                metrics.latency.labels(prepared.route))
+        kept = (_key_size(key), prepared)
         with self._lock:
-            if key[0] == self._version and prepared.size <= self._entries.maxsize:
-                self._entries[key] = prepared
+            if key[0] == self._version and kept[0] + prepared.size <= self._entries.maxsize:
+                self._entries[key] = kept
 
     def _replay(self, prepared: Prepared, environ: WSGIEnvironment,
                 start_response: StartResponse, started: float) -> Iterable[bytes]:
@@ -319,3 +337,36 @@ class Replay:
         if access_logger.isEnabledFor(logging.INFO):
             log_access(environ, status, size, elapsed, self._as_json)
         return (body,)
+
+
+_QUERY_VALUE_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz"
+                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ._-")
+
+
+def _query_key(query: str, max_limit: int) -> tuple[Any, ...] | None:
+    """(page, limit, v) as the app would read them from ``query``, or None when the
+    query is one this cannot read exactly as werkzeug does (an encoded or repeated name,
+    an unusual value): such a request is answered by the app and not kept."""
+    found: dict[str, str] = {}
+    for part in query.split("&") if query else ():
+        name, _, value = part.partition("=")
+        if "%" in name or "+" in name:
+            return None  # might decode to 'page'
+        if name not in ("page", "limit", "v"):
+            continue  # the app never reads it
+        if name in found or not value or len(value) > 64 or \
+                not _QUERY_VALUE_CHARS.issuperset(value):
+            return None
+        found[name] = value
+    page, limit = found.get("page"), found.get("limit")
+    if page is not None:
+        page = page.lstrip("0")[:19]  # '007' is page 7; past 18 digits, past the end
+    if limit is not None and limit.isdigit() and limit.lstrip("0"):
+        digits = limit.lstrip("0")  # clamped to max_limit, as web._limit does
+        limit = str(max_limit if len(digits) > 18 else min(int(digits), max_limit))
+    return (page, limit, found.get("v"))
+
+
+def _key_size(key: tuple[Any, ...]) -> int:
+    """Roughly the bytes a key holds: its strings' lengths plus the tuples' overhead."""
+    return 200 + sum(len(str(part)) for part in key)

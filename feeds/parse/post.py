@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from ..model import DefaultSet, Post, Stamp
 from .dates import parse_date
 from .frontmatter import CONTROL_WARNING, decode, holds_control, split_front_matter
-from .text import PostError, SkipFile, clean_text
+from .text import XML_ILLEGAL, PostError, SkipFile, clean_text
 from .urls import build_permalink, folder_categories, post_id, slugify_pretty, titleize_slug
 from .values import FrontMatter, with_defaults
 
@@ -69,10 +69,9 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
     when, updated = _dates(source, data_front, file_date, rules.tz)
     title = _title(front, slug)
     categories = folder_categories(source)
-    for category in _categories(front):
-        if category not in categories:
-            categories.append(category)
+    categories = list(dict.fromkeys([*categories, *_categories(front)]))
     tags = front.names("tag", "tags")
+    categories, tags = _capped(categories, tags, warnings)
     url, entry_id = _address(front, rules, when, categories, slug)
     summary = front.text("description") or front.text("excerpt")
     source_url = _source_url(front)
@@ -96,7 +95,8 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
         excerpt_separator=_separator(data_front.get("excerpt_separator")),
         excerpt_only=_excerpt_only(data_front.get("feed")),
     )
-    if CONTROL_WARNING not in warnings and holds_control(data_front):
+    if CONTROL_WARNING not in warnings and (holds_control(data_front)
+                                            or XML_ILLEGAL.search(source)):
         warnings.append(CONTROL_WARNING)  # written as YAML escapes ("\x01"), not raw
     return Parsed(post, warnings)
 
@@ -154,7 +154,12 @@ def _title(front: FrontMatter, slug: str) -> str:
     if title is None:
         title = titleize_slug(slug) or slug
         front.warnings.append(f"no title; using {title!r} from the file name")
-    return " ".join(title.split())
+    title = " ".join(title.split())
+    if len(title) > MAX_TITLE:  # the title's markup is stripped by regular expressions
+        front.warnings.append(f"title of {len(title)} characters; keeping the first "
+                              f"{MAX_TITLE}")
+        title = title[:MAX_TITLE]
+    return title
 
 
 def _categories(front: FrontMatter) -> list[str]:
@@ -162,11 +167,9 @@ def _categories(front: FrontMatter) -> list[str]:
     'categories' list, then 'category' (else 'categories' again), each name once. A
     'categories' value that is neither a list nor a string (a number) makes Jekyll fail
     to read the file; it is ignored here."""
-    found: list[str] = []
-    for name in (*front.listed("categories"), *front.names("category", "categories")):
-        if name not in found:
-            found.append(name)
-    return found
+    # A dict: ordered, and a linear check for repeats (a post may list very many).
+    found = dict.fromkeys((*front.listed("categories"), *front.names("category", "categories")))
+    return list(found)
 
 
 def _address(front: FrontMatter, rules: SiteRules, when: datetime,
@@ -201,3 +204,22 @@ def _source_url(front: FrontMatter) -> str | None:
         if value:
             return value if re.match(r"^(https?:)?//", value) else None
     return None
+
+
+MAX_TITLE = 1000
+"""Characters of a title kept (with a warning past it): what reads as a title is far
+shorter, and it bounds the work of stripping a title's markup for a feed."""
+
+MAX_TERMS = 1000
+"""Categories plus tags one post may name; past it the rest are dropped with a warning,
+so no post can make the index, a page or a feed entry arbitrarily large."""
+
+
+def _capped(categories: list[str], tags: list[str],
+            warnings: list[str]) -> tuple[list[str], list[str]]:
+    if len(categories) + len(tags) <= MAX_TERMS:
+        return categories, tags
+    warnings.append(f"{len(categories) + len(tags)} categories and tags; keeping the "
+                    f"first {MAX_TERMS}")
+    categories = categories[:MAX_TERMS]
+    return categories, tags[:MAX_TERMS - len(categories)]

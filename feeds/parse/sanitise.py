@@ -61,13 +61,22 @@ def host_allowed(url: str, hosts: Iterable[str]) -> bool:
     return any(host == h or host.endswith("." + h) for h in hosts)
 
 
-def _iframe_filter(page_url: str, hosts: tuple[str, ...]
-                   ) -> Callable[[str, str, str], str | None]:
+_DATA_IMAGE = re.compile(r"data:image/(?:png|gif|jpeg|webp|avif);", re.IGNORECASE)
+
+
+def _attribute_filter(page_url: str, hosts: tuple[str, ...]
+                      ) -> Callable[[str, str, str], str | None]:
+    """Iframes only from ``hosts``; ``data:`` URLs only as an image's pixels: an
+    ``<a href="data:text/html,...">`` opens a document of the author's choosing
+    (scripts included) wherever a reader follows it."""
     base = page_url or "https://invalid/"
 
     def keep(tag: str, attribute: str, value: str) -> str | None:
         if tag == "iframe" and attribute == "src":
             return value if host_allowed(urljoin(base, value.strip()), hosts) else None
+        if value[:5].lower() == "data:" and not (
+                attribute == "src" and tag in ("img", "source") and _DATA_IMAGE.match(value)):
+            return None
         return value
 
     return keep
@@ -76,14 +85,16 @@ def _iframe_filter(page_url: str, hosts: tuple[str, ...]
 def sanitise(raw: str, page_url: str, iframe_hosts: tuple[str, ...] = DEFAULT_IFRAME_HOSTS
              ) -> str:
     """``raw`` HTML made safe; relative URLs resolved against ``page_url`` (when given)."""
-    embeds = "<iframe" in raw.lower()
+    lowered = raw.lower()
+    embeds = "<iframe" in lowered
+    # The filter is a Python call per attribute: only for a body that needs it.
+    filtered = embeds or "data:" in lowered
     safe = nh3.clean(
         raw,
         tags=_TAGS if embeds else _TAGS - {"iframe"},
         clean_content_tags={"script", "style"},
         attributes=_ATTRIBUTES,
-        # The filter is a Python call per attribute: only for a body with an embed.
-        attribute_filter=_iframe_filter(page_url, iframe_hosts) if embeds else None,
+        attribute_filter=_attribute_filter(page_url, iframe_hosts) if filtered else None,
         url_schemes=_URL_SCHEMES,
         link_rel=None,
         url_relative=("rewrite_with_base", page_url) if page_url else None,

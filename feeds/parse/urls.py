@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from urllib.parse import quote
 
-from .text import PostError
+from .text import PostError, clean_text
 
 _SLUG_KEEP = frozenset("._~!$&'()+,;=@")
 
@@ -55,7 +55,8 @@ def folder_categories(source: str) -> list[str]:
     parts = source.split("/")
     if "_posts" not in parts:
         return []
-    return [p for p in parts[: parts.index("_posts")] if p]
+    # A folder's name may hold what XML cannot carry ('\x01'): dropped, as in a title.
+    return [name for name in (clean_text(p) for p in parts[: parts.index("_posts")]) if name]
 
 
 CONVERTED_EXTENSIONS = frozenset({".md", ".markdown"})

@@ -71,15 +71,15 @@ class FrontMatter:
         return self._names(plural, value)
 
     def _names(self, key: str, value: list[Any]) -> list[str]:
-        names: list[str] = []
+        names: dict[str, None] = {}  # ordered, and a linear check for repeats
         for item in _flatten(value):
             if isinstance(item, dict):
                 self.ignore(key, "holds a mapping, not a name")
                 continue
             name = " ".join(ruby_text(item).split())
-            if name and name not in names:
-                names.append(name)
-        return names
+            if name:
+                names[name] = None
+        return list(names)
 
     def author(self) -> Author | None:
         """``author`` (or ``authors[0]``): a name, or a mapping with a name (else its
