@@ -11,6 +11,7 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``config_file`` the folder's _config.yml, read with front matter's YAML guard; its stamp.
 - ``jekyllconf`` jekyll-feed's ``feed:`` settings, front-matter defaults and
                ``_data/authors.yml``, as typed values.
+- ``setting_values`` how each setting's value is read (typed, or a ValueError saying why).
 - ``config``   Settings: every knob once (default, help, _config.yml key, flag, env var).
 - ``metrics``  the Prometheus counters, one registry per app.
 - ``disk``     the one reader of post files: non-blocking, regular files only, the file
@@ -18,16 +19,21 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``snapshot`` one consistent, frozen state of the content folder.
 - ``content``  folder -> posts; re-reads only changed files; logs and skips bad ones.
 - ``watch``    follows the folder (inotify via watchdog, polling as a fallback).
+- ``names``    names in URLs: a category or tag name as a path segment and back.
 - ``site``     posts -> SiteIndex (newest first, by category, by tag, by URL); the rule
                for names in URLs; State, a snapshot with its index.
 - ``links``    every URL: which lists (site, categories, tags) have feeds and pages, their
                paths, titles and paging, and the list of every URL of the site.
 - ``assets``   the shipped stylesheet and feed XSLT: bytes, versions, URLs.
 - ``titles``   titles as jekyll-feed writes them (Jekyll's smartify, tags stripped).
+- ``safety``   what a reader may act on: http(s) URLs only, authors without XML-illegal
+               characters.
 - ``render``   selection -> Atom / RSS / JSON Feed / OPML bytes (the only feedgen import).
 - ``pages``    selection -> HTML pages (Jinja templates).
 - ``rendered`` a rendering as HTTP sends it: ETag, Last-Modified, compressed forms, and
                the versions delta polling compares.
+- ``bodies``   a post as a feed entry: its body rendered once and kept, its excerpt,
+               id, link, author and image as jekyll-feed writes them.
 - ``cache``    renders feeds, pages and OPML of a state, and keeps them (bounded, locked).
 - ``service``  the life of the content: load, watch, swap in each new state, health.
 - ``wire``     the exact headers of a 200 and its 304, and the replay that answers a

@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
+from . import setting_values as values
 from .config_file import ConfigError, read_config_file
 from .jekyllconf import (
     TagFeeds,
@@ -30,110 +31,6 @@ from .parse.defaults import DEFAULT_IFRAME_HOSTS, DEFAULT_SMART_QUOTES
 
 T = TypeVar("T")
 
-
-
-def _bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError(f"not a boolean: {value!r}")
-
-
-def _positive_int(value: object) -> int:
-    number = int(str(value))
-    if number < 1:
-        raise ValueError(f"must be a positive integer, got {value!r}")
-    return number
-
-
-def _port(value: object) -> int:
-    number = int(str(value))
-    if not 0 <= number <= 65535:
-        raise ValueError(f"not a port: {value!r}")
-    return number
-
-
-def _positive_float(value: object) -> float:
-    number = float(str(value))
-    if number <= 0:
-        raise ValueError(f"must be positive, got {value!r}")
-    return number
-
-
-def _str(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def _url(value: object) -> str:
-    """An absolute http(s) URL, or '' for none. A control character (a CR or LF pasted
-    in) would split every header and line it goes into: refused here, at start-up."""
-    text = _str(value).strip()
-    if not text:
-        return ""
-    if not text.isprintable():
-        raise ValueError(f"a URL cannot hold control characters (CR, LF, tab): {text!r}")
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError for a port that is no number
-    except ValueError as e:
-        raise ValueError(f"not a URL: {text!r} ({e})") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an absolute http:// or https:// URL, got {text!r}")
-    return text
-
-
-def _hub(value: object) -> str:
-    """``websub_hub``: a hub's URL, ``self`` or ''."""
-    text = _str(value).strip()
-    return "self" if text.lower() == "self" else _url(text)
-
-
-def _timezone(value: object) -> str:
-    name = _str(value) or "UTC"
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise ValueError(f"unknown IANA time zone {name!r}") from e
-    return name
-
-
-def _choice(*choices: str) -> Callable[[object], str]:
-    def parse(value: object) -> str:
-        text = _str(value).lower()
-        if text not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}; got {value!r}")
-        return text
-
-    return parse
-
-
-def _hosts(value: object) -> tuple[str, ...]:
-    """Host names from a YAML list or a comma- or space-separated string."""
-    items = value if isinstance(value, list | tuple) else str(value or "").replace(",", " ").split()
-    hosts = tuple(str(item).strip().lower().strip(".") for item in items)
-    for host in hosts:
-        if not host or "/" in host or ":" in host:
-            raise ValueError(f"not a host name: {host!r}")
-    return hosts
-
-
-def _author(value: object) -> Author | None:
-    """The site's author from a name or a mapping with name, email and uri (or url); a
-    blank name, or a mapping without one, is no author."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return Author(name=value.strip()) if value.strip() else None
-    if isinstance(value, dict):
-        if not value.get("name"):
-            return None
-        return Author(name=str(value["name"]), email=value.get("email") or None,
-                      uri=value.get("uri") or value.get("url") or None)
-    raise ValueError("must be a name or a mapping with name, email, uri")
 
 
 @dataclass(frozen=True)
@@ -166,32 +63,33 @@ class Settings:
     Each field is the one declaration of its setting (see :func:`_setting`); ``OPTIONS``,
     the flags, the environment variables and the README's table are derived from them."""
 
-    content: str = _setting("content", "the content folder (a Jekyll site source)", _str,
+    content: str = _setting("content", "the content folder (a Jekyll site source)", values.string,
                             flag="--content", env="FEEDS_CONTENT")
-    host: str = _setting("127.0.0.1", "address to listen on", _str,
+    host: str = _setting("127.0.0.1", "address to listen on", values.string,
                          flag="--host", env="FEEDS_HOST")
-    port: int = _setting(8080, "port to listen on", _port, flag="--port", env="FEEDS_PORT")
+    port: int = _setting(8080, "port to listen on", values.port, flag="--port", env="FEEDS_PORT")
     base_url: str = _setting(
         "", "absolute URL this service is reached at (self links, paging, hub, OPML, its "
-        "pages); entry ids and links stay url + baseurl", _url, flag="--base-url",
+        "pages); entry ids and links stay url + baseurl", values.url, flag="--base-url",
         env="FEEDS_BASE_URL")
-    threads: int = _setting(2, "waitress worker threads", _positive_int,
+    threads: int = _setting(2, "waitress worker threads", values.positive_int,
                             flag="--threads", env="FEEDS_THREADS")
-    title: str = _setting("Feeds", "site title (else `name`)", _str,
+    title: str = _setting("Feeds", "site title (else `name`)", values.string,
                           key="title", flag="--title", env="FEEDS_TITLE")
     name: str = _setting("", "site name: the title when `title` is not set, as in "
-                         "jekyll-feed", _str, key="name")
-    description: str = _setting("", "site description", _str, key="description")
-    url: str = _setting("", "site URL (scheme and host), as in Jekyll", _url, key="url")
-    baseurl: str = _setting("", "path prefix of the site, as in Jekyll", _str, key="baseurl")
+                         "jekyll-feed", values.string, key="name")
+    description: str = _setting("", "site description", values.string, key="description")
+    url: str = _setting("", "site URL (scheme and host), as in Jekyll", values.url, key="url")
+    baseurl: str = _setting("", "path prefix of the site, as in Jekyll", values.string,
+                            key="baseurl")
     # An Author is frozen, so one default may be shared (ruff cannot see that).
     author: Author | None = _setting(  # noqa: RUF009
-        None, "site author: a name or {name, email, uri}", _author, key="author")
-    timezone: str = _setting("UTC", "IANA time zone for dates without an offset", _timezone,
+        None, "site author: a name or {name, email, uri}", values.author, key="author")
+    timezone: str = _setting("UTC", "IANA time zone for dates without an offset", values.timezone,
                              key="timezone", flag="--timezone", env="FEEDS_TIMEZONE")
     lang: str = _setting("", "site language (feed language, HTML lang; pages say 'en' "
-                         "when unset)", _str, key="lang")
-    permalink: str = _setting("date", "permalink style or pattern, as in Jekyll", _str,
+                         "when unset)", values.string, key="lang")
+    permalink: str = _setting("date", "permalink style or pattern, as in Jekyll", values.string,
                               key="permalink")
     # None: no defaults.
     defaults: tuple[DefaultSet, ...] | None = _setting(
@@ -199,9 +97,9 @@ class Settings:
         front_matter_defaults, key="defaults")
     front_matter_ids: bool = _setting(
         False, "a post's front-matter id or guid is its entry id (jekyll-feed ignores both)",
-        _bool, key="front_matter_ids")
+        values.boolean, key="front_matter_ids")
     posts_limit: int = _setting(10, "entries per feed page (jekyll-feed's; later pages "
-                                "follow)", _positive_int,
+                                "follow)", values.positive_int,
                                 key="feed.posts_limit", flag="--posts-limit",
                                 env="FEEDS_POSTS_LIMIT")
     feed_path: str = _setting("", "another path of the site's Atom feed, as jekyll-feed's "
@@ -214,74 +112,75 @@ class Settings:
         TagFeeds(), "jekyll-feed's tag feeds: true or {only, except, path}; tags left "
         "out answer 404 at that path", tag_feeds, key="feed.tags")
     excerpt_only: bool = _setting(False, "feeds carry summaries, no content (a post's "
-                                  "`feed.excerpt_only` wins)", _bool,
+                                  "`feed.excerpt_only` wins)", values.boolean,
                                   key="feed.excerpt_only")
     excerpt_separator: str = _setting("", "where a post's excerpt (its summary) ends, as in "
                                       "Jekyll; \"\" for Jekyll's default, a blank line",
-                                      _str, key="excerpt_separator")
+                                      values.string, key="excerpt_separator")
     max_limit: int = _setting(100, "largest ?limit= a client may ask for (larger is clamped)",
-                              _positive_int, key="max_limit", flag="--max-limit",
+                              values.positive_int, key="max_limit", flag="--max-limit",
                               env="FEEDS_MAX_LIMIT")
-    page_size: int = _setting(20, "posts per HTML list page", _positive_int, key="page_size")
-    future: bool = _setting(False, "show posts dated in the future", _bool,
+    page_size: int = _setting(20, "posts per HTML list page", values.positive_int, key="page_size")
+    future: bool = _setting(False, "show posts dated in the future", values.boolean,
                             key="future", flag="--future", env="FEEDS_FUTURE")
     cache_max_age: int = _setting(300, "Cache-Control max-age of feeds and pages, seconds",
-                                  _positive_int, key="cache_max_age", flag="--cache-max-age",
+                                  values.positive_int, key="cache_max_age", flag="--cache-max-age",
                                   env="FEEDS_CACHE_MAX_AGE")
     reload_interval: float = _setting(2.0, "seconds between content scans when polling",
-                                      _positive_float, key="reload_interval",
+                                      values.positive_float, key="reload_interval",
                                       flag="--reload-interval", env="FEEDS_RELOAD_INTERVAL")
-    watch: bool = _setting(True, "follow changes to the content folder while running", _bool,
-                           key="watch", flag="--watch", env="FEEDS_WATCH")
-    max_post_bytes: int = _setting(2_000_000, "larger post files are rejected", _positive_int,
+    watch: bool = _setting(True, "follow changes to the content folder while running",
+                           values.boolean, key="watch", flag="--watch", env="FEEDS_WATCH")
+    max_post_bytes: int = _setting(2_000_000, "larger post files are rejected", values.positive_int,
                                    key="max_post_bytes", flag="--max-post-bytes",
                                    env="FEEDS_MAX_POST_BYTES")
     cache_bytes: int = _setting(
         64_000_000,
         "memory bound of the response caches (renderings; prepared answers), bytes each",
-        _positive_int, key="cache_bytes", flag="--cache-bytes", env="FEEDS_CACHE_BYTES")
+        values.positive_int, key="cache_bytes", flag="--cache-bytes", env="FEEDS_CACHE_BYTES")
     body_cache_bytes: int = _setting(
-        64_000_000, "memory bound of the rendered-post cache, bytes", _positive_int,
+        64_000_000, "memory bound of the rendered-post cache, bytes", values.positive_int,
         key="body_cache_bytes", flag="--body-cache-bytes", env="FEEDS_BODY_CACHE_BYTES")
     iframe_hosts: tuple[str, ...] = _setting(
         DEFAULT_IFRAME_HOSTS, "hosts (and their subdomains) whose iframe embeds posts keep",
-        _hosts, key="iframe_hosts", flag="--iframe-hosts", env="FEEDS_IFRAME_HOSTS")
+        values.hosts, key="iframe_hosts", flag="--iframe-hosts", env="FEEDS_IFRAME_HOSTS")
     smart_quotes: str = _setting(
         DEFAULT_SMART_QUOTES, "the four quotes of Markdown typography, as in kramdown",
-        _str, key="kramdown.smart_quotes")
+        values.string, key="kramdown.smart_quotes")
     websub_hub: str = _setting(
         "", "WebSub hub URL announced in feeds and pinged on change; `self`: the service is "
-        "its own hub, at `<base>/websub`", _hub, key="websub_hub", flag="--websub-hub",
+        "its own hub, at `<base>/websub`", values.hub, key="websub_hub", flag="--websub-hub",
         env="FEEDS_WEBSUB_HUB")
     websub_lease_seconds: int = _setting(
-        864_000, "built-in hub: lease when a subscriber asks for none", _positive_int,
+        864_000, "built-in hub: lease when a subscriber asks for none", values.positive_int,
         key="websub_lease_seconds", flag="--websub-lease-seconds",
         env="FEEDS_WEBSUB_LEASE_SECONDS")
     websub_max_lease_seconds: int = _setting(
-        2_592_000, "built-in hub: longest lease granted", _positive_int,
+        2_592_000, "built-in hub: longest lease granted", values.positive_int,
         key="websub_max_lease_seconds", flag="--websub-max-lease-seconds",
         env="FEEDS_WEBSUB_MAX_LEASE_SECONDS")
     websub_max_subscriptions: int = _setting(
-        10_000, "built-in hub: subscriptions kept in all", _positive_int,
+        10_000, "built-in hub: subscriptions kept in all", values.positive_int,
         key="websub_max_subscriptions", flag="--websub-max-subscriptions",
         env="FEEDS_WEBSUB_MAX_SUBSCRIPTIONS")
     websub_max_subscriptions_per_topic: int = _setting(
-        1_000, "built-in hub: subscriptions kept per feed", _positive_int,
+        1_000, "built-in hub: subscriptions kept per feed", values.positive_int,
         key="websub_max_subscriptions_per_topic", flag="--websub-max-subscriptions-per-topic",
         env="FEEDS_WEBSUB_MAX_SUBSCRIPTIONS_PER_TOPIC")
     websub_allow_private_callbacks: bool = _setting(
         False, "built-in hub: call back loopback, private and link-local addresses too "
-        "(tests; a hub inside a private network)", _bool,
+        "(tests; a hub inside a private network)", values.boolean,
         key="websub_allow_private_callbacks", flag="--websub-allow-private-callbacks",
         env="FEEDS_WEBSUB_ALLOW_PRIVATE_CALLBACKS")
     state_dir: str = _setting(
         "", "folder for what must outlive a restart (the built-in hub's subscriptions); "
-        "empty: kept in memory only", _str, key="state_dir", flag="--state-dir",
+        "empty: kept in memory only", values.string, key="state_dir", flag="--state-dir",
         env="FEEDS_STATE_DIR")
-    log_level: str = _setting("info", "log level", _choice("debug", "info", "warning", "error"),
+    log_level: str = _setting("info", "log level",
+                              values.one_of("debug", "info", "warning", "error"),
                               flag="--log-level", env="FEEDS_LOG_LEVEL")
     log_format: str = _setting("text", "log format: text (combined access log) or json",
-                               _choice("text", "json"), flag="--log-format",
+                               values.one_of("text", "json"), flag="--log-format",
                                env="FEEDS_LOG_FORMAT")
     # Not settings: the site's _data/authors.yml (key -> author), which jekyll-feed looks
     # an entry's author up in, read with _config.yml.

@@ -14,8 +14,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from .config import Settings
@@ -43,7 +41,7 @@ from .parse import (
     site_rules,
 )
 from .parse.frontmatter import UNCLOSED_WARNING
-from .snapshot import Snapshot, gc_paused
+from .snapshot import Snapshot, capped_updated, gc_paused
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +139,7 @@ class ContentStore:
             problems.append(Problem(rel, f"cannot be read as a post "
                                          f"({type(e).__name__}: {str(e)[:200]})"))
         else:
-            post = _capped(parsed.post, problems)
+            post = capped_updated(parsed.post, problems)
             problems.extend(Problem(rel, w, rejected=False) for w in parsed.warnings)
         return post, tuple(problems), skipped, stamp
 
@@ -394,15 +392,3 @@ class ContentStore:
         rules_changed = self._make_rules(settings) != self._rules
         self.settings = settings
         return "posts" if rules_changed else "settings"
-
-def _capped(post: Post, problems: list[Problem]) -> Post:
-    """A post whose ``updated`` (``last_modified_at``) is in the future, and after its
-    date, is given now instead, with a warning: a far-future date would pin every
-    Last-Modified, and If-Modified-Since would hide real changes (a future ``date`` is
-    Jekyll's own rule: the post waits for it, see ``future``)."""
-    cap = max(datetime.now(UTC), post.date)
-    if post.updated <= cap:
-        return post
-    problems.append(Problem(post.source, f"updated {post.updated.isoformat()} is in the "
-                                         "future; capped to now", rejected=False))
-    return replace(post, updated=cap)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 from xml.sax.saxutils import quoteattr
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -21,6 +20,7 @@ from lxml import etree
 
 from .model import Author, Body, Format, Post
 from .parse import clean_text
+from .safety import safe_author, safe_url
 from .titles import feed_title, smartify
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -82,33 +82,6 @@ class Entry:
         seen: dict[str, None] = dict.fromkeys(self.post.categories)
         seen.update(dict.fromkeys(self.post.tags))
         return tuple(seen)
-
-
-# --- what a reader may act on ---------------------------------------------------------
-# Readers render RSS descriptions as HTML and follow author and image links: every text
-# is plain or escaped once for where it goes, every URL from front matter is http(s).
-
-
-def safe_url(url: str | None, base: str) -> str | None:
-    """``url`` made absolute against ``base`` when it is http(s) or relative; else None
-    (javascript:, data:, and every other scheme a reader might act on)."""
-    if not url:
-        return None
-    try:
-        absolute = urljoin(base, url.strip())
-        scheme = urlsplit(absolute).scheme.lower()
-    except ValueError:  # an invalid IPv6 literal and the like
-        return None
-    return absolute if scheme in ("http", "https") else None
-
-
-def safe_author(author: Author | None, base: str) -> Author | None:
-    """The author without XML-illegal characters, with a URI only if http(s)."""
-    if author is None:
-        return None
-    return Author(name=clean_text(author.name),
-                  email=clean_text(author.email) if author.email else None,
-                  uri=safe_url(author.uri, base))
 
 
 def safe_meta(meta: FeedMeta) -> FeedMeta:

@@ -4,95 +4,46 @@ one content snapshot with its index: what every response is made from."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import time
-import unicodedata
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from .model import Kind, Post, Problem
+from .names import (
+    CONFIG_FILE as CONFIG_FILE,
+)
+from .names import (
+    LONG_NAME_BYTES as LONG_NAME_BYTES,
+)
+from .names import (
+    SHORTENED as SHORTENED,
+)
+from .names import (
+    file_name as file_name,
+)
+from .names import (
+    name_to_segment as name_to_segment,
+)
+from .names import (
+    normalize_name as normalize_name,
+)
+from .names import (
+    segment_to_name as segment_to_name,
+)
+from .names import (
+    url_key as url_key,
+)
 
 if TYPE_CHECKING:
     from .config import Settings
     from .snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
-
-# --- Names in URLs --------------------------------------------------------------------
-# A name is written into a path segment as itself, except the characters that cannot
-# stand in one: '/', '\', '?', '#', '%' and '~' (the escape character itself) become
-# '~' and two hex digits, as does a leading '.' (so '..' is never a segment). The result
-# is then percent-encoded as UTF-8. 'a/b' -> 'a~2Fb', '../x' -> '~2E.~2Fx', 'C#' -> 'C~23'.
-# A segment is a file name in a static build ('tag/<segment>.atom?page=12'), which holds
-# 255 bytes: one over LONG_NAME_BYTES is cut to its first characters, '~~' and a hash of
-# the name; bounded, the same on every run, and never made otherwise ('~' is '~7E').
-
-CONFIG_FILE = "_config.yml"
-_ESCAPED = frozenset("/\\?#%~")
-_UNESCAPE = re.compile(r"~([0-9A-Fa-f]{2})")
-
-
-def normalize_name(name: str) -> str:
-    return unicodedata.normalize("NFC", name)
-
-
-def name_to_segment(name: str) -> str:
-    """The URL path segment (percent-encoded) for a category or tag name."""
-    name = normalize_name(name)
-    out = [f"~{ord(ch):02X}" if ch in _ESCAPED else ch for ch in name]
-    if out and out[0] == ".":
-        out[0] = "~2E"
-    if sum(len(piece.encode("utf-8")) for piece in out) > LONG_NAME_BYTES:
-        out = _shortened(name, out)
-    return quote("".join(out), safe="~!$&'()*+,;=:@")
-
-
-LONG_NAME_BYTES = 200
-_LONG = re.compile(r"~~[0-9a-f]{16}\Z")
-
-
-def _shortened(name: str, pieces: list[str]) -> list[str]:
-    kept: list[str] = []
-    size = 0
-    for piece in pieces:  # whole pieces: never half a character or half an escape
-        size += len(piece.encode("utf-8"))
-        if size > LONG_NAME_BYTES - 20:
-            break
-        kept.append(piece)
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
-    return [*kept, "~~", digest]
-
-
-def segment_to_name(segment: str) -> str:
-    """Inverse of :func:`name_to_segment`, for a segment already percent-decoded (as the
-    WSGI server hands it over); a raw name with none of our escapes comes back as is,
-    and a shortened long name's segment too (``SiteIndex.term`` knows it)."""
-    if _LONG.search(segment):
-        return normalize_name(segment)
-    return normalize_name(_UNESCAPE.sub(lambda m: chr(int(m.group(1), 16)), segment))
-
-
-def file_name(url: str) -> str:
-    """The file a URL is in a static build, relative to its root: the path
-    percent-decoded, 'index.html' below a folder, the query kept ('feed.atom?page=2')."""
-    path, _, query = url.partition("?")
-    path = unquote(path)
-    if path.endswith("/"):
-        path += "index.html"
-    name = path.lstrip("/")
-    return f"{name}?{query}" if query else name
-
-
-def url_key(path: str) -> str:
-    """How a post URL is looked up: percent-decoded, NFC."""
-    return normalize_name(unquote(path))
-
 
 # --- The index ------------------------------------------------------------------------
 
@@ -265,7 +216,7 @@ class SiteIndex:
         if found is None:
             folded = self._folded[kind].get(key.casefold())
             found = terms.get(folded) if folded else None
-        if found is None and _LONG.search(key):
+        if found is None and SHORTENED.search(key):
             long_key = self._long[kind].get(key)
             found = terms.get(long_key) if long_key else None
         return found
@@ -383,7 +334,7 @@ def _long_names(terms: dict[str, Term]) -> dict[str, str]:
     """Shortened segment (decoded) -> key, for the names too long to stand in a URL."""
     return {unquote(segment): key for key in terms
             if len(key) * 4 > LONG_NAME_BYTES  # cheap first: most names are short
-            and _LONG.search(segment := name_to_segment(key))}
+            and SHORTENED.search(segment := name_to_segment(key))}
 
 
 def _fold_unique(terms: dict[str, Term]) -> dict[str, str]:

@@ -1,12 +1,14 @@
 """Snapshot: one consistent, frozen state of the content folder, as ``content`` hands it
-out; and the pause of the garbage collector while a whole one is built."""
+out; the pause of the garbage collector while a whole one is built; and the cap on a
+post's ``updated`` that keeps a snapshot's dates from running ahead of the clock."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from .config import Settings
 from .model import Post, Problem
@@ -48,3 +50,16 @@ class Snapshot:
     @property
     def rejected(self) -> int:
         return sum(1 for ps in self.problems.values() if any(p.rejected for p in ps))
+
+
+def capped_updated(post: Post, problems: list[Problem]) -> Post:
+    """A post whose ``updated`` (``last_modified_at``) is in the future, and after its
+    date, is given now instead, with a warning: a far-future date would pin every
+    Last-Modified, and If-Modified-Since would hide real changes (a future ``date`` is
+    Jekyll's own rule: the post waits for it, see ``future``)."""
+    cap = max(datetime.now(UTC), post.date)
+    if post.updated <= cap:
+        return post
+    problems.append(Problem(post.source, f"updated {post.updated.isoformat()} is in the "
+                                         "future; capped to now", rejected=False))
+    return replace(post, updated=cap)

@@ -193,6 +193,25 @@ def _decade_apostrophes(state: StateCore) -> None:
                 child.content = _DECADE.sub(apostrophe, child.content)
 
 
+def _math_inline(self: Any, tokens: Sequence[Token], idx: int, *_: Any) -> str:
+    text = html.escape(tokens[idx].content, quote=False)
+    return f"\\[{text}\\]\n" if tokens[idx].meta.get("display") else f"\\({text}\\)"
+
+def _code_inline(self: Any, tokens: Sequence[Token], idx: int, *_: Any) -> str:
+    token = tokens[idx]
+    classes = " ".join([*str(token.attrGet("class") or "").split(),
+                        "language-plaintext", "highlighter-rouge"])
+    attrs = "".join(f' {k}="{html.escape(str(v))}"' for k, v in token.attrs.items()
+                    if k != "class")
+    text = html.escape(token.content, quote=False)
+    return f'<code class="{classes}"{attrs}>{text}</code>'
+
+def _fence(self: Any, tokens: Sequence[Token], idx: int, *_: Any) -> str:
+    token = tokens[idx]
+    lang = token.info.strip().split(maxsplit=1)[0] if token.info.strip() else ""
+    return highlight_block(token.content, lang)
+
+
 def _install_rules(md: MarkdownIt) -> None:
     rules: Any = md.add_render_rule
 
@@ -222,24 +241,6 @@ def _install_rules(md: MarkdownIt) -> None:
             return _render_toc(md, tokens, toc_of, options, env)
         return tokens[idx].content
 
-    def math_inline(self: Any, tokens: Sequence[Token], idx: int, *_: Any) -> str:
-        text = html.escape(tokens[idx].content, quote=False)
-        return f"\\[{text}\\]\n" if tokens[idx].meta.get("display") else f"\\({text}\\)"
-
-    def code_inline(self: Any, tokens: Sequence[Token], idx: int, *_: Any) -> str:
-        token = tokens[idx]
-        classes = " ".join([*str(token.attrGet("class") or "").split(),
-                            "language-plaintext", "highlighter-rouge"])
-        attrs = "".join(f' {k}="{html.escape(str(v))}"' for k, v in token.attrs.items()
-                        if k != "class")
-        text = html.escape(token.content, quote=False)
-        return f'<code class="{classes}"{attrs}>{text}</code>'
-
-    def fence(self: Any, tokens: Sequence[Token], idx: int, *_: Any) -> str:
-        token = tokens[idx]
-        lang = token.info.strip().split(maxsplit=1)[0] if token.info.strip() else ""
-        return highlight_block(token.content, lang)
-
     rules("footnote_ref", footnote_ref)
     rules("footnote_open", footnote_open)
     rules("footnote_close", lambda *_: "</li>\n")
@@ -248,12 +249,12 @@ def _install_rules(md: MarkdownIt) -> None:
           lambda *_: '<div class="footnotes" role="doc-endnotes">\n<ol>\n')
     rules("footnote_block_close", lambda *_: "</ol>\n</div>\n")
     rules("html_block", html_block)
-    rules("math_inline", math_inline)
-    rules("fence", fence)
-    rules("code_inline", code_inline)
+    rules("math_inline", _math_inline)
+    rules("fence", _fence)
+    rules("code_inline", _code_inline)
     rules("s_open", lambda *_: "<del>")  # GFM ~~strikethrough~~, as kramdown writes it
     rules("s_close", lambda *_: "</del>")
-    rules("code_block", fence)
+    rules("code_block", _fence)
 
 
 @lru_cache(maxsize=8)

@@ -1,0 +1,227 @@
+"""A post as a feed entry, as jekyll-feed writes it: its body rendered once (Liquid, then
+Markdown, sanitised) and kept, bounded in bytes; its excerpt and summary; its id, link,
+author and image from the site's rules. A body that cannot be read is served as its
+summary alone, remembered for health, and never kept as a success."""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
+from operator import attrgetter
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from cachetools import LRUCache, cachedmethod
+
+from .config import Settings
+from .jekyllconf import JEKYLL_EXCERPT_SEPARATOR
+from .model import Author, Body, Post
+from .parse import BodyRules, LiquidSite, liquid_environment, render_body, with_liquid
+from .render import Entry, feed_title
+from .rendered import entry_id
+from .snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from liquid import Environment
+
+logger = logging.getLogger(__name__)
+
+MAX_FAILURES = 100
+"""Body failures remembered for health (the count beyond is still reported)."""
+
+
+def _body_size(body: Body) -> int:
+    return 3 * (len(body.html) + len(body.summary)) + 200
+
+
+
+def _body_key(cache: BodyCache, post: Post, base: str, separator: str = "") -> Hashable:
+    return (post.source, post.stamp, base, separator, cache.liquid_version(post))
+
+
+@dataclass(frozen=True)
+class EntryRules:
+    """What the site's settings say about every entry, as jekyll-feed reads them."""
+
+    separator: str = JEKYLL_EXCERPT_SEPARATOR
+    """Where an excerpt ends (Jekyll's excerpt_separator; a post's own wins)."""
+    excerpt_only: bool = False
+    authors: tuple[tuple[str, Author], ...] = ()
+    """_data/authors.yml: an author named by its key is that author."""
+    site: str = ""
+    """url + baseurl (the settings' entry_base), that entry ids and links are made of."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> EntryRules:
+        return cls(settings.excerpt_separator or JEKYLL_EXCERPT_SEPARATOR,
+                   settings.excerpt_only, settings.authors, settings.entry_base)
+
+    def author(self, author: Author | None) -> Author | None:
+        if author is None or author.email or author.uri:
+            return author
+        return dict(self.authors).get(author.name, author)
+
+
+# --- summaries, as jekyll-feed writes them ---------------------------------------------
+
+_LINK_DEFINITION = re.compile(r"^ {0,3}(\[[^\]]+\])(:.+)$", re.MULTILINE)
+_HTML_BLOCKS = re.compile(r"<script.*?</script>|<!--.*?-->|<style.*?</style>", re.DOTALL)
+_HTML_TAG = re.compile(r"<.*?>", re.DOTALL)
+
+
+def excerpt_source(text: str, separator: str) -> str:
+    """Jekyll's excerpt of a body, before rendering: the text up to the separator, with
+    the tail's link definitions that it uses (Jekyll::Excerpt#extract_excerpt)."""
+    head, _sep, tail = text.partition(separator)
+    if not tail:
+        return head
+    used = [label + rest for label, rest in _LINK_DEFINITION.findall(tail) if label in head]
+    return head + "\n\n" + "\n".join(used) if used else head
+
+
+def plain_summary(fragment: str) -> str:
+    """``strip_html | normalize_whitespace`` (Liquid's), read as the HTML it is."""
+    text = _HTML_TAG.sub("", _HTML_BLOCKS.sub("", fragment))
+    return " ".join(html.unescape(text).split())
+
+
+def absolute_url(base: str, path: str) -> str:
+    """Jekyll's ``absolute_url`` for a front-matter URL: left alone when it has a scheme,
+    else below url + baseurl with one leading '/'."""
+    if "://" in path:
+        return path
+    if path.startswith("//"):
+        return base.split("//", 1)[0] + path
+    return base + quote("/" + path.lstrip("/"), safe="/:?#[]@!$&'()*+,;=%~")
+
+
+class BodyCache:
+    """The rendered bodies of posts, by file version, base URL and excerpt separator
+    (and, for a body with Liquid, the version of the site it saw)."""
+
+    def __init__(self, settings: Settings, read_body: Callable[[Post], str],
+                 on_body_failure: Callable[[Post], None] = lambda post: None,
+                 liquid_site: Callable[[], LiquidSite | None] = lambda: None) -> None:
+        self._read_body = read_body
+        self._on_body_failure = on_body_failure
+        self._failures: dict[tuple[str, Hashable], str] = {}
+        """(source, stamp) of a post whose body could not be read -> why."""
+        self._failures_lock = threading.Lock()
+        self._liquid_site = liquid_site
+        self._liquid_env: tuple[LiquidSite, Environment] | None = None
+        self._liquid_sources: set[str] = set()
+        """Posts whose body holds Liquid: their renderings depend on the whole site."""
+        self._body_rules = BodyRules(settings.iframe_hosts, settings.smart_quotes)
+        self._lock = threading.Lock()
+        self._bodies: LRUCache[Hashable, Body] = LRUCache(
+            maxsize=settings.body_cache_bytes, getsizeof=_body_size)
+
+    def body(self, post: Post, base: str, separator: str = JEKYLL_EXCERPT_SEPARATOR,
+             failed: list[Post] | None = None) -> Body:
+        """A post's body, its summary the excerpt up to ``separator`` (or the post's).
+        When it cannot be read (the file changed since it was indexed, or broke): its
+        summary alone; the post is added to ``failed`` and the store is asked to read
+        the file again."""
+        key = (post.source, post.stamp)
+        try:
+            body = self._body(post, base, post.excerpt_separator or separator)
+        except Exception as e:  # gone or broken since it was indexed: keep serving
+            with self._failures_lock:
+                new = key not in self._failures
+                if new and len(self._failures) < MAX_FAILURES:
+                    self._failures[key] = str(e)
+            if new:  # once per version of the file, however many requests meet it
+                logger.warning("%s: cannot render the body: %s", post.source, e)
+            if failed is not None:
+                failed.append(post)
+            self._on_body_failure(post)
+            return Body(html="", summary=post.summary or "")
+        if self._failures:
+            with self._failures_lock:
+                self._failures.pop(key, None)
+        return body
+
+    def failures(self) -> str | None:
+        """For health: which bodies of the current content could not be read."""
+        with self._failures_lock:
+            if not self._failures:
+                return None
+            why = next(iter(self._failures.values()))
+            return f"{len(self._failures)} post bodies cannot be read, e.g. {why}"
+
+    def forget_failures(self, snapshot: Snapshot) -> None:
+        """Failures of files a new snapshot no longer holds as they were."""
+        posts = snapshot.posts
+        with self._failures_lock:
+            for source, stamp in list(self._failures):
+                post = posts.get(source)
+                if post is None or post.stamp != stamp:
+                    del self._failures[(source, stamp)]
+
+    @cachedmethod(attrgetter("_bodies"), key=_body_key, lock=attrgetter("_lock"))
+    def _body(self, post: Post, base: str, separator: str = "") -> Body:
+        text = self._read_body(post)
+        url = base + post.url
+        liquid = self._liquid_of(post)
+        body = render_body(text, post.markup, url, self._body_rules, liquid)
+        if post.summary:  # the description is the summary: no excerpt to render
+            return replace(body, summary=plain_summary(post.summary))
+        head = excerpt_source(text, separator) if separator else text
+        # Jekyll renders the excerpt as a document of its own, and never cuts it.
+        excerpt = (body if head == text
+                   else render_body(head, post.markup, url, self._body_rules, liquid))
+        return replace(body, summary=plain_summary(excerpt.html))
+
+    def _liquid_of(self, post: Post) -> Callable[[str], str]:
+        def run(text: str) -> str:
+            if "{{" in text or "{%" in text:
+                self._liquid_sources.add(post.source)
+            return with_liquid(self._liquid_environment, post, text)
+
+        return run
+
+    def liquid_version(self, post: Post) -> str:
+        """'' for a post without Liquid; else the version of the site its Liquid sees
+        (a changed _config.yml, or a post added or moved, renders it again: its
+        post_url, link or site.* may have changed)."""
+        if post.source not in self._liquid_sources:
+            return ""
+        site = self._liquid_site()
+        return site.version if site is not None else ""
+
+    def _liquid_environment(self) -> Environment | None:
+        """The Liquid environment of the current state's site, made when a body with
+        Liquid first needs it (a body without any never pays for it)."""
+        site = self._liquid_site()
+        if site is None:
+            return None
+        made = self._liquid_env
+        if made is None or made[0] is not site:
+            made = self._liquid_env = (site, liquid_environment(site, self._body_rules))
+        return made[1]
+
+    def entry(self, post: Post, author: Author | None, base: str,
+              rules: EntryRules | None = None, failed: list[Post] | None = None) -> Entry:
+        """A post as a feed entry; ``author`` is the site's, for a post that names none.
+        Its id and link are jekyll-feed's, made from ``rules.site`` (the settings'
+        ``entry_base``: url + baseurl), never from ``base``, where this service is
+        reached. When the site is only a path (no url, no base_url) the id is the path
+        jekyll-feed writes then, and the link is on ``base``, so a reader can follow it."""
+        rules = rules or EntryRules()
+        link_base = rules.site if "://" in rules.site else base
+        body = self.body(post, link_base, rules.separator, failed)
+        return Entry(
+            post=post,
+            link=link_base + post.url,
+            entry_id=entry_id(post, rules.site),
+            title=feed_title(post.title) or post.title,
+            body=body,
+            author=rules.author(post.author or author),
+            summary=plain_summary(post.summary) if post.summary else body.summary,
+            image=absolute_url(link_base, post.image) if post.image else None,
+            excerpt_only=post.excerpt_only or rules.excerpt_only,
+        )
