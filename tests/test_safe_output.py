@@ -302,7 +302,7 @@ def test_unknown_methods_are_405(server: int) -> None:
 def cache_sizes(service: FeedService) -> dict[str, tuple[float, float]]:
     kept = service.cache
     caches: dict[str, Any] = {"responses": kept._responses, "signatures": kept._signatures,
-                              "bodies": kept._bodies, "history": kept._history}
+                              "bodies": kept.bodies._bodies, "history": kept._history}
     return {name: (cache.currsize, cache.maxsize) for name, cache in caches.items()}
 
 
