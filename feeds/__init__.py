@@ -31,6 +31,7 @@ from flask import Flask
 
 from .cache import FeedService
 from .config import Settings
+from .metrics import Accounting
 from .wire import Replay
 
 __all__ = ["Settings", "create_app"]
@@ -64,7 +65,6 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
 
     settings = settings or Settings()
     app = Flask(__name__, static_folder="static", static_url_path="/static")
-    app.config["FEEDS_LOG_JSON"] = settings.log_format == "json"
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     # Pages link the stylesheet as /static/style.css?v=<hash of its bytes>: a new release
     # is a new URL, so browsers and caches may keep this one for a year.
@@ -75,6 +75,8 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
     app.wsgi_app = Replay(app.wsgi_app, svc, settings.cache_bytes)  # type: ignore[method-assign]
     if settings.path_prefix:
         app.wsgi_app = _BaseUrlPrefix(app.wsgi_app, settings.path_prefix)  # type: ignore[method-assign]
+    app.wsgi_app = Accounting(  # type: ignore[method-assign]
+        app.wsgi_app, svc.metrics, as_json=settings.log_format == "json")
     if settings.websub_hub:
         from .websub import Publisher
 

@@ -17,7 +17,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,8 +121,12 @@ class ContentStore:
     interleave; readers only ever see the immutable :class:`Snapshot` objects handed out.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *,
+                 on_problem: Callable[[Problem], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> None:
         self.settings = settings
+        self._on_problem = on_problem
+        self._on_progress = on_progress
         self.root = Path(settings.content)
         self.parse_count = 0
         """How many times a file was read and parsed (what the tests count)."""
@@ -246,13 +250,18 @@ class ContentStore:
             post = parsed.post
             problems.extend(Problem(rel, w, rejected=False) for w in parsed.warnings)
         for problem in problems:
-            if problem.rejected:
-                logger.error("post rejected: %s", problem)
-            else:
-                logger.warning("post accepted with a problem: %s", problem)
+            self._report(problem)
         if skipped is not None:
             logger.info("post skipped: %s: %s", rel, skipped)
         return post, tuple(problems), skipped, stamp
+
+    def _report(self, problem: Problem) -> None:
+        if self._on_problem is not None:
+            self._on_problem(problem)
+        elif problem.rejected:
+            logger.error("post rejected: %s", problem)
+        else:
+            logger.warning("post accepted with a problem: %s", problem)
 
     def _update(self, rel: str) -> bool:
         """Bring one path up to date; True when anything changed."""
@@ -266,7 +275,7 @@ class ContentStore:
         if link_problem is not None:
             self._forget(rel)
             self._touched.add(rel)
-            logger.error("post rejected: %s", link_problem)
+            self._report(link_problem)
             self._stamps[rel] = stamp
             self._problems[rel] = (link_problem,)
             return True
@@ -333,6 +342,8 @@ class ContentStore:
                 for rel in rels:
                     self._update(rel)
                     seen += 1
+                    if self._on_progress is not None:
+                        self._on_progress(seen, len(rels))
                     now = time.monotonic()
                     if progress and now - last_report >= 2.0:
                         last_report = now
