@@ -62,6 +62,7 @@ from flask import Flask
 
 from . import links
 from .config import Settings
+from .metrics import Accounting
 from .service import FeedService
 from .wire import Replay
 
@@ -96,7 +97,6 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
     # No Flask static route: static_files serves /static/ like the feeds (gzip, ETags
     # from the bytes, a year's max-age only for the URL carrying the current hash).
     app = Flask(__name__, static_folder=None)
-    app.config["FEEDS_LOG_JSON"] = settings.log_format == "json"
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     svc = FeedService(settings)
     app.extensions["feeds"] = svc
@@ -105,6 +105,8 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
     app.wsgi_app = Replay(app.wsgi_app, svc, settings.cache_bytes)  # type: ignore[method-assign]
     if settings.path_prefix:
         app.wsgi_app = _BaseUrlPrefix(app.wsgi_app, settings.path_prefix)  # type: ignore[method-assign]
+    app.wsgi_app = Accounting(  # type: ignore[method-assign]
+        app.wsgi_app, svc.metrics, as_json=settings.log_format == "json")
     if settings.self_hub:
         from . import hubweb
 

@@ -4,176 +4,19 @@ is ``feeds serve``). Flags and environment variables come from config.OPTIONS.""
 from __future__ import annotations
 
 import argparse
-import collections
-import json
 import logging
-import os
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .config import OPTIONS, Settings, load_settings
 from .config_file import ConfigError
+from .logs import access_logger, setup_logging
 
 if TYPE_CHECKING:
-    from .content import ContentStore
-
-logger = logging.getLogger("feeds")
-
-# --- logging ---------------------------------------------------------------------------
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
-
-
-class _OneLineFormatter(logging.Formatter):
-    """The text service log: one line a message. A file or folder name may hold a
-    newline (or any control character) that would forge a log line of its own, so the
-    message's control characters are written as Python escapes; a traceback still
-    follows on lines of its own."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        message = record.message
-        if not message.isprintable():
-            record.message = "".join(
-                c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                for c in message)
-        return super().formatMessage(record)
-
-
-class _EveryMinute(logging.Filter):
-    """Lets a repeating warning through once per ``interval`` and says how many were held
-    back. waitress logs 'Task queue depth is N' for every request that has to wait for a
-    free thread, which under an ordinary burst is hundreds of lines a second."""
-
-    def __init__(self, interval: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__()
-        self.interval = interval
-        self.clock = clock
-        self._last: float | None = None
-        self._dropped = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        now = self.clock()
-        if self._last is not None and now - self._last < self.interval:
-            self._dropped += 1
-            return False
-        if self._dropped:
-            record.msg = (f"{record.msg} ({self._dropped} more such warnings in the last "
-                          f"{self.interval:.0f} s)")
-        self._last, self._dropped = now, 0
-        return True
-
-
-class BatchedStream(logging.Handler):
-    """A stream handler that leaves the writing to a thread of its own. The thread that
-    logs only formats its line and appends it to a queue; the writer writes all that
-    has piled up in one call. Under load that is one write for many lines instead of a
-    write, a flush and a contended handler lock for each: with eight waitress threads,
-    a StreamHandler's access log cost a cached feed 40% of its throughput."""
-
-    BATCH_DELAY = 0.02
-    """Seconds from the first line of a batch to its write."""
-
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__()
-        self.stream = stream
-        self._lines: collections.deque[str] = collections.deque()
-        self._wake = threading.Event()
-        self._write_lock = threading.Lock()
-        self._closed = False
-        self._failed = False
-        self._writer = threading.Thread(target=self._run, name="feeds-log-writer",
-                                        daemon=True)
-        self._writer.start()
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        # No handler lock around emit(): appending to a deque is atomic.
-        passed = self.filter(record)
-        if isinstance(passed, logging.LogRecord):  # Python 3.12: a filter may replace it
-            record = passed
-        if passed:
-            self.emit(record)
-        return bool(passed)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self._lines.append(self.format(record))
-        except Exception:
-            self.handleError(record)
-            return
-        if not self._wake.is_set():
-            self._wake.set()
-
-    def _run(self) -> None:
-        while not self._closed:
-            self._wake.wait()
-            # Let a burst pile up: one wake-up and one write per BATCH_DELAY at most, so
-            # the writer never competes for the interpreter lock once per request.
-            time.sleep(self.BATCH_DELAY)
-            self._wake.clear()  # before taking the lines: one appended now wakes us again
-            self.flush()
-
-    def flush(self) -> None:
-        """Write every line logged so far, now (also called at exit by logging)."""
-        with self._write_lock:
-            lines = self._lines
-            batch: list[str] = []
-            while lines:
-                batch.append(lines.popleft())
-            if not batch:
-                return
-            try:
-                self.stream.write("\n".join(batch) + "\n")
-                self.stream.flush()
-            except (OSError, ValueError) as e:  # a closed or broken stream: say so once
-                if not self._failed:
-                    self._failed = True
-                    print(f"feeds: cannot write the log: {e}", file=sys.stderr)
-
-    def close(self) -> None:
-        self._closed = True
-        self._wake.set()
-        self.flush()
-        super().close()
-
-
-def setup_logging(level: str, fmt: str) -> None:
-    """Service logs on stderr (text or JSON lines); the access log (web.py renders each
-    line, combined or JSON) on stdout, at INFO, so ``--log-level warning`` silences it."""
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    access = logging.getLogger("feeds.access")
-    access.propagate = False
-    for earlier in access.handlers:
-        if isinstance(earlier, BatchedStream):
-            earlier.close()
-    access_handler = BatchedStream(sys.stdout)
-    access_handler.setFormatter(logging.Formatter("%(message)s"))
-    access.handlers[:] = [access_handler]
-    queue = logging.getLogger("waitress.queue")
-    queue.filters[:] = [f for f in queue.filters if not isinstance(f, _EveryMinute)]
-    queue.addFilter(_EveryMinute())
+    from .model import Problem
 
 
 # --- progress on a terminal ------------------------------------------------------------
@@ -280,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "build":
             _content_folder(args.dir)
             setup_logging("info", "text")
-            logging.getLogger("feeds.access").setLevel(logging.WARNING)
+            access_logger.setLevel(logging.WARNING)
             settings = load_settings({"content": args.dir, "base_url": args.base_url})
             from .export import run
 
@@ -300,31 +143,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- check -----------------------------------------------------------------------------
 
 
-class _Problems(logging.Filter):
-    """`feeds check` prints each problem itself, on stdout; the store's log line for the
-    same problem would only repeat it on stderr."""
-
-    TEMPLATES = ("post rejected: %s", "post accepted with a problem: %s")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg not in self.TEMPLATES
-
-
 def check(settings: Settings) -> int:
     """Print one line per problem; exit status 1 when any post was rejected."""
+    from .content import ContentStore
+
     started = time.monotonic()
     bar = Progress("check")
-    store = _progress_store(settings, bar)
-    content_logger = logging.getLogger("feeds.content")
-    quiet = _Problems()
-    content_logger.addFilter(quiet)
+    problems: list[Problem] = []
+    # The store hands each problem to us instead of logging it: printed once, on stdout.
+    store = ContentStore(settings, on_problem=problems.append,
+                         on_progress=bar.update if bar.enabled else None)
     try:
         snapshot = store.load(progress=False)
     finally:
-        content_logger.removeFilter(quiet)
         bar.close()
-    problems = sorted(
-        (p for ps in snapshot.problems.values() for p in ps), key=lambda p: p.path)
     # One line per file left out or accepted with a problem, in path order. A post left
     # out on purpose (published: false) has its line too, but is not a rejection.
     lines = [(p.path, str(p)) for p in problems]
@@ -349,19 +181,3 @@ def _setting_problems(settings: Settings) -> list[tuple[str, str]]:
     return [("_config.yml", f"_config.yml: {f.name}: {CONTROL_WARNING}")
             for f in fields(settings)
             if isinstance(value := getattr(settings, f.name), str) and XML_ILLEGAL.search(value)]
-
-
-def _progress_store(settings: Settings, bar: Progress) -> ContentStore:
-    """A ContentStore whose folder walk drives the bar: the walk is listed first (cheap
-    next to parsing), so the bar knows its total, then handed out one file at a time."""
-    from .content import ContentStore
-
-    class Counting(ContentStore):
-        def _walk(self, top: str, folders: list[str] | None = None,
-                  ) -> Iterator[tuple[str, os.DirEntry[str]]]:
-            found = list(super()._walk(top, folders))
-            for done, item in enumerate(found, 1):
-                yield item
-                bar.update(done, len(found))
-
-    return Counting(settings) if bar.enabled else ContentStore(settings)

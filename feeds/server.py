@@ -14,6 +14,7 @@ from types import FrameType
 from typing import Any
 
 from .config import Settings
+from .logs import flush_access_log
 
 logger = logging.getLogger("feeds")
 
@@ -110,8 +111,7 @@ def serve(settings: Settings) -> int:
         wasyncore.close_all(socket_map)
         svc.stop()
         signals.restore()
-        for handler in logging.getLogger("feeds.access").handlers:
-            handler.flush()  # the last lines of a batching access log
+        flush_access_log()
     logger.info("stopped")
     return 0
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,11 +16,12 @@ from werkzeug.datastructures import Headers
 
 from . import links
 from .cache import NotFound
+from .metrics import ROUTE
 from .model import FEED_FORMATS, FeedKey, Format, Kind
 from .rendered import Delta, Rendered
 from .service import FeedService, NotReady
 from .site import segment_to_name
-from .wire import PREPARED, Prepared, access_logger, coding_for, log_access, validators
+from .wire import PREPARED, Prepared, coding_for, validators
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -301,24 +301,15 @@ def not_ready(_e: NotReady) -> Response:
     return response
 
 
-# --- access log and metrics -------------------------------------------------------------
-
-
-@bp.before_app_request
-def _start_timer() -> None:
-    g.started = time.perf_counter()
+# --- the route label --------------------------------------------------------------------
 
 
 @bp.after_app_request
-def _account(response: Response) -> Response:
-    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-    route = g.get("route") or (request.url_rule.endpoint if request.url_rule else "unknown")
-    svc: FeedService = current_app.extensions["feeds"]
-    svc.metrics.requests.labels(route, str(response.status_code)).inc()
-    svc.metrics.latency.labels(route).observe(elapsed)
-    if access_logger.isEnabledFor(logging.INFO):
-        log_access(request.environ, response.status_code, response.content_length or 0,
-                   elapsed, bool(current_app.config.get("FEEDS_LOG_JSON")))
+def _label(response: Response) -> Response:
+    """Names the route of this answer (error handlers' answers included) for
+    metrics.Accounting, the outermost layer, which counts, times and logs it."""
+    request.environ[ROUTE] = g.get("route") or (
+        request.url_rule.endpoint if request.url_rule else "unknown")
     return response
 
 

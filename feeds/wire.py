@@ -3,34 +3,31 @@ repeated request with it before Flask is involved.
 
 ``web.respond`` turns a ``Rendered`` into a ``Prepared``: the exact header lists of its
 200 and its 304 in one encoding. It answers with them, and leaves the ``Prepared`` in the
-WSGI environ. ``Replay`` (the outermost WSGI layer of the app) keeps it under everything
-the answer was made from: the content version, path, query string, scheme, host and the
+WSGI environ. ``Replay`` (a WSGI layer in front of Flask) keeps it under everything the
+answer was made from: the content version, path, query string, scheme, host and the
 encoding the client accepts. The next such request is answered from there: a dict
-lookup, the validators compared, the same metrics and access-log line as Flask's path,
-and no routing, no request object, no response object. A poll of a cached feed costs
-less than the least a Flask app can do; a new content version empties it.
+lookup, the validators compared, and no routing, no request object, no response object.
+A poll of a cached feed costs less than the least a Flask app can do; a new content
+version empties it. metrics.Accounting, outside both, counts and logs either's answers.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
-import time
 from collections.abc import Iterable
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
+
+from .metrics import ROUTE
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
     from .rendered import Rendered
     from .service import FeedService
-
-access_logger = logging.getLogger("feeds.access")
 
 PREPARED = "feeds.prepared"
 """The environ key under which web.respond leaves the Prepared it answered with."""
@@ -133,21 +130,13 @@ def validators(rendered: Rendered, etag: str, *, cors: bool = False,
     return headers
 
 
-class _Child(Protocol):
-    def inc(self, amount: float = 1) -> None: ...
-
-
-class _Observer(Protocol):
-    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None: ...
-
-
 class Prepared:
     """A rendering in one content coding, with the header lists of its 200 and its 304.
     The 304 carries the validators and caching headers of the 200 it stands for (RFC
     9110 15.4.5), but no Content-Type, Content-Length or Content-Encoding."""
 
     __slots__ = ("body", "etag", "headers_200", "headers_304", "last_modified_ts",
-                 "meters", "route")
+                 "route")
 
     def __init__(self, rendered: Rendered, coding: str, *, max_age: int, route: str,
                  cors: bool = False, hub: str = "", cache_control: str | None = None) -> None:
@@ -164,8 +153,6 @@ class Prepared:
                             ("Content-Length", str(len(body))), *common]
         if coding != "identity":
             self.headers_200.append(("Content-Encoding", coding))
-        self.meters: tuple[_Child, _Child, _Observer] | None = None
-        """(200 counter, 304 counter, latency) of its route; set by Replay."""
 
     def not_modified(self, environ: WSGIEnvironment) -> bool:
         """The conditional GET/HEAD rules of RFC 9110 13.2.2: If-None-Match when sent,
@@ -181,81 +168,13 @@ class Prepared:
         return len(self.body) + 600
 
 
-# --- access log -----------------------------------------------------------------------
-
-
-class _Clock:
-    """The access log's two timestamps, formatted once a second rather than per line."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._stamps = ("", "")
-
-    def stamps(self) -> tuple[str, str]:
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            local = time.localtime(now)
-            self._stamps = (time.strftime("%d/%b/%Y:%H:%M:%S %z", local),
-                            time.strftime("%Y-%m-%dT%H:%M:%S%z", local))
-            self._second = second
-        return self._stamps
-
-
-_clock = _Clock()
-
-
-def log_access(environ: WSGIEnvironment, status: int, size: int, elapsed: float,
-               as_json: bool) -> None:
-    """One line per request: the combined log format (as Apache and nginx write it), or
-    with --log-format json one JSON object with the same facts and the duration."""
-    # REQUEST_URI (waitress) is the target as the client sent it, still percent-encoded.
-    uri = environ.get("REQUEST_URI") or environ.get("RAW_URI") or _target(environ)
-    protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
-    remote = environ.get("REMOTE_ADDR") or "-"
-    referer = environ.get("HTTP_REFERER", "-")
-    agent = environ.get("HTTP_USER_AGENT", "-")
-    method = environ.get("REQUEST_METHOD", "GET")
-    common, iso = _clock.stamps()
-    if as_json:
-        line = json.dumps({
-            "time": iso, "remote": remote, "method": method, "uri": uri,
-            "protocol": protocol, "status": status, "bytes": size, "referer": referer,
-            "agent": agent, "seconds": round(elapsed, 6),
-        }, ensure_ascii=False)
-    else:
-        line = (f'{remote} - - [{common}] "{method} {escape(uri)} {protocol}" {status} '
-                f'{size or "-"} "{escape(referer)}" "{escape(agent)}"')
-    # makeRecord + handle is what info() does, less the walk up the stack for the
-    # caller's file and line, which an access line has no use for.
-    access_logger.handle(access_logger.makeRecord(
-        access_logger.name, logging.INFO, "(access log)", 0, line, (), None))
-
-
-def _target(environ: WSGIEnvironment) -> str:
-    from urllib.parse import quote
-
-    path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
-    query = environ.get("QUERY_STRING", "")
-    return quote(environ.get("SCRIPT_NAME", "") + path) + (f"?{query}" if query else "")
-
-
-def escape(text: str) -> str:
-    """Quotes, backslashes and unprintable characters as escapes, as Apache writes them,
-    so a client cannot break a log line apart or forge one."""
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return text
-    return "".join(
-        "\\" + ch if ch in '"\\' else f"\\x{ord(ch):02x}" if not " " <= ch <= "~" else ch
-        for ch in text)
-
-
 # --- replay ---------------------------------------------------------------------------
 
 
 class Replay:
     """WSGI middleware: answers a GET or HEAD that Flask answered before, for the same
-    content version and the same inputs, from the Prepared that Flask answered with."""
+    content version and the same inputs, from the Prepared that Flask answered with.
+    It only answers: metrics.Accounting, outside it, counts and logs every answer."""
 
     def __init__(self, app: WSGIApplication, svc: FeedService, max_bytes: int) -> None:
         self.app = app
@@ -267,7 +186,6 @@ class Replay:
         self._max_limit = svc.settings.max_limit
         self._by_host = not svc.settings.site_base
         self._version: int | None = None
-        self._as_json = svc.settings.log_format == "json"
 
     def _key(self, environ: WSGIEnvironment, version: int) -> tuple[Any, ...] | None:
         """What the answer depends on, and nothing a client may vary freely: the query's
@@ -288,7 +206,6 @@ class Replay:
 
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
-        started = time.perf_counter()
         key = None
         # Only plain GET and HEAD: an RFC 3229 delta request is answered per client.
         if environ.get("REQUEST_METHOD") in ("GET", "HEAD") and "HTTP_A_IM" not in environ:
@@ -301,8 +218,8 @@ class Replay:
                         self._version = version
                     kept = self._entries.get(key)
                 prepared = kept[1] if kept is not None else None
-                if prepared is not None and prepared.meters is not None:
-                    return self._replay(prepared, environ, start_response, started)
+                if prepared is not None:
+                    return self._replay(prepared, environ, start_response)
         result = self.app(environ, start_response)
         prepared = environ.get(PREPARED)
         if key is not None and isinstance(prepared, Prepared):
@@ -310,33 +227,20 @@ class Replay:
         return result
 
     def _keep(self, key: tuple[Any, ...], prepared: Prepared) -> None:
-        metrics = self.svc.metrics
-        if prepared.meters is None:
-            prepared.meters = (metrics.requests.labels(prepared.route, "200"),
-                               metrics.requests.labels(prepared.route, "304"),
-                               metrics.latency.labels(prepared.route))
         kept = (_key_size(key), prepared)
         with self._lock:
             if key[0] == self._version and kept[0] + prepared.size <= self._entries.maxsize:
                 self._entries[key] = kept
 
     def _replay(self, prepared: Prepared, environ: WSGIEnvironment,
-                start_response: StartResponse, started: float) -> Iterable[bytes]:
-        ok, not_modified, latency = prepared.meters  # type: ignore[misc]
+                start_response: StartResponse) -> Iterable[bytes]:
         self.svc.metrics.cache_hit.inc()
+        environ[ROUTE] = prepared.route
         if prepared.not_modified(environ):
             start_response("304 Not Modified", prepared.headers_304)
-            status, counter, size, body = 304, not_modified, 0, b""
-        else:
-            start_response("200 OK", prepared.headers_200)
-            status, counter, size = 200, ok, len(prepared.body)
-            body = b"" if environ["REQUEST_METHOD"] == "HEAD" else prepared.body
-        elapsed = time.perf_counter() - started
-        counter.inc()
-        latency.observe(elapsed)
-        if access_logger.isEnabledFor(logging.INFO):
-            log_access(environ, status, size, elapsed, self._as_json)
-        return (body,)
+            return (b"",)
+        start_response("200 OK", prepared.headers_200)
+        return (b"" if environ["REQUEST_METHOD"] == "HEAD" else prepared.body,)
 
 
 _QUERY_VALUE_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz"

@@ -17,12 +17,7 @@ from feeds import wire
 
 from .conftest import ROOT
 from .service_process import Services
-
-
-def _replay(app: Flask) -> wire.Replay:
-    replay = app.wsgi_app
-    assert isinstance(replay, wire.Replay)
-    return replay
+from .test_replay import replay_of
 
 
 def test_unknown_parameters_and_padding_share_one_entry(
@@ -31,7 +26,7 @@ def test_unknown_parameters_and_padding_share_one_entry(
     client = app.test_client()
     first = client.get("/feed.json?limit=1")
     assert first.status_code == 200
-    replay = _replay(app)
+    replay = replay_of(app)
     for n in range(200):
         padded = client.get(f"/feed.json?limit=0001&x={n}&pad={'p' * 2000}",
                             headers={"Accept-Encoding": f"gzip{' ' * n}"})
@@ -53,7 +48,7 @@ def test_a_query_the_replay_cannot_read_exactly_is_not_kept(
     assert one.status_code == two.status_code == 200
     assert one.data != two.data
     assert client.get("/feed.atom?limit=1&p%61ge=2").data == two.data
-    assert len(_replay(app)._entries) == 1
+    assert len(replay_of(app)._entries) == 1
 
 
 def test_the_replay_bound_counts_its_keys(make_app: Callable[..., Flask],
@@ -64,7 +59,7 @@ def test_the_replay_bound_counts_its_keys(make_app: Callable[..., Flask],
     for n in range(300):  # 300 distinct valid hosts of 250 characters, no --base-url
         host = f"h{n}." + ".".join(["a" * 60] * 4)
         assert client.get("/feed.json?limit=1", headers={"Host": host}).status_code == 200
-    replay = _replay(app)
+    replay = replay_of(app)
     assert replay._entries.currsize <= bound
     counted = sum(size + prepared.size for size, prepared in replay._entries.values())
     keys = sum(len(str(part)) for key in replay._entries for part in key)
@@ -84,7 +79,7 @@ def test_with_a_base_url_the_host_does_not_split_the_cache(
     client = app.test_client()
     for n in range(50):
         assert client.get("/feed.atom", headers={"Host": f"h{n}.example"}).status_code == 200
-    assert len(_replay(app)._entries) == 1
+    assert len(replay_of(app)._entries) == 1
 
 
 # --- over a real waitress instance -------------------------------------------------------

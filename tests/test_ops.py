@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import feedparser
@@ -30,7 +31,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from feeds import cli, create_app
+from feeds import create_app, logs
 from feeds.content import ContentStore
 
 from .conftest import ROOT, make_settings, post_text, write_site
@@ -168,6 +169,99 @@ def test_metrics_count_requests_latency_cache_and_content(app: Flask, site_dir: 
     assert value(samples, "feeds_reload_seconds_count") == 2
 
 
+def test_every_answer_is_counted_and_logged_once_whoever_gave_it(
+        app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    """One layer outside the replay and Flask counts and logs: Flask's answers, the
+    replay's and those of the error handlers (404, 400, 405) alike, each once."""
+    client = app.test_client()
+    before = scrape(client)
+    with caplog.at_level(logging.INFO, logger="feeds.access"):
+        with client.get("/static/style.css") as static:  # a file: closed when done
+            pass
+        answers = [client.get("/feed.json").status_code,
+                   client.get("/feed.json").status_code,  # replayed
+                   client.head("/feed.json").status_code,  # replayed, no body
+                   client.get("/tag/no-such-tag.atom").status_code,
+                   client.get("/feed.json?limit=x").status_code,
+                   client.post("/feed.json").status_code,
+                   static.status_code]
+    assert answers == [200, 200, 200, 404, 400, 405, 200]
+    assert static.content_length
+    samples = scrape(client)
+
+    def counted(route: str, status: str) -> float:
+        return (value(samples, "feeds_requests_total", route=route, status=status)
+                - value(before, "feeds_requests_total", route=route, status=status))
+
+    assert counted("feed_site", "200") == 3
+    assert counted("feed_tag", "404") == 1
+    assert counted("feed_site", "400") == 1
+    assert counted("unknown", "405") == 1  # refused by the router: no view named it
+    assert counted("static", "200") == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "feeds.access"]
+    assert [line.split('"')[1] for line in lines] == [
+        "GET /static/style.css HTTP/1.1", "GET /feed.json HTTP/1.1",
+        "GET /feed.json HTTP/1.1", "HEAD /feed.json HTTP/1.1",
+        "GET /tag/no-such-tag.atom HTTP/1.1", "GET /feed.json?limit=x HTTP/1.1",
+        "POST /feed.json HTTP/1.1"]
+    sizes = [line.split('"')[2].split() for line in lines]
+    assert sizes[0] == ["200", str(static.content_length)]
+    assert sizes[1] == sizes[2] == sizes[3] == ["200", sizes[1][1]] and sizes[1][1] != "-"
+
+
+def test_the_logged_uri_is_the_one_the_client_sent_behind_a_path_prefix(
+        site_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(make_settings(site_dir, baseurl="/blog"))
+    try:
+        client = app.test_client()
+        with caplog.at_level(logging.INFO, logger="feeds.access"):
+            for _ in range(2):  # Flask's answer, then the replay's
+                # No REQUEST_URI or RAW_URI (a server that sets neither): rebuilt from
+                # the path before the prefix is taken off it.
+                assert client.get("/blog/feed.atom", environ_overrides={
+                    "REQUEST_URI": "", "RAW_URI": ""}).status_code == 200
+        lines = [r.getMessage() for r in caplog.records if r.name == "feeds.access"]
+        assert len(lines) == 2
+        assert all('"GET /blog/feed.atom HTTP/1.1" 200 ' in line for line in lines)
+    finally:
+        app.extensions["feeds"].stop()
+
+
+def test_an_answer_started_with_its_first_chunk_is_counted_when_its_body_is_done(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """PEP 3333 lets an app call start_response as late as its first chunk."""
+    from feeds.metrics import ROUTE, Accounting, Metrics
+
+    closed = []
+
+    class Body:
+        def __init__(self, environ: dict[str, object], start_response: Any) -> None:
+            self.environ, self.start_response = environ, start_response
+
+        def __iter__(self) -> Iterator[bytes]:
+            self.environ[ROUTE] = "late"
+            self.start_response("201 Created", [("Content-Type", "text/plain")])
+            yield b"made"
+
+        def close(self) -> None:
+            closed.append(True)
+
+    metrics = Metrics()
+    accounting = Accounting(Body, metrics, as_json=True)  # type: ignore[arg-type]
+    environ = {"REQUEST_METHOD": "PUT", "REQUEST_URI": "/x?y=1"}
+    started: list[str] = []
+    with caplog.at_level(logging.INFO, logger="feeds.access"):
+        body = accounting(environ, lambda status, headers, exc_info=None: started.append(status))
+        assert not closed and metrics.requests.labels("late", "201")._value.get() == 0
+        assert list(body) == [b"made"]
+        body.close()  # type: ignore[attr-defined]
+    assert started == ["201 Created"] and closed == [True]
+    assert metrics.requests.labels("late", "201")._value.get() == 1
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "feeds.access"]
+    assert (line["method"], line["uri"], line["status"], line["bytes"]) == ("PUT", "/x?y=1",
+                                                                          201, 0)
+
+
 # --- access log and service log ---------------------------------------------------------
 
 def unescape(text: str) -> str:
@@ -245,9 +339,11 @@ def logging_state() -> Iterator[None]:
     queue = logging.getLogger("waitress.queue")
     saved = (root.handlers[:], root.level, access.handlers[:], access.propagate,
              access.level, queue.filters[:])
+    flags = (logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
     try:
         yield
     finally:
+        logging.logThreads, logging.logProcesses, logging.logMultiprocessing = flags
         (root.handlers[:], root.level, access.handlers[:], access.propagate,
          access.level, queue.filters[:]) = saved  # type: ignore[misc]
         root.setLevel(saved[1])
@@ -258,7 +354,7 @@ def test_waitress_queue_warnings_are_let_through_once_a_minute(
         logging_state: None, capsys: pytest.CaptureFixture[str]) -> None:
     from waitress.task import ThreadedTaskDispatcher
 
-    cli.setup_logging("info", "text")
+    logs.setup_logging("info", "text")
     dispatcher = ThreadedTaskDispatcher()  # no worker threads: every task has to wait
     for _ in range(200):
         dispatcher.add_task(object())  # type: ignore[arg-type]
@@ -270,7 +366,7 @@ def test_waitress_queue_warnings_are_let_through_once_a_minute(
 
 def test_every_minute_filter_counts_what_it_held_back() -> None:
     now = [1000.0]
-    limit = cli._EveryMinute(clock=lambda: now[0])
+    limit = logs.EveryMinute(clock=lambda: now[0])
 
     def record() -> logging.LogRecord:
         return logging.LogRecord("waitress.queue", logging.WARNING, __file__, 1,
@@ -305,7 +401,7 @@ class _Recording(io.StringIO):
 
 def test_batched_access_log_loses_no_line_and_keeps_each_threads_order() -> None:
     stream = _Recording()
-    handler = cli.BatchedStream(stream)
+    handler = logs.BatchedStream(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log = logging.getLogger("test.batched")
     log.propagate = False
@@ -334,7 +430,7 @@ def test_batched_access_log_loses_no_line_and_keeps_each_threads_order() -> None
 def test_batched_access_log_writes_promptly_and_says_once_when_it_cannot(
         capsys: pytest.CaptureFixture[str]) -> None:
     stream = io.StringIO()
-    handler = cli.BatchedStream(stream)
+    handler = logs.BatchedStream(stream)
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "one line", (), None)
     handler.handle(record)
     deadline = time.monotonic() + 10
@@ -350,10 +446,10 @@ def test_batched_access_log_writes_promptly_and_says_once_when_it_cannot(
 
 
 def test_log_level_warning_silences_the_access_log(logging_state: None) -> None:
-    cli.setup_logging("warning", "text")
+    logs.setup_logging("warning", "text")
     assert not logging.getLogger("feeds.access").isEnabledFor(logging.INFO)
     assert logging.getLogger("feeds.content").isEnabledFor(logging.WARNING)
-    cli.setup_logging("debug", "json")
+    logs.setup_logging("debug", "json")
     assert logging.getLogger("feeds.access").isEnabledFor(logging.INFO)
 
 
