@@ -13,7 +13,10 @@ A short tour, in the order data flows (each module imports only modules above it
                ``_data/authors.yml``, as typed values.
 - ``setting_values`` how each setting's value is read (typed, or a ValueError saying why).
 - ``config``   Settings: every knob once (default, help, _config.yml key, flag, env var).
-- ``metrics``  the Prometheus counters, one registry per app.
+- ``logs``     logging in one place: the service log (text or JSON), the access log
+               (combined or JSON, written in batches), waitress's warnings rate-limited.
+- ``metrics``  the Prometheus counters, one registry per app, and ``Accounting``, the
+               outermost WSGI layer, which counts, times and logs every answer.
 - ``disk``     the one reader of post files: non-blocking, regular files only, the file
                that was indexed or a clear error.
 - ``snapshot`` one consistent, frozen state of the content folder.

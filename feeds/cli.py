@@ -145,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def check(settings: Settings) -> int:
     """Print one line per problem; exit status 1 when any post was rejected."""
+    from . import links
     from .content import ContentStore
+    from .site import SiteIndex
 
     started = time.monotonic()
     bar = Progress("check")
@@ -157,6 +159,16 @@ def check(settings: Settings) -> int:
         snapshot = store.load(progress=False)
     finally:
         bar.close()
+    # A post whose permalink another URL or a source file has is left out by the index,
+    # as the server and a build leave it out: listed here, a rejection like the others.
+    site_log = logging.getLogger("feeds.site")
+    level, site_log.level = site_log.level, logging.ERROR  # its lines are printed below
+    try:
+        index = SiteIndex(snapshot.posts.values(), future=settings.future,
+                          reserved=links.reserved)
+    finally:
+        site_log.setLevel(level)
+    problems += index.problems()
     # One line per file left out or accepted with a problem, in path order. A post left
     # out on purpose (published: false) has its line too, but is not a rejection.
     lines = [(p.path, str(p)) for p in problems]
@@ -164,8 +176,8 @@ def check(settings: Settings) -> int:
     lines += _setting_problems(settings)
     for _path, line in sorted(lines):
         print(line)
-    rejected = snapshot.rejected
-    print(f"{len(snapshot.posts)} posts, {rejected} rejected, "
+    rejected = snapshot.rejected + len(index.left_out)
+    print(f"{len(snapshot.posts) - len(index.left_out)} posts, {rejected} rejected, "
           f"{sum(1 for p in problems if not p.rejected)} warnings, "
           f"{time.monotonic() - started:.2f} s", file=sys.stderr)
     return 1 if rejected else 0

@@ -98,13 +98,9 @@ class Publisher:
     def __init__(self, metrics: Metrics, feed_links: FeedLinks, *, timeout: float = 5.0,
                  attempts: int = 5, backoff: float = 1.0, max_backoff: float = 300.0,
                  max_pending: int = 10_000) -> None:
-        self.metrics = metrics
-        self.feed_links = feed_links
-        self.timeout = timeout
-        self.attempts = attempts
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.max_pending = max_pending
+        self.metrics, self.feed_links = metrics, feed_links
+        self.timeout, self.attempts, self.max_pending = timeout, attempts, max_pending
+        self.backoff, self.max_backoff = backoff, max_backoff
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_pending)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None

@@ -88,6 +88,24 @@ def test_check_exits_0_with_only_warnings_and_prints_nothing_when_clean(
     assert (result.returncode, result.stdout) == (0, ""), result.stderr
 
 
+def test_check_lists_a_post_whose_permalink_is_taken_and_exits_1(tmp_path: Path) -> None:
+    root = write_site(tmp_path / "site", {
+        "_posts/2021-01-01-good.md": post_text("Good", "2021-01-01"),
+        "_posts/2021-01-02-feed.md": post_text("Takes the feed", "2021-01-02",
+                                               extra="permalink: /feed.atom\n"),
+        "_posts/2021-01-03-config.md": post_text("Takes the config", "2021-01-03",
+                                                 extra="permalink: /_config.yml\n"),
+    })
+    result = run_check(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    problems = problem_lines(result.stdout)
+    assert set(problems) == {"_posts/2021-01-02-feed.md", "_posts/2021-01-03-config.md"}
+    assert "/feed.atom" in problems["_posts/2021-01-02-feed.md"]
+    assert "_config.yml" in problems["_posts/2021-01-03-config.md"]
+    assert "left out" not in result.stderr  # printed once, on stdout
+    assert result.stderr.strip().splitlines()[-1].startswith("1 posts, 2 rejected")
+
+
 @pytest.fixture
 def services(tmp_path: Path) -> Iterator[Services]:
     running = Services(tmp_path)
