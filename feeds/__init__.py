@@ -53,7 +53,7 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``export``   ``feeds build``: every URL of the site written as static files.
 - ``server``   ``feeds serve``: waitress, a clean stop on SIGTERM, keep-alive after a 304,
                a guard against slow and idle connections.
-- ``cli``      ``feeds serve | check | build``: flags, logging, progress.
+- ``cli``      ``feeds serve | check | build``: flags, progress.
 """
 
 from __future__ import annotations
