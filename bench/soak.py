@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from . import corpus, procs
 from .report import percentile
@@ -347,7 +348,9 @@ def run(args: argparse.Namespace) -> int:
                 log(f"the first answer of {path} is {verdict}: {why}")
                 return 1
         post_url = json.loads(first["/feed.json"].body)["items"][0]["url"]
-        paths = [*PATHS, post_url.split(f":{port}", 1)[1]]
+        # The entry's link is on the site's url when _config.yml has one: its path is
+        # what this server answers.
+        paths = [*PATHS, urlsplit(post_url).path]
         return soak(args, port, child, site, backup, writer, expected, paths)
     finally:
         child.stop()
