@@ -58,25 +58,37 @@ class OneLineFormatter(logging.Formatter):
 class EveryMinute(logging.Filter):
     """Lets a repeating warning through once per ``interval`` and says how many were held
     back. waitress logs 'Task queue depth is N' for every request that has to wait for a
-    free thread, which under an ordinary burst is hundreds of lines a second."""
+    free thread, which under an ordinary burst is hundreds of lines a second. With
+    ``only``, just the records whose message holds that text are limited, each message
+    on its own clock (waitress's 'reached the connection limit' and its 'left' twin, 210
+    lines in a minute of a flood); the others pass."""
 
     def __init__(self, interval: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *,
+                 only: str | None = None) -> None:
         super().__init__()
         self.interval = interval
         self.clock = clock
-        self._last: float | None = None
-        self._dropped = 0
+        self.only = only
+        self._last: dict[str, float] = {}
+        self._dropped: dict[str, int] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        key = ""
+        if self.only is not None:
+            key = str(record.msg)
+            if self.only not in key:
+                return True
         now = self.clock()
-        if self._last is not None and now - self._last < self.interval:
-            self._dropped += 1
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            self._dropped[key] = self._dropped.get(key, 0) + 1
             return False
-        if self._dropped:
-            record.msg = (f"{record.msg} ({self._dropped} more such warnings in the last "
+        dropped = self._dropped.pop(key, 0)
+        if dropped:
+            record.msg = (f"{record.msg} ({dropped} more such warnings in the last "
                           f"{self.interval:.0f} s)")
-        self._last, self._dropped = now, 0
+        self._last[key] = now
         return True
 
 

@@ -14,7 +14,7 @@ from types import FrameType
 from typing import Any
 
 from .config import Settings
-from .logs import flush_access_log
+from .logs import EveryMinute, flush_access_log
 
 logger = logging.getLogger("feeds")
 
@@ -245,27 +245,9 @@ def guard_connections(socket_map: dict[int, Any], limit: int,
 
         listener.maintenance = maintenance
     waitress_logger = logging.getLogger("waitress")
-    if not any(isinstance(f, _OncePerMinute) for f in waitress_logger.filters):
-        waitress_logger.addFilter(_OncePerMinute())
+    if not any(isinstance(f, EveryMinute) for f in waitress_logger.filters):
+        waitress_logger.addFilter(EveryMinute(WARN_EVERY, only="connection limit"))
     return guard
-
-
-class _OncePerMinute(logging.Filter):
-    """waitress logs each time the connection limit is reached and left (210 lines in a
-    minute of a flood); one of each a minute says as much."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._last: dict[str, float] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "connection limit" not in str(record.msg):
-            return True
-        now = time.monotonic()
-        if now - self._last.get(str(record.msg), -WARN_EVERY) < WARN_EVERY:
-            return False
-        self._last[str(record.msg)] = now
-        return True
 
 
 def _listening(server: Any) -> list[tuple[str, int]]:
