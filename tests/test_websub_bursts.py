@@ -5,7 +5,7 @@ failures start and once when the hub takes pings again, never once per feed."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -13,20 +13,6 @@ from feeds.metrics import Metrics
 from feeds.websub import Publisher
 
 from .test_websub import BASE, WAIT, Hub, pings
-
-
-@pytest.fixture
-def start_hub() -> Iterator[Callable[..., Hub]]:
-    """Start test_websub's recording hub on loopback (answering ``statuses`` in turn)."""
-    hubs: list[Hub] = []
-
-    def start(statuses: list[int] | None = None) -> Hub:
-        hubs.append(Hub(statuses))
-        return hubs[-1]
-
-    yield start
-    for hub in hubs:
-        hub.close()
 
 
 def every_format(count: int) -> list[str]:
@@ -52,8 +38,8 @@ def websub_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 
 def test_a_ping_names_the_topic_as_hub_topic_and_hub_url(
-        start_hub: Callable[..., Hub]) -> None:
-    hub = start_hub()
+        hub_factory: Callable[..., Hub]) -> None:
+    hub = hub_factory()
     publisher = Publisher(Metrics(), lambda *_: [], backoff=0.01)
     run(publisher, hub, [f"{BASE}/feed.atom", f"{BASE}/tag/%E7%BA%A2.rss"])
     assert [(form["hub.mode"], form["hub.topic"], form["hub.url"]) for form in hub.pings] == [
@@ -63,8 +49,8 @@ def test_a_ping_names_the_topic_as_hub_topic_and_hub_url(
 
 
 def test_a_hub_down_for_a_while_is_logged_once_then_once_when_back(
-        start_hub: Callable[..., Hub], caplog: pytest.LogCaptureFixture) -> None:
-    hub = start_hub([503] * 5)  # five failures in a row, then it takes everything
+        hub_factory: Callable[..., Hub], caplog: pytest.LogCaptureFixture) -> None:
+    hub = hub_factory([503] * 5)  # five failures in a row, then it takes everything
     metrics = Metrics()
     publisher = Publisher(metrics, lambda *_: [], attempts=10, backoff=0.01,
                           max_backoff=0.05)
@@ -84,11 +70,11 @@ def test_a_hub_down_for_a_while_is_logged_once_then_once_when_back(
 
 
 def test_a_hub_that_refuses_every_ping_is_logged_once(
-        start_hub: Callable[..., Hub], caplog: pytest.LogCaptureFixture) -> None:
+        hub_factory: Callable[..., Hub], caplog: pytest.LogCaptureFixture) -> None:
     """As a hub that wants a parameter the pings lack would: 36 refusals, one line; the
     burst ends, with its count, when the hub takes a ping again."""
     topics = every_format(12)
-    hub = start_hub([400] * len(topics))
+    hub = hub_factory([400] * len(topics))
     metrics = Metrics()
     publisher = Publisher(metrics, lambda *_: [], backoff=0.01)
     with caplog.at_level(logging.INFO, logger="feeds.websub"):
@@ -106,8 +92,8 @@ def test_a_hub_that_refuses_every_ping_is_logged_once(
 
 
 def test_refusals_then_recovery_in_one_publisher(
-        start_hub: Callable[..., Hub], caplog: pytest.LogCaptureFixture) -> None:
-    hub = start_hub([400, 400, 400])
+        hub_factory: Callable[..., Hub], caplog: pytest.LogCaptureFixture) -> None:
+    hub = hub_factory([400, 400, 400])
     metrics = Metrics()
     publisher = Publisher(metrics, lambda *_: [], backoff=0.01)
     topics = every_format(2)  # six: three refused, then three taken
