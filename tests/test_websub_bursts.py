@@ -12,7 +12,10 @@ import pytest
 from feeds.metrics import Metrics
 from feeds.websub import Publisher
 
+from . import test_websub
 from .test_websub import BASE, WAIT, Hub, pings
+
+hub_factory = test_websub.hub_factory  # its recording hub on loopback, as a fixture here
 
 
 def every_format(count: int) -> list[str]:
