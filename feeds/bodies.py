@@ -139,7 +139,7 @@ class BodyCache:
             if failed is not None:
                 failed.append(post)
             self._on_body_failure(post)
-            return Body(html="", summary=post.summary or "")
+            return Body(html="", summary=plain_summary(post.summary) if post.summary else "")
         if self._failures:
             with self._failures_lock:
                 self._failures.pop(key, None)
@@ -221,7 +221,7 @@ class BodyCache:
             title=feed_title(post.title) or post.title,
             body=body,
             author=rules.author(post.author or author),
-            summary=plain_summary(post.summary) if post.summary else body.summary,
+            summary=body.summary,  # the description, stripped, when the post has one
             image=absolute_url(link_base, post.image) if post.image else None,
             excerpt_only=post.excerpt_only or rules.excerpt_only,
         )
