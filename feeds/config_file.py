@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,6 +64,11 @@ def read_config_file(content: Path) -> dict[str, Any]:
     return data
 
 
+TRUNCATED_NS = 2_000_000_000
+"""An emptied ``_config.yml`` younger than this is taken for one being rewritten in place
+(as ``content.SETTLE`` takes a young post file that does not parse)."""
+
+
 class ConfigFollower:
     """One folder's ``_config.yml`` as the service follows it: whether it changed since
     last read, and the last good settings kept while it is missing (having been there)
@@ -80,7 +86,14 @@ class ConfigFollower:
     def reread(self, read: Callable[[], T]) -> T | None:
         """``read()`` (settings from the file as it is now), or None to keep the ones in
         use: the file is gone, or ``read`` raised ValueError (logged)."""
-        self.stamp = config_stamp(self.content)
+        stamp = config_stamp(self.content)
+        if (stamp is not None and stamp[1] == 0 and self._had_file
+                and time.time_ns() - stamp[0] < TRUNCATED_NS):
+            # Emptied a moment ago: a writer that truncates and then writes is half-way
+            # through. Keep the settings; the stamp stays unread, so the next look (its
+            # close event, or the next full scan) reads the file again.
+            return None
+        self.stamp = stamp
         if self.stamp is None and self._had_file:
             if self.problem is None:
                 logger.warning("%s is gone; keeping the settings it gave",

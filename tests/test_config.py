@@ -61,3 +61,24 @@ def test_the_site_author_is_parsed_once(tmp_path: Path, config: str,
 def test_an_author_that_is_neither_name_nor_mapping_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"'author'.*must be a name or a mapping"):
         author_from(tmp_path, "author: [a, b]\n")
+
+
+def test_a_config_emptied_a_moment_ago_is_read_once_it_settles(tmp_path: Path) -> None:
+    """A writer that rewrites _config.yml in place truncates it first: an empty file a
+    moment old keeps the settings in use, and is read once it has settled."""
+    import os
+    import time
+
+    from feeds.config_file import NAME, ConfigFollower
+
+    path = tmp_path / NAME
+    path.write_text("title: Original\n", encoding="utf-8")
+    follower = ConfigFollower(tmp_path)
+    path.write_text("", encoding="utf-8")  # the truncation, its write not yet done
+    assert follower.changed()
+    assert follower.reread(lambda: "read") is None
+    assert follower.changed()  # still unread: the next look reads it again
+    settled = time.time() - 5
+    os.utime(path, (settled, settled))  # emptied on purpose, long enough ago
+    assert follower.reread(lambda: "read") == "read"
+    assert not follower.changed()
