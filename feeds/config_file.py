@@ -29,11 +29,29 @@ class ConfigError(ValueError):
 
 def config_stamp(content: Path) -> ConfigStamp:
     """(mtime, size, inode) of the folder's ``_config.yml``; None when there is none."""
+    return _stamp(content / NAME)
+
+
+def _stamp(path: Path) -> ConfigStamp:
     try:
-        st = os.stat(content / NAME)
+        st = os.stat(path)
     except (OSError, ValueError):
         return None
     return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+AUTHORS_FILES = ("_data/authors.yml", "_data/authors.yaml", "_data/authors.json")
+"""Where Jekyll finds ``site.data.authors`` (the first that exists): read with the
+settings, so followed with ``_config.yml``."""
+
+
+def authors_stamp(content: Path) -> tuple[str, ConfigStamp] | None:
+    """Which authors file the folder has, and its stamp; None when it has none."""
+    for rel in AUTHORS_FILES:
+        stamp = _stamp(content / rel)
+        if stamp is not None:
+            return rel, stamp
+    return None
 
 
 def read_config_file(content: Path) -> dict[str, Any]:
@@ -77,11 +95,15 @@ class ConfigFollower:
     def __init__(self, content: Path) -> None:
         self.content = content
         self.stamp = config_stamp(content)
+        self.authors = authors_stamp(content)
         self._had_file = self.stamp is not None
         self.problem: str | None = None
 
     def changed(self) -> bool:
-        return config_stamp(self.content) != self.stamp
+        # The authors file too: its folder may be made and the file saved into it before
+        # the observer watches the folder, so no event names it; the next scan must.
+        return (config_stamp(self.content) != self.stamp
+                or authors_stamp(self.content) != self.authors)
 
     def reread(self, read: Callable[[], T]) -> T | None:
         """``read()`` (settings from the file as it is now), or None to keep the ones in
@@ -94,6 +116,7 @@ class ConfigFollower:
             # close event, or the next full scan) reads the file again.
             return None
         self.stamp = stamp
+        self.authors = authors_stamp(self.content)
         if self.stamp is None and self._had_file:
             if self.problem is None:
                 logger.warning("%s is gone; keeping the settings it gave",

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .config import Settings
+from .config_file import AUTHORS_FILES, ConfigFollower
 from .config_file import NAME as CONFIG_NAME
-from .config_file import ConfigFollower
 from .disk import (
     ChangeClock,
     is_post_path,
@@ -29,7 +29,6 @@ from .disk import (
     walk,
     written_within,
 )
-from .jekyllconf import AUTHORS_FILES
 from .model import Post, Problem, Stamp
 from .parse import (
     Parsed,

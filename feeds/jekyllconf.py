@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from .config_file import AUTHORS_FILES
 from .model import Author, DefaultSet
 
 JEKYLL_EXCERPT_SEPARATOR = "\n\n"
@@ -76,10 +77,6 @@ class TagFeeds:
         if tag in self.exclude:
             return False
         return self.only is None or tag in self.only
-
-
-AUTHORS_FILES = ("_data/authors.yml", "_data/authors.yaml", "_data/authors.json")
-"""Where Jekyll finds ``site.data.authors`` (the first that exists)."""
 
 
 def read_authors(content: Path) -> tuple[tuple[str, Author], ...]:

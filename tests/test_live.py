@@ -269,6 +269,27 @@ def test_an_edited_authors_file_applies_without_reading_posts(
     assert live.parses == before  # authors shape no post: nothing read again
 
 
+def test_an_authors_file_no_event_named_is_found_by_the_scan(
+        live_factory: Callable[..., Live], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder made and a file saved into it before inotify watches the folder: no event
+    names the file (CI saw this), and only the scan can find it."""
+    import watchdog.observers
+
+    monkeypatch.setattr(watchdog.observers, "Observer", NoInotify)
+    live = live_factory({"_posts/2021-01-01-by-key.md": post_text(
+        "By key", "2021-01-01 10:00:00", extra="author: jdoe\n")}, reload_interval=0.3)
+    assert live.service.health()["watch"] == "poll"
+
+    def author() -> str:
+        return str(feedparser.parse(live.client.get("/feed.atom").data).entries[0].author)
+
+    (live.root / "_data").mkdir()
+    save_atomically(live.root / "_data" / "authors.yml", "jdoe:\n  name: Jane Doe\n")
+    wait_until(lambda: author() == "Jane Doe", "the authors file, found by the scan")
+    (live.root / "_data" / "authors.yml").unlink()
+    wait_until(lambda: author() == "jdoe", "the authors file gone, found by the scan")
+
+
 def test_a_moved_feed_path_answers_at_once(live: Live) -> None:
     assert live.client.get("/atom.xml").status_code == 404
     save_atomically(live.root / "_config.yml", CONFIG + "feed:\n  path: /atom.xml\n")
@@ -360,16 +381,17 @@ def test_a_git_checkout_of_hundreds_of_files(live_factory: Callable[..., Live]) 
     assert 250 <= live.parses - before < 350
 
 
+class NoInotify:
+    """An observer that fails as inotify does when its watch limit is reached."""
+
+    def schedule(self, *args: object, **kwargs: object) -> None:
+        raise OSError(28, "inotify watch limit reached")
+
+
 def test_polling_when_events_are_not_available(
         live_factory: Callable[..., Live], monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     import watchdog.observers
-
-    class NoInotify:
-        """An observer that fails as inotify does when its watch limit is reached."""
-
-        def schedule(self, *args: object, **kwargs: object) -> None:
-            raise OSError(28, "inotify watch limit reached")
 
     monkeypatch.setattr(watchdog.observers, "Observer", NoInotify)
     caplog.set_level(logging.WARNING, "feeds.watch")
