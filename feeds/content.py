@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .config import Settings
-from .config_file import AUTHORS_FILES, ConfigFollower
+from .config_file import AUTHORS_FILES, LIQUID_FOLDERS, ConfigFollower, LiquidFiles
 from .config_file import NAME as CONFIG_NAME
 from .disk import (
     ChangeClock,
@@ -82,6 +82,7 @@ class ContentStore:
         self._rules: SiteRules = self._make_rules(settings)
         self._lock = threading.RLock()
         self.config = ConfigFollower(self.root)
+        self._liquid_files = LiquidFiles(self.root)  # an edit: a new snapshot, same posts
         self.held: str | None = None
         """Why the folder as it is now is not handed out (missing, or no posts left)."""
         self._had_posts = False
@@ -269,6 +270,7 @@ class ContentStore:
             last_report = started
             folders: list[str] = []
             files = [rel for rel, _entry in self._walk(str(self.root), folders)]
+            self._liquid_files.changed()
             # With a _posts folder anywhere, only files in _posts folders are posts.
             self._jekyll_layout = self._posts_folder_among(folders)
             rels = [rel for rel in files if is_post_path(rel, self._jekyll_layout)]
@@ -316,6 +318,8 @@ class ContentStore:
                 if rel not in (".", "", "..") and not rel.startswith("../"):
                     rels.add(rel)
             changed = self.held is not None
+            if any(rel.split("/", 1)[0] in LIQUID_FOLDERS for rel in rels):
+                changed |= self._liquid_files.changed()
             if CONFIG_NAME in rels or rels & set(AUTHORS_FILES):
                 rels.discard(CONFIG_NAME)
                 rels -= set(AUTHORS_FILES)
@@ -364,6 +368,7 @@ class ContentStore:
                     self._posts_folder_among(folders) != self._jekyll_layout):
                 return self._hold(self.load(progress=False))
             changed = outcome == "settings" or self.held is not None
+            changed |= self._liquid_files.changed()
             found: set[str] = set()
             stamps = self._stamps
             for rel, entry in files:

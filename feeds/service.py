@@ -24,7 +24,7 @@ from typing import Any
 from . import links
 from .cache import FeedCache
 from .config import Settings
-from .config_file import ConfigError, read_config_file
+from .config_file import ConfigError, liquid_files_stamp, read_config_file
 from .content import ContentStore
 from .metrics import Metrics
 from .model import FeedKey, Post
@@ -120,9 +120,11 @@ class FeedService:
         files = {p.source: p.url for p in posts}
         base = (settings.url.rstrip("/") + settings.path_prefix) if settings.url \
             else settings.site_base
-        # Any post's edit is a new version: site.posts shows every post's title and date.
+        # Any post's edit is a new version: site.posts shows every post's title and date;
+        # so is any edit of _includes/ (the files' stamps; _data/ is in config).
         version = hashlib.blake2b(json.dumps(
-            [config, [(p.source, p.url, p.stamp) for p in posts], base, settings.timezone],
+            [config, [(p.source, p.url, p.stamp) for p in posts], base, settings.timezone,
+             liquid_files_stamp(Path(settings.content))],
             sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
         site_vars = SiteVars(config, lambda: [page_vars(p, {}) for p in posts])
         site = LiquidSite(root=Path(settings.content), config=site_vars, base=base,
