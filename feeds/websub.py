@@ -59,8 +59,12 @@ class Burst:
 def changed_feeds(old: State, new: State) -> list[tuple[Kind, str]]:
     """(kind, name) of the feeds that differ between two states: the site feed and every
     category and tag of a visible post added, removed or changed; every feed when the
-    settings changed (titles, URLs and the like appear in all of them)."""
-    if old.settings != new.settings:
+    settings changed (titles, URLs and the like appear in all of them) or what Liquid
+    reads did. (Not yet the feeds of ``feed.collections``.)"""
+    # A new snapshot with no post changed: _data/ or _includes/ changed, which any body
+    # may read (content.ContentStore): every feed, as for the settings.
+    if old.settings != new.settings or (
+            new.snapshot is not old.snapshot and new.snapshot.changed == frozenset()):
         feeds = {(Kind.SITE, "")}
         for state in (old, new):
             feeds.update((t.kind, t.name) for t in state.index.categories.values())

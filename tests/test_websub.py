@@ -269,6 +269,24 @@ def test_a_future_post_pings_nothing_until_it_is_visible(
     assert hub.pings == []
 
 
+def test_an_edit_of_data_alone_pings_every_feed(
+        site: Path, hub: Hub, make_app: Callable[..., Flask]) -> None:
+    """site.data is read by bodies, any of them: an edit of _data/ alone is a new
+    version of every feed (their bodies may differ), so every feed is pinged."""
+    (site / "_data").mkdir()
+    (site / "_data" / "x.yml").write_text("a: 1\n", "utf-8")
+    app = make_app(site, websub_hub=hub.url)
+    settle(app)
+    assert hub.pings == []
+    rewrite(site / "_data" / "x.yml", "a: 2\n")
+    app.extensions["feeds"].refresh()
+    settle(app)
+    expected = (feed_urls("/feed") | feed_urls("/category/news") | feed_urls("/category/tech")
+                | feed_urls("/tag/python") | feed_urls("/tag/rust")
+                | feed_urls(f"/tag/{quote('红网新闻')}"))
+    assert sorted(hub.topics()) == sorted(expected)
+
+
 def test_retries_with_back_off_until_the_hub_takes_it(hub_factory: Callable[..., Hub]) -> None:
     hub = hub_factory([503, 500, 429, 204])
     metrics = Metrics()
