@@ -338,6 +338,37 @@ def test_an_edit_of_data_or_an_include_re_renders_the_bodies_that_use_them(
     assert live.parses == before  # no post file was read again
 
 
+@pytest.mark.parametrize("watching", ["inotify", "poll"])
+def test_a_collections_documents_are_followed_like_posts(
+        live_factory: Callable[..., Live], monkeypatch: pytest.MonkeyPatch,
+        watching: str) -> None:
+    if watching == "poll":
+        import watchdog.observers
+
+        monkeypatch.setattr(watchdog.observers, "Observer", NoInotify)
+    config = CONFIG + ("collections:\n  recipes:\n    output: true\n"
+                       "feed:\n  collections: [recipes]\n")
+    live = live_factory({
+        "_posts/2021-01-01-post.md": post_text("Post", "2021-01-01 10:00:00"),
+        "_recipes/soup.md": post_text("Soup", "2021-02-01 10:00:00"),
+    }, config=config, reload_interval=0.3)
+    assert live.service.health()["watch"] == watching
+    assert titles(live.client, "/feed/recipes.xml") == {"Soup"}
+    save_atomically(live.root / "_recipes" / "soup.md",
+                    post_text("Soup, edited", "2021-02-01 10:00:00"))
+    wait_until(lambda: titles(live.client, "/feed/recipes.xml") == {"Soup, edited"},
+               "the edited document")
+    (live.root / "_recipes" / "stew").mkdir()
+    (live.root / "_recipes" / "stew" / "beef.md").write_text(
+        post_text("Beef", "2021-03-01 10:00:00"), "utf-8")
+    wait_until(lambda: titles(live.client, "/feed/recipes.xml") == {"Soup, edited", "Beef"},
+               "a document in a new folder of the collection")
+    (live.root / "_recipes" / "soup.md").unlink()
+    wait_until(lambda: titles(live.client, "/feed/recipes.xml") == {"Beef"},
+               "the removed document gone")
+    assert titles(live.client) == {"Post"}  # the site feed stays the posts'
+
+
 def test_a_moved_feed_path_answers_at_once(live: Live) -> None:
     assert live.client.get("/atom.xml").status_code == 404
     save_atomically(live.root / "_config.yml", CONFIG + "feed:\n  path: /atom.xml\n")

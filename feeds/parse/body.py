@@ -75,7 +75,7 @@ def page_vars(post: Post, front: Mapping[str, Any]) -> dict[str, Any]:
     return {**front, "title": post.title, "date": post.date, "url": post.url,
             "id": post.entry_id, "categories": list(post.categories),
             "tags": list(post.tags), "slug": post.slug, "path": post.source,
-            "name": name, "collection": "posts"}
+            "name": name, "collection": post.collection}
 
 
 def with_liquid(env_of: Callable[[], Environment | None], post: Post, text: str) -> str:
