@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from flask import Flask
 
 from .conftest import validate_atom
@@ -110,16 +111,6 @@ def test_the_site_feed_stays_the_posts(pair: Callable[..., Pair]) -> None:
         "A post stays in the site feed"]
 
 
-def test_a_sites_permalink_style_suffixes_the_default_template(
-        pair: Callable[..., Pair]) -> None:
-    config = CONFIG.replace("timezone:", "permalink: pretty\ntimezone:")
-    site = pair(DOCUMENTS, config)
-    notes = site.same("feed/notes.xml")
-    assert {e["link"][0] for e in notes} == {
-        "https://example.org/kitchen/notes/output-false-default-permalink/",
-        "https://example.org/kitchen/notes/dst-hour-in-new-york/"}
-
-
 def test_a_feed_of_a_collection_jekyll_does_not_read_is_empty(
         make_app: Callable[..., Flask], tmp_path: Path) -> None:
     """Not in ``collections:``: Jekyll fails the whole build on it (site[name] is nil);
@@ -135,12 +126,20 @@ def test_a_feed_of_a_collection_jekyll_does_not_read_is_empty(
     validate_atom(response.data, tmp_path)
 
 
-def test_placeholders_of_a_collections_permalink(pair: Callable[..., Pair]) -> None:
-    site = pair(DOCUMENTS, CONFIG)
-    guides = site.same("feed/guides.xml")
-    assert {e["link"][0] for e in guides} == {
-        "https://example.org/kitchen/g/how%20to/basics/mixed-case-name/Own-Slug.html",
-        "https://example.org/kitchen/g/2021-06-02-nested-folders/nested-folders.html"}
+@pytest.mark.parametrize(("style", "rel", "links"), [
+    # A site's permalink style suffixes the default template (/:collection/:path/).
+    ("pretty", "feed/notes.xml", {"/notes/output-false-default-permalink/",
+                                  "/notes/dst-hour-in-new-york/"}),
+    # A collection's own permalink, with :categories, :name and :title.
+    ("date", "feed/guides.xml", {"/g/how%20to/basics/mixed-case-name/Own-Slug.html",
+                                 "/g/2021-06-02-nested-folders/nested-folders.html"}),
+], ids=["site-style-suffix", "collection-permalink-placeholders"])
+def test_document_links(pair: Callable[..., Pair], style: str, rel: str,
+                        links: set[str]) -> None:
+    site = pair(DOCUMENTS, CONFIG.replace("timezone:", f"permalink: {style}\ntimezone:"))
+    entries = site.same(rel)
+    assert {e["link"][0] for e in entries} == {
+        "https://example.org/kitchen" + link for link in links}
 
 
 def test_a_document_without_a_date_or_site_time_is_dated_by_its_file(
