@@ -253,6 +253,14 @@ KRAMDOWN_CASES = {
     "email-autolink": "<me@example.com>\n",
     "task-list": "- [ ] todo\n- [x] done\n",
     "attribute-list-definitions": "{:myref: .special title=\"T\"}\n\nPara.\n{: myref #p1}\n",
+    # kramdown curls each quote where it stands, paired or not (kramdown_quotes).
+    "smart-quote-corners": """\
+        'Twas 'tis, 5'10" and 6" tall, a lone " quote, the '80s-'90s, "Start
+
+        "[link](https://example.com/)" and "*em*" and *"in em"* and "`code`" end "
+
+        He said, "'Quoted' words." x"y"z ("a") -"b" '99s "a."b 中文"引号" \\"esc\\"
+        """,
 }
 
 

@@ -28,12 +28,12 @@ from mdit_py_plugins.tasklists import tasklists_plugin
 from .defaults import DEFAULT_SMART_QUOTES
 from .highlight import highlight_block
 from .kramdown_ial import abbreviations, apply_ials, expand_alds, strip_abbreviations
+from .kramdown_quotes import smart_quotes as kramdown_quotes
 
 # kramdown's typographic_syms: '---', '--', '...', '<< ' and ' >>' (no (c), no +-).
 _SYMS = re.compile(r"---|--|\.\.\.|<< |<<| >>|>>")
 _SYM_CHAR = {"---": "\u2014", "--": "\u2013", "...": "\u2026", "<<": "\u00ab",
              ">>": "\u00bb", "<< ": "\u00ab\u00a0", " >>": "\u00a0\u00bb"}
-_DECADE = re.compile(r"(?<!\w)'(?=\d\ds\b)")
 _NON_WORD = re.compile(r"[^\w\- \t]")
 _MARKDOWN_BLOCK = re.compile(
     r"^[ ]{0,3}<(div|section|aside|article|figure|header|footer|nav|blockquote)\b"
@@ -64,9 +64,7 @@ def _quotes(setting: str) -> str:
 
 
 def _typography(state: StateCore) -> None:
-    """Dashes, ellipses and guillemets in text (never in code), as kramdown does; an
-    apostrophe is kramdown's right single quote (markdown-it's is always U+2019)."""
-    apostrophe = str(state.md.options["quotes"])[3]
+    """Dashes, ellipses and guillemets in text (never in code), as kramdown does."""
     for token in state.tokens:
         if token.type != "inline" or not token.children:
             continue
@@ -75,8 +73,6 @@ def _typography(state: StateCore) -> None:
                 continue
             if _SYMS.search(child.content):
                 child.content = _SYMS.sub(lambda m: _SYM_CHAR[m.group()], child.content)
-            if apostrophe != "\u2019":
-                child.content = child.content.replace("\u2019", apostrophe)
 
 
 def _plain(children: Sequence[Token]) -> str:
@@ -184,15 +180,6 @@ def _label(meta: dict[str, Any]) -> str:
     return html.escape(str(meta.get("label") or meta["id"] + 1))
 
 
-def _decade_apostrophes(state: StateCore) -> None:
-    """'90s: kramdown's apostrophe, where markdown-it would open a quote."""
-    apostrophe = str(state.md.options["quotes"])[3]
-    for token in state.tokens:
-        for child in token.children or ():
-            if child.type == "text" and "'" in child.content:
-                child.content = _DECADE.sub(apostrophe, child.content)
-
-
 def _math_inline(self: Any, tokens: Sequence[Token], idx: int, *_: Any) -> str:
     text = html.escape(tokens[idx].content, quote=False)
     return f"\\[{text}\\]\n" if tokens[idx].meta.get("display") else f"\\({text}\\)"
@@ -261,12 +248,12 @@ def _install_rules(md: MarkdownIt) -> None:
 def _parser(smart_quotes: str) -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": True, "typographer": True,
                                    "quotes": _quotes(smart_quotes)})
-    md.enable(["table", "strikethrough", "smartquotes"])
+    md.enable(["table", "strikethrough"])
     md.use(footnote_plugin).use(deflist_plugin).use(tasklists_plugin)
     md.inline.ruler.before("escape", "kramdown_math", _math)
     # Attribute lists first: their values are not prose for the typographer.
     md.core.ruler.before("smartquotes", "kramdown_ial", apply_ials)
-    md.core.ruler.before("smartquotes", "kramdown_decades", _decade_apostrophes)
+    md.core.ruler.before("smartquotes", "kramdown_quotes", kramdown_quotes)
     md.core.ruler.push("kramdown_task_lists", _task_lists)
     md.core.ruler.push("kramdown_typography", _typography)
     md.core.ruler.push("kramdown_abbr", abbreviations)
