@@ -24,11 +24,21 @@ from typing import Any
 from . import links
 from .cache import FeedCache
 from .config import Settings
+from .config_file import NAME as CONFIG_NAME
 from .config_file import ConfigError, liquid_files_stamp, read_config_file
 from .content import ContentStore
 from .metrics import Metrics
 from .model import FeedKey, Post
-from .parse import LiquidSite, SiteVars, page_vars, read_data
+from .parse import (
+    LiquidSite,
+    PostError,
+    PostVars,
+    SiteVars,
+    page_vars,
+    parse_date,
+    read_data,
+    ruby_time,
+)
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
 from .snapshot import Snapshot
@@ -126,12 +136,33 @@ class FeedService:
             [config, [(p.source, p.url, p.stamp) for p in posts], base, settings.timezone,
              liquid_files_stamp(Path(settings.content))],
             sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
-        site_vars = SiteVars(config, lambda: [page_vars(p, {}) for p in posts])
+        # site.time: _config.yml's time, else when this state's site was first needed (the
+        # build time in Jekyll); not in the version, so no body is rendered again for it.
+        config["time"] = ruby_time(parse_date(CONFIG_NAME, settings.time, settings.tz)
+                                   .astimezone(settings.tz) if settings.time
+                                   else datetime.now(settings.tz))
+        content = self._content_of(base)
+        site_vars = SiteVars(config, lambda: [PostVars(page_vars(p, {}), p, content)
+                                              for p in posts])
         site = LiquidSite(root=Path(settings.content), config=site_vars, base=base,
                           baseurl=settings.path_prefix, post_urls=names, file_urls=files,
                           tz=settings.tz, version=version)
         self._liquid = (state, site)
         return site
+
+    def _content_of(self, base: str) -> Callable[[Post, Post | None], str]:
+        """``content`` of a post in ``site.posts``, as Jekyll's Liquid sees it while it
+        renders ``reader``: Jekyll renders the posts oldest first, so a post before the
+        reader is its rendered HTML, any other (the reader too) its text as written."""
+        def content(post: Post, reader: Post | None) -> str:
+            if reader is not None and (post.date, post.source) < (reader.date, reader.source):
+                return self.cache.bodies.body(post, base).html
+            try:
+                return str(self.read_body(post))
+            except PostError:
+                return ""
+
+        return content
 
     # --- loading and following changes ------------------------------------------------
 

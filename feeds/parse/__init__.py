@@ -36,7 +36,7 @@ from .body import (
 )
 from .dates import parse_date
 from .frontmatter import CONTROL_WARNING, LOADER, check_size, decode, split_front_matter
-from .liquid_site import LiquidError, LiquidSite, SiteVars, read_data
+from .liquid_site import LiquidError, LiquidSite, PostVars, SiteVars, read_data, ruby_time
 from .post import (
     MARKDOWN_EXTENSIONS,
     POST_EXTENSIONS,
@@ -67,6 +67,7 @@ __all__ = [
     "LiquidSite",
     "Parsed",
     "PostError",
+    "PostVars",
     "SiteRules",
     "SiteVars",
     "SkipFile",
@@ -83,6 +84,7 @@ __all__ = [
     "parse_post",
     "read_data",
     "render_body",
+    "ruby_time",
     "site_rules",
     "slugify_default",
     "slugify_pretty",

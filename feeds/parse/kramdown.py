@@ -75,6 +75,24 @@ def _typography(state: StateCore) -> None:
                 child.content = _SYMS.sub(lambda m: _SYM_CHAR[m.group()], child.content)
 
 
+# kramdown's HTML_BLOCK_ELEMENTS: met inside a paragraph, such a tag is text (escaped).
+_BLOCK_TAG = re.compile(
+    r"</?(?:address|article|aside|applet|body|blockquote|caption|col|colgroup|dd|div|dl"
+    r"|dt|fieldset|figcaption|footer|form|h[1-6]|header|hgroup|hr|html|head|iframe|legend"
+    r"|menu|li|main|map|nav|ol|optgroup|p|pre|section|summary|table|tbody|td|th|thead"
+    r"|tfoot|tr|ul)(?=[\s/>])", re.IGNORECASE)
+
+
+def _block_tags_as_text(state: StateCore) -> None:
+    """A block-level HTML tag inside a paragraph (a ``markdownify`` result in a line of
+    text, say) is written as text, as kramdown writes it; at a line's start it is an
+    HTML block, as in kramdown."""
+    for token in state.tokens:
+        for child in token.children or ():
+            if child.type == "html_inline" and _BLOCK_TAG.match(child.content):
+                child.type = "text"
+
+
 def _plain(children: Sequence[Token]) -> str:
     return "".join(c.content for c in children if c.type in {"text", "code_inline"})
 
@@ -254,6 +272,7 @@ def _parser(smart_quotes: str) -> MarkdownIt:
     # Attribute lists first: their values are not prose for the typographer.
     md.core.ruler.before("smartquotes", "kramdown_ial", apply_ials)
     md.core.ruler.before("smartquotes", "kramdown_quotes", kramdown_quotes)
+    md.core.ruler.before("smartquotes", "kramdown_block_tags", _block_tags_as_text)
     md.core.ruler.push("kramdown_task_lists", _task_lists)
     md.core.ruler.push("kramdown_typography", _typography)
     md.core.ruler.push("kramdown_abbr", abbreviations)
