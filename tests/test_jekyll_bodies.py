@@ -253,6 +253,20 @@ KRAMDOWN_CASES = {
     "email-autolink": "<me@example.com>\n",
     "task-list": "- [ ] todo\n- [x] done\n",
     "attribute-list-definitions": "{:myref: .special title=\"T\"}\n\nPara.\n{: myref #p1}\n",
+    # kramdown's tables need no |---| line: a block of lines with pipes is one.
+    "pipe-lines-without-separator": """\
+        Intro.
+
+        Photo: Reuters | John Doe
+
+        a | *b* | `c|d`
+        e | f
+
+        Text line first
+        then a | pipe.
+
+        * item | cell
+        """,
     # kramdown curls each quote where it stands, paired or not (kramdown_quotes).
     "smart-quote-corners": """\
         'Twas 'tis, 5'10" and 6" tall, a lone " quote, the '80s-'90s, "Start

@@ -16,6 +16,7 @@ and reported as a warning instead. One job a module, in the order a file meets t
 - ``highlight``    code as Rouge highlights it (Pygments, Rouge's classes)
 - ``kramdown_ial`` kramdown's attribute lists and abbreviations
 - ``kramdown_quotes`` kramdown's smart quotes: each quote by its rules, not by pairs
+- ``kramdown_tables`` kramdown's tables that GFM does not see (no ``|---|`` line)
 - ``kramdown``     Markdown -> HTML as Jekyll's kramdown writes it
 - ``liquid_site``  what a post's Liquid sees of its site (light: no engine imported)
 - ``liquid_filters`` Jekyll's Liquid filters

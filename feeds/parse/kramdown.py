@@ -29,6 +29,7 @@ from .defaults import DEFAULT_SMART_QUOTES
 from .highlight import highlight_block
 from .kramdown_ial import abbreviations, apply_ials, expand_alds, strip_abbreviations
 from .kramdown_quotes import smart_quotes as kramdown_quotes
+from .kramdown_tables import kramdown_table
 
 # kramdown's typographic_syms: '---', '--', '...', '<< ' and ' >>' (no (c), no +-).
 _SYMS = re.compile(r"---|--|\.\.\.|<< |<<| >>|>>")
@@ -269,6 +270,7 @@ def _parser(smart_quotes: str) -> MarkdownIt:
     md.enable(["table", "strikethrough"])
     md.use(footnote_plugin).use(deflist_plugin).use(tasklists_plugin)
     md.inline.ruler.before("escape", "kramdown_math", _math)
+    md.block.ruler.before("paragraph", "kramdown_table", kramdown_table)
     # Attribute lists first: their values are not prose for the typographer.
     md.core.ruler.before("smartquotes", "kramdown_ial", apply_ials)
     md.core.ruler.before("smartquotes", "kramdown_quotes", kramdown_quotes)
