@@ -253,6 +253,21 @@ KRAMDOWN_CASES = {
     "email-autolink": "<me@example.com>\n",
     "task-list": "- [ ] todo\n- [x] done\n",
     "attribute-list-definitions": "{:myref: .special title=\"T\"}\n\nPara.\n{: myref #p1}\n",
+    # kramdown's HTML block ends with its element: the next line is Markdown again.
+    "html-block-ends-at-its-closing-tag": """\
+        <figure><img src="/a.png" alt="A"></figure>
+        Caption *here*.
+
+        <div class="note">
+        <p>nested</p>
+        </div>
+        Tail **bold**.
+
+        <div>one line</div> trailing *text*
+
+        <iframe src="https://www.youtube.com/embed/x"></iframe>
+        After the *embed*.
+        """,
     # kramdown's tables need no |---| line: a block of lines with pipes is one.
     "pipe-lines-without-separator": """\
         Intro.

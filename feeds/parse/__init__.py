@@ -17,6 +17,7 @@ and reported as a warning instead. One job a module, in the order a file meets t
 - ``kramdown_ial`` kramdown's attribute lists and abbreviations
 - ``kramdown_quotes`` kramdown's smart quotes: each quote by its rules, not by pairs
 - ``kramdown_tables`` kramdown's tables that GFM does not see (no ``|---|`` line)
+- ``kramdown_html``  kramdown's HTML blocks, which end with their element
 - ``kramdown``     Markdown -> HTML as Jekyll's kramdown writes it
 - ``liquid_site``  what a post's Liquid sees of its site (light: no engine imported)
 - ``liquid_filters`` Jekyll's Liquid filters

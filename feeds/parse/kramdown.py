@@ -27,6 +27,7 @@ from mdit_py_plugins.tasklists import tasklists_plugin
 
 from .defaults import DEFAULT_SMART_QUOTES
 from .highlight import highlight_block
+from .kramdown_html import kramdown_html_block
 from .kramdown_ial import abbreviations, apply_ials, expand_alds, strip_abbreviations
 from .kramdown_quotes import smart_quotes as kramdown_quotes
 from .kramdown_tables import kramdown_table
@@ -271,6 +272,8 @@ def _parser(smart_quotes: str) -> MarkdownIt:
     md.use(footnote_plugin).use(deflist_plugin).use(tasklists_plugin)
     md.inline.ruler.before("escape", "kramdown_math", _math)
     md.block.ruler.before("paragraph", "kramdown_table", kramdown_table)
+    md.block.ruler.before("html_block", "kramdown_html_block", kramdown_html_block,
+                          {"alt": ["paragraph", "reference", "blockquote"]})
     # Attribute lists first: their values are not prose for the typographer.
     md.core.ruler.before("smartquotes", "kramdown_ial", apply_ials)
     md.core.ruler.before("smartquotes", "kramdown_quotes", kramdown_quotes)
