@@ -127,13 +127,15 @@ class FeedService:
             names[name.rsplit("/", 1)[-1]] = post.url
             names[name.split("_posts/", 1)[-1]] = post.url
         posts = state.index.posts
-        files = {p.source: p.url for p in posts}
+        documents = [d for docs in state.index.collections.values() for d in docs]
+        files = {p.source: p.url for p in (*posts, *documents)}  # {% link %} names both
         base = (settings.url.rstrip("/") + settings.path_prefix) if settings.url \
             else settings.site_base
         # Any post's edit is a new version: site.posts shows every post's title and date;
         # so is any edit of _includes/ (the files' stamps; _data/ is in config).
         version = hashlib.blake2b(json.dumps(
-            [config, [(p.source, p.url, p.stamp) for p in posts], base, settings.timezone,
+            [config, [(p.source, p.url, p.stamp) for p in (*posts, *documents)], base,
+             settings.timezone,
              liquid_files_stamp(Path(settings.content))],
             sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
         # site.time: _config.yml's time, else when this state's site was first needed (the

@@ -151,3 +151,16 @@ def test_a_document_without_a_date_or_site_time_is_dated_by_its_file(
     entries = atom_entries(make_app(root).test_client().get("/recipes.atom").data)
     undated = next(e for e in entries if e["title"] == "Undated")
     assert undated["published"] == datetime.fromtimestamp(1_600_000_000, UTC)
+
+
+def test_a_post_links_to_a_document(pair: Callable[..., Pair]) -> None:
+    """``{% link %}`` names a collection's document as it names a post."""
+    site = pair({**DOCUMENTS, "_posts/2021-01-02-a-post-links-a-document.md": post(
+        "A post links a document", "2021-01-02 10:00",
+        body="[Soup]({% link _recipes/soup/folder-path-in-a-custom-permalink.md %})")},
+        CONFIG)
+    ours = site.same("posts.atom", skip=("content",))  # ours absolute, Jekyll's a path
+    theirs = atom_entries(site.theirs("posts.atom"))
+    link = "/kitchen/r/soup/folder-path-in-a-custom-permalink/"
+    assert f'href="{link}"' in theirs[0]["content"]
+    assert f'href="https://example.org{link}"' in ours[0]["content"]
