@@ -143,7 +143,11 @@ class FeedService:
         config["time"] = ruby_time(parse_date(CONFIG_NAME, settings.time, settings.tz)
                                    .astimezone(settings.tz) if settings.time
                                    else datetime.now(settings.tz))
-        content = self._content_of(base)
+        # Jekyll renders the posts, then each collection in the order _config.yml names them.
+        order = {"posts": 0, **{c.label: n + 1 for n, c in enumerate(settings.collections)}}
+        content = self._content_of(base, order)
+        for label, docs in state.index.collections.items():  # site.<name>: oldest first
+            config[label] = [PostVars(page_vars(d, {}), d, content) for d in reversed(docs)]
         site_vars = SiteVars(config, lambda: [PostVars(page_vars(p, {}), p, content)
                                               for p in posts])
         site = LiquidSite(root=Path(settings.content), config=site_vars, base=base,
@@ -152,12 +156,17 @@ class FeedService:
         self._liquid = (state, site)
         return site
 
-    def _content_of(self, base: str) -> Callable[[Post, Post | None], str]:
-        """``content`` of a post in ``site.posts``, as Jekyll's Liquid sees it while it
-        renders ``reader``: Jekyll renders the posts oldest first, so a post before the
-        reader is its rendered HTML, any other (the reader too) its text as written."""
+    def _content_of(self, base: str,
+                     order: dict[str, int]) -> Callable[[Post, Post | None], str]:
+        """``content`` of a post in ``site.posts`` (or a document of ``site.<name>``), as
+        Jekyll's Liquid sees it while it renders ``reader``: Jekyll renders the posts
+        oldest first, then each collection's documents (``order``), so one rendered before
+        the reader is its rendered HTML, any other (the reader too) its text as written."""
+        def rank(post: Post) -> tuple[int, datetime, str]:
+            return order.get(post.collection, len(order)), post.date, post.source
+
         def content(post: Post, reader: Post | None) -> str:
-            if reader is not None and (post.date, post.source) < (reader.date, reader.source):
+            if reader is not None and rank(post) < rank(reader):
                 return self.cache.bodies.body(post, base).html
             try:
                 return str(self.read_body(post))

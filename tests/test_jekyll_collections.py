@@ -164,3 +164,27 @@ def test_a_post_links_to_a_document(pair: Callable[..., Pair]) -> None:
     link = "/kitchen/r/soup/folder-path-in-a-custom-permalink/"
     assert f'href="{link}"' in theirs[0]["content"]
     assert f'href="https://example.org{link}"' in ours[0]["content"]
+
+
+def test_liquid_sees_a_collection_as_jekyll_renders_it(pair: Callable[..., Pair]) -> None:
+    """``site.<name>``: the documents, oldest first; their ``content`` as written to a
+    post (Jekyll renders posts first), a post's rendered to a document."""
+    site = pair({**DOCUMENTS,
+                 "_posts/2021-01-03-a-post-lists-a-collection.md": post(
+                     "A post lists a collection", "2021-01-03 10:00",
+                     body="{% for r in site.notes %}{{ r.title }}: {{ r.content | strip }}; "
+                          "{% endfor %}{{ site.recipes | size }}"),
+                 "_notes/reads-the-posts.md": post(
+                     "Reads the posts", "2023-01-01 10:00",
+                     body="{{ site.posts.last.content | strip }}"),
+                 }, CONFIG)
+    # Summaries aside: Jekyll renders excerpts last, when every document has been
+    # rendered (README: known differences).
+    site.same("posts.atom", skip=("content", "summary"))
+    site.same("feed/notes.xml", skip=("content", "summary"))
+    for rel in ("posts.atom", "feed/notes.xml"):
+        theirs = {e["title"]: e["content"] for e in atom_entries(site.theirs(rel))}
+        ours = {e["title"]: e["content"] for e in atom_entries(site.ours("/" + rel))}
+        for title in ("A post lists a collection", "Reads the posts"):
+            if title in theirs:
+                assert ours[title] == theirs[title], title
