@@ -267,6 +267,11 @@ KRAMDOWN_CASES = {
 
         <iframe src="https://www.youtube.com/embed/x"></iframe>
         After the *embed*.
+
+        > <div>
+        > in a quote
+        > </div>
+        > After *it*.
         """,
     # kramdown's tables need no |---| line: a block of lines with pipes is one.
     "pipe-lines-without-separator": """\

@@ -76,7 +76,10 @@ def kramdown_html_block(state: StateBlock, start: int, end: int, silent: bool) -
         return True
     token = state.push("html_block", "", 0)
     token.map = [start, line + 1]
-    token.content = state.src[begin:close] + "\n"
+    # The block's lines without what holds them (a quote's '>', a list's indent).
+    last = state.src[state.bMarks[line] + state.tShift[line]:close]
+    head = state.getLines(start, line, state.blkIndent, True) if line > start else ""
+    token.content = head + (last if line > start else state.src[begin:close].lstrip(" ")) + "\n"
     rest = state.src[close:state.eMarks[line]]
     state.line = line + 1
     if rest.strip():  # text after the closing tag on its line: a block of its own
