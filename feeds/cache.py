@@ -262,7 +262,7 @@ def _plan(state: State, key: FeedKey, base: str) -> tuple[FeedMeta, Sequence[Pos
     found = links.select(state.index, key.kind, key.name, settings)
     if found is None:
         raise NotFound
-    feed_url = base + links.feed_path(found.kind, found.name, key.fmt)
+    feed_url = base + links.feed_path(found.kind, found.name, key.fmt, settings)
     query = () if key.limit == settings.posts_limit else (("limit", str(key.limit)),)
     paging = links.paging(feed_url, len(found.posts), key.limit, key.page, query)
     if paging is None:

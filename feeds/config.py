@@ -17,15 +17,20 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from . import setting_values as values
-from .config_file import ConfigError, read_config_file
+from .config_file import NAME, ConfigError, read_config_file
 from .jekyllconf import (
+    Collection,
+    CollectionFeed,
     TagFeeds,
+    collection_feeds,
+    document_folders,
     feed_path,
     front_matter_defaults,
     names,
     read_authors,
     tag_feeds,
 )
+from .jekyllconf import collections as jekyll_collections
 from .model import Author, DefaultSet
 from .parse.defaults import DEFAULT_IFRAME_HOSTS, DEFAULT_SMART_QUOTES
 
@@ -123,6 +128,15 @@ class Settings:
     feed_tags: TagFeeds = _setting(  # noqa: RUF009
         TagFeeds(), "jekyll-feed's tag feeds: true or {only, except, path}; tags left "
         "out answer 404 at that path", tag_feeds, key="feed.tags")
+    feed_collections: tuple[CollectionFeed, ...] = _setting(
+        (), "collections with jekyll-feed feeds: a list, or {name: {path, categories}} "
+        "(Atom only, at jekyll-feed's paths)", collection_feeds, key="feed.collections")
+    collections: tuple[Collection, ...] = _setting(
+        (), "Jekyll's collections (`output`, `permalink`): where their documents' links "
+        "point", jekyll_collections, key="collections")
+    time: str = _setting("", "site.time, as in Jekyll; also the date of a collection "
+                         "document without one (else its file's mtime)", values.moment,
+                         key="time")
     excerpt_only: bool = _setting(False, "feeds carry summaries, no content (a post's "
                                   "`feed.excerpt_only` wins)", values.boolean,
                                   key="feed.excerpt_only")
@@ -188,6 +202,11 @@ class Settings:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def document_folders(self) -> tuple[tuple[str, str, str], ...]:
+        """(label, folder, URL template) of the collections whose documents are read."""
+        return document_folders(self.feed_collections, self.collections, self.permalink)
 
     @property
     def site_base(self) -> str:
@@ -290,9 +309,28 @@ def load_settings(
     # jekyll-feed's title: site.title | default: site.name.
     if values["name"] and ("title" in defaulted or not values["title"]):
         values["title"] = values["name"]
+    _posts_collection(values)
+    if values["time"]:
+        from .parse.dates import parse_date
+
+        try:
+            parse_date(NAME, values["time"], ZoneInfo(str(values["timezone"])), key="time")
+        except ValueError as e:
+            raise ConfigError(f"_config.yml key 'time': {e}") from e
     try:
         authors = read_authors(content)
     except ValueError as e:
         raise ConfigError(str(e)) from e
     return Settings(**values, authors=authors,  # type: ignore[arg-type]
                     overrides=tuple(sorted(given.items())))
+
+
+def _posts_collection(values: dict[str, object]) -> None:
+    """jekyll-feed's ``feed.collections.posts``: the posts' own path and categories,
+    which win over ``feed.path`` and ``feed.categories`` (normalize_posts_meta)."""
+    feeds = values["feed_collections"]
+    assert isinstance(feeds, tuple)
+    for feed in feeds:
+        if feed.label == "posts":
+            values["feed_path"] = feed.path or values["feed_path"]
+            values["feed_categories"] = feed.categories or values["feed_categories"]

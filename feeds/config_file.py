@@ -54,6 +54,53 @@ def authors_stamp(content: Path) -> tuple[str, ConfigStamp] | None:
     return None
 
 
+LIQUID_FOLDERS = ("_data", "_includes")
+"""Folders whose files a post's Liquid reads (``site.data``, ``include``): a change to
+any of them is a new content version, so bodies rendered with the old files are made
+again."""
+MAX_LIQUID_FILES = 20_000
+"""Files (and folders) of LIQUID_FOLDERS stamped at most: a bound on each look."""
+
+
+def liquid_files_stamp(content: Path) -> tuple[tuple[str, int, int, int], ...]:
+    """(path, mtime, size, inode) of every file and folder below ``_data/`` and
+    ``_includes/``, in order: which versions of them a post's Liquid would read. A
+    folder's own stamp is in it, so a file removed changes it too."""
+    found: list[tuple[str, int, int, int]] = []
+    stack = list(reversed(LIQUID_FOLDERS))
+    while stack and len(found) < MAX_LIQUID_FILES:
+        rel = stack.pop()
+        try:
+            st = os.lstat(content / rel)
+        except (OSError, ValueError):
+            continue
+        found.append((rel, st.st_mtime_ns, st.st_size, st.st_ino))
+        if not os.path.isdir(content / rel) or os.path.islink(content / rel):
+            continue
+        try:
+            names = sorted(os.listdir(content / rel), reverse=True)
+        except OSError:
+            continue
+        stack.extend(f"{rel}/{name}" for name in names)
+    return tuple(found)
+
+
+class LiquidFiles:
+    """The stamps of a folder's ``_data/`` and ``_includes/`` as last looked at."""
+
+    def __init__(self, content: Path) -> None:
+        self.content = content
+        self.stamp = liquid_files_stamp(content)
+
+    def changed(self) -> bool:
+        """Whether any of them changed since the last look (the stamp is then the new)."""
+        now = liquid_files_stamp(self.content)
+        if now == self.stamp:
+            return False
+        self.stamp = now
+        return True
+
+
 def read_config_file(content: Path) -> dict[str, Any]:
     """The content folder's ``_config.yml`` as a mapping ({} when there is none);
     ConfigError, naming the file, when it cannot be read or used safely."""

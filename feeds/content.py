@@ -17,14 +17,14 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .config import Settings
-from .config_file import AUTHORS_FILES, ConfigFollower
+from .config_file import AUTHORS_FILES, LIQUID_FOLDERS, ConfigFollower, LiquidFiles
 from .config_file import NAME as CONFIG_NAME
 from .disk import (
     ChangeClock,
     is_post_path,
     read_post,
     same_file,
-    skipped_folder,
+    skipped_below,
     stat_post,
     walk,
     written_within,
@@ -82,6 +82,7 @@ class ContentStore:
         self._rules: SiteRules = self._make_rules(settings)
         self._lock = threading.RLock()
         self.config = ConfigFollower(self.root)
+        self._liquid_files = LiquidFiles(self.root)  # an edit: a new snapshot, same posts
         self.held: str | None = None
         """Why the folder as it is now is not handed out (missing, or no posts left)."""
         self._had_posts = False
@@ -93,14 +94,15 @@ class ContentStore:
     @staticmethod
     def _make_rules(settings: Settings) -> SiteRules:
         return site_rules(settings.timezone, settings.permalink, settings.max_post_bytes,
-                          settings.front_matter_ids, settings.defaults or ())
+                          settings.front_matter_ids, settings.defaults or (),
+                          settings.document_folders, settings.time)
 
     # --- scanning ---------------------------------------------------------------------
 
     def _walk(self, top: str, folders: list[str] | None = None,
               ) -> Iterator[tuple[str, os.DirEntry[str]]]:
         """Every file below ``top`` (see disk.walk)."""
-        return walk(str(self.root), top, folders)
+        return walk(str(self.root), top, folders, self._rules.collection_folders)
 
     def _posts_folder_among(self, folders: list[str]) -> bool:
         """Whether a Jekyll ``_posts`` folder is among these (relative) folders."""
@@ -171,7 +173,7 @@ class ContentStore:
 
     def _update(self, rel: str) -> bool:
         """Bring one path up to date; True when anything changed."""
-        if not is_post_path(rel, self._jekyll_layout):
+        if not is_post_path(rel, self._jekyll_layout, self._rules.collection_folders):
             return self._forget(rel)
         stamp, link_problem = stat_post(str(self.root), rel)
         if stamp is None:
@@ -269,9 +271,11 @@ class ContentStore:
             last_report = started
             folders: list[str] = []
             files = [rel for rel, _entry in self._walk(str(self.root), folders)]
+            self._liquid_files.changed()
             # With a _posts folder anywhere, only files in _posts folders are posts.
             self._jekyll_layout = self._posts_folder_among(folders)
-            rels = [rel for rel in files if is_post_path(rel, self._jekyll_layout)]
+            documents = self._rules.collection_folders
+            rels = [rel for rel in files if is_post_path(rel, self._jekyll_layout, documents)]
             on_progress = self._on_progress
             if on_progress is not None:
                 on_progress(0, len(rels))
@@ -316,6 +320,8 @@ class ContentStore:
                 if rel not in (".", "", "..") and not rel.startswith("../"):
                     rels.add(rel)
             changed = self.held is not None
+            if any(rel.split("/", 1)[0] in LIQUID_FOLDERS for rel in rels):
+                changed |= self._liquid_files.changed()
             if CONFIG_NAME in rels or rels & set(AUTHORS_FILES):
                 rels.discard(CONFIG_NAME)
                 rels -= set(AUTHORS_FILES)
@@ -325,7 +331,7 @@ class ContentStore:
                 changed |= outcome == "settings"
             for rel in sorted(rels):
                 parts = rel.split("/")
-                if any(skipped_folder(part) for part in parts[:-1]):
+                if skipped_below(parts[:-1], self._rules.collection_folders):
                     continue  # below .git, _site, _drafts ...: never a post
                 if "_posts" in parts and not self._jekyll_layout:
                     return self._hold(self.load(progress=False))
@@ -340,7 +346,7 @@ class ContentStore:
             return self._hold(self._snapshot(started)) if changed else None
 
     def _rescan_folder(self, rel: str) -> bool:
-        if any(skipped_folder(part) for part in rel.split("/")):
+        if skipped_below(rel.split("/"), self._rules.collection_folders):
             return self._forget_below(rel)
         changed = False
         found: set[str] = set()
@@ -364,10 +370,11 @@ class ContentStore:
                     self._posts_folder_among(folders) != self._jekyll_layout):
                 return self._hold(self.load(progress=False))
             changed = outcome == "settings" or self.held is not None
+            changed |= self._liquid_files.changed()
             found: set[str] = set()
             stamps = self._stamps
             for rel, entry in files:
-                if not is_post_path(rel, self._jekyll_layout):
+                if not is_post_path(rel, self._jekyll_layout, self._rules.collection_folders):
                     continue
                 found.add(rel)
                 known = stamps.get(rel)

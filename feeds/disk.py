@@ -31,23 +31,35 @@ def skipped_folder(name: str) -> bool:
             or (name.startswith("_") and name != "_posts"))
 
 
-def is_post_path(rel: str, jekyll_layout: bool) -> bool:
-    """Whether a path (relative, '/'-separated) may hold a post in this layout."""
+def skipped_below(parts: list[str], documents: frozenset[str] = frozenset()) -> bool:
+    """Whether Jekyll reads nothing below these folders (a path's parts): a skipped
+    folder among them, but a collection folder (``documents``) at the top."""
+    if parts and parts[0] in documents:
+        parts = parts[1:]
+    return any(skipped_folder(part) for part in parts)
+
+
+def is_post_path(rel: str, jekyll_layout: bool,
+                 documents: frozenset[str] = frozenset()) -> bool:
+    """Whether a path (relative, '/'-separated) may hold a post in this layout, or a
+    document of a collection whose folder ('_recipes') is in ``documents``."""
     folder, _, name = rel.rpartition("/")
     dot = name.rfind(".")
     if dot < 0 or name[dot:].lower() not in POST_EXTENSIONS:
         return False
     if name.startswith((".", "_", "#", "~")) or name.endswith("~"):
         return False
-    return _folder_holds_posts(folder, jekyll_layout)
+    return _folder_holds_posts(folder, jekyll_layout, documents)
 
 
 @functools.lru_cache(maxsize=4096)
-def _folder_holds_posts(folder: str, jekyll_layout: bool) -> bool:
+def _folder_holds_posts(folder: str, jekyll_layout: bool, documents: frozenset[str]) -> bool:
     """The folder half of is_post_path, asked once per folder rather than per file."""
     parts = folder.split("/") if folder else []
-    if any(skipped_folder(part) for part in parts):
+    if skipped_below(parts, documents):
         return False
+    if parts and parts[0] in documents:
+        return True
     return "_posts" in parts if jekyll_layout else True
 
 
@@ -165,9 +177,11 @@ class ChangeClock:
                 continue
         return newest
 def walk(root: str, top: str, folders: list[str] | None = None,
+         documents: frozenset[str] = frozenset(),
          ) -> Iterator[tuple[str, os.DirEntry[str]]]:
     """(path relative to ``root``, entry) of every file below ``top``, not following
-    links to folders, skipping dot folders, ``_site``, ``_drafts`` and the like. The
+    links to folders, skipping dot folders, ``_site``, ``_drafts`` and the like (but
+    the collection folders of ``documents``). The
     relative path of each folder it lists is added to ``folders`` when given."""
     stack = [top]
     prefix = os.path.join(root, "")
@@ -186,7 +200,7 @@ def walk(root: str, top: str, folders: list[str] | None = None,
             rel = relative(entry.path, prefix, root)
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if not skipped_folder(entry.name):
+                    if not skipped_folder(entry.name) or rel in documents:
                         stack.append(entry.path)
                 elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
                     yield rel, entry

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.datastructures import MultiDict
 
+from . import links
 from .config import Settings
 from .hub import HUB_PATH, Hub, HubError
 from .hubnet import CallbackError, Feed, Intent, literal_refusal, parse_callback
@@ -29,11 +30,16 @@ MAX_SECRET_BYTES = 199
 bp = Blueprint("websub_hub", __name__)
 
 
-def topic_feed(topic: str, base: str) -> Feed | None:
-    """The feed a topic URL names under ``base``, or None when it names none."""
+def topic_feed(topic: str, base: str, settings: Settings | None = None) -> Feed | None:
+    """The feed a topic URL names under ``base``, or None when it names none. With
+    ``settings``, the paths ``feed:`` adds too (``feed.path``, a moved tag path, the
+    feeds of ``feed.collections``)."""
     if not topic.startswith(base + "/") or "?" in topic or "#" in topic:
         return None
     path = unquote(topic[len(base):], errors="strict")
+    configured = links.configured(settings, path) if settings is not None else None
+    if configured is not None:
+        return configured[0], configured[1], Format.ATOM
     formats = {fmt.value: fmt for fmt in FEED_FORMATS}
     stem, _dot, ext = path.rpartition(".")
     if stem == "/feed":
@@ -84,7 +90,7 @@ def parse_intent(form: MultiDict[str, str], base: str, settings: Settings) -> In
         raise HubError(400, f"hub.secret must be less than {MAX_SECRET_BYTES + 1} bytes")
     lease = _lease(form.get("hub.lease_seconds"), settings) if mode == "subscribe" else 0
     try:
-        feed = topic_feed(topic, base)
+        feed = topic_feed(topic, base, settings)
     except UnicodeDecodeError:
         feed = None
     return Intent(mode, topic, callback, target, lease, secret, base, feed)

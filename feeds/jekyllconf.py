@@ -125,3 +125,104 @@ def front_matter_defaults(value: object) -> tuple[DefaultSet, ...] | None:
         sets.append(DefaultSet(path.lstrip("/") if isinstance(path, str) else "", kind,
                                tuple(item["values"].items())))
     return tuple(sets)
+
+
+@dataclass(frozen=True)
+class CollectionFeed:
+    """One collection of jekyll-feed's ``feed.collections``: its documents' feed (at
+    ``path``, '' for /feed/<label>.xml) and one feed per listed category
+    (/feed/<label>/<category>.xml)."""
+
+    label: str
+    path: str = ""
+    categories: tuple[str, ...] = ()
+
+    @property
+    def feed_path(self) -> str:
+        return self.path or f"/feed/{self.label}.xml"
+
+    def category_path(self, category: str) -> str:
+        return f"/feed/{self.label}/{category}.xml"
+
+
+def _label(value: object) -> str:
+    label = _text(value).strip()
+    if not label or "/" in label or label.startswith((".", "_")):
+        raise ValueError(f"not a collection name: {value!r}")
+    return label
+
+
+def collection_feeds(value: object) -> tuple[CollectionFeed, ...]:
+    """jekyll-feed's ``feed.collections``: a list of names, or a mapping of names to
+    {path, categories}. 'posts' is the posts' own feed (see ``posts_feed``)."""
+    if value is None or value is False:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(CollectionFeed(_label(item)) for item in value)
+    if not isinstance(value, dict):
+        raise ValueError("must be a list of collections or a mapping of them to "
+                         "{path, categories}")
+    found = []
+    for key, meta in value.items():
+        meta = meta if isinstance(meta, dict) else {}
+        found.append(CollectionFeed(_label(key), feed_path(meta.get("path")),
+                                    names(meta.get("categories"))))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """One collection of Jekyll's ``collections:``: whether Jekyll writes its documents
+    (``output``) and the template of their URLs (None: Jekyll's default)."""
+
+    label: str
+    output: bool = False
+    permalink: str | None = None
+
+
+def collections(value: object) -> tuple[Collection, ...]:
+    """Jekyll's ``collections:``: a list of names, or a mapping of names to metadata
+    (``output``, ``permalink``)."""
+    if value is None or value is False:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(Collection(_label(item)) for item in value)
+    if not isinstance(value, dict):
+        raise ValueError("must be a list of collections or a mapping of them to settings")
+    found = []
+    for key, meta in value.items():
+        meta = meta if isinstance(meta, dict) else {}
+        permalink = meta.get("permalink")
+        found.append(Collection(_label(key), bool(meta.get("output", False)),
+                                permalink if isinstance(permalink, str) else None))
+    return tuple(found)
+
+
+def collection_template(permalink_style: str) -> str:
+    """Jekyll's URL template of a collection without its own ``permalink``:
+    '/:collection/:path' with the suffix of the site's permalink style
+    (Utils.add_permalink_suffix)."""
+    if permalink_style == "pretty" or (permalink_style not in {"date", "ordinal", "none"}
+                                       and permalink_style.endswith("/")):
+        return "/:collection/:path/"
+    if permalink_style in {"date", "ordinal", "none"} or permalink_style.endswith(
+            ":output_ext"):
+        return "/:collection/:path:output_ext"
+    return "/:collection/:path"
+
+
+def document_folders(feeds: tuple[CollectionFeed, ...], known: tuple[Collection, ...],
+                     permalink_style: str) -> tuple[tuple[str, str, str], ...]:
+    """(label, folder, URL template) of every collection whose documents have a feed:
+    those of ``feed.collections`` but 'posts' that ``collections:`` declares."""
+    meta = {c.label: c for c in known}
+    out = []
+    for feed in feeds:
+        if feed.label == "posts":
+            continue
+        own = meta.get(feed.label)
+        if own is None:
+            continue  # Jekyll reads no such collection: its feed is empty
+        template = own.permalink or collection_template(permalink_style)
+        out.append((feed.label, f"_{feed.label}", template))
+    return tuple(out)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from .config import Settings
-from .jekyllconf import DEFAULT_TAG_PATH
+from .jekyllconf import DEFAULT_TAG_PATH, CollectionFeed
 from .model import FEED_FORMATS, Format, Kind, Post
 from .site import SiteIndex, Term, name_to_segment, segment_to_name
 
@@ -53,14 +53,24 @@ def _stem(kind: Kind, name: str) -> str:
     return SITE_FEED if kind is Kind.SITE else term_stem(kind, name_to_segment(name))
 
 
-def feed_path(kind: Kind, name: str, fmt: Format) -> str:
-    """The path of a list's feed in one format (its first page)."""
+def feed_path(kind: Kind, name: str, fmt: Format, settings: Settings | None = None) -> str:
+    """The path of a list's feed in one format (its first page). A collection's feed
+    is Atom only, at jekyll-feed's path (``settings`` say which)."""
+    if kind is Kind.COLLECTION:
+        label, _, category = name.partition("/")
+        feed = _collection_feed(settings, label)
+        if feed is None:
+            return f"/feed/{name}.xml"
+        return feed.category_path(category) if category else feed.feed_path
     return f"{_stem(kind, name)}.{fmt.value}"
 
 
 def html_path(kind: Kind, name: str) -> str:
-    """The path of a list's HTML page (its first page)."""
-    return HOME if kind is Kind.SITE else f"{_stem(kind, name)}.{Format.HTML.value}"
+    """The path of a list's HTML page (its first page); a collection's feed links to
+    the home page, as jekyll-feed's does (this service has no page of documents)."""
+    if kind in (Kind.SITE, Kind.COLLECTION):
+        return HOME
+    return f"{_stem(kind, name)}.{Format.HTML.value}"
 
 
 def feed_urls(kind: Kind, name: str, base: str) -> list[tuple[Format, str]]:
@@ -70,7 +80,10 @@ def feed_urls(kind: Kind, name: str, base: str) -> list[tuple[Format, str]]:
 
 
 def title(site_title: str, kind: Kind, name: str) -> str:
-    """The title of a list's feeds: the site's, or the site's with the name after it."""
+    """The title of a list's feeds: the site's, or the site's with the name after it;
+    a collection's as jekyll-feed writes it ('Site | Recipes | Soup': capitalised)."""
+    if kind is Kind.COLLECTION:
+        return " | ".join([site_title, *(part.capitalize() for part in name.split("/", 1))])
     return site_title if kind is Kind.SITE else f"{site_title} · {name}"
 
 
@@ -121,10 +134,33 @@ def select(index: SiteIndex, kind: Kind, name: str,
     that has no posts is an empty list, as jekyll-feed writes an empty feed for it."""
     if kind is Kind.SITE:
         return Term(Kind.SITE, "", index.posts)
+    if kind is Kind.COLLECTION:
+        return _documents(index, name, settings)
     found = index.term(kind, name)
     if found is None and settings is not None and name in _listed(settings, kind):
         return Term(kind, name, ())
     return found
+
+
+def _collection_feed(settings: Settings | None, label: str) -> CollectionFeed | None:
+    """The ``feed.collections`` entry of a collection (none for 'posts': its feed is
+    the site's)."""
+    if settings is None or label == "posts":
+        return None
+    return next((f for f in settings.feed_collections if f.label == label), None)
+
+
+def _documents(index: SiteIndex, name: str, settings: Settings | None) -> Term | None:
+    """A collection's feed: its documents, or those of one listed category of it (an
+    empty feed when it has none, as jekyll-feed writes one)."""
+    label, _, category = name.partition("/")
+    feed = _collection_feed(settings, label)
+    if feed is None or (category and category not in feed.categories):
+        return None
+    docs = index.collections.get(label, ())
+    if category:
+        docs = tuple(doc for doc in docs if category in doc.categories)
+    return Term(Kind.COLLECTION, name, docs)
 
 
 def _listed(settings: Settings, kind: Kind) -> tuple[str, ...]:
@@ -143,6 +179,14 @@ def configured(settings: Settings, path: str) -> tuple[Kind, str] | None:
     listed; None when the path is none of these."""
     if settings.feed_path and path == settings.feed_path:
         return Kind.SITE, ""
+    for feed in settings.feed_collections:
+        if feed.label == "posts":
+            continue
+        if path == feed.feed_path:
+            return Kind.COLLECTION, feed.label
+        for category in feed.categories:
+            if path == feed.category_path(category):
+                return Kind.COLLECTION, f"{feed.label}/{category}"
     tags = settings.feed_tags
     if tags.enabled and path.startswith(tags.path) and path.endswith(".xml"):
         name = segment_to_name(path[len(tags.path):-len(".xml")])
@@ -172,6 +216,17 @@ def jekyll_urls(settings: Settings, index: SiteIndex) -> Iterator[str]:
         for term in index.sorted_terms(Kind.TAG):
             if tags.listed(term.name):
                 yield f"{tags.path}{term.segment}.xml"
+
+
+def _collection_urls(settings: Settings, index: SiteIndex, limit: int) -> Iterator[str]:
+    """The feeds of ``feed.collections``, with all their pages."""
+    for feed in settings.feed_collections:
+        for category in ("", *feed.categories):
+            name = f"{feed.label}/{category}" if category else feed.label
+            found = _documents(index, name, settings)
+            if found is not None:
+                path = feed_path(Kind.COLLECTION, name, Format.ATOM, settings)
+                yield from _pages(path, len(found.posts), limit)
 
 
 def lists(index: SiteIndex) -> Iterator[Term]:
@@ -272,5 +327,6 @@ def site_urls(index: SiteIndex, page_size: int, limit: int,
             yield jekyll_path(found.kind, found.segment)
     if settings is not None:
         yield from jekyll_urls(settings, index)
+        yield from _collection_urls(settings, index, limit)
     for post in index.posts:
         yield post.url

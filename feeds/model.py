@@ -13,6 +13,9 @@ class Kind(StrEnum):
     SITE = "site"
     CATEGORY = "category"
     TAG = "tag"
+    COLLECTION = "collection"
+    """A collection's documents (jekyll-feed's ``feed.collections``); its name is the
+    collection's, or '<collection>/<category>' for one listed category of it."""
 
 
 class Format(StrEnum):
@@ -78,6 +81,9 @@ class Post:
     """The post's own ``excerpt_separator`` (else the site's)."""
     excerpt_only: bool = False
     """``feed.excerpt_only`` of the post: its feed entries carry the summary only."""
+    collection: str = "posts"
+    """The Jekyll collection of the file: 'posts', or one of ``feed.collections`` (a
+    document of ``_<name>/``, in that collection's feeds only)."""
 
     @property
     def sort_key(self) -> tuple[float, str]:

@@ -113,3 +113,13 @@ def author(value: object) -> Author | None:
         return Author(name=str(value["name"]), email=value.get("email") or None,
                       uri=value.get("uri") or value.get("url") or None)
     raise ValueError("must be a name or a mapping with name, email, uri")
+
+
+def moment(value: object) -> str:
+    """A time as Jekyll reads ``time:`` (``Utils.parse_date(value.to_s)``), kept as text:
+    a YAML timestamp without offset is UTC, as Psych makes it."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+    return string(value).strip()

@@ -74,6 +74,9 @@ class SiteIndex:
                  now: float | None = None, reserved: Reserved | None = None) -> None:
         now = time.time() if now is None else now
         everything = list(posts)
+        self.collections = _documents(everything)
+        if self.collections:
+            everything = [p for p in everything if p.collection == "posts"]
         visible: list[Post] = []
         upcoming: list[float] = []
         for post in everything:
@@ -143,6 +146,8 @@ class SiteIndex:
         now = time.time() if now is None else now
         removed = list(removed)
         added = list(added)
+        if any(p.collection != "posts" for p in removed + added):
+            return None  # a collection's document: its feeds are built whole
         if any(not self.future and p.date.timestamp() > now for p in removed + added):
             return None
         urls_out = {url_key(p.url): p for p in removed}
@@ -184,6 +189,7 @@ class SiteIndex:
         new.hidden = self.hidden
         new._wanted = self._wanted
         new.by_url = by_url
+        new.collections = self.collections
         new._set_terms(_update_terms(self.categories, Kind.CATEGORY, removed, added),
                        _update_terms(self.tags, Kind.TAG, removed, added))
         return new
@@ -328,6 +334,16 @@ def _update_terms(terms: dict[str, Term], kind: Kind, removed: list[Post],
         name = next(n for k, n in _keyed(_names(members[0], kind)) if k == key)
         out[key] = Term(kind, name, tuple(members))
     return out
+
+
+def _documents(posts: list[Post]) -> dict[str, tuple[Post, ...]]:
+    """The documents of each collection but posts, newest first. All of them, as
+    jekyll-feed lists ``site[collection]``: Jekyll holds back only future posts."""
+    found: dict[str, list[Post]] = {}
+    for post in posts:
+        if post.collection != "posts":
+            found.setdefault(post.collection, []).append(post)
+    return {label: tuple(sorted(docs, key=_sort_key)) for label, docs in found.items()}
 
 
 def _long_names(terms: dict[str, Term]) -> dict[str, str]:

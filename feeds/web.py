@@ -227,6 +227,10 @@ def jekyll_tag_feed(name: str) -> Response:
 
 @bp.get(links.jekyll_path(Kind.CATEGORY, _NAME))
 def jekyll_category_feed(name: str) -> Response:
+    # feed.collections' feeds share the space: /feed/<collection>[/<category>].xml.
+    found = links.configured(service().settings, f"{links.SITE_FEED}/{name}.xml")
+    if found is not None and found[0] is Kind.COLLECTION:
+        return _feed(found[0], found[1], Format.ATOM)
     return _feed(Kind.CATEGORY, segment_to_name(name), Format.ATOM)
 
 

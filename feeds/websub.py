@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+from . import links
 from .metrics import Metrics
 from .model import Format, Kind, Post
 
@@ -59,13 +60,19 @@ class Burst:
 def changed_feeds(old: State, new: State) -> list[tuple[Kind, str]]:
     """(kind, name) of the feeds that differ between two states: the site feed and every
     category and tag of a visible post added, removed or changed; every feed when the
-    settings changed (titles, URLs and the like appear in all of them)."""
-    if old.settings != new.settings:
+    settings changed (titles, URLs and the like appear in all of them) or what Liquid
+    reads did; the feeds of a collection (and of its listed categories) whose documents
+    changed."""
+    documents = _changed_collections(old, new)
+    # A new snapshot with no post changed: _data/ or _includes/ changed, which any body
+    # may read (content.ContentStore): every feed, as for the settings.
+    if old.settings != new.settings or (
+            new.snapshot is not old.snapshot and new.snapshot.changed == frozenset()):
         feeds = {(Kind.SITE, "")}
         for state in (old, new):
             feeds.update((t.kind, t.name) for t in state.index.categories.values())
             feeds.update((t.kind, t.name) for t in state.index.tags.values())
-        return sorted(feeds)
+        return sorted(feeds | documents | _changed_collections(old, new, every=True))
     # The indexes, not the snapshots: a post dated in the future changes no feed until it
     # is revealed, and then the snapshot is the same but the index is not.
     before = {p.source: p for p in old.index.posts}
@@ -73,8 +80,8 @@ def changed_feeds(old: State, new: State) -> list[tuple[Kind, str]]:
     changed: list[Post] = [p for s, p in before.items() if after.get(s) != p]
     changed += [p for s, p in after.items() if before.get(s) != p]
     if not changed:
-        return []
-    feeds = {(Kind.SITE, "")}
+        return sorted(documents)
+    feeds = {(Kind.SITE, "")} | documents
     for post in changed:
         for kind, names in ((Kind.CATEGORY, post.categories), (Kind.TAG, post.tags)):
             for name in names:
@@ -82,6 +89,20 @@ def changed_feeds(old: State, new: State) -> list[tuple[Kind, str]]:
                 term = new.index.term(kind, name) or old.index.term(kind, name)
                 feeds.add((kind, term.name if term else name))
     return sorted(feeds)
+
+
+def _changed_collections(old: State, new: State,
+                         every: bool = False) -> set[tuple[Kind, str]]:
+    """The feeds of ``feed.collections`` whose documents differ (``every``: all)."""
+    feeds: set[tuple[Kind, str]] = set()
+    for feed in new.settings.feed_collections:
+        label = feed.label
+        if label == "posts":
+            continue  # the site feed's settings
+        if every or old.index.collections.get(label) != new.index.collections.get(label):
+            feeds.add((Kind.COLLECTION, label))
+            feeds.update((Kind.COLLECTION, f"{label}/{c}") for c in feed.categories)
+    return feeds
 
 
 class Publisher:
@@ -127,6 +148,9 @@ class Publisher:
                                "url or base_url): the hub is not pinged")
             return
         for kind, name in changed_feeds(old, new):
+            if kind is Kind.COLLECTION:  # Atom only, at jekyll-feed's path
+                self.submit(hub, base + links.feed_path(kind, name, Format.ATOM, new.settings))
+                continue
             for _fmt, url in self.feed_links(kind, name, base):
                 self.submit(hub, url)
 

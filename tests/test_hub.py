@@ -359,6 +359,26 @@ def test_jekyll_feed_paths_are_topics(site: Site, subscriber: Subscriber) -> Non
         assert "Seen through old paths" in [e.title for e in feedparser.parse(push.body).entries]
 
 
+def test_a_collections_feed_is_a_topic(site_dir: Path, start_site: Callable[..., Site],
+                                       subscriber: Subscriber) -> None:
+    """feed.collections: the collection's feed, at jekyll-feed's path, may be subscribed
+    to; a document's edit is pushed to it."""
+    config = site_dir / "_config.yml"
+    config.write_text(config.read_text("utf-8") + "collections:\n  recipes:\n    output: true\n"
+                      "feed:\n  collections:\n    recipes:\n      path: /recipes.atom\n",
+                      "utf-8")
+    (site_dir / "_recipes").mkdir()
+    rewrite(site_dir / "_recipes/stew.md", post_text("Stew", "2022-01-01"))
+    site = start_site()
+    site.subscribe(subscriber.url("/recipes"), topic=f"{BASE}/recipes.atom")
+    assert len(site.subscriptions()) == 1
+    rewrite(site_dir / "_recipes/stew.md", post_text("Stew, edited", "2022-01-01"))
+    site.svc.refresh()
+    assert site.hub.wait_idle(WAIT)
+    [push] = subscriber.pushed("/recipes")
+    assert [e.title for e in feedparser.parse(push.body).entries] == ["Stew, edited"]
+
+
 @pytest.mark.parametrize(("fields", "reason"), [
     ({"hub.mode": "publish"}, "hub.mode"),
     ({"hub.callback": ""}, "required"),

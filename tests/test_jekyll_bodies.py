@@ -253,6 +253,48 @@ KRAMDOWN_CASES = {
     "email-autolink": "<me@example.com>\n",
     "task-list": "- [ ] todo\n- [x] done\n",
     "attribute-list-definitions": "{:myref: .special title=\"T\"}\n\nPara.\n{: myref #p1}\n",
+    # kramdown's HTML block ends with its element: the next line is Markdown again.
+    "html-block-ends-at-its-closing-tag": """\
+        <figure><img src="/a.png" alt="A"></figure>
+        Caption *here*.
+
+        <div class="note">
+        <p>nested</p>
+        </div>
+        Tail **bold**.
+
+        <div>one line</div> trailing *text*
+
+        <iframe src="https://www.youtube.com/embed/x"></iframe>
+        After the *embed*.
+
+        > <div>
+        > in a quote
+        > </div>
+        > After *it*.
+        """,
+    # kramdown's tables need no |---| line: a block of lines with pipes is one.
+    "pipe-lines-without-separator": """\
+        Intro.
+
+        Photo: Reuters | John Doe
+
+        a | *b* | `c|d`
+        e | f
+
+        Text line first
+        then a | pipe.
+
+        * item | cell
+        """,
+    # kramdown curls each quote where it stands, paired or not (kramdown_quotes).
+    "smart-quote-corners": """\
+        'Twas 'tis, 5'10" and 6" tall, a lone " quote, the '80s-'90s, "Start
+
+        "[link](https://example.com/)" and "*em*" and *"in em"* and "`code`" end "
+
+        He said, "'Quoted' words." x"y"z ("a") -"b" '99s "a."b 中文"引号" \\"esc\\"
+        """,
 }
 
 

@@ -290,6 +290,85 @@ def test_an_authors_file_no_event_named_is_found_by_the_scan(
     wait_until(lambda: author() == "jdoe", "the authors file gone, found by the scan")
 
 
+@pytest.mark.parametrize("watching", ["inotify", "poll"])
+def test_an_edit_of_data_or_an_include_re_renders_the_bodies_that_use_them(
+        live_factory: Callable[..., Live], monkeypatch: pytest.MonkeyPatch,
+        watching: str) -> None:
+    """site.data and {% include %} are read by bodies, not by the index: an edit of
+    _data/ or _includes/ alone must still reach every body that reads them (before, it
+    showed only after the next post edit), and no post is read again for it."""
+    if watching == "poll":
+        import watchdog.observers
+
+        monkeypatch.setattr(watchdog.observers, "Observer", NoInotify)
+    live = live_factory({
+        "_posts/2021-01-01-team.md": post_text(
+            "Team", "2021-01-01 10:00:00",
+            body="Lead: {{ site.data.team.lead }}. {% include sign.html %}"),
+        "_posts/2021-01-02-plain.md": post_text("Plain", "2021-01-02 10:00:00"),
+        "_data/team.yml": "lead: Ann\n",
+        "_includes/sign.html": "<em>Signed, the desk</em>",
+    }, reload_interval=0.3)
+    assert live.service.health()["watch"] == watching
+    before = live.parses
+
+    def body() -> str:
+        entries = feed_entries(live.client, "/feed.atom")
+        return str(entries["Team"].content[0].value)
+
+    def etag() -> str:
+        return str(live.client.get("/feed.atom").headers["ETag"])
+
+    assert "Lead: Ann." in body() and "Signed, the desk" in body()
+    first = etag()
+    save_atomically(live.root / "_data" / "team.yml", "lead: Bob\n")
+    wait_until(lambda: "Lead: Bob." in body(), "the edited _data/team.yml in the body")
+    assert etag() != first
+    revalidated = live.client.get("/feed.atom", headers={"If-None-Match": first})
+    assert revalidated.status_code == 200  # the old version is not 'not modified'
+    (live.root / "_data" / "team.yml").unlink()
+    wait_until(lambda: "Lead: ." in body(), "_data/team.yml gone: site.data.team empty")
+    save_atomically(live.root / "_includes" / "sign.html", "<em>Yours, the desk</em>")
+    wait_until(lambda: "Yours, the desk" in body(), "the edited include in the body")
+    (live.root / "_data" / "more").mkdir()
+    (live.root / "_data" / "more" / "x.json").write_text('{"y": 1}', "utf-8")
+    version = live.version()
+    wait_until(lambda: live.version() > version, "a new file in a new _data folder")
+    assert "Lead: ." in body()
+    assert live.parses == before  # no post file was read again
+
+
+@pytest.mark.parametrize("watching", ["inotify", "poll"])
+def test_a_collections_documents_are_followed_like_posts(
+        live_factory: Callable[..., Live], monkeypatch: pytest.MonkeyPatch,
+        watching: str) -> None:
+    if watching == "poll":
+        import watchdog.observers
+
+        monkeypatch.setattr(watchdog.observers, "Observer", NoInotify)
+    config = CONFIG + ("collections:\n  recipes:\n    output: true\n"
+                       "feed:\n  collections: [recipes]\n")
+    live = live_factory({
+        "_posts/2021-01-01-post.md": post_text("Post", "2021-01-01 10:00:00"),
+        "_recipes/soup.md": post_text("Soup", "2021-02-01 10:00:00"),
+    }, config=config, reload_interval=0.3)
+    assert live.service.health()["watch"] == watching
+    assert titles(live.client, "/feed/recipes.xml") == {"Soup"}
+    save_atomically(live.root / "_recipes" / "soup.md",
+                    post_text("Soup, edited", "2021-02-01 10:00:00"))
+    wait_until(lambda: titles(live.client, "/feed/recipes.xml") == {"Soup, edited"},
+               "the edited document")
+    (live.root / "_recipes" / "stew").mkdir()
+    (live.root / "_recipes" / "stew" / "beef.md").write_text(
+        post_text("Beef", "2021-03-01 10:00:00"), "utf-8")
+    wait_until(lambda: titles(live.client, "/feed/recipes.xml") == {"Soup, edited", "Beef"},
+               "a document in a new folder of the collection")
+    (live.root / "_recipes" / "soup.md").unlink()
+    wait_until(lambda: titles(live.client, "/feed/recipes.xml") == {"Beef"},
+               "the removed document gone")
+    assert titles(live.client) == {"Post"}  # the site feed stays the posts'
+
+
 def test_a_moved_feed_path_answers_at_once(live: Live) -> None:
     assert live.client.get("/atom.xml").status_code == 404
     save_atomically(live.root / "_config.yml", CONFIG + "feed:\n  path: /atom.xml\n")

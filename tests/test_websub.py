@@ -26,7 +26,7 @@ from feeds.metrics import Metrics
 from feeds.model import Format, Kind
 from feeds.websub import Publisher
 
-from .conftest import make_settings, post_text, validate_atom, write_site
+from .conftest import DEFAULT_CONFIG, make_settings, post_text, validate_atom, write_site
 from .test_http import metric, rewrite
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -267,6 +267,44 @@ def test_a_future_post_pings_nothing_until_it_is_visible(
     settle(app)
     assert app.test_client().get("/category/future.atom").status_code == 404
     assert hub.pings == []
+
+
+def test_an_edit_of_data_alone_pings_every_feed(
+        site: Path, hub: Hub, make_app: Callable[..., Flask]) -> None:
+    """site.data is read by bodies, any of them: an edit of _data/ alone is a new
+    version of every feed (their bodies may differ), so every feed is pinged."""
+    (site / "_data").mkdir()
+    (site / "_data" / "x.yml").write_text("a: 1\n", "utf-8")
+    app = make_app(site, websub_hub=hub.url)
+    settle(app)
+    assert hub.pings == []
+    rewrite(site / "_data" / "x.yml", "a: 2\n")
+    app.extensions["feeds"].refresh()
+    settle(app)
+    expected = (feed_urls("/feed") | feed_urls("/category/news") | feed_urls("/category/tech")
+                | feed_urls("/tag/python") | feed_urls("/tag/rust")
+                | feed_urls(f"/tag/{quote('红网新闻')}"))
+    assert sorted(hub.topics()) == sorted(expected)
+
+
+def test_a_documents_edit_pings_its_collections_feeds_only(
+        tmp_path: Path, hub: Hub, make_app: Callable[..., Flask]) -> None:
+    """feed.collections: a document changed is a change of its collection's feed (at
+    jekyll-feed's path) and of its listed categories', not of the site feed."""
+    config = DEFAULT_CONFIG + ("collections:\n  recipes:\n    output: true\n"
+                               "feed:\n  collections:\n    recipes:\n"
+                               "      path: /recipes.atom\n      categories: [soup]\n")
+    root = write_site(tmp_path / "s", {**SITE, "_recipes/stew.md": post_text(
+        "Stew", "2022-01-01", "[soup]")}, config=config)
+    app = make_app(root, websub_hub=hub.url)
+    settle(app)
+    rewrite(root / "_recipes/stew.md", post_text("Stew, edited", "2022-01-01", "[soup]"))
+    app.extensions["feeds"].refresh()
+    settle(app)
+    assert sorted(hub.topics()) == [f"{BASE}/feed/recipes/soup.xml", f"{BASE}/recipes.atom"]
+    client = app.test_client()
+    for url in hub.topics():
+        assert client.get(url.removeprefix(BASE)).status_code == 200
 
 
 def test_retries_with_back_off_until_the_hub_takes_it(hub_factory: Callable[..., Hub]) -> None:

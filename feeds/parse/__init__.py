@@ -15,6 +15,9 @@ and reported as a warning instead. One job a module, in the order a file meets t
 - ``post``         the parts -> a Post
 - ``highlight``    code as Rouge highlights it (Pygments, Rouge's classes)
 - ``kramdown_ial`` kramdown's attribute lists and abbreviations
+- ``kramdown_quotes`` kramdown's smart quotes: each quote by its rules, not by pairs
+- ``kramdown_tables`` kramdown's tables that GFM does not see (no ``|---|`` line)
+- ``kramdown_html``  kramdown's HTML blocks, which end with their element
 - ``kramdown``     Markdown -> HTML as Jekyll's kramdown writes it
 - ``liquid_site``  what a post's Liquid sees of its site (light: no engine imported)
 - ``liquid_filters`` Jekyll's Liquid filters
@@ -35,7 +38,7 @@ from .body import (
 )
 from .dates import parse_date
 from .frontmatter import CONTROL_WARNING, LOADER, check_size, decode, split_front_matter
-from .liquid_site import LiquidError, LiquidSite, SiteVars, read_data
+from .liquid_site import LiquidError, LiquidSite, PostVars, SiteVars, read_data, ruby_time
 from .post import (
     MARKDOWN_EXTENSIONS,
     POST_EXTENSIONS,
@@ -66,6 +69,7 @@ __all__ = [
     "LiquidSite",
     "Parsed",
     "PostError",
+    "PostVars",
     "SiteRules",
     "SiteVars",
     "SkipFile",
@@ -82,6 +86,7 @@ __all__ = [
     "parse_post",
     "read_data",
     "render_body",
+    "ruby_time",
     "site_rules",
     "slugify_default",
     "slugify_pretty",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..model import Body, Post
 from .defaults import DEFAULT_IFRAME_HOSTS, DEFAULT_SMART_QUOTES
 from .frontmatter import decode, load_yaml, split
-from .liquid_site import LiquidError, LiquidSite
+from .liquid_site import READER, LiquidError, LiquidSite, ruby_time
 from .sanitise import sanitise
 from .simple_yaml import simple_yaml
 from .text import clean_text
@@ -72,10 +72,10 @@ def liquid_environment(site: LiquidSite, rules: BodyRules = DEFAULT_RULES) -> En
 def page_vars(post: Post, front: Mapping[str, Any]) -> dict[str, Any]:
     """``page.*``: the front matter, and the values Jekyll computes for a post."""
     name = post.source.rsplit("/", 1)[-1]
-    return {**front, "title": post.title, "date": post.date, "url": post.url,
+    return {**front, "title": post.title, "date": ruby_time(post.date), "url": post.url,
             "id": post.entry_id, "categories": list(post.categories),
             "tags": list(post.tags), "slug": post.slug, "path": post.source,
-            "name": name, "collection": "posts"}
+            "name": name, "collection": post.collection}
 
 
 def with_liquid(env_of: Callable[[], Environment | None], post: Post, text: str) -> str:
@@ -96,11 +96,14 @@ def with_liquid(env_of: Callable[[], Environment | None], post: Post, text: str)
         return text
     from .liquid import render_liquid
 
+    reading = READER.set(post)  # what site.posts' content shows depends on the reader
     try:
         return render_liquid(env, text, page_vars(post, front))
     except LiquidError as e:
         logger.warning("%s: Liquid error, the body is shown as written: %s", post.source, e)
         return text
+    finally:
+        READER.reset(reading)
 
 
 def render_body(body: str, markup: str, page_url: str,

@@ -27,13 +27,15 @@ from mdit_py_plugins.tasklists import tasklists_plugin
 
 from .defaults import DEFAULT_SMART_QUOTES
 from .highlight import highlight_block
+from .kramdown_html import kramdown_html_block
 from .kramdown_ial import abbreviations, apply_ials, expand_alds, strip_abbreviations
+from .kramdown_quotes import smart_quotes as kramdown_quotes
+from .kramdown_tables import kramdown_table
 
 # kramdown's typographic_syms: '---', '--', '...', '<< ' and ' >>' (no (c), no +-).
 _SYMS = re.compile(r"---|--|\.\.\.|<< |<<| >>|>>")
 _SYM_CHAR = {"---": "\u2014", "--": "\u2013", "...": "\u2026", "<<": "\u00ab",
              ">>": "\u00bb", "<< ": "\u00ab\u00a0", " >>": "\u00a0\u00bb"}
-_DECADE = re.compile(r"(?<!\w)'(?=\d\ds\b)")
 _NON_WORD = re.compile(r"[^\w\- \t]")
 _MARKDOWN_BLOCK = re.compile(
     r"^[ ]{0,3}<(div|section|aside|article|figure|header|footer|nav|blockquote)\b"
@@ -64,9 +66,7 @@ def _quotes(setting: str) -> str:
 
 
 def _typography(state: StateCore) -> None:
-    """Dashes, ellipses and guillemets in text (never in code), as kramdown does; an
-    apostrophe is kramdown's right single quote (markdown-it's is always U+2019)."""
-    apostrophe = str(state.md.options["quotes"])[3]
+    """Dashes, ellipses and guillemets in text (never in code), as kramdown does."""
     for token in state.tokens:
         if token.type != "inline" or not token.children:
             continue
@@ -75,8 +75,24 @@ def _typography(state: StateCore) -> None:
                 continue
             if _SYMS.search(child.content):
                 child.content = _SYMS.sub(lambda m: _SYM_CHAR[m.group()], child.content)
-            if apostrophe != "\u2019":
-                child.content = child.content.replace("\u2019", apostrophe)
+
+
+# kramdown's HTML_BLOCK_ELEMENTS: met inside a paragraph, such a tag is text (escaped).
+_BLOCK_TAG = re.compile(
+    r"</?(?:address|article|aside|applet|body|blockquote|caption|col|colgroup|dd|div|dl"
+    r"|dt|fieldset|figcaption|footer|form|h[1-6]|header|hgroup|hr|html|head|iframe|legend"
+    r"|menu|li|main|map|nav|ol|optgroup|p|pre|section|summary|table|tbody|td|th|thead"
+    r"|tfoot|tr|ul)(?=[\s/>])", re.IGNORECASE)
+
+
+def _block_tags_as_text(state: StateCore) -> None:
+    """A block-level HTML tag inside a paragraph (a ``markdownify`` result in a line of
+    text, say) is written as text, as kramdown writes it; at a line's start it is an
+    HTML block, as in kramdown."""
+    for token in state.tokens:
+        for child in token.children or ():
+            if child.type == "html_inline" and _BLOCK_TAG.match(child.content):
+                child.type = "text"
 
 
 def _plain(children: Sequence[Token]) -> str:
@@ -184,15 +200,6 @@ def _label(meta: dict[str, Any]) -> str:
     return html.escape(str(meta.get("label") or meta["id"] + 1))
 
 
-def _decade_apostrophes(state: StateCore) -> None:
-    """'90s: kramdown's apostrophe, where markdown-it would open a quote."""
-    apostrophe = str(state.md.options["quotes"])[3]
-    for token in state.tokens:
-        for child in token.children or ():
-            if child.type == "text" and "'" in child.content:
-                child.content = _DECADE.sub(apostrophe, child.content)
-
-
 def _math_inline(self: Any, tokens: Sequence[Token], idx: int, *_: Any) -> str:
     text = html.escape(tokens[idx].content, quote=False)
     return f"\\[{text}\\]\n" if tokens[idx].meta.get("display") else f"\\({text}\\)"
@@ -261,12 +268,16 @@ def _install_rules(md: MarkdownIt) -> None:
 def _parser(smart_quotes: str) -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": True, "typographer": True,
                                    "quotes": _quotes(smart_quotes)})
-    md.enable(["table", "strikethrough", "smartquotes"])
+    md.enable(["table", "strikethrough"])
     md.use(footnote_plugin).use(deflist_plugin).use(tasklists_plugin)
     md.inline.ruler.before("escape", "kramdown_math", _math)
+    md.block.ruler.before("paragraph", "kramdown_table", kramdown_table)
+    md.block.ruler.before("html_block", "kramdown_html_block", kramdown_html_block,
+                          {"alt": ["paragraph", "reference", "blockquote"]})
     # Attribute lists first: their values are not prose for the typographer.
     md.core.ruler.before("smartquotes", "kramdown_ial", apply_ials)
-    md.core.ruler.before("smartquotes", "kramdown_decades", _decade_apostrophes)
+    md.core.ruler.before("smartquotes", "kramdown_quotes", kramdown_quotes)
+    md.core.ruler.before("smartquotes", "kramdown_block_tags", _block_tags_as_text)
     md.core.ruler.push("kramdown_task_lists", _task_lists)
     md.core.ruler.push("kramdown_typography", _typography)
     md.core.ruler.push("kramdown_abbr", abbreviations)

@@ -127,6 +127,24 @@ def _group_by(value: object, key: str) -> object:
             for name, items in groups.items()]
 
 
+def _sample(value: object, count: object = 1) -> object:
+    """Jekyll's ``sample``: one item of a list at random (``count`` 1), else a list of
+    ``count`` of them in random order; anything but a list as it is."""
+    import random
+
+    from liquid.exceptions import FilterArgumentError
+
+    if not isinstance(value, list | tuple):
+        return value
+    n = _to_integer(count)
+    assert isinstance(n, int)
+    if n == 1:
+        return random.choice(value) if value else None
+    if n < 0:  # Ruby's ArgumentError: a Liquid error, the post shown as written
+        raise FilterArgumentError(f"sample: negative count {n}", token=None)
+    return random.sample(list(value), min(n, len(value)))
+
+
 def _push(value: object, item: object) -> object:
     return [*value, item] if isinstance(value, list | tuple) else value
 
@@ -190,5 +208,6 @@ def jekyll_filters(base: str, baseurl: str, tz: tzinfo, markdownify: Callable[[s
         "pop": lambda v: list(v[:-1]) if isinstance(v, list | tuple) else v,
         "shift": lambda v: list(v[1:]) if isinstance(v, list | tuple) else v,
         "to_integer": _to_integer,
+        "sample": _sample,
         "inspect": _jsonify,
     }

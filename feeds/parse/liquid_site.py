@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,40 @@ class SiteVars(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(set(self._config) | {"posts", "categories", "tags"})
+
+
+class RubyTime(datetime):
+    """A time as Liquid prints it in Jekyll: Ruby's Time#to_s ('2021-01-02 10:00:00
+    +0800'), where Python's would write '+08:00'."""
+
+    def __str__(self) -> str:
+        return self.strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+def ruby_time(when: datetime) -> RubyTime:
+    return RubyTime(when.year, when.month, when.day, when.hour, when.minute, when.second,
+                    when.microsecond, tzinfo=when.tzinfo, fold=when.fold)
+
+
+READER: ContextVar[Any] = ContextVar("feeds_liquid_reader", default=None)
+"""The post whose body's Liquid is being rendered (body.with_liquid sets it): what the
+``content`` of another post in ``site.posts`` is depends on it."""
+
+
+class PostVars(dict[str, Any]):
+    """One post of ``site.posts``: its ``page.*`` values, and ``content`` made when a
+    template reads it, as the reader being rendered sees it (see ``content``)."""
+
+    def __init__(self, values: Mapping[str, Any], post: Any,
+                 content: Callable[[Any, Any], str]) -> None:
+        super().__init__(values)
+        self._post = post
+        self._content = content
+
+    def __missing__(self, key: str) -> Any:
+        if key == "content":
+            return self._content(self._post, READER.get())
+        raise KeyError(key)
 
 
 MAX_DATA_BYTES = 2_000_000

@@ -38,6 +38,14 @@ class SiteRules:
     ignores both, so by default they are ignored here too)."""
     defaults: tuple[DefaultSet, ...] = ()
     """``_config.yml``'s front-matter defaults."""
+    collections: tuple[tuple[str, str, str], ...] = ()
+    """(label, folder, URL template) of the collections whose documents are read."""
+    site_time: str = ""
+    """``time:`` of _config.yml: the date of a collection's document without one."""
+
+    @property
+    def collection_folders(self) -> frozenset[str]:
+        return frozenset(folder for _label, folder, _template in self.collections)
 
 
 @dataclass
@@ -48,17 +56,39 @@ class Parsed:
 
 def site_rules(tz_name: str, permalink: str, max_post_bytes: int,
                front_matter_ids: bool = False,
-               defaults: tuple[DefaultSet, ...] = ()) -> SiteRules:
+               defaults: tuple[DefaultSet, ...] = (),
+               collections: tuple[tuple[str, str, str], ...] = (),
+               site_time: str = "") -> SiteRules:
     return SiteRules(tz=ZoneInfo(tz_name), permalink=permalink,
                      max_post_bytes=max_post_bytes, front_matter_ids=front_matter_ids,
-                     defaults=defaults)
+                     defaults=defaults, collections=collections, site_time=site_time)
+
+
+def _collection_of(source: str, rules: SiteRules) -> tuple[str, str] | None:
+    """(label, URL template) of the collection a document is in; None for a post."""
+    top = source.split("/", 1)[0]
+    for label, folder, template in rules.collections:
+        if top == folder:
+            return label, template
+    return None
+
+
+def _front(source: str, data: bytes, document: bool,
+           warnings: list[str]) -> dict[str, Any]:
+    """The front matter. A collection's file without it is no document (Jekyll copies
+    it as a static file), where a ``_posts`` file without it is a post."""
+    text = decode(source, data, warnings)
+    if document and not text.startswith("---"):
+        raise SkipFile(f"{source}: no front matter, so a static file of its collection")
+    return split_front_matter(source, text, warnings)[0]
 
 
 def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Parsed:
     """Read one post file. ``source`` is its path relative to the content folder, ``data``
     its bytes (within ``max_post_bytes``: the disk reader checks that)."""
     warnings: list[str] = []
-    data_front, _body = split_front_matter(source, decode(source, data, warnings), warnings)
+    collection = _collection_of(source, rules)
+    data_front = _front(source, data, collection is not None, warnings)
     if rules.defaults:
         data_front = with_defaults(source, data_front, rules.defaults)
     if _unpublished(data_front):
@@ -66,13 +96,14 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
         raise SkipFile(f"{source}: published: {shown}")
     front = FrontMatter(source, data_front, warnings)
     file_date, slug, markup = _file_name(source)
-    when, updated = _dates(source, data_front, file_date, rules.tz)
+    when, updated = _dates(source, data_front, file_date, rules.tz,
+                           None if collection is None else rules.site_time or stamp[0])
     title = _title(front, slug)
     categories = folder_categories(source)
     categories = list(dict.fromkeys([*categories, *_categories(front)]))
     tags = front.names("tag", "tags")
     categories, tags = _capped(categories, tags, warnings)
-    url, entry_id = _address(front, rules, when, categories, slug)
+    url, entry_id = _address(front, rules, when, categories, slug, collection)
     summary = front.text("description") or front.text("excerpt")
     source_url = _source_url(front)
     post = Post(
@@ -94,6 +125,7 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
         source_url=source_url,
         excerpt_separator=_separator(data_front.get("excerpt_separator")),
         excerpt_only=_excerpt_only(data_front.get("feed")),
+        collection="posts" if collection is None else collection[0],
     )
     if CONTROL_WARNING not in warnings and (holds_control(data_front)
                                             or XML_ILLEGAL.search(source)):
@@ -134,12 +166,17 @@ def _file_name(source: str) -> tuple[str | None, str, str]:
 
 
 def _dates(source: str, front: Mapping[str, Any], file_date: str | None,
-           tz: tzinfo) -> tuple[datetime, datetime]:
-    """(published, updated): the front matter's date, else the file name's."""
+           tz: tzinfo, undated: str | int | None = None) -> tuple[datetime, datetime]:
+    """(published, updated): the front matter's date, else the file name's, else (a
+    collection's document: ``undated``) site.time, or the file's mtime in ns."""
     if front.get("date") is not None:
         when = parse_date(source, front["date"], tz)
     elif file_date:
         when = parse_date(source, file_date, tz, key="file-name date")
+    elif isinstance(undated, str):
+        when = parse_date(source, undated, tz, key="site.time")
+    elif undated is not None:
+        when = datetime.fromtimestamp(undated // 1_000_000_000, tz)
     else:
         raise PostError(source, "no date: give 'date:' in the front matter or name the "
                         "file YYYY-MM-DD-slug")
@@ -173,7 +210,8 @@ def _categories(front: FrontMatter) -> list[str]:
 
 
 def _address(front: FrontMatter, rules: SiteRules, when: datetime,
-             categories: list[str], slug: str) -> tuple[str, str]:
+             categories: list[str], slug: str,
+             collection: tuple[str, str] | None = None) -> tuple[str, str]:
     """(the post's URL path, its entry id)."""
     source, data = front.source, front.data
     front_slug = data.get("slug")
@@ -189,8 +227,10 @@ def _address(front: FrontMatter, rules: SiteRules, when: datetime,
     raw_slug = clean_text(front_slug) if isinstance(front_slug, str) else slug
     # Jekyll shows every date in the site zone before it builds the URL, so the URL's
     # day is the site zone's day, whatever offset the date was written with.
-    url = build_permalink(source, own or rules.permalink, when.astimezone(rules.tz),
-                          categories, raw_slug, title_slug, style=own is None)
+    label, template = collection or ("posts", rules.permalink)
+    url = build_permalink(source, own or template, when.astimezone(rules.tz),
+                          categories, raw_slug, title_slug,
+                          style=own is None and collection is None, collection=label)
     entry_id = post_id(url, raw_slug)
     if rules.front_matter_ids:
         entry_id = front.text("id") or front.text("guid") or entry_id

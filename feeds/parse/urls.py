@@ -102,7 +102,7 @@ _DATE_PLACEHOLDERS: dict[str, Callable[[datetime], str]] = {
 
 def _placeholder(
     key: str, when: datetime, categories: Iterable[str], slug: str, title_slug: str,
-    source: str,
+    source: str, collection: str,
 ) -> str | None:
     """The value of one permalink placeholder (computed only when the template uses it:
     this runs for every post at start-up)."""
@@ -125,9 +125,9 @@ def _placeholder(
     if key == "name":
         return slugify_default(source.rsplit("/", 1)[-1].rsplit(".", 1)[0])
     if key == "collection":
-        return "posts"
+        return collection
     if key == "path":
-        return source
+        return source if collection == "posts" else document_path(source)
     return None
 
 
@@ -140,6 +140,7 @@ def build_permalink(
     title_slug: str,
     *,
     style: bool = True,
+    collection: str = "posts",
 ) -> str:
     """The post's URL path, exactly as Jekyll's URL class writes it. With ``style`` (the
     site's permalink setting) a style name such as 'pretty' means its pattern; a post's
@@ -150,7 +151,7 @@ def build_permalink(
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
         for key in (name, name.rstrip("_")):
-            value = _placeholder(key, when, categories, slug, title_slug, path)
+            value = _placeholder(key, when, categories, slug, title_slug, path, collection)
             if value is not None:
                 return escape_path(value) + name[len(key):]
         raise PostError(path, f"permalink has an unknown placeholder ':{name}'")
@@ -160,6 +161,18 @@ def build_permalink(
     # Jekyll's sanitize_url: no '..', no './', no doubled slashes.
     url = ("/" + url).replace("..", "/").replace("./", "")
     return re.sub("/+", "/", url)
+
+
+def document_path(source: str) -> str:
+    """Jekyll's ``cleaned_relative_path`` of a collection's document, its ``:path``: the
+    path below the collection's folder, without the extension or trailing dots
+    ('_recipes/soup/tomato.md' -> '/soup/tomato')."""
+    _folder, _, rest = source.partition("/")
+    name = rest.rsplit("/", 1)[-1]
+    dot = name.rfind(".")
+    if dot > 0:
+        rest = rest[: len(rest) - len(name) + dot]
+    return ("/" + rest).rstrip(".")
 
 
 def post_id(url: str, slug: str) -> str:
