@@ -159,6 +159,7 @@ def check(settings: Settings) -> int:
         snapshot = store.load(progress=False)
     finally:
         bar.close()
+    store.save_index()
     # A post whose permalink another URL or a source file has is left out by the index,
     # as the server and a build leave it out: listed here, a rejection like the others.
     site_log = logging.getLogger("feeds.site")

@@ -176,6 +176,10 @@ class Settings:
         "", "folder for what must outlive a restart (the built-in hub's subscriptions); "
         "empty: kept in memory only", values.string, key="state_dir", flag="--state-dir",
         env="FEEDS_STATE_DIR")
+    index_dir: str = _setting(
+        "", "folder for the persisted index of parsed front matter (SQLite), so a restart "
+        "parses only the posts changed since; empty: none, every post is parsed at start",
+        values.string, flag="--index-dir", env="FEEDS_INDEX_DIR")
     log_level: str = _setting("info", "log level",
                               values.one_of("debug", "info", "warning", "error"),
                               flag="--log-level", env="FEEDS_LOG_LEVEL")

@@ -30,17 +30,11 @@ from .disk import (
     written_within,
 )
 from .model import Post, Problem, Stamp
-from .parse import (
-    Parsed,
-    PostError,
-    SiteRules,
-    SkipFile,
-    body_text,
-    parse_post,
-    site_rules,
-)
+from .parse import SiteRules, body_text, site_rules
 from .parse.frontmatter import UNCLOSED_WARNING
-from .snapshot import Snapshot, capped_updated, gc_paused
+from .parsed import Parse, outcome, read_file
+from .postcache import PostCache
+from .snapshot import Snapshot, gc_paused
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +83,8 @@ class ContentStore:
         """Files to read again (monotonic time when due): changing while read, or not
         settled. ``_asked``: by a failed body read (no lock: a request never waits)."""
         self._asked: list[str] = []
+        self.index: PostCache | None = None
+        """The persisted index (``index_dir``), opened afresh by each whole load."""
 
     @staticmethod
     def _make_rules(settings: Settings) -> SiteRules:
@@ -116,31 +112,10 @@ class ContentStore:
         else:
             logger.warning("post accepted with a problem: %s", problem)
 
-    def _read(self, rel: str, stamp: Stamp) -> tuple[Post | None, tuple[Problem, ...],
-                                                      str | None, Stamp]:
-        """Parse one file: (post, problems, why skipped, stamp of what was read)."""
+    def _read(self, rel: str, stamp: Stamp) -> tuple[Parse, Stamp, bool]:
+        """Read and parse one file (see postcache.read_file)."""
         self.parse_count += 1
-        problems: list[Problem] = []
-        post: Post | None = None
-        skipped: str | None = None
-        try:
-            data, stamp = read_post(str(self.root), rel, self._rules.max_post_bytes)
-            parsed: Parsed = parse_post(rel, data, stamp, self._rules)
-        except SkipFile as e:
-            skipped = str(e).removeprefix(f"{rel}: ")
-        except PostError as e:
-            if not self._jekyll_layout and e.message.startswith("no front matter"):
-                logger.debug("%s: no front matter, so not a post", rel)
-            else:
-                problems.append(Problem(rel, e.message))
-        except Exception as e:  # a file must never stop the load: any surprise rejects it
-            logger.debug("%s: unexpected error", rel, exc_info=True)
-            problems.append(Problem(rel, f"cannot be read as a post "
-                                         f"({type(e).__name__}: {str(e)[:200]})"))
-        else:
-            post = capped_updated(parsed.post, problems)
-            problems.extend(Problem(rel, w, rejected=False) for w in parsed.warnings)
-        return post, tuple(problems), skipped, stamp
+        return read_file(str(self.root), rel, stamp, self._rules)
 
     def _settling(self, rel: str, broken: bool, stamp: Stamp) -> bool:
         """Whether what is known of ``rel`` stays, and the file is read again soon: it
@@ -169,8 +144,9 @@ class ContentStore:
         """Read this file again at the next chance (its body could not be read)."""
         self._asked.append(rel)
 
-    def _update(self, rel: str) -> bool:
-        """Bring one path up to date; True when anything changed."""
+    def _update(self, rel: str, whole: bool = False) -> bool:
+        """Bring one path up to date; True when anything changed. In a ``whole`` load,
+        a file the index holds with this very stamp is taken from it, unread."""
         if not is_post_path(rel, self._jekyll_layout):
             return self._forget(rel)
         stamp, link_problem = stat_post(str(self.root), rel)
@@ -185,11 +161,22 @@ class ContentStore:
             self._stamps[rel] = stamp
             self._problems[rel] = (link_problem,)
             return True
-        post, problems, skipped, stamp = self._read(rel, stamp)
-        broken = (post is None and skipped is None) or any(
-            p.message == UNCLOSED_WARNING for p in problems)
-        if self._settling(rel, broken, stamp):
-            return False
+        kept = self.index.get(rel, stamp) if self.index is not None and whole else None
+        if kept is not None:
+            parse = kept  # the file is the one parsed before: nothing to settle
+        else:
+            parse, stamp, keep = self._read(rel, stamp)
+            broken = (parse.post is None and parse.skipped is None) or any(
+                w == UNCLOSED_WARNING for w in parse.warnings)
+            if self._settling(rel, broken, stamp):
+                return False
+            if self.index is not None:
+                if keep:
+                    self.index.put(rel, stamp, parse)
+                else:
+                    self.index.drop(rel)
+        post, problems = outcome(rel, parse, self._jekyll_layout)
+        skipped = parse.skipped
         for problem in problems:
             self._report(problem)
         if skipped is not None:
@@ -210,6 +197,8 @@ class ContentStore:
         known = rel in self._stamps
         if known:
             self._touched.add(rel)
+            if self.index is not None:
+                self.index.drop(rel)
         self._stamps.pop(rel, None)
         self._posts.pop(rel, None)
         self._problems.pop(rel, None)
@@ -263,6 +252,7 @@ class ContentStore:
         with self._lock:
             started = time.monotonic()
             self._rules = self._make_rules(self.settings)
+            self.index = self._open_index()
             for table in (self._stamps, self._posts, self._problems, self._skipped):
                 table.clear()
             seen = 0
@@ -277,7 +267,7 @@ class ContentStore:
                 on_progress(0, len(rels))
             with gc_paused():
                 for rel in rels:
-                    self._update(rel)
+                    self._update(rel, whole=True)
                     seen += 1
                     if on_progress is not None:
                         on_progress(seen, len(rels))
@@ -287,12 +277,28 @@ class ContentStore:
                         logger.info("loading %s: %d of %d files read, %.0f files/s",
                                     self.root, seen, len(rels), seen / (now - started))
                 snapshot = self._snapshot(started, whole=True)
+            if self.index is not None:
+                self.index.loaded()
             self._had_posts = self._had_posts or bool(snapshot.posts)
             logger.info(
                 "loaded %s: %d posts, %d rejected, in %.2f s",
                 self.root, len(snapshot.posts), snapshot.rejected, snapshot.duration,
             )
             return snapshot
+
+    def _open_index(self) -> PostCache | None:
+        folder = self.settings.index_dir
+        return PostCache(folder, str(self.root), self._rules) if folder else None
+
+    def save_index(self) -> None:
+        """Write what the index lacks (one transaction; the caller is off the request
+        path: the service calls this after each swap). A failure is a warning."""
+        with self._lock:
+            index = self.index
+            if index is None:
+                return
+            pending = index.take()
+        index.flush(pending)
 
     def read_body(self, post: Post) -> str:
         """The body text of an indexed post (after its front matter), read again from its

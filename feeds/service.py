@@ -144,6 +144,7 @@ class FeedService:
             raise
         self._install(snapshot, time.monotonic() - started)
         self.ready.set()
+        self.store.save_index()  # once served: the first answers never wait for it
 
     def start(self, background: bool = False, watch: bool | None = None) -> None:
         """Load (now, or on a thread while the server already answers 503) and then
@@ -202,6 +203,7 @@ class FeedService:
         snapshot = step(paths)
         if snapshot is not None:
             self._install(snapshot, time.monotonic() - started)
+            self.store.save_index()
 
     def refresh(self) -> None:
         """Poll once, now, as the watcher's polling does (tests: a change is seen without
