@@ -58,7 +58,11 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
     """Read one post file. ``source`` is its path relative to the content folder, ``data``
     its bytes (within ``max_post_bytes``: the disk reader checks that)."""
     warnings: list[str] = []
-    data_front, _body = split_front_matter(source, decode(source, data, warnings), warnings)
+    text = decode(source, data, warnings)
+    data_front, _body = split_front_matter(source, text, warnings)
+    # Decoding dropped every raw character XML cannot carry: only a YAML escape ("\x01")
+    # in the file, or a default from _config.yml, can bring one back.
+    escapes = bool(rules.defaults) or "\\" in text
     if rules.defaults:
         data_front = with_defaults(source, data_front, rules.defaults)
     if _unpublished(data_front):
@@ -95,7 +99,7 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
         excerpt_separator=_separator(data_front.get("excerpt_separator")),
         excerpt_only=_excerpt_only(data_front.get("feed")),
     )
-    if CONTROL_WARNING not in warnings and (holds_control(data_front)
+    if CONTROL_WARNING not in warnings and ((escapes and holds_control(data_front))
                                             or XML_ILLEGAL.search(source)):
         warnings.append(CONTROL_WARNING)  # written as YAML escapes ("\x01"), not raw
     return Parsed(post, warnings)
