@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -76,17 +76,20 @@ class SiteIndex:
         everything = list(posts)
         visible: list[Post] = []
         upcoming: list[float] = []
+        keys: dict[int, tuple[float, str]] = {}  # id -> sort_key: each date read once
         for post in everything:
             stamp = post.date.timestamp()
             if future or stamp <= now:
                 visible.append(post)
+                keys[id(post)] = (-stamp, post.source)
             else:
                 upcoming.append(stamp)
-        visible.sort(key=_sort_key)
+        visible.sort(key=lambda p: keys[id(p)])
         sources = {normalize_name(p.source) for p in everything} | {CONFIG_FILE}
-        visible, self.left_out = _claim(visible, sources, reserved)
+        visible, self.left_out, files = _claim(visible, sources, reserved)
         # Kept, but static hosts (nginx-static.conf) deny their hidden files.
-        self.hidden = {p.source: p.url for p in visible if _hidden(file_key(p.url))}
+        self.hidden = {p.source: p.url for p, name in zip(visible, files, strict=True)
+                       if _hidden(name)}
         for source, why in sorted(self.left_out.items()):
             logger.warning("post %s: %s", source, why)
         self.future = future
@@ -95,7 +98,7 @@ class SiteIndex:
         self.newest_change = _newest_change(visible, 0.0)
         """The newest 'updated' or date of a visible post, as a Unix time: part of
         Last-Modified (a post's date counts for a post coming due)."""
-        self._keys = [p.sort_key for p in visible]
+        self._keys = [keys[id(p)] for p in visible]
         self.next_reveal: float | None = min(upcoming) if upcoming else None
         """When the earliest hidden future post becomes visible (the index is rebuilt)."""
 
@@ -253,7 +256,8 @@ def file_key(url: str) -> str:
 
 
 def _hidden(name: str) -> bool:
-    return any(part.startswith(".") for part in name.split("/"))
+    """Whether a folder or file of the path starts with '.'."""
+    return name.startswith(".") or "/." in name
 
 
 def _same_file(key: str) -> tuple[str, ...]:
@@ -263,13 +267,15 @@ def _same_file(key: str) -> tuple[str, ...]:
 
 
 def _claim(visible: list[Post], sources: set[str], reserved: Reserved | None,
-           ) -> tuple[list[Post], dict[str, str]]:
-    """The posts (newest first) that keep their URL, and why each other one is left out:
-    a URL the site uses for something else, a file of the content folder, or one a
-    newer post has. A static build would write over that file, and the server answers
-    that path with something else, so neither lists the post."""
+           ) -> tuple[list[Post], dict[str, str], list[str]]:
+    """The posts (newest first) that keep their URL, why each other one is left out,
+    and the file (``file_key``) of each kept one. Left out: a URL the site uses for
+    something else, a file of the content folder, or one a newer post has. A static
+    build would write over that file, and the server answers that path with something
+    else, so neither lists the post."""
     owners: dict[str, Post] = {}
     kept: list[Post] = []
+    files: list[str] = []
     left_out: dict[str, str] = {}
     for post in visible:
         name = file_key(post.url)
@@ -283,22 +289,24 @@ def _claim(visible: list[Post], sources: set[str], reserved: Reserved | None,
             continue
         owners[name] = post
         kept.append(post)
-    return kept, left_out
+        files.append(name)
+    return kept, left_out, files
 
 
 def _sort_key(post: Post) -> tuple[float, str]:
     return post.sort_key
 
 
-def _keyed(names: tuple[str, ...]) -> Iterator[tuple[str, str]]:
-    """(key, name) of each distinct name: a post that writes one name twice, or in both
-    NFC and NFD, is listed once in that category or tag."""
-    seen: set[str] = set()
+def _keyed(names: tuple[str, ...]) -> Iterable[tuple[str, str]]:
+    """(key, name) of each distinct name, as the post first writes it: a post that
+    writes one name twice, or in both NFC and NFD, is listed once in that category or
+    tag. (A list, not a generator: this runs for every post of a whole index.)"""
+    if len(names) < 2:
+        return [(normalize_name(name), name) for name in names]
+    first: dict[str, str] = {}
     for name in names:
-        key = normalize_name(name)
-        if key not in seen:
-            seen.add(key)
-            yield key, name
+        first.setdefault(normalize_name(name), name)
+    return first.items()
 
 
 def _names(post: Post, kind: Kind) -> tuple[str, ...]:
