@@ -33,6 +33,9 @@ from .names import (
     normalize_name as normalize_name,
 )
 from .names import (
+    post_keys,
+)
+from .names import (
     segment_to_name as segment_to_name,
 )
 from .names import (
@@ -86,7 +89,7 @@ class SiteIndex:
                 upcoming.append(stamp)
         visible.sort(key=lambda p: keys[id(p)])
         sources = {normalize_name(p.source) for p in everything} | {CONFIG_FILE}
-        visible, self.left_out, files = _claim(visible, sources, reserved)
+        visible, self.left_out, files, urls = _claim(visible, sources, reserved)
         # Kept, but static hosts (nginx-static.conf) deny their hidden files.
         self.hidden = {p.source: p.url for p, name in zip(visible, files, strict=True)
                        if _hidden(name)}
@@ -95,7 +98,9 @@ class SiteIndex:
         self.future = future
         self.reserved = reserved
         self.posts: tuple[Post, ...] = tuple(visible)
-        self.newest_change = _newest_change(visible, 0.0)
+        self.newest_change = max((max(-keys[id(p)][0], p.updated.timestamp())
+                                  for p in visible), default=0.0)
+        self.newest_change = max(self.newest_change, 0.0)  # as _newest_change starts
         """The newest 'updated' or date of a visible post, as a Unix time: part of
         Last-Modified (a post's date counts for a post coming due)."""
         self._keys = [keys[id(p)] for p in visible]
@@ -116,7 +121,7 @@ class SiteIndex:
         self._set_terms(
             {k: Term(Kind.CATEGORY, cat_names[k], tuple(v)) for k, v in categories.items()},
             {k: Term(Kind.TAG, tag_names[k], tuple(v)) for k, v in tags.items()})
-        self.by_url = {url_key(post.url): post for post in visible}
+        self.by_url = dict(zip(urls, visible, strict=True))
         # The files left-out posts wanted: when their owner goes, build whole.
         self._wanted = frozenset(file_key(p.url) for p in everything if p.source in self.left_out)
 
@@ -267,18 +272,19 @@ def _same_file(key: str) -> tuple[str, ...]:
 
 
 def _claim(visible: list[Post], sources: set[str], reserved: Reserved | None,
-           ) -> tuple[list[Post], dict[str, str], list[str]]:
+           ) -> tuple[list[Post], dict[str, str], list[str], list[str]]:
     """The posts (newest first) that keep their URL, why each other one is left out,
-    and the file (``file_key``) of each kept one. Left out: a URL the site uses for
+    and the file (``file_key``) and ``url_key`` of each kept one. Left out: a URL the site uses for
     something else, a file of the content folder, or one a newer post has. A static
     build would write over that file, and the server answers that path with something
     else, so neither lists the post."""
     owners: dict[str, Post] = {}
     kept: list[Post] = []
     files: list[str] = []
+    urls: list[str] = []
     left_out: dict[str, str] = {}
     for post in visible:
-        name = file_key(post.url)
+        name, url = post_keys(post.url)
         why = reserved(name) if reserved is not None else None
         if why is None and name in sources:
             why = f"the source file {name}"
@@ -290,7 +296,8 @@ def _claim(visible: list[Post], sources: set[str], reserved: Reserved | None,
         owners[name] = post
         kept.append(post)
         files.append(name)
-    return kept, left_out, files
+        urls.append(url)
+    return kept, left_out, files, urls
 
 
 def _sort_key(post: Post) -> tuple[float, str]:
