@@ -147,7 +147,7 @@ class ContentStore:
     def _update(self, rel: str, whole: bool = False) -> bool:
         """Bring one path up to date; True when anything changed. In a ``whole`` load,
         a file the index holds with this very stamp is taken from it, unread."""
-        if not is_post_path(rel, self._jekyll_layout):
+        if not whole and not is_post_path(rel, self._jekyll_layout):  # load: asked
             return self._forget(rel)
         stamp, link_problem = stat_post(str(self.root), rel)
         if stamp is None:

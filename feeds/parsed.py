@@ -143,9 +143,12 @@ def encode(parse: Parse) -> bytes:
                       separators=(",", ":")).encode("ascii")
 
 
+_JSON = json.JSONDecoder().decode
+
+
 def decode(rel: str, stamp: Stamp, payload: bytes) -> Parse:
     """The Parse of a payload (ValueError, TypeError, KeyError: not one of ours)."""
-    body, warnings, error, skipped = json.loads(payload)
+    body, warnings, error, skipped = _JSON(payload.decode("ascii"))
     post = None
     if body is not None:
         for position, _enc, dec in _FIELD_CODECS:

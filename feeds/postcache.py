@@ -28,6 +28,7 @@ import sqlite3
 import sys
 import threading
 import unicodedata
+import zlib
 import zoneinfo
 from pathlib import Path
 
@@ -39,16 +40,17 @@ from .parsed import Parse, decode, encode
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "1"
+FORMAT = "2"
 """The layout of the tables and of a row's payload; a change makes every index anew."""
 
 BUSY_SECONDS = 2.0
 """How long a read or write waits for another process holding the index (then: warning)."""
 
 
-def _digest(rel: str, stamp: Stamp, payload: bytes) -> bytes:
-    key = f"{rel}\0{stamp[0]}\0{stamp[1]}\0{stamp[2]}\0".encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(key + payload, digest_size=16).digest()
+def _digest(payload: bytes) -> int:
+    """A payload's CRC-32: a row damaged on disk is caught (SQLite checks no row's
+    bytes); a row whose file changed is caught by its stamp."""
+    return zlib.crc32(payload)
 
 
 # --- what an index is made for -----------------------------------------------------------
@@ -112,7 +114,7 @@ _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE parsed (path TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, "
     "size INTEGER NOT NULL, inode INTEGER NOT NULL, payload BLOB NOT NULL, "
-    "digest BLOB NOT NULL)",
+    "digest INTEGER NOT NULL)",
 )
 _DAMAGED = frozenset({1, 11, 26})
 """SQLite's codes for a file that is not our index: SQLITE_ERROR (no such table: another
@@ -124,7 +126,8 @@ def _damaged(error: sqlite3.Error) -> bool:
     return (getattr(error, "sqlite_errorcode", 1) & 0xFF) in _DAMAGED
 
 
-Row = tuple[Stamp, bytes, bytes]
+Row = tuple[str, int, int, int, bytes, int]
+"""path, mtime_ns, size, inode, payload, digest: as the table holds them."""
 Pending = dict[str, tuple[Stamp, bytes] | None]
 
 
@@ -166,8 +169,7 @@ class PostCache:
                     return
                 rows = db.execute(
                     "SELECT path, mtime_ns, size, inode, payload, digest FROM parsed")
-                self._rows = {path: ((m, s, i), payload, digest)
-                              for path, m, s, i, payload, digest in rows}
+                self._rows = {row[0]: row for row in rows}
             finally:
                 db.close()
         except sqlite3.Error as e:
@@ -184,9 +186,9 @@ class PostCache:
         row = self._rows.pop(rel, None)
         if row is None:
             return None
-        kept, payload, digest = row
-        if kept != stamp or not isinstance(payload, bytes) \
-                or _digest(rel, stamp, payload) != digest:
+        _path, mtime_ns, size, inode, payload, digest = row
+        if (mtime_ns, size, inode) != stamp or not isinstance(payload, bytes) \
+                or _digest(payload) != digest:
             self._pending[rel] = None  # stale or damaged: dropped, unless read again
             return None
         try:
@@ -249,7 +251,7 @@ class PostCache:
                                [(rel,) for rel, row in pending.items() if row is None])
                 db.executemany(
                     "INSERT OR REPLACE INTO parsed VALUES (?, ?, ?, ?, ?, ?)",
-                    [(rel, *row[0], row[1], _digest(rel, *row))
+                    [(rel, *row[0], row[1], _digest(row[1]))
                      for rel, row in pending.items() if row is not None])
                 db.execute("COMMIT")
             except BaseException:
