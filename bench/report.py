@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .export import ExportResult
+
 VARIANTS = ("plain", "gzip", "304")
 REFS = ("minimal", "nginx")
 REF_LABEL = {"ours": "ours", "minimal": "minimal Flask", "nginx": "nginx"}
@@ -41,6 +43,7 @@ class SizeResult:
     wrk_errors: dict[str, int] = field(default_factory=dict)
     jekyll_s: float | None = None
     jekyll_status: str = "not run"  # ok | timeout | failed: ... | skipped ... | not run
+    export: ExportResult | None = None  # feeds build, hugo and the crawl (bench/export.py)
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -167,6 +170,30 @@ def _tier_cell(variant: str) -> Callable[[SizeResult], str]:
     return cell
 
 
+def _to_hugo(got: Sequence[float], e: ExportResult) -> str:
+    if not got:
+        return "–"
+    if not e.hugo_s or not med(e.hugo_s):
+        return spread(got, 2)
+    return f"{spread(got, 2)} · {med(got) / med(e.hugo_s):.2f}× Hugo"
+
+
+EXPORT_ROWS: list[tuple[str, Callable[[ExportResult], str]]] = [
+    ("Hugo build (same corpus), s", lambda e: f"{spread(e.hugo_s, 2)} ({e.hugo_files:,} files)"
+     if e.hugo_s else e.hugo_status),
+    ("feeds build, whole site, s", lambda e: _to_hugo(e.build_s, e)
+     + (f" ({e.build_files:,} files)" if e.build_files else "")),
+    ("feeds build peak RSS, MiB", lambda e: spread(e.build_rss_mib, 0)),
+    ("feeds build after one post edited, s", lambda e: _to_hugo(e.incremental_s, e)),
+    ("crawl of every URL, fresh server, 4 connections, s", lambda e: _to_hugo(e.crawl_s, e)
+     + (f" ({e.crawl_urls:,} URLs, {e.crawl_errors} not 200)" if e.crawl_s else "")),
+]
+
+
+def _of_export(cell: Callable[[ExportResult], str]) -> Callable[[SizeResult], str]:
+    return lambda r: cell(r.export) if r.export else "–"
+
+
 def table_rows(results: Sequence[SizeResult]) -> list[list[str]]:
     rows: list[list[str]] = []
 
@@ -189,6 +216,8 @@ def table_rows(results: Sequence[SizeResult]) -> list[list[str]]:
         row(f"{v} feed, req/s: ours behind deploy/nginx.conf", _tier_cell(v))
     row("HTML index /, req/s: ours", lambda r: spread(r.wrk_rps.get("index ours", []), 0))
     row("Jekyll build (jekyll-feed), s", _jekyll_cell)
+    for label, export_cell in EXPORT_ROWS:
+        row(label, _of_export(export_cell))
     row("runs (cold+warm starts, wrk rounds)", lambda r: str(r.runs_done))
     row("1-min load average before / after", lambda r: f"{_num(r.load_before, 1)} /"
         f" {_num(r.load_after, 1)}")
@@ -271,6 +300,14 @@ def results_md(
         " same waitress setup, that channel included, so only the application differs.",
         "- **Jekyll**: `jekyll build` of the same corpus with jekyll-feed and one feed per"
         " category (sizes up to 10,000, 480 s timeout, one run).",
+        "- **export** (bench/export.py): `python -m feeds build DIR OUT` into an empty OUT,"
+        " then again after appending a paragraph to one post (the incremental build; the"
+        " post is put back after), each with GNU time's peak RSS; `hugo` of the same"
+        " corpus as a Hugo site (bench/hugo.py: a page per post, the home page, a page and"
+        " an RSS feed with whole bodies for the site, each category and each tag); and a"
+        " GET of every URL `feeds build` writes against a server just started with"
+        " `--no-watch`, on 4 keep-alive connections, timed from its first `/healthz` 200."
+        " Ratios are to Hugo's median.",
         f"- per size, runs are cut short when the next would pass the {s.budget_s:.0f} s"
         " budget; the table says how many were done.",
         "",

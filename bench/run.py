@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
-from . import corpus, procs, refs, report, wrk
+from . import corpus, export, hugo, procs, refs, report, wrk
 from .corpus import TZ, Manifest
 from .report import SizeResult
 
@@ -469,6 +469,8 @@ def bench_size(res: SizeResult, opts: argparse.Namespace, stamp: str) -> None:
     log(f"  {n:,} posts done in {res.elapsed_s:.0f} s")
     if not opts.skip_jekyll:
         jekyll_build(root, m, work, res)
+    if not opts.skip_export:
+        export_phase(root, work, res, opts)
     if not opts.keep:
         shutil.rmtree(work, ignore_errors=True)
         with contextlib.suppress(OSError):
@@ -562,6 +564,25 @@ def jekyll_build(root: Path, m: Manifest, work: Path, res: SizeResult) -> None:
     log(f"  jekyll build: {secs:.1f} s")
 
 
+# --- export and Hugo ---------------------------------------------------------------------
+
+
+def export_phase(root: Path, work: Path, res: SizeResult, opts: argparse.Namespace) -> None:
+    """``feeds build`` (whole, then after one edit), ``hugo`` and the crawl, side by side."""
+    config = (root / "_config.yml").read_text(encoding="utf-8")
+    title = next((line.split(":", 1)[1].strip() for line in config.splitlines()
+                  if line.startswith("title:")), "bench")
+    limit = next((int(line.split(":", 1)[1]) for line in config.splitlines()
+                  if line.strip().startswith("posts_limit:")), 10)
+    log(f"  export of {res.n:,} posts: feeds build, hugo {hugo.version()}, crawl ...")
+    try:
+        res.export = export.run(root, res.n, title, limit, work / "export", opts.runs,
+                                opts.threads, log)
+    except (RuntimeError, OSError, procs.StartupError) as e:
+        res.notes.append(f"export phase failed: {str(e).splitlines()[0]}")
+        log(f"  export phase failed: {e}")
+
+
 # --- machine ------------------------------------------------------------------------------
 
 
@@ -645,6 +666,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--nginx-workers", type=int, default=1,
                    help="nginx worker_processes (default %(default)s)")
     p.add_argument("--skip-jekyll", action="store_true", help="do not run jekyll build")
+    p.add_argument("--skip-export", action="store_true",
+                   help="do not run feeds build, hugo and the crawl (bench/export.py)")
     p.add_argument("--keep", action="store_true", help="keep logs under bench/out/run-*/")
     p.add_argument("--render", metavar="JSON",
                    help="measure nothing: print the table and write RESULTS.md and the plot"
@@ -678,7 +701,8 @@ def write_outputs(
 
 def render(path: Path, write: bool) -> int:
     data = json.loads(path.read_text(encoding="utf-8"))
-    results = [SizeResult(**r) for r in data["results"]]
+    results = [SizeResult(**{**r, "export": export.ExportResult(**r["export"])
+                             if r.get("export") else None}) for r in data["results"]]
     machine = report.Machine(**data["machine"])
     settings = report.Settings(**data["settings"])
     print(report.markdown_table(results))

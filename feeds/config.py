@@ -46,6 +46,11 @@ class Option:
     env: str | None = None
 
 
+EVERYWHERE = "*"
+"""``key=EVERYWHERE``: the setting is spelled as its field is named in all three places
+(``_config.yml`` key ``a_b``, flag ``--a-b``, variable ``FEEDS_A_B``)."""
+
+
 def _setting(default: T, meaning: str, parse: Callable[[object], T], *,
              key: str | None = None, flag: str | None = None, env: str | None = None) -> T:
     """A field of :class:`Settings` with its default and how the setting is spelled in
@@ -54,6 +59,14 @@ def _setting(default: T, meaning: str, parse: Callable[[object], T], *,
     The metadata's keys are :class:`Option`'s fields, from which ``OPTIONS`` is built."""
     spelling = {"help": meaning, "parse": parse, "config_key": key, "flag": flag, "env": env}
     return dataclasses.field(default=default, metadata=spelling)
+
+
+def _option(field: dataclasses.Field[object]) -> Option:
+    spelling = dict(field.metadata)
+    if spelling["config_key"] == EVERYWHERE:
+        spelling.update(config_key=field.name, flag="--" + field.name.replace("_", "-"),
+                        env="FEEDS_" + field.name.upper())
+    return Option(field.name, field.default, **spelling)
 
 
 @dataclass(frozen=True)
@@ -74,8 +87,7 @@ class Settings:
         env="FEEDS_BASE_URL")
     threads: int = _setting(2, "waitress worker threads", values.positive_int,
                             flag="--threads", env="FEEDS_THREADS")
-    title: str = _setting("Feeds", "site title (else `name`)", values.string,
-                          key="title", flag="--title", env="FEEDS_TITLE")
+    title: str = _setting("Feeds", "site title (else `name`)", values.string, key=EVERYWHERE)
     name: str = _setting("", "site name: the title when `title` is not set, as in "
                          "jekyll-feed", values.string, key="name")
     description: str = _setting("", "site description", values.string, key="description")
@@ -86,7 +98,7 @@ class Settings:
     author: Author | None = _setting(  # noqa: RUF009
         None, "site author: a name or {name, email, uri}", values.author, key="author")
     timezone: str = _setting("UTC", "IANA time zone for dates without an offset", values.timezone,
-                             key="timezone", flag="--timezone", env="FEEDS_TIMEZONE")
+                             key=EVERYWHERE)
     lang: str = _setting("", "site language (feed language, HTML lang; pages say 'en' "
                          "when unset)", values.string, key="lang")
     permalink: str = _setting("date", "permalink style or pattern, as in Jekyll", values.string,
@@ -118,64 +130,50 @@ class Settings:
                                       "Jekyll; \"\" for Jekyll's default, a blank line",
                                       values.string, key="excerpt_separator")
     max_limit: int = _setting(100, "largest ?limit= a client may ask for (larger is clamped)",
-                              values.positive_int, key="max_limit", flag="--max-limit",
-                              env="FEEDS_MAX_LIMIT")
+                              values.positive_int, key=EVERYWHERE)
     page_size: int = _setting(20, "posts per HTML list page", values.positive_int, key="page_size")
-    future: bool = _setting(False, "show posts dated in the future", values.boolean,
-                            key="future", flag="--future", env="FEEDS_FUTURE")
+    future: bool = _setting(False, "show posts dated in the future", values.boolean, key=EVERYWHERE)
     cache_max_age: int = _setting(300, "Cache-Control max-age of feeds and pages, seconds",
-                                  values.positive_int, key="cache_max_age", flag="--cache-max-age",
-                                  env="FEEDS_CACHE_MAX_AGE")
+                                  values.positive_int, key=EVERYWHERE)
     reload_interval: float = _setting(2.0, "seconds between content scans when polling",
-                                      values.positive_float, key="reload_interval",
-                                      flag="--reload-interval", env="FEEDS_RELOAD_INTERVAL")
+                                      values.positive_float, key=EVERYWHERE)
     watch: bool = _setting(True, "follow changes to the content folder while running",
-                           values.boolean, key="watch", flag="--watch", env="FEEDS_WATCH")
+                           values.boolean, key=EVERYWHERE)
     max_post_bytes: int = _setting(2_000_000, "larger post files are rejected", values.positive_int,
-                                   key="max_post_bytes", flag="--max-post-bytes",
-                                   env="FEEDS_MAX_POST_BYTES")
+                                   key=EVERYWHERE)
     cache_bytes: int = _setting(
         64_000_000,
         "memory bound of the response caches (renderings; prepared answers), bytes each",
-        values.positive_int, key="cache_bytes", flag="--cache-bytes", env="FEEDS_CACHE_BYTES")
+        values.positive_int, key=EVERYWHERE)
     body_cache_bytes: int = _setting(
         64_000_000, "memory bound of the rendered-post cache, bytes", values.positive_int,
-        key="body_cache_bytes", flag="--body-cache-bytes", env="FEEDS_BODY_CACHE_BYTES")
+        key=EVERYWHERE)
     iframe_hosts: tuple[str, ...] = _setting(
         DEFAULT_IFRAME_HOSTS, "hosts (and their subdomains) whose iframe embeds posts keep",
-        values.hosts, key="iframe_hosts", flag="--iframe-hosts", env="FEEDS_IFRAME_HOSTS")
+        values.hosts, key=EVERYWHERE)
     smart_quotes: str = _setting(
         DEFAULT_SMART_QUOTES, "the four quotes of Markdown typography, as in kramdown",
         values.string, key="kramdown.smart_quotes")
     websub_hub: str = _setting(
         "", "WebSub hub URL announced in feeds and pinged on change; `self`: the service is "
-        "its own hub, at `<base>/websub`", values.hub, key="websub_hub", flag="--websub-hub",
-        env="FEEDS_WEBSUB_HUB")
+        "its own hub, at `<base>/websub`", values.hub, key=EVERYWHERE)
     websub_lease_seconds: int = _setting(
         864_000, "built-in hub: lease when a subscriber asks for none", values.positive_int,
-        key="websub_lease_seconds", flag="--websub-lease-seconds",
-        env="FEEDS_WEBSUB_LEASE_SECONDS")
+        key=EVERYWHERE)
     websub_max_lease_seconds: int = _setting(
-        2_592_000, "built-in hub: longest lease granted", values.positive_int,
-        key="websub_max_lease_seconds", flag="--websub-max-lease-seconds",
-        env="FEEDS_WEBSUB_MAX_LEASE_SECONDS")
+        2_592_000, "built-in hub: longest lease granted", values.positive_int, key=EVERYWHERE)
     websub_max_subscriptions: int = _setting(
-        10_000, "built-in hub: subscriptions kept in all", values.positive_int,
-        key="websub_max_subscriptions", flag="--websub-max-subscriptions",
-        env="FEEDS_WEBSUB_MAX_SUBSCRIPTIONS")
+        10_000, "built-in hub: subscriptions kept in all", values.positive_int, key=EVERYWHERE)
     websub_max_subscriptions_per_topic: int = _setting(
-        1_000, "built-in hub: subscriptions kept per feed", values.positive_int,
-        key="websub_max_subscriptions_per_topic", flag="--websub-max-subscriptions-per-topic",
-        env="FEEDS_WEBSUB_MAX_SUBSCRIPTIONS_PER_TOPIC")
+        1_000, "built-in hub: subscriptions kept per feed", values.positive_int, key=EVERYWHERE)
     websub_allow_private_callbacks: bool = _setting(
         False, "built-in hub: call back loopback, private and link-local addresses too "
-        "(tests; a hub inside a private network)", values.boolean,
-        key="websub_allow_private_callbacks", flag="--websub-allow-private-callbacks",
-        env="FEEDS_WEBSUB_ALLOW_PRIVATE_CALLBACKS")
+        "(tests; a hub inside a private network)", values.boolean, key=EVERYWHERE)
     state_dir: str = _setting(
         "", "folder for what must outlive a restart (the built-in hub's subscriptions); "
-        "empty: kept in memory only", values.string, key="state_dir", flag="--state-dir",
-        env="FEEDS_STATE_DIR")
+        "empty: kept in memory only", values.string, key=EVERYWHERE)
+    # No _config.yml key: where the service keeps its index is the deployment's choice,
+    # not the site's (and Jekyll's own cache_dir names a folder of another kind).
     index_dir: str = _setting(
         "", "folder for the persisted index of parsed front matter (SQLite), so a restart "
         "parses only the posts changed since; empty: none, every post is parsed at start",
@@ -242,7 +240,7 @@ class Settings:
 
 
 OPTIONS: tuple[Option, ...] = tuple(
-    Option(f.name, f.default, **f.metadata) for f in dataclasses.fields(Settings) if f.metadata
+    _option(f) for f in dataclasses.fields(Settings) if f.metadata
 )
 """Every setting, in the order :class:`Settings` declares them (``overrides`` is none)."""
 
