@@ -144,7 +144,6 @@ class FeedService:
             raise
         self._install(snapshot, time.monotonic() - started)
         self.ready.set()
-        self.store.save_index()  # once served: the first answers never wait for it
 
     def start(self, background: bool = False, watch: bool | None = None) -> None:
         """Load (now, or on a thread while the server already answers 503) and then
@@ -159,6 +158,9 @@ class FeedService:
             self.load()
             if self._watcher is not None:
                 self._watcher.start()
+            # Once served and followed: neither the first answers nor the watcher wait
+            # for it (a row the watcher writes meanwhile is keyed by its own stamp).
+            self.store.save_index()
 
         if background:
             threading.Thread(target=run, name="feeds-loader", daemon=True).start()
