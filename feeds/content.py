@@ -290,15 +290,13 @@ class ContentStore:
         folder = self.settings.index_dir
         return PostCache(folder, str(self.root), self._rules) if folder else None
 
-    def save_index(self) -> None:
+    def save_index(self, wait: float | None = None) -> None:
         """Write what the index lacks (one transaction; the caller is off the request
-        path: the service calls this after each swap). A failure is a warning."""
-        with self._lock:
-            index = self.index
-            if index is None:
-                return
-            pending = index.take()
-        index.flush(pending)
+        path: the service calls this after each swap, and at a stop, waiting at most
+        ``wait`` seconds for a write under way). A failure is a warning."""
+        index = self.index
+        if index is not None:
+            index.flush(self._lock, wait)
 
     def read_body(self, post: Post) -> str:
         """The body text of an indexed post (after its front matter), read again from its

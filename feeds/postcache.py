@@ -31,6 +31,7 @@ import unicodedata
 import zlib
 import zoneinfo
 from pathlib import Path
+from typing import Protocol
 
 import yaml
 
@@ -126,6 +127,11 @@ def _damaged(error: sqlite3.Error) -> bool:
     return (getattr(error, "sqlite_errorcode", 1) & 0xFF) in _DAMAGED
 
 
+class Lock(Protocol):
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+    def release(self) -> None: ...
+
+
 Row = tuple[str, int, int, int, bytes, int]
 """path, mtime_ns, size, inode, payload, digest: as the table holds them."""
 Pending = dict[str, tuple[Stamp, bytes] | None]
@@ -211,17 +217,23 @@ class PostCache:
             self._pending.setdefault(rel, None)
         self._rows = {}
 
-    def take(self) -> Pending:
-        """The writes pending (the caller holds what serialises put and drop)."""
-        pending, self._pending = self._pending, {}
-        return pending
-
-    def flush(self, pending: Pending) -> None:
-        """Write these rows (None: delete) in one transaction, into an index made for
-        this folder and these rules (else made anew first); a failure is a warning."""
-        if not pending and not self._damaged:
+    def flush(self, store_lock: Lock, wait: float | None = None) -> None:
+        """Write what is pending (None: delete) in one transaction, into an index made
+        for this folder and these rules (else made anew first); a failure is a warning.
+        ``store_lock`` serialises ``put`` and ``drop``; ``wait``: give up after this many
+        seconds for a write already under way (None: wait for it)."""
+        timeout = -1.0 if wait is None else wait
+        if not self._lock.acquire(timeout=timeout):
             return
-        with self._lock:
+        try:
+            if not store_lock.acquire(timeout=timeout):
+                return
+            try:
+                pending, self._pending = self._pending, {}
+            finally:
+                store_lock.release()
+            if not pending and not self._damaged:
+                return
             try:
                 try:
                     self._write(pending)
@@ -234,6 +246,8 @@ class PostCache:
                 self._warn("write it", e)
             else:
                 self._warned = None
+        finally:
+            self._lock.release()
 
     def _write(self, pending: Pending) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,10 @@ REVEAL_WAIT_MAX = 86400.0
 """The longest the timer that reveals a future post waits before it looks again."""
 
 
+INDEX_STOP_WAIT = 10.0
+"""At a stop, the longest wait for the persisted index's write (the socket is closed)."""
+
+
 class NotReady(Exception):
     """The first load has not finished."""
 
@@ -194,6 +198,8 @@ class FeedService:
     def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
+        if self.ready.is_set():  # what the index lacks, not lost with the process
+            self.store.save_index(wait=INDEX_STOP_WAIT)
         with self._install_lock:
             self._stopped = True
             self._schedule_reveal(None)
