@@ -255,6 +255,9 @@ class PostCache:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             self._damaged = False
+        # Made 0600 (SQLite gives its -wal and -shm files the same): it holds what the
+        # posts say, as the content folder does.
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")

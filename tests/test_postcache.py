@@ -82,6 +82,7 @@ def test_warm_load_is_the_cold_load_without_parsing(site: Path, tmp_path: Path) 
     assert warm_store.index is not None and warm_store.index.hits > 20
     assert seen(cold) == seen(first) == seen(warm)
     assert cold.rejected > 0 and cold.skipped  # the hostile files are really in there
+    assert index_file(index).stat().st_mode & 0o777 == 0o600
 
 
 def test_warm_build_is_byte_identical_to_a_cold_one(site: Path, tmp_path: Path) -> None:
