@@ -31,7 +31,7 @@ from .model import FeedKey, Post
 from .parse import LiquidSite, SiteVars, page_vars, read_data
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
-from .snapshot import Snapshot
+from .snapshot import Snapshot, gc_paused
 from .watch import Watcher
 
 logger = logging.getLogger(__name__)
@@ -264,8 +264,9 @@ class FeedService:
                 [after[rel] for rel in snapshot.changed if rel in after])
             if index is not None:
                 return index
-        return SiteIndex(snapshot.posts.values(), future=snapshot.settings.future,
-                         reserved=links.reserved)
+        with gc_paused():  # as for the load: a whole index is a bulk of objects that live on
+            return SiteIndex(snapshot.posts.values(), future=snapshot.settings.future,
+                             reserved=links.reserved)
 
     def _schedule_reveal(self, when: float | None) -> None:
         """A post dated in the future is revealed at its date (by a timer, so it needs
