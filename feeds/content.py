@@ -162,6 +162,7 @@ class ContentStore:
             self._problems[rel] = (link_problem,)
             return True
         kept = self.index.get(rel, stamp) if self.index is not None and whole else None
+        keep = False  # a parse the index holds already, or one it must not hold
         if kept is not None:
             parse = kept  # the file is the one parsed before: nothing to settle
         else:
@@ -170,18 +171,15 @@ class ContentStore:
                 w == UNCLOSED_WARNING for w in parse.warnings)
             if self._settling(rel, broken, stamp):
                 return False
-            if self.index is not None:
-                if keep:
-                    self.index.put(rel, stamp, parse)
-                else:
-                    self.index.drop(rel)
         post, problems = outcome(rel, parse, self._jekyll_layout)
         skipped = parse.skipped
         for problem in problems:
             self._report(problem)
         if skipped is not None:
             logger.info("post skipped: %s: %s", rel, skipped)
-        self._forget(rel)
+        self._forget(rel)  # (drops its row from the index: put again below)
+        if keep and self.index is not None:
+            self.index.put(rel, stamp, parse)
         self._touched.add(rel)
         self._stamps[rel] = stamp
         if post is not None:

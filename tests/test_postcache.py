@@ -273,12 +273,21 @@ def test_changes_while_running_are_kept_for_the_next_start(site: Path, tmp_path:
     new = site / "_posts/2024-02-02-live.md"
     new.write_text(post_text("Written while running", "2024-02-02"), encoding="utf-8")
     os.utime(new, (1_700_000_000, 1_700_000_000))  # settled: not 'being written'
+    edited = site / "_posts/2022-05-04-date-only.md"
+    edited.write_text(post_text("Edited while running", "2022-05-04"), encoding="utf-8")
+    os.utime(edited, (1_700_000_000, 1_700_000_000))
+    gone = site / "_posts/2022-06-10-file-name-date.md"
+    gone.unlink()
     svc.refresh()
     assert "_posts/2024-02-02-live.md" in svc.state().snapshot.posts
     svc.stop()
     store, snapshot = load(site, index)
     assert store.parse_count == surprises(snapshot)
     assert snapshot.posts["_posts/2024-02-02-live.md"].title == "Written while running"
+    assert snapshot.posts["_posts/2022-05-04-date-only.md"].title == "Edited while running"
+    assert "_posts/2022-06-10-file-name-date.md" not in snapshot.posts
+    _cold_store, cold = load(site, None)
+    assert seen(snapshot) == seen(cold)
 
 
 def test_no_index_folder_writes_nothing(site: Path, tmp_path: Path,
