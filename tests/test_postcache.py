@@ -8,6 +8,8 @@ import logging
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -320,3 +322,13 @@ def test_every_post_field_survives_the_payload() -> None:
         assert repr(decode(post.source, post.stamp, encode(dated))) == repr(dated)
     for other in (Parse(error="bad"), Parse(skipped="published: false")):
         assert decode("x.md", (1, 2, 3), encode(other)) == other
+
+
+def test_build_and_check_take_the_index_folder(site: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    env = {k: v for k, v in os.environ.items() if k != "FEEDS_INDEX_DIR"}
+    for command in (["build", str(site), str(tmp_path / "out")], ["check", str(site)]):
+        subprocess.run([sys.executable, "-m", "feeds", *command, "--index-dir", str(index)],
+                       capture_output=True, text=True, timeout=120, env=env, check=False)
+    store, _snapshot = load(site, index)
+    assert store.index is not None and store.index.hits > 20
