@@ -20,6 +20,9 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``disk``     the one reader of post files: non-blocking, regular files only, the file
                that was indexed or a clear error.
 - ``snapshot`` one consistent, frozen state of the content folder.
+- ``parsed``   one file's parse as the persisted index keeps it, and as a row's JSON.
+- ``postcache`` the persisted index (``index_dir``): parsed front matter in SQLite, so
+               a restart parses only the files changed while it was stopped.
 - ``content``  folder -> posts; re-reads only changed files; logs and skips bad ones.
 - ``watch``    follows the folder (inotify via watchdog, polling as a fallback).
 - ``names``    names in URLs: a category or tag name as a path segment and back.

@@ -88,11 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="read a content folder and list its problems")
     check.add_argument("dir", help="the content folder")
     check.add_argument("--timezone", dest="timezone", default=None)
+    check.add_argument("--index-dir", dest="index_dir", default=None, metavar="DIR",
+                       help="the persisted index (see feeds serve --help)")
     build = sub.add_parser("build", help="write every feed and page as static files")
     build.add_argument("dir", help="the content folder")
     build.add_argument("out", help="the output folder")
     build.add_argument("--base-url", dest="base_url", default=None,
                        help="absolute URL the files will be served at")
+    build.add_argument("--index-dir", dest="index_dir", default=None, metavar="DIR",
+                       help="the persisted index: a build parses only the posts changed "
+                            "since the last run that used it (see feeds serve --help)")
     return parser
 
 
@@ -118,13 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             _content_folder(args.dir)
             setup_logging("warning", "text")
-            settings = load_settings({"content": args.dir, "timezone": args.timezone})
+            settings = load_settings({"content": args.dir, "timezone": args.timezone,
+                                      "index_dir": args.index_dir})
             return check(settings)
         if args.command == "build":
             _content_folder(args.dir)
             setup_logging("info", "text")
             access_logger.setLevel(logging.WARNING)
-            settings = load_settings({"content": args.dir, "base_url": args.base_url})
+            settings = load_settings({"content": args.dir, "base_url": args.base_url,
+                                      "index_dir": args.index_dir})
             from .export import run
 
             bar = Progress("build")
@@ -159,6 +166,7 @@ def check(settings: Settings) -> int:
         snapshot = store.load(progress=False)
     finally:
         bar.close()
+    store.save_index()
     # A post whose permalink another URL or a source file has is left out by the index,
     # as the server and a build leave it out: listed here, a rejection like the others.
     site_log = logging.getLogger("feeds.site")

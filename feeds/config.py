@@ -186,6 +186,12 @@ class Settings:
     state_dir: str = _setting(
         "", "folder for what must outlive a restart (the built-in hub's subscriptions); "
         "empty: kept in memory only", values.string, key=EVERYWHERE)
+    # No _config.yml key: where the service keeps its index is the deployment's choice,
+    # not the site's (and Jekyll's own cache_dir names a folder of another kind).
+    index_dir: str = _setting(
+        "", "folder for the persisted index of parsed front matter (SQLite), so a restart "
+        "parses only the posts changed since; empty: none, every post is parsed at start",
+        values.string, flag="--index-dir", env="FEEDS_INDEX_DIR")
     log_level: str = _setting("info", "log level",
                               values.one_of("debug", "info", "warning", "error"),
                               flag="--log-level", env="FEEDS_LOG_LEVEL")

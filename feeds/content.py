@@ -30,17 +30,11 @@ from .disk import (
     written_within,
 )
 from .model import Post, Problem, Stamp
-from .parse import (
-    Parsed,
-    PostError,
-    SiteRules,
-    SkipFile,
-    body_text,
-    parse_post,
-    site_rules,
-)
+from .parse import SiteRules, body_text, site_rules
 from .parse.frontmatter import UNCLOSED_WARNING
-from .snapshot import Snapshot, capped_updated, gc_paused
+from .parsed import Parse, outcome, read_file
+from .postcache import PostCache
+from .snapshot import Snapshot, gc_paused
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +62,10 @@ class ContentStore:
         self._on_problem = on_problem
         self._on_progress = on_progress
         self.root = Path(settings.content)
-        self.parse_count = 0
-        """How many times a file was read and parsed (what the tests count)."""
+        self.parse_count = 0  # how many times a file was read and parsed (tests count it)
         self._version = 0
         self._touched: set[str] = set()
-        self._stamps: dict[str, Stamp] = {}
-        """Every path the store knows about (post, rejected, skipped), as last seen."""
+        self._stamps: dict[str, Stamp] = {}  # every path known (post, rejected, skipped)
         self._clock = ChangeClock(str(self.root))  # what Snapshot.modified_ns says
         self._posts: dict[str, Post] = {}
         self._problems: dict[str, tuple[Problem, ...]] = {}
@@ -83,13 +75,14 @@ class ContentStore:
         self._lock = threading.RLock()
         self.config = ConfigFollower(self.root)
         self._liquid_files = LiquidFiles(self.root)  # an edit: a new snapshot, same posts
-        self.held: str | None = None
-        """Why the folder as it is now is not handed out (missing, or no posts left)."""
+        self.held: str | None = None  # why the folder as it is is not handed out
         self._had_posts = False
         self._retry: dict[str, float] = {}
         """Files to read again (monotonic time when due): changing while read, or not
         settled. ``_asked``: by a failed body read (no lock: a request never waits)."""
         self._asked: list[str] = []
+        self.index: PostCache | None = None
+        """The persisted index (``index_dir``), opened afresh by each whole load."""
 
     @staticmethod
     def _make_rules(settings: Settings) -> SiteRules:
@@ -118,31 +111,10 @@ class ContentStore:
         else:
             logger.warning("post accepted with a problem: %s", problem)
 
-    def _read(self, rel: str, stamp: Stamp) -> tuple[Post | None, tuple[Problem, ...],
-                                                      str | None, Stamp]:
-        """Parse one file: (post, problems, why skipped, stamp of what was read)."""
+    def _read(self, rel: str, stamp: Stamp) -> tuple[Parse, Stamp, bool]:
+        """Read and parse one file (see postcache.read_file)."""
         self.parse_count += 1
-        problems: list[Problem] = []
-        post: Post | None = None
-        skipped: str | None = None
-        try:
-            data, stamp = read_post(str(self.root), rel, self._rules.max_post_bytes)
-            parsed: Parsed = parse_post(rel, data, stamp, self._rules)
-        except SkipFile as e:
-            skipped = str(e).removeprefix(f"{rel}: ")
-        except PostError as e:
-            if not self._jekyll_layout and e.message.startswith("no front matter"):
-                logger.debug("%s: no front matter, so not a post", rel)
-            else:
-                problems.append(Problem(rel, e.message))
-        except Exception as e:  # a file must never stop the load: any surprise rejects it
-            logger.debug("%s: unexpected error", rel, exc_info=True)
-            problems.append(Problem(rel, f"cannot be read as a post "
-                                         f"({type(e).__name__}: {str(e)[:200]})"))
-        else:
-            post = capped_updated(parsed.post, problems)
-            problems.extend(Problem(rel, w, rejected=False) for w in parsed.warnings)
-        return post, tuple(problems), skipped, stamp
+        return read_file(str(self.root), rel, stamp, self._rules)
 
     def _settling(self, rel: str, broken: bool, stamp: Stamp) -> bool:
         """Whether what is known of ``rel`` stays, and the file is read again soon: it
@@ -171,9 +143,11 @@ class ContentStore:
         """Read this file again at the next chance (its body could not be read)."""
         self._asked.append(rel)
 
-    def _update(self, rel: str) -> bool:
-        """Bring one path up to date; True when anything changed."""
-        if not is_post_path(rel, self._jekyll_layout, self._rules.collection_folders):
+    def _update(self, rel: str, whole: bool = False) -> bool:
+        """Bring one path up to date; True when anything changed. In a ``whole`` load,
+        a file the index holds with this very stamp is taken from it, unread."""
+        if not whole and not is_post_path(  # load: asked
+                rel, self._jekyll_layout, self._rules.collection_folders):
             return self._forget(rel)
         stamp, link_problem = stat_post(str(self.root), rel)
         if stamp is None:
@@ -187,16 +161,25 @@ class ContentStore:
             self._stamps[rel] = stamp
             self._problems[rel] = (link_problem,)
             return True
-        post, problems, skipped, stamp = self._read(rel, stamp)
-        broken = (post is None and skipped is None) or any(
-            p.message == UNCLOSED_WARNING for p in problems)
-        if self._settling(rel, broken, stamp):
-            return False
+        kept = self.index.get(rel, stamp) if self.index is not None and whole else None
+        keep = False  # a parse the index holds already, or one it must not hold
+        if kept is not None:
+            parse = kept  # the file is the one parsed before: nothing to settle
+        else:
+            parse, stamp, keep = self._read(rel, stamp)
+            broken = (parse.post is None and parse.skipped is None) or any(
+                w == UNCLOSED_WARNING for w in parse.warnings)
+            if self._settling(rel, broken, stamp):
+                return False
+        post, problems = outcome(rel, parse, self._jekyll_layout)
+        skipped = parse.skipped
         for problem in problems:
             self._report(problem)
         if skipped is not None:
             logger.info("post skipped: %s: %s", rel, skipped)
-        self._forget(rel)
+        self._forget(rel)  # (drops its row from the index: put again below)
+        if keep and self.index is not None:
+            self.index.put(rel, stamp, parse)
         self._touched.add(rel)
         self._stamps[rel] = stamp
         if post is not None:
@@ -212,6 +195,8 @@ class ContentStore:
         known = rel in self._stamps
         if known:
             self._touched.add(rel)
+            if self.index is not None:
+                self.index.drop(rel)
         self._stamps.pop(rel, None)
         self._posts.pop(rel, None)
         self._problems.pop(rel, None)
@@ -265,6 +250,7 @@ class ContentStore:
         with self._lock:
             started = time.monotonic()
             self._rules = self._make_rules(self.settings)
+            self.index = self._open_index()
             for table in (self._stamps, self._posts, self._problems, self._skipped):
                 table.clear()
             seen = 0
@@ -281,7 +267,7 @@ class ContentStore:
                 on_progress(0, len(rels))
             with gc_paused():
                 for rel in rels:
-                    self._update(rel)
+                    self._update(rel, whole=True)
                     seen += 1
                     if on_progress is not None:
                         on_progress(seen, len(rels))
@@ -291,12 +277,26 @@ class ContentStore:
                         logger.info("loading %s: %d of %d files read, %.0f files/s",
                                     self.root, seen, len(rels), seen / (now - started))
                 snapshot = self._snapshot(started, whole=True)
+            if self.index is not None:
+                self.index.loaded()
             self._had_posts = self._had_posts or bool(snapshot.posts)
             logger.info(
                 "loaded %s: %d posts, %d rejected, in %.2f s",
                 self.root, len(snapshot.posts), snapshot.rejected, snapshot.duration,
             )
             return snapshot
+
+    def _open_index(self) -> PostCache | None:
+        folder = self.settings.index_dir
+        return PostCache(folder, str(self.root), self._rules) if folder else None
+
+    def save_index(self, wait: float | None = None) -> None:
+        """Write what the index lacks (one transaction; the caller is off the request
+        path: the service calls this after each swap, and at a stop, waiting at most
+        ``wait`` seconds for a write under way). A failure is a warning."""
+        index = self.index
+        if index is not None:
+            index.flush(self._lock, wait)
 
     def read_body(self, post: Post) -> str:
         """The body text of an indexed post (after its front matter), read again from its

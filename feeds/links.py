@@ -99,7 +99,7 @@ def reserved(name: str) -> str | None:
         return _SITE_FILES.get(head)
     if head == "static" or head in SERVICE_PATHS:
         return f"below /{head}/, the service's own"
-    if head in {k.value for k in TERM_KINDS} and rest.endswith(_TERM_SUFFIXES):
+    if head in _TERM_HEADS and rest.endswith(_TERM_SUFFIXES):
         return f"in the space of the {head} feeds and pages"
     if head == SITE_FEED.lstrip("/") and rest.endswith(".xml"):
         return "in the space of jekyll-feed's category and tag feeds"
@@ -108,6 +108,7 @@ def reserved(name: str) -> str | None:
 
 SERVICE_PATHS = ("healthz", "metrics", "websub")
 """Paths the service answers itself (web's and hubweb's routes)."""
+_TERM_HEADS = frozenset(k.value for k in TERM_KINDS)
 _TERM_SUFFIXES = tuple(f".{fmt.value}" for fmt in (*FEED_FORMATS, Format.HTML))
 _SITE_FILES = {
     "index.html": "the home page",

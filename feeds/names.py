@@ -65,7 +65,11 @@ def file_name(url: str) -> str:
     """The file a URL is in a static build, relative to its root: the path
     percent-decoded, 'index.html' below a folder, the query kept ('feed.atom?page=2')."""
     path, _, query = url.partition("?")
-    path = unquote(path)
+    return _file_of(unquote(path), query)
+
+
+def _file_of(path: str, query: str) -> str:
+    """file_name of a URL from its path, percent-decoded, and its query."""
     if path.endswith("/"):
         path += "index.html"
     name = path.lstrip("/")
@@ -75,3 +79,12 @@ def file_name(url: str) -> str:
 def url_key(path: str) -> str:
     """How a post URL is looked up: percent-decoded, NFC."""
     return normalize_name(unquote(path))
+
+
+def post_keys(url: str) -> tuple[str, str]:
+    """(NFC ``file_name``, ``url_key``) of a post URL, percent-decoded once for both
+    (a whole index asks this of every post)."""
+    path, mark, query = url.partition("?")
+    decoded = unquote(path)
+    whole = normalize_name(decoded) if not mark else url_key(url)
+    return normalize_name(_file_of(decoded, query)), whole

@@ -41,7 +41,7 @@ from .parse import (
 )
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
-from .snapshot import Snapshot
+from .snapshot import Snapshot, gc_paused
 from .watch import Watcher
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,10 @@ def last_modified(snapshot: Snapshot, index: SiteIndex, floor: datetime | None,
 
 REVEAL_WAIT_MAX = 86400.0
 """The longest the timer that reveals a future post waits before it looks again."""
+
+
+INDEX_STOP_WAIT = 10.0
+"""At a stop, the longest wait for the persisted index's write (the socket is closed)."""
 
 
 class NotReady(Exception):
@@ -202,6 +206,9 @@ class FeedService:
             self.load()
             if self._watcher is not None:
                 self._watcher.start()
+            # Once served and followed: neither the first answers nor the watcher wait
+            # for it (a row the watcher writes meanwhile is keyed by its own stamp).
+            self.store.save_index()
 
         if background:
             threading.Thread(target=run, name="feeds-loader", daemon=True).start()
@@ -235,6 +242,8 @@ class FeedService:
     def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
+        if self.ready.is_set():  # what the index lacks, not lost with the process
+            self.store.save_index(wait=INDEX_STOP_WAIT)
         with self._install_lock:
             self._stopped = True
             self._schedule_reveal(None)
@@ -246,6 +255,7 @@ class FeedService:
         snapshot = step(paths)
         if snapshot is not None:
             self._install(snapshot, time.monotonic() - started)
+            self.store.save_index()
 
     def refresh(self) -> None:
         """Poll once, now, as the watcher's polling does (tests: a change is seen without
@@ -298,8 +308,9 @@ class FeedService:
                 [after[rel] for rel in snapshot.changed if rel in after])
             if index is not None:
                 return index
-        return SiteIndex(snapshot.posts.values(), future=snapshot.settings.future,
-                         reserved=links.reserved)
+        with gc_paused():  # as for the load: a whole index is a bulk of objects that live on
+            return SiteIndex(snapshot.posts.values(), future=snapshot.settings.future,
+                             reserved=links.reserved)
 
     def _schedule_reveal(self, when: float | None) -> None:
         """A post dated in the future is revealed at its date (by a timer, so it needs

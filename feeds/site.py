@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -31,6 +31,9 @@ from .names import (
 )
 from .names import (
     normalize_name as normalize_name,
+)
+from .names import (
+    post_keys,
 )
 from .names import (
     segment_to_name as segment_to_name,
@@ -79,26 +82,31 @@ class SiteIndex:
             everything = [p for p in everything if p.collection == "posts"]
         visible: list[Post] = []
         upcoming: list[float] = []
+        keys: dict[int, tuple[float, str]] = {}  # id -> sort_key: each date read once
         for post in everything:
             stamp = post.date.timestamp()
             if future or stamp <= now:
                 visible.append(post)
+                keys[id(post)] = (-stamp, post.source)
             else:
                 upcoming.append(stamp)
-        visible.sort(key=_sort_key)
+        visible.sort(key=lambda p: keys[id(p)])
         sources = {normalize_name(p.source) for p in everything} | {CONFIG_FILE}
-        visible, self.left_out = _claim(visible, sources, reserved)
+        visible, self.left_out, files, urls = _claim(visible, sources, reserved)
         # Kept, but static hosts (nginx-static.conf) deny their hidden files.
-        self.hidden = {p.source: p.url for p in visible if _hidden(file_key(p.url))}
+        self.hidden = {p.source: p.url for p, name in zip(visible, files, strict=True)
+                       if _hidden(name)}
         for source, why in sorted(self.left_out.items()):
             logger.warning("post %s: %s", source, why)
         self.future = future
         self.reserved = reserved
         self.posts: tuple[Post, ...] = tuple(visible)
-        self.newest_change = _newest_change(visible, 0.0)
+        self.newest_change = max((max(-keys[id(p)][0], p.updated.timestamp())
+                                  for p in visible), default=0.0)
+        self.newest_change = max(self.newest_change, 0.0)  # as _newest_change starts
         """The newest 'updated' or date of a visible post, as a Unix time: part of
         Last-Modified (a post's date counts for a post coming due)."""
-        self._keys = [p.sort_key for p in visible]
+        self._keys = [keys[id(p)] for p in visible]
         self.next_reveal: float | None = min(upcoming) if upcoming else None
         """When the earliest hidden future post becomes visible (the index is rebuilt)."""
 
@@ -116,7 +124,7 @@ class SiteIndex:
         self._set_terms(
             {k: Term(Kind.CATEGORY, cat_names[k], tuple(v)) for k, v in categories.items()},
             {k: Term(Kind.TAG, tag_names[k], tuple(v)) for k, v in tags.items()})
-        self.by_url = {url_key(post.url): post for post in visible}
+        self.by_url = dict(zip(urls, visible, strict=True))
         # The files left-out posts wanted: when their owner goes, build whole.
         self._wanted = frozenset(file_key(p.url) for p in everything if p.source in self.left_out)
 
@@ -259,7 +267,8 @@ def file_key(url: str) -> str:
 
 
 def _hidden(name: str) -> bool:
-    return any(part.startswith(".") for part in name.split("/"))
+    """Whether a folder or file of the path starts with '.'."""
+    return name.startswith(".") or "/." in name
 
 
 def _same_file(key: str) -> tuple[str, ...]:
@@ -269,16 +278,19 @@ def _same_file(key: str) -> tuple[str, ...]:
 
 
 def _claim(visible: list[Post], sources: set[str], reserved: Reserved | None,
-           ) -> tuple[list[Post], dict[str, str]]:
-    """The posts (newest first) that keep their URL, and why each other one is left out:
-    a URL the site uses for something else, a file of the content folder, or one a
-    newer post has. A static build would write over that file, and the server answers
-    that path with something else, so neither lists the post."""
+           ) -> tuple[list[Post], dict[str, str], list[str], list[str]]:
+    """The posts (newest first) that keep their URL, why each other one is left out,
+    and the file (``file_key``) and ``url_key`` of each kept one. Left out: a URL the site uses for
+    something else, a file of the content folder, or one a newer post has. A static
+    build would write over that file, and the server answers that path with something
+    else, so neither lists the post."""
     owners: dict[str, Post] = {}
     kept: list[Post] = []
+    files: list[str] = []
+    urls: list[str] = []
     left_out: dict[str, str] = {}
     for post in visible:
-        name = file_key(post.url)
+        name, url = post_keys(post.url)
         why = reserved(name) if reserved is not None else None
         if why is None and name in sources:
             why = f"the source file {name}"
@@ -289,22 +301,25 @@ def _claim(visible: list[Post], sources: set[str], reserved: Reserved | None,
             continue
         owners[name] = post
         kept.append(post)
-    return kept, left_out
+        files.append(name)
+        urls.append(url)
+    return kept, left_out, files, urls
 
 
 def _sort_key(post: Post) -> tuple[float, str]:
     return post.sort_key
 
 
-def _keyed(names: tuple[str, ...]) -> Iterator[tuple[str, str]]:
-    """(key, name) of each distinct name: a post that writes one name twice, or in both
-    NFC and NFD, is listed once in that category or tag."""
-    seen: set[str] = set()
+def _keyed(names: tuple[str, ...]) -> Iterable[tuple[str, str]]:
+    """(key, name) of each distinct name, as the post first writes it: a post that
+    writes one name twice, or in both NFC and NFD, is listed once in that category or
+    tag. (A list, not a generator: this runs for every post of a whole index.)"""
+    if len(names) < 2:
+        return [(normalize_name(name), name) for name in names]
+    first: dict[str, str] = {}
     for name in names:
-        key = normalize_name(name)
-        if key not in seen:
-            seen.add(key)
-            yield key, name
+        first.setdefault(normalize_name(name), name)
+    return first.items()
 
 
 def _names(post: Post, kind: Kind) -> tuple[str, ...]:

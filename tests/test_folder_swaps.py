@@ -184,10 +184,10 @@ def test_posts_added_during_and_just_after_the_first_load_are_never_lost(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The load is held half-way; a post saved then, and one saved the moment /healthz
     first says ok, both show without waiting for a full scan."""
-    import feeds.content
+    import feeds.parsed
 
     root = write_site(tmp_path / "site", POSTS, config=CONFIG)
-    parse = feeds.content.parse_post
+    parse = feeds.parsed.parse_post
     inside, release = threading.Event(), threading.Event()
 
     def held_parse(source: str, *args: Any, **kwargs: Any) -> Any:
@@ -196,7 +196,7 @@ def test_posts_added_during_and_just_after_the_first_load_are_never_lost(
             assert release.wait(60), "the test never released the load"
         return parse(source, *args, **kwargs)
 
-    monkeypatch.setattr(feeds.content, "parse_post", held_parse)
+    monkeypatch.setattr(feeds.parsed, "parse_post", held_parse)
     app = create_app(make_settings(root), background=True, watch=True)
     service: FeedService = app.extensions["feeds"]
     client = app.test_client()

@@ -520,14 +520,14 @@ def test_requests_never_wait_for_a_reload_nor_see_half_of_one(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A reload held in the middle (one of its two files parsed, the other not yet):
     requests answer at once with the old content; then both changes show together."""
-    import feeds.content
+    import feeds.parsed
 
     root = write_site(tmp_path / "site", BASE_POSTS, config=CONFIG)
     app = create_app(make_settings(root), watch=False)
     service: FeedService = app.extensions["feeds"]
     client = app.test_client()
     try:
-        parse = feeds.content.parse_post
+        parse = feeds.parsed.parse_post
         inside, release = threading.Event(), threading.Event()
 
         def held_parse(source: str, *args: Any, **kwargs: Any) -> Any:
@@ -536,7 +536,7 @@ def test_requests_never_wait_for_a_reload_nor_see_half_of_one(
                 assert release.wait(120), "the test never released the reload"
             return parse(source, *args, **kwargs)
 
-        monkeypatch.setattr(feeds.content, "parse_post", held_parse)
+        monkeypatch.setattr(feeds.parsed, "parse_post", held_parse)
         for rel, title in (("_posts/2021-01-01-first.md", "First v2"),
                            ("_posts/2021-01-02-second.md", "Second v2")):
             (root / rel).write_text(post_text(title, rel[7:17] + " 10:00:00", "[news]"))

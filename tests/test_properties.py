@@ -10,10 +10,11 @@ import re
 import tempfile
 import unicodedata
 from calendar import timegm
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import feedparser
@@ -134,6 +135,14 @@ def serve(posts: list[GivenPost], root: Path) -> Flask:
     return create_app(make_settings(root, future=True), watch=False)
 
 
+def in_order(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows sorted with each set as its sorted names: sets themselves are only partly
+    ordered (neither {'0'} < {'00'} nor the reverse), so sorted() of rows that differ
+    only there keeps their input order, and two lists of the same rows could differ."""
+    return sorted(rows, key=lambda row: tuple(sorted(x) if isinstance(x, frozenset) else x
+                                              for x in row))
+
+
 def check_feeds(posts: list[GivenPost], exact_titles: bool,
                 atom_documents: AtomDocuments) -> None:
     with tempfile.TemporaryDirectory() as folder:
@@ -156,15 +165,15 @@ def check_feeds(posts: list[GivenPost], exact_titles: bool,
             def title_of(post: GivenPost) -> str:
                 return carried(post.title) if exact_titles else feed_title(carried(post.title))
 
-            expected = sorted((title_of(p), frozenset(p.terms), p.when.astimezone(UTC))
+            expected = in_order((title_of(p), frozenset(p.terms), p.when.astimezone(UTC))
                               for p in posts)
-            as_read = sorted((as_feedparser_reads(title),
+            as_read = in_order((as_feedparser_reads(title),
                               frozenset(map(as_feedparser_reads, terms)), when)
                              for title, terms, when in expected)
             for data in (atom.data, rss.data):
                 feed = feedparser.parse(data)
                 assert not feed.bozo, feed.bozo_exception
-                got = sorted((as_feedparser_reads(e.title),
+                got = in_order((as_feedparser_reads(e.title),
                               frozenset(as_feedparser_reads(t.term) for t in e.get("tags", [])),
                               datetime.fromtimestamp(timegm(e.published_parsed), UTC))
                              for e in feed.entries)
@@ -174,16 +183,16 @@ def check_feeds(posts: list[GivenPost], exact_titles: bool,
                 assert stamps == sorted(stamps, reverse=True)
             # lxml reads the Atom text back exactly, without feedparser's repair.
             root = etree.fromstring(atom.data, strict)
-            exact = sorted((entry.findtext(f"{ATOM}title"),
+            exact = in_order((entry.findtext(f"{ATOM}title"),
                             frozenset(c.get("term") for c in entry.iter(f"{ATOM}category")))
                            for entry in root.iter(f"{ATOM}entry"))
-            assert exact == sorted((title, terms) for title, terms, _ in expected)
+            assert exact == in_order((title, terms) for title, terms, _ in expected)
             channel = etree.fromstring(rss.data, strict)
-            exact = sorted((item.findtext("title"),
+            exact = in_order((item.findtext("title"),
                             frozenset(c.text for c in item.iter("category")))
                            for item in channel.iter("item"))
-            assert exact == sorted((title, terms) for title, terms, _ in expected)
-            assert sorted((i["title"], frozenset(i.get("tags", [])),
+            assert exact == in_order((title, terms) for title, terms, _ in expected)
+            assert in_order((i["title"], frozenset(i.get("tags", [])),
                            datetime.fromisoformat(i["date_published"]).astimezone(UTC))
                           for i in items) == expected
 
@@ -227,6 +236,9 @@ def test_titles_names_and_dates_read_back_exactly(posts: list[GivenPost],
 
 @HYPOTHESIS
 @given(posts=posts_of(unicode_text))
+@example(posts=[  # rows that differ only in sets no sorted() can order
+    GivenPost("0", "", "0", datetime(1999, 1, 1, tzinfo=UTC), [], ["00"]),
+    GivenPost("0", "", "0", datetime(2000, 1, 1, tzinfo=UTC), [], ["0"])])
 def test_any_unicode_gives_valid_feeds(posts: list[GivenPost],
                                        atom_documents: AtomDocuments) -> None:
     check_feeds(posts, exact_titles=False, atom_documents=atom_documents)

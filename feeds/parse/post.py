@@ -74,13 +74,14 @@ def _collection_of(source: str, rules: SiteRules) -> tuple[str, str] | None:
 
 
 def _front(source: str, data: bytes, document: bool,
-           warnings: list[str]) -> dict[str, Any]:
-    """The front matter. A collection's file without it is no document (Jekyll copies
-    it as a static file), where a ``_posts`` file without it is a post."""
+           warnings: list[str]) -> tuple[dict[str, Any], str]:
+    """The front matter, and the decoded text. A collection's file without it is no
+    document (Jekyll copies it as a static file), where a ``_posts`` file without it is a
+    post."""
     text = decode(source, data, warnings)
     if document and not text.startswith("---"):
         raise SkipFile(f"{source}: no front matter, so a static file of its collection")
-    return split_front_matter(source, text, warnings)[0]
+    return split_front_matter(source, text, warnings)[0], text
 
 
 def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Parsed:
@@ -88,7 +89,10 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
     its bytes (within ``max_post_bytes``: the disk reader checks that)."""
     warnings: list[str] = []
     collection = _collection_of(source, rules)
-    data_front = _front(source, data, collection is not None, warnings)
+    data_front, text = _front(source, data, collection is not None, warnings)
+    # Decoding dropped every raw character XML cannot carry: only a YAML escape ("\x01")
+    # in the file, or a default from _config.yml, can bring one back.
+    escapes = bool(rules.defaults) or "\\" in text
     if rules.defaults:
         data_front = with_defaults(source, data_front, rules.defaults)
     if _unpublished(data_front):
@@ -127,7 +131,7 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
         excerpt_only=_excerpt_only(data_front.get("feed")),
         collection="posts" if collection is None else collection[0],
     )
-    if CONTROL_WARNING not in warnings and (holds_control(data_front)
+    if CONTROL_WARNING not in warnings and ((escapes and holds_control(data_front))
                                             or XML_ILLEGAL.search(source)):
         warnings.append(CONTROL_WARNING)  # written as YAML escapes ("\x01"), not raw
     return Parsed(post, warnings)

@@ -3,6 +3,7 @@ them: slugs, permalink styles and placeholders, percent-encoding."""
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import unicodedata
@@ -131,6 +132,24 @@ def _placeholder(
     return None
 
 
+@functools.lru_cache(maxsize=256)
+def _template(template: str) -> tuple[tuple[str, str | None], ...]:
+    """A permalink template as (literal text, placeholder name or None) pieces: split
+    once per template, not once per post."""
+    pieces: list[tuple[str, str | None]] = []
+    at = 0
+    for match in _PLACEHOLDER.finditer(template):
+        pieces.append((template[at:match.start()], match.group(1)))
+        at = match.end()
+    pieces.append((template[at:], None))
+    return tuple(pieces)
+
+
+_escaped = functools.lru_cache(maxsize=4096)(escape_path)
+"""escape_path of the values posts share (years, months, categories)."""
+_SLASHES = re.compile("//+")
+
+
 def build_permalink(
     path: str,
     template: str,
@@ -147,20 +166,24 @@ def build_permalink(
     own permalink is taken literally (``style=False``), as Jekyll takes it."""
     if style:
         template = PERMALINK_STYLES.get(template, template)
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
+    out: list[str] = []
+    for literal, name in _template(template):
+        out.append(literal)
+        if name is None:
+            continue
         for key in (name, name.rstrip("_")):
             value = _placeholder(key, when, categories, slug, title_slug, path, collection)
             if value is not None:
-                return escape_path(value) + name[len(key):]
-        raise PostError(path, f"permalink has an unknown placeholder ':{name}'")
-
-    url = _PLACEHOLDER.sub(replace, template)
-    url = re.sub("/+", "/", url)
+                out.append(_escaped(value) + name[len(key):])
+                break
+        else:
+            raise PostError(path, f"permalink has an unknown placeholder ':{name}'")
+    url = "".join(out)
+    if "//" in url:
+        url = _SLASHES.sub("/", url)
     # Jekyll's sanitize_url: no '..', no './', no doubled slashes.
     url = ("/" + url).replace("..", "/").replace("./", "")
-    return re.sub("/+", "/", url)
+    return _SLASHES.sub("/", url) if "//" in url else url
 
 
 def document_path(source: str) -> str:
