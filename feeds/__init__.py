@@ -41,6 +41,7 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``bodies``   a post as a feed entry: its body rendered once and kept, its excerpt,
                id, link, author and image as jekyll-feed writes them.
 - ``cache``    renders feeds, pages and OPML of a state, and keeps them (bounded, locked).
+- ``liquid_state`` what bodies' Liquid sees of a state (site.*, post URLs, its version).
 - ``service``  the life of the content: load, watch, swap in each new state, health.
 - ``wire``     the exact headers of a 200 and its 304, and the replay that answers a
                repeated request with them before Flask (a dict lookup).

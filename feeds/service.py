@@ -10,35 +10,22 @@ and ``delta`` here answer for the current state.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from . import links
 from .cache import FeedCache
 from .config import Settings
-from .config_file import NAME as CONFIG_NAME
-from .config_file import ConfigError, liquid_files_stamp, read_config_file
 from .content import ContentStore
+from .liquid_state import liquid_site_of
 from .metrics import Metrics
 from .model import FeedKey, Post
-from .parse import (
-    LiquidSite,
-    PostError,
-    PostVars,
-    SiteVars,
-    page_vars,
-    parse_date,
-    read_data,
-    ruby_time,
-)
+from .parse import LiquidSite
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
 from .snapshot import Snapshot, gc_paused
@@ -111,73 +98,17 @@ class FeedService:
         return self.store.read_body(post)
 
     def liquid_site(self) -> LiquidSite | None:
-        """What post bodies' Liquid sees of the current state: ``_config.yml`` and every
-        post's URL (for ``post_url`` and ``link``). Made when a body first needs it."""
+        """What post bodies' Liquid sees of the current state (see liquid_state). Made
+        when a body first needs it, once per state."""
         state = self._state
         if state is None:
             return None
         made = self._liquid
         if made is not None and made[0] is state:
             return made[1]
-        settings = state.settings
-        try:
-            config = read_config_file(Path(settings.content))
-        except ConfigError:
-            config = {}
-        config = {**config, "data": read_data(Path(settings.content))}
-        names: dict[str, str] = {}
-        for post in state.index.posts:
-            name = post.source.rsplit(".", 1)[0]
-            names[name.rsplit("/", 1)[-1]] = post.url
-            names[name.split("_posts/", 1)[-1]] = post.url
-        posts = state.index.posts
-        documents = [d for docs in state.index.collections.values() for d in docs]
-        files = {p.source: p.url for p in (*posts, *documents)}  # {% link %} names both
-        base = (settings.url.rstrip("/") + settings.path_prefix) if settings.url \
-            else settings.site_base
-        # Any post's edit is a new version: site.posts shows every post's title and date;
-        # so is any edit of _includes/ (the files' stamps; _data/ is in config).
-        version = hashlib.blake2b(json.dumps(
-            [config, [(p.source, p.url, p.stamp) for p in (*posts, *documents)], base,
-             settings.timezone,
-             liquid_files_stamp(Path(settings.content))],
-            sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
-        # site.time: _config.yml's time, else when this state's site was first needed (the
-        # build time in Jekyll); not in the version, so no body is rendered again for it.
-        config["time"] = ruby_time(parse_date(CONFIG_NAME, settings.time, settings.tz)
-                                   .astimezone(settings.tz) if settings.time
-                                   else datetime.now(settings.tz))
-        # Jekyll renders the posts, then each collection in the order _config.yml names them.
-        order = {"posts": 0, **{c.label: n + 1 for n, c in enumerate(settings.collections)}}
-        content = self._content_of(base, order)
-        for label, docs in state.index.collections.items():  # site.<name>: oldest first
-            config[label] = [PostVars(page_vars(d, {}), d, content) for d in reversed(docs)]
-        site_vars = SiteVars(config, lambda: [PostVars(page_vars(p, {}), p, content)
-                                              for p in posts])
-        site = LiquidSite(root=Path(settings.content), config=site_vars, base=base,
-                          baseurl=settings.path_prefix, post_urls=names, file_urls=files,
-                          tz=settings.tz, version=version)
+        site = liquid_site_of(state, self.cache.bodies, self.read_body)
         self._liquid = (state, site)
         return site
-
-    def _content_of(self, base: str,
-                     order: dict[str, int]) -> Callable[[Post, Post | None], str]:
-        """``content`` of a post in ``site.posts`` (or a document of ``site.<name>``), as
-        Jekyll's Liquid sees it while it renders ``reader``: Jekyll renders the posts
-        oldest first, then each collection's documents (``order``), so one rendered before
-        the reader is its rendered HTML, any other (the reader too) its text as written."""
-        def rank(post: Post) -> tuple[int, datetime, str]:
-            return order.get(post.collection, len(order)), post.date, post.source
-
-        def content(post: Post, reader: Post | None) -> str:
-            if reader is not None and rank(post) < rank(reader):
-                return self.cache.bodies.body(post, base).html
-            try:
-                return str(self.read_body(post))
-            except PostError:
-                return ""
-
-        return content
 
     # --- loading and following changes ------------------------------------------------
 
