@@ -201,6 +201,8 @@ class Watcher:
         """Why the watcher is not delivering changes, or None when it is."""
         if self._stop.is_set():
             return "stopped"
+        if self._thread.ident is None:
+            return None  # not started yet: the first load has just been installed
         if not self._thread.is_alive():
             return "the reloader thread is not running"
         quiet = time.monotonic() - self.last_wake

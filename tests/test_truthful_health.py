@@ -178,6 +178,27 @@ def test_health_is_degraded_when_the_watcher_stops_delivering(
     assert health.get_json()["problems"]["watch"] == "stopped"
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_health_is_ok_between_the_first_load_and_the_watcher_starting(
+        tmp_path: Path) -> None:
+    """The first load is installed (and /healthz answers) a moment before the reloader
+    thread starts: that is no stalled watcher. One that started and died is."""
+    from feeds.watch import Watcher
+
+    def die() -> None:
+        raise SystemExit  # past the reloader's own guard, which catches Exception
+
+    watcher = Watcher(str(tmp_path), 5.0, on_paths=lambda paths: None, on_poll=lambda: None,
+                      on_tick=die, use_events=False)
+    try:
+        assert watcher.stalled() is None
+        watcher.start()
+        watcher._thread.join(timeout=30)
+        assert watcher.stalled() == "the reloader thread is not running"
+    finally:
+        watcher.stop()
+
+
 # --- finding 13: SIGHUP, on a real feeds serve ------------------------------------------
 
 
