@@ -456,8 +456,10 @@ def test_a_git_checkout_of_hundreds_of_files(live_factory: Callable[..., Live]) 
     # The 100 files the checkout did not touch were not read again.
     now = live.posts()
     assert all(now[rel] is p for rel, p in kept.items())
-    # 250 files were written; a file caught half-written is read again once it is whole.
-    assert 250 <= live.parses - before < 350
+    # 250 files were written; a file caught half-written is read again once it is whole
+    # (on a loaded machine a fair share are: CI once saw 360). Every file read twice is
+    # the bound; a whole reload would also have failed the identity check above.
+    assert 250 <= live.parses - before <= 2 * 250
 
 
 class NoInotify:
