@@ -21,6 +21,7 @@ from .config_file import AUTHORS_FILES, ConfigFollower
 from .config_file import NAME as CONFIG_NAME
 from .disk import (
     ChangeClock,
+    KeptFiles,
     is_post_path,
     read_post,
     same_file,
@@ -75,6 +76,7 @@ class ContentStore:
         self._stamps: dict[str, Stamp] = {}
         """Every path the store knows about (post, rejected, skipped), as last seen."""
         self._clock = ChangeClock(str(self.root))  # what Snapshot.modified_ns says
+        self._kept = KeptFiles(settings.source_cache_bytes)  # the bodies read_body gives
         self._posts: dict[str, Post] = {}
         self._problems: dict[str, tuple[Problem, ...]] = {}
         self._skipped: dict[str, str] = {}
@@ -138,6 +140,7 @@ class ContentStore:
             problems.append(Problem(rel, f"cannot be read as a post "
                                          f"({type(e).__name__}: {str(e)[:200]})"))
         else:
+            self._kept.keep(rel, stamp, data)
             post = capped_updated(parsed.post, problems)
             problems.extend(Problem(rel, w, rejected=False) for w in parsed.warnings)
         return post, tuple(problems), skipped, stamp
@@ -295,12 +298,14 @@ class ContentStore:
             return snapshot
 
     def read_body(self, post: Post) -> str:
-        """The body text of an indexed post (after its front matter), read again from its
-        file. PostError, at once, when the file cannot be read, is no regular file (a FIFO
-        cannot hang the caller), has changed since it was indexed or is over
-        max_post_bytes."""
-        data, _stamp = read_post(str(self.root), post.source, self._rules.max_post_bytes,
-                                 expected=post.stamp)
+        """The body text of an indexed post (after its front matter): of the bytes read
+        when it was indexed while they are kept, else read again from its file. PostError,
+        at once, when the file cannot be read, is no regular file (a FIFO cannot hang the
+        caller), has changed since it was indexed or is over max_post_bytes."""
+        data = self._kept.get(post.source, post.stamp)
+        if data is None:
+            data, _ = read_post(str(self.root), post.source, self._rules.max_post_bytes,
+                                expected=post.stamp)
         return body_text(post.source, data)
 
     def apply(self, paths: Iterable[str]) -> Snapshot | None:
