@@ -40,7 +40,7 @@ from .parse import (
     parse_post,
     site_rules,
 )
-from .parse.frontmatter import UNCLOSED_WARNING
+from .parse.frontmatter import CONTROL_WARNING, UNCLOSED_WARNING
 from .snapshot import Snapshot, capped_updated, gc_paused
 
 logger = logging.getLogger(__name__)
@@ -147,9 +147,8 @@ class ContentStore:
 
     def _settling(self, rel: str, broken: bool, stamp: Stamp) -> bool:
         """Whether what is known of ``rel`` stays, and the file is read again soon: it
-        changed while it was read, or it no longer parses (or its front matter is no
-        longer closed) but was written less than SETTLE ago: a half-written edit. A file
-        that settles so is read as Jekyll reads it (rejected, or published as it is)."""
+        changed while it was read, or it reads ``broken`` but was written less than
+        SETTLE ago: a half-written edit. Once settled, it is read as Jekyll reads it."""
         now, _ = stat_post(str(self.root), rel)
         young = time.time_ns() - stamp[0] < SETTLE * 1e9
         if now == stamp and not (broken and young and rel in self._posts):
@@ -189,8 +188,10 @@ class ContentStore:
             self._problems[rel] = (link_problem,)
             return True
         post, problems, skipped, stamp = self._read(rel, stamp)
-        broken = (post is None and skipped is None) or any(
-            p.message == UNCLOSED_WARNING for p in problems)
+        # What a writer half-way leaves: no post, an open front matter, the file empty
+        # (truncated, not yet written) or NUL bytes (its size grown, its data not in).
+        broken = (post is None and skipped is None) or stamp[1] == 0 or any(
+            p.message in (UNCLOSED_WARNING, CONTROL_WARNING) for p in problems)
         if self._settling(rel, broken, stamp):
             return False
         for problem in problems:
@@ -378,8 +379,8 @@ class ContentStore:
                 known = stamps.get(rel)
                 if known is not None and same_file(entry, known):
                     continue
-                if settle and written_within(entry, SETTLE):
-                    self._retry[rel] = time.monotonic() + SETTLE  # read once settled
+                if settle and written_within(entry, SETTLE):  # read once settled, or
+                    self._retry.setdefault(rel, time.monotonic() + SETTLE)  # SETTLE on
                     continue
                 changed |= self._update(rel)
             for known_rel in [k for k in stamps if k not in found]:

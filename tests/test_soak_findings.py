@@ -12,10 +12,13 @@ the code before the fix:
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import feedparser
+import pytest
 from flask import Flask
 from lxml import html as lxml_html
 
@@ -90,3 +93,57 @@ def test_a_body_that_can_no_longer_be_read_keeps_its_last_good_rendering(
     assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
     assert "Version 1, paragraph 3." in article(page.data)
     assert "bodies" in service.health()["problems"]
+
+
+@pytest.mark.parametrize("half", ["empty", "nul"])
+def test_a_post_caught_half_written_keeps_its_last_version(
+        tmp_path: Path, make_app: Callable[..., Flask], half: str) -> None:
+    """Read between the truncation and the write of an in-place save, a post is empty
+    (or, its size grown before its data, ends in NUL bytes): both parse, as a post with
+    no title and no body. Written a moment ago, it is held as a half-written edit is;
+    settled, it is read as Jekyll reads it."""
+    root = write_site(tmp_path / "site", {**POSTS, POST: version_text(1)}, config=CONFIG)
+    app = make_app(root)
+    service: FeedService = app.extensions["feeds"]
+    client = app.test_client()
+    path = root / POST
+    path.write_bytes(b"" if half == "empty" else version_text(2).encode()[:-30] + b"\0" * 30)
+    service.refresh()
+    entry = feedparser.parse(client.get("/feed.atom").data).entries[9]
+    assert whole_version(entry.title, entry.content[0].value) == 1
+    settled = time.time() - 10
+    os.utime(path, (settled, settled))
+    service.refresh()
+    entry = feedparser.parse(client.get("/feed.atom").data).entries[9]
+    assert entry.title != "Version 1"
+
+
+# --- stale ------------------------------------------------------------------------------
+
+
+class NoInotify:
+    """An observer that fails as inotify does when its watch limit is reached."""
+
+    def schedule(self, *args: object, **kwargs: object) -> None:
+        raise OSError(28, "inotify watch limit reached")
+
+
+def test_a_post_rewritten_continuously_is_still_published(
+        tmp_path: Path, make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Polling every 0.3 s while the post is rewritten in place every 0.1 s: it is never
+    older than SETTLE, and each scan put its read off again, for ever. Now a version
+    read whole (it parses, and holds still while read) is published SETTLE after the
+    first scan that put it off."""
+    import watchdog.observers
+
+    monkeypatch.setattr(watchdog.observers, "Observer", NoInotify)
+    root = write_site(tmp_path / "site", {**POSTS, POST: version_text(0)}, config=CONFIG)
+    app = make_app(root, watch=True, reload_interval=0.3)
+    client = app.test_client()
+    seen = 0
+    for n in range(1, 61):  # 6 s of edits: three times SETTLE
+        (root / POST).write_text(version_text(n), "utf-8")
+        time.sleep(0.1)
+        entry = feedparser.parse(client.get("/feed.atom").data).entries[9]
+        seen = max(seen, whole_version(entry.title, entry.content[0].value))
+    assert seen > 0, "no version written after the start was ever published"
