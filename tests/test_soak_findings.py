@@ -13,6 +13,8 @@ the code before the fix:
 from __future__ import annotations
 
 import os
+import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,9 +25,10 @@ from flask import Flask
 from lxml import html as lxml_html
 
 from feeds.service import FeedService
+from feeds.watch import Watcher
 
 from .conftest import post_text, write_site
-from .test_folder_swaps import CONFIG
+from .test_folder_swaps import CONFIG, SOON, feed, ids, wait_until, watched
 
 POST = "_posts/2021-01-03-p3.md"
 POSTS = {f"_posts/2021-01-{d:02d}-p{d}.md": post_text(f"P{d}", f"2021-01-{d:02d} 10:00:00",
@@ -147,3 +150,74 @@ def test_a_post_rewritten_continuously_is_still_published(
         entry = feedparser.parse(client.get("/feed.atom").data).entries[9]
         seen = max(seen, whole_version(entry.title, entry.content[0].value))
     assert seen > 0, "no version written after the start was ever published"
+
+
+def test_a_folder_made_again_with_the_same_inode_is_followed(
+        tmp_path: Path, make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rm -rf site; cp -r backup site`` often gives the new folder the old one's inode
+    number (as here, by construction): its watch ended with the old folder, and the
+    changes after it went unseen until a full scan."""
+    root = write_site(tmp_path / "site", POSTS, config=CONFIG)
+    backup = tmp_path / "backup"
+    shutil.copytree(root, backup)
+    real = os.path.realpath(root)
+    monkeypatch.setattr(Watcher, "_root_identity", lambda self: (real, 1, 1))
+    client, _service = watched(make_app, root)
+    (root / "_posts" / "2021-02-01-new.md").write_text(post_text("New", "2021-02-01"))
+    wait_until(lambda: "New" in ids(client), "a post, by its event")  # the watcher runs
+    (backup / "_posts" / "2021-02-01-new.md").write_text(post_text("New", "2021-02-01"))
+    (backup / "_posts" / "2021-02-02-copy.md").write_text(post_text("Copy", "2021-02-02"))
+    before = ids(client)
+    shutil.rmtree(root)
+    shutil.copytree(backup, root)
+    wait_until(lambda: "Copy" in ids(client), "the new folder's own post")
+    (root / POST).write_text(post_text("P3 edited", "2021-01-03 10:00:00"), "utf-8")
+    wait_until(lambda: "P3 edited" in ids(client), "the edit in the new folder")
+    assert set(ids(client)) == set(before) - {"P3"} | {"P3 edited", "Copy"}
+
+
+# --- wrong ------------------------------------------------------------------------------
+
+
+def test_a_folder_copied_back_slowly_is_never_served_half_copied(
+        tmp_path: Path, make_app: Callable[..., Flask]) -> None:
+    """The folder removed a file every 0.1 s, then its files copied back one every
+    0.15 s (longer than the watcher's tick): the last content is served until the copy
+    has settled, then the new content whole; never the entries left or copied so far."""
+    root = write_site(tmp_path / "site", POSTS, config=CONFIG)
+    backup = tmp_path / "backup"
+    shutil.copytree(root, backup)
+    client, service = watched(make_app, root)
+    before = ids(client)
+    lists: list[frozenset[str]] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        reader = client.application.test_client()
+        deadline = time.monotonic() + 30
+        while not done.is_set() and time.monotonic() < deadline:
+            lists.append(frozenset(e.title for e in feed(reader).entries))
+            time.sleep(0.02)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        for path in sorted((root / "_posts").iterdir()):  # an rm -rf a busy machine pauses
+            path.unlink()
+            time.sleep(0.1)
+        shutil.rmtree(root)
+        (root / "_posts").mkdir(parents=True)
+        shutil.copy2(backup / "_config.yml", root / "_config.yml")
+        degraded = False
+        for path in sorted((backup / "_posts").iterdir()):
+            shutil.copy2(path, root / "_posts" / path.name)
+            degraded |= service.health()["status"] == "degraded"
+            time.sleep(0.15)
+        assert degraded, "health never said the folder was being replaced"
+        wait_until(lambda: service.health()["status"] == "ok", "the copy settled")
+    finally:
+        done.set()
+        poller.join(10)
+    assert lists and set(lists) == {frozenset(before)}, sorted(map(len, set(lists)))
+    (root / POST).write_text(post_text("P3 again", "2021-01-03 10:00:00"), "utf-8")
+    wait_until(lambda: "P3 again" in ids(client), "an edit after the swap", SOON)
