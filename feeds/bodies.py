@@ -17,14 +17,14 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from cachetools import LRUCache, cachedmethod
+from cachetools import cachedmethod
 
 from .config import Settings
 from .jekyllconf import JEKYLL_EXCERPT_SEPARATOR
 from .model import Author, Body, Post
 from .parse import BodyRules, LiquidSite, liquid_environment, render_body, with_liquid
 from .render import Entry, feed_title
-from .rendered import entry_id
+from .rendered import KeyedLRU, entry_id
 from .snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -119,10 +119,8 @@ class BodyCache:
         """Posts whose body holds Liquid: their renderings depend on the whole site."""
         self._body_rules = BodyRules(settings.iframe_hosts, settings.smart_quotes)
         self._lock = threading.Lock()
-        self._bodies: LRUCache[Hashable, Body] = LRUCache(
-            maxsize=settings.body_cache_bytes, getsizeof=_body_size)
-        self._last_good: LRUCache[str, Body] = LRUCache(
-            maxsize=max(1, settings.body_cache_bytes // 4), getsizeof=_body_size)
+        self._bodies = KeyedLRU[Body](settings.body_cache_bytes, _body_size)
+        self._last_good = KeyedLRU[Body](max(1, settings.body_cache_bytes // 4), _body_size)
         """Source -> its last body rendered: what a body that cannot be read falls back
         on (mostly the same objects as in ``_bodies``)."""
 
