@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from .config import Settings
@@ -69,12 +70,10 @@ class ContentStore:
         self._on_problem = on_problem
         self._on_progress = on_progress
         self.root = Path(settings.content)
-        self.parse_count = 0
-        """How many times a file was read and parsed (what the tests count)."""
+        self.parse_count = 0  # how many times a file was parsed (what the tests count)
         self._version = 0
         self._touched: set[str] = set()
-        self._stamps: dict[str, Stamp] = {}
-        """Every path the store knows about (post, rejected, skipped), as last seen."""
+        self._stamps: dict[str, Stamp] = {}  # every path known (post, rejected, skipped)
         self._clock = ChangeClock(str(self.root))  # what Snapshot.modified_ns says
         self._kept = KeptFiles(settings.source_cache_bytes)  # the bodies read_body gives
         self._posts: dict[str, Post] = {}
@@ -84,8 +83,7 @@ class ContentStore:
         self._rules: SiteRules = self._make_rules(settings)
         self._lock = threading.RLock()
         self.config = ConfigFollower(self.root)
-        self.held: str | None = None
-        """Why the folder as it is now is not handed out (missing, or no posts left)."""
+        self.held: str | None = None  # why the folder now is not handed out (no posts)
         self._had_posts = False
         self._retry: dict[str, float] = {}
         """Files to read again (monotonic time when due): changing while read, or not
@@ -93,9 +91,9 @@ class ContentStore:
         self._asked: list[str] = []
 
     @staticmethod
-    def _make_rules(settings: Settings) -> SiteRules:
-        return site_rules(settings.timezone, settings.permalink, settings.max_post_bytes,
-                          settings.front_matter_ids, settings.defaults or ())
+    def _make_rules(s: Settings) -> SiteRules:
+        return site_rules(s.timezone, s.permalink, s.max_post_bytes, s.front_matter_ids,
+                          s.defaults or ())
 
     # --- scanning ---------------------------------------------------------------------
 
@@ -120,13 +118,18 @@ class ContentStore:
 
     def _read(self, rel: str, stamp: Stamp) -> tuple[Post | None, tuple[Problem, ...],
                                                       str | None, Stamp]:
-        """Parse one file: (post, problems, why skipped, stamp of what was read)."""
-        self.parse_count += 1
+        """Parse one file: (post, problems, why skipped, stamp of what was read). The
+        same bytes as the post's (a folder copied back, a touch) are not parsed again."""
         problems: list[Problem] = []
         post: Post | None = None
         skipped: str | None = None
         try:
             data, stamp = read_post(str(self.root), rel, self._rules.max_post_bytes)
+            known = self._posts.get(rel)
+            if known is not None and self._kept.get(rel, known.stamp) == data:
+                self._kept.keep(rel, stamp, data)
+                return replace(known, stamp=stamp), self._problems.get(rel, ()), None, stamp
+            self.parse_count += 1
             parsed: Parsed = parse_post(rel, data, stamp, self._rules)
         except SkipFile as e:
             skipped = str(e).removeprefix(f"{rel}: ")
@@ -168,8 +171,7 @@ class ContentStore:
             return due | set(asked)
 
     def recheck(self, rel: str) -> None:
-        """Read this file again at the next chance (its body could not be read)."""
-        self._asked.append(rel)
+        self._asked.append(rel)  # at the next chance: its body could not be read
 
     def _update(self, rel: str) -> bool:
         """Bring one path up to date; True when anything changed."""
@@ -233,9 +235,7 @@ class ContentStore:
         changed = None if whole else frozenset(self._touched)
         self._touched.clear()
         return Snapshot(
-            version=self._version,
-            settings=self.settings,
-            posts=dict(self._posts),
+            version=self._version, settings=self.settings, posts=dict(self._posts),
             problems=dict(self._problems),
             skipped=dict(self._skipped),
             duration=time.monotonic() - started,

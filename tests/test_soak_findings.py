@@ -17,6 +17,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import feedparser
@@ -24,10 +25,12 @@ import pytest
 from flask import Flask
 from lxml import html as lxml_html
 
+from feeds.content import ContentStore
+from feeds.disk import stamp_of
 from feeds.service import FeedService
 from feeds.watch import Watcher
 
-from .conftest import post_text, write_site
+from .conftest import make_settings, post_text, write_site
 from .test_folder_swaps import CONFIG, SOON, feed, ids, wait_until, watched
 
 POST = "_posts/2021-01-03-p3.md"
@@ -221,3 +224,27 @@ def test_a_folder_copied_back_slowly_is_never_served_half_copied(
     assert lists and set(lists) == {frozenset(before)}, sorted(map(len, set(lists)))
     (root / POST).write_text(post_text("P3 again", "2021-01-03 10:00:00"), "utf-8")
     wait_until(lambda: "P3 again" in ids(client), "an edit after the swap", SOON)
+
+
+def test_a_folder_copied_back_is_read_but_not_parsed_again(tmp_path: Path) -> None:
+    """Every file of a folder copied back is another file (its inode), read again; the
+    ones with the same bytes as the post they were are not parsed again, so the new
+    folder is taken in at the cost of reading it (1,000 posts: a few ms, not 0.4 s)."""
+    root = write_site(tmp_path / "site", POSTS, config=CONFIG)
+    backup = tmp_path / "backup"
+    shutil.copytree(root, backup)
+    (backup / POST).write_text(post_text("P3, edited", "2021-01-03 10:00:00"), "utf-8")
+    store = ContentStore(make_settings(root))
+    before = store.load(progress=False)
+    parsed = store.parse_count
+    shutil.rmtree(root)
+    shutil.copytree(backup, root)
+    after = store.rescan()
+    assert after is not None and store.parse_count == parsed + 1  # the edited one
+    assert set(after.posts) == set(before.posts)
+    for rel, post in after.posts.items():
+        assert post.stamp == stamp_of((root / rel).stat())  # the new file's
+        if rel != POST:
+            assert replace(post, stamp=before.posts[rel].stamp) == before.posts[rel]
+    assert after.posts[POST].title == "P3, edited"
+    assert store.read_body(after.posts["_posts/2021-01-05-p5.md"]).strip() == "Body of P5."
