@@ -71,7 +71,7 @@ def folder_look(root: str) -> tuple[int, int] | None:
         return None
     count = size = 0
     for _rel, entry in walk(root, root):
-        if entry.name.startswith(".") or entry.name.endswith("~"):
+        if _litter(entry.name):
             continue
         try:
             size += entry.stat(follow_symlinks=False).st_size
@@ -329,6 +329,8 @@ class Watcher:
             self._wake.clear()
             if not self._settled():
                 return  # nothing taken in (due files, posts come due) meanwhile
+            logger.warning("%s settled after %.1f s; reading it again", self.root,
+                           time.monotonic() - self._settling)
             self._rewatch()
             self._next_scan = 0.0
         elif woke and self._drain():
@@ -367,11 +369,15 @@ class Watcher:
 
     def _removing(self) -> bool:
         """Whether the burst so far removed files (some of its paths are gone), not
-        counting dot files (an editor's temporary file renamed over a post)."""
+        counting an editor's litter (a temporary file renamed over a post, a backup)."""
         with self._lock:
             paths = list(self._pending)
-        return any(not os.path.basename(path).startswith(".") and not os.path.lexists(path)
+        return any(not _litter(os.path.basename(path)) and not os.path.lexists(path)
                    for path in paths)
+
+
+def _litter(name: str) -> bool:  # an editor's temporary, backup or lock file
+    return name.startswith((".", "#", "~")) or name.endswith("~")
 
 
 def _observer(make: Any) -> Any:
