@@ -25,6 +25,7 @@ from .disk import (
     KeptFiles,
     is_post_path,
     read_post,
+    read_whole,
     same_file,
     skipped_folder,
     stat_post,
@@ -149,13 +150,12 @@ class ContentStore:
         return post, tuple(problems), skipped, stamp
 
     def _settling(self, rel: str, broken: bool, stamp: Stamp) -> bool:
-        """Whether what is known of ``rel`` stays, and the file is read again soon: it
-        changed while it was read, or it reads ``broken`` but was written less than
-        SETTLE ago: a half-written edit. Once settled, it is read as Jekyll reads it."""
+        """Whether what is known of ``rel`` stays (read again soon): it was not read whole
+        (see disk.read_whole), or reads ``broken`` though written less than SETTLE ago."""
         now, _ = stat_post(str(self.root), rel)
         young = time.time_ns() - stamp[0] < SETTLE * 1e9
-        if now == stamp and not (broken and young and rel in self._posts):
-            self._retry.pop(rel, None)
+        if read_whole(stamp, now) and not (broken and young and rel in self._posts):
+            self._retry.pop(rel, None)  # a file renamed over it since: its event, next
             return False
         logger.debug("%s is being written; keeping what was read before, for now", rel)
         self._retry[rel] = time.monotonic() + (0.1 if now != stamp else SETTLE)
@@ -357,10 +357,9 @@ class ContentStore:
         return changed
 
     def rescan(self, settle: bool = False) -> Snapshot | None:
-        """Polling: stat every file and re-read the changed ones. One walk of the folder
-        and one lstat a file; a file whose stamp is unchanged costs nothing more. With
-        ``settle`` (the watcher's scans), a file written in the last SETTLE seconds is
-        left for a later scan (or its close event): it may be half written."""
+        """Polling: stat every file (one walk, one lstat a file) and re-read the changed
+        ones. With ``settle`` (the watcher's scans), a file written in the last SETTLE
+        seconds is left for SETTLE (or its close event): it may be half written."""
         with self._lock:
             started = time.monotonic()
             outcome = self._read_config() if self.config.changed() else "same"

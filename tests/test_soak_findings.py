@@ -155,6 +155,40 @@ def test_a_post_rewritten_continuously_is_still_published(
     assert seen > 0, "no version written after the start was ever published"
 
 
+def test_a_post_saved_atomically_again_and_again_is_published_as_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each read found, by the time it looked again, another save renamed over the
+    file (the soak's writer catching up after a swap: saves a few ms apart), and was
+    put off as "changing while read", for as long as the saves came. The file read was
+    whole (it held still while read, and a rename does not touch it): it is published,
+    and the newer one at its own event."""
+    import feeds.content
+
+    root = write_site(tmp_path / "site", {**POSTS, POST: version_text(1)}, config=CONFIG)
+    store = ContentStore(make_settings(root))
+    store.load(progress=False)
+    real_read = feeds.content.read_post
+    saves = iter([3])
+
+    def read_then_saved_over(*args: object, **kwargs: object) -> tuple[bytes, object]:
+        found = real_read(*args, **kwargs)  # type: ignore[arg-type]
+        for n in saves:  # once: the next save lands just after the read
+            temporary = root / "_posts" / ".p3.tmp"
+            temporary.write_text(version_text(n), "utf-8")
+            temporary.replace(root / POST)
+        return found
+
+    monkeypatch.setattr(feeds.content, "read_post", read_then_saved_over)
+    temporary = root / "_posts" / ".p3.tmp"
+    temporary.write_text(version_text(2), "utf-8")
+    temporary.replace(root / POST)
+    snapshot = store.rescan()
+    assert snapshot is not None and snapshot.posts[POST].title == "Version 2"
+    assert store.read_body(snapshot.posts[POST]).count("Version 2, paragraph") == 4
+    again = store.apply([POST])  # the save over it, at its own event
+    assert again is not None and again.posts[POST].title == "Version 3"
+
+
 def test_a_folder_made_again_with_the_same_inode_is_followed(
         tmp_path: Path, make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch) -> None:
     """``rm -rf site; cp -r backup site`` often gives the new folder the old one's inode
