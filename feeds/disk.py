@@ -239,3 +239,26 @@ def walk(root: str, top: str, folders: list[str] | None = None,
                     yield rel, entry
             except OSError:
                 continue
+
+
+def litter(name: str) -> bool:  # an editor's temporary, backup or lock file
+    return name.startswith((".", "#", "~")) or name.endswith("~")
+
+
+def folder_look(root: str) -> tuple[int, int] | None:
+    """How many files there are below ``root`` (not counting dot files and editors'
+    backups) and their total size; None when it is no folder. Two equal looks some time
+    apart: nothing is being copied in or removed. (Not the newest mtime: a post saved
+    every moment would keep a folder from ever settling.)"""
+    if not os.path.isdir(root):
+        return None
+    count = size = 0
+    for _rel, entry in walk(root, root):
+        if litter(entry.name):
+            continue
+        try:
+            size += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+        count += 1
+    return count, size

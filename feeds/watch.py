@@ -16,8 +16,9 @@ A folder removed and made again (``rm -rf site; cp -r backup site``) is noticed 
 the new folder gets the old one's inode number, as it often does: by the folder's own
 deletion event, and by the observer's emitter ending with it. Its new content is taken
 in only once it has settled (the same files, by count and total size, for ROOT_QUIET,
-or ROOT_SETTLE_MAX after it went): until then the last content is served, and health
-says why. A burst of events that removes files is followed to its end (at most
+or ROOT_QUIET_FEWER while it holds fewer files than at the last scan: a copy paused;
+at most ROOT_SETTLE_MAX after it went): until then the last content is served, and
+health says why. A burst of events that removes files is followed to its end (at most
 REMOVALS_MAX), so a slow ``rm -rf`` is one change, not a folder half gone.
 """
 
@@ -30,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .disk import walk
+from .disk import folder_look, litter
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ REMOVALS_MAX = 3.0
 # has finished), at most ROOT_SETTLE_MAX.
 ROOT_LOOK = 0.1
 ROOT_QUIET = 0.5
+ROOT_QUIET_FEWER = 2.0
+"""The quiet asked for while the folder holds fewer files than it did (a copy paused)."""
 ROOT_SETTLE_MAX = 10.0
 # How often the reloader wakes with nothing to do (on_tick, the folder's identity).
 TICK = 1.0
@@ -60,25 +63,6 @@ SAFETY_SHARE = 0.01
 STALL = 60.0
 
 Identity = tuple[str, int, int] | None
-
-
-def folder_look(root: str) -> tuple[int, int] | None:
-    """How many files there are below ``root`` (not counting dot files and editors'
-    backups) and their total size; None when it is no folder. Two equal looks some time
-    apart: nothing is being copied in or removed. (Not the newest mtime: a post saved
-    every moment would keep a folder from ever settling.)"""
-    if not os.path.isdir(root):
-        return None
-    count = size = 0
-    for _rel, entry in walk(root, root):
-        if _litter(entry.name):
-            continue
-        try:
-            size += entry.stat(follow_symlinks=False).st_size
-        except OSError:
-            continue
-        count += 1
-    return count, size
 
 
 def _alive(observer: Any) -> bool:
@@ -126,6 +110,7 @@ class Watcher:
         """Since when (monotonic) the folder was removed or replaced, until it settles."""
         self._look: tuple[tuple[int, int] | None, float] | None = None
         self._look_every = ROOT_LOOK
+        self._baseline: tuple[int, int] | None = None  # the folder's look at the last scan
         self.observe()
 
     def observe(self) -> None:
@@ -249,7 +234,9 @@ class Watcher:
             self._look = (look, now)
         if now - self._settling >= ROOT_SETTLE_MAX:
             return True
-        return look is not None and now - self._look[1] >= ROOT_QUIET
+        whole = self._baseline is None or (look is not None and look[0] >= self._baseline[0])
+        quiet = ROOT_QUIET if whole else ROOT_QUIET_FEWER
+        return look is not None and now - self._look[1] >= quiet
 
     def _rewatch(self) -> None:
         """Watch the folder afresh, as it is now (a full scan follows)."""
@@ -341,6 +328,7 @@ class Watcher:
             started = time.monotonic()
             try:
                 self.on_poll()
+                self._baseline = folder_look(self.root)  # what a copy back should reach
             finally:
                 self._schedule_scan(time.monotonic() - started)
         self.on_tick()
@@ -372,12 +360,8 @@ class Watcher:
         counting an editor's litter (a temporary file renamed over a post, a backup)."""
         with self._lock:
             paths = list(self._pending)
-        return any(not _litter(os.path.basename(path)) and not os.path.lexists(path)
+        return any(not litter(os.path.basename(path)) and not os.path.lexists(path)
                    for path in paths)
-
-
-def _litter(name: str) -> bool:  # an editor's temporary, backup or lock file
-    return name.startswith((".", "#", "~")) or name.endswith("~")
 
 
 def _observer(make: Any) -> Any:
