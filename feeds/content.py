@@ -25,7 +25,6 @@ from .disk import (
     KeptFiles,
     is_post_path,
     read_post,
-    read_whole,
     same_file,
     skipped_folder,
     stat_post,
@@ -150,12 +149,14 @@ class ContentStore:
         return post, tuple(problems), skipped, stamp
 
     def _settling(self, rel: str, broken: bool, stamp: Stamp) -> bool:
-        """Whether what is known of ``rel`` stays (read again soon): it was not read whole
-        (see disk.read_whole), or reads ``broken`` though written less than SETTLE ago."""
+        """Whether what is known of ``rel`` stays (read again soon): it reads ``broken``
+        (changed while read_post read it, say) and has changed since, or was written
+        less than SETTLE ago. A read that parses was whole: read_post saw it hold still
+        (whatever was saved over it since is read at its own event)."""
         now, _ = stat_post(str(self.root), rel)
         young = time.time_ns() - stamp[0] < SETTLE * 1e9
-        if read_whole(stamp, now) and not (broken and young and rel in self._posts):
-            self._retry.pop(rel, None)  # a file renamed over it since: its event, next
+        if not broken or (now == stamp and not (young and rel in self._posts)):
+            self._retry.pop(rel, None)
             return False
         logger.debug("%s is being written; keeping what was read before, for now", rel)
         self._retry[rel] = time.monotonic() + (0.1 if now != stamp else SETTLE)

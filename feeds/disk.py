@@ -111,15 +111,6 @@ def stat_post(root: str, rel: str) -> tuple[Stamp | None, Problem | None]:
     return stamp_of(st), None
 
 
-def read_whole(read: Stamp, now: Stamp | None) -> bool:
-    """Whether a read of a file (``read``: its stamp while read_post read it, which
-    checks it held still) was of a whole version, by what its path holds ``now``: the
-    same file, unchanged; or another file renamed over it since (an atomic save), the
-    one read being complete. The same file changed since may have been half written
-    (an in-place save: truncated, then written)."""
-    return now == read or (now is not None and now[2] != read[2])
-
-
 def read_post(root: str, rel: str, limit: int,
               expected: Stamp | None = None) -> tuple[bytes, Stamp]:
     """The bytes of the post file ``rel`` below ``root`` and the stamp of what was read.

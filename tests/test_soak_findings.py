@@ -155,33 +155,39 @@ def test_a_post_rewritten_continuously_is_still_published(
     assert seen > 0, "no version written after the start was ever published"
 
 
-def test_a_post_saved_atomically_again_and_again_is_published_as_read(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each read found, by the time it looked again, another save renamed over the
-    file (the soak's writer catching up after a swap: saves a few ms apart), and was
-    put off as "changing while read", for as long as the saves came. The file read was
-    whole (it held still while read, and a rename does not touch it): it is published,
-    and the newer one at its own event."""
+@pytest.mark.parametrize("how", ["atomically", "in place"])
+def test_a_post_saved_again_and_again_is_published_as_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """Each read found, by the time it looked again, another save over the file (the
+    soak's writer catching up after a swap: saves a few ms apart), and was put off as
+    "changing while read", for as long as the saves came. The read held still while it
+    read (read_post checks) and parsed: it was whole, and is published; the save over
+    it is read at its own event."""
     import feeds.content
 
     root = write_site(tmp_path / "site", {**POSTS, POST: version_text(1)}, config=CONFIG)
     store = ContentStore(make_settings(root))
     store.load(progress=False)
     real_read = feeds.content.read_post
+
+    def save(n: int) -> None:
+        if how == "in place":
+            (root / POST).write_text(version_text(n), "utf-8")
+            return
+        temporary = root / "_posts" / ".p3.tmp"
+        temporary.write_text(version_text(n), "utf-8")
+        temporary.replace(root / POST)
+
     saves = iter([3])
 
     def read_then_saved_over(*args: object, **kwargs: object) -> tuple[bytes, object]:
         found = real_read(*args, **kwargs)  # type: ignore[arg-type]
         for n in saves:  # once: the next save lands just after the read
-            temporary = root / "_posts" / ".p3.tmp"
-            temporary.write_text(version_text(n), "utf-8")
-            temporary.replace(root / POST)
+            save(n)
         return found
 
     monkeypatch.setattr(feeds.content, "read_post", read_then_saved_over)
-    temporary = root / "_posts" / ".p3.tmp"
-    temporary.write_text(version_text(2), "utf-8")
-    temporary.replace(root / POST)
+    save(2)
     snapshot = store.rescan()
     assert snapshot is not None and snapshot.posts[POST].title == "Version 2"
     assert store.read_body(snapshot.posts[POST]).count("Version 2, paragraph") == 4
