@@ -43,6 +43,9 @@ MAX_DELAY = 0.5
 # for this much quiet, at most REMOVALS_MAX: half a folder gone is not a state to serve.
 REMOVALS_QUIET = 0.3
 REMOVALS_MAX = 3.0
+MASS_REMOVAL = 20
+"""A burst that removed this many files (or half the folder's, at least 10) waits for
+the folder to settle, as a folder replaced does."""
 # A folder removed or replaced: looked at every ROOT_LOOK seconds (or four times as long
 # as a look takes) until its files have stayed the same for ROOT_QUIET (a copy into it
 # has finished), at most ROOT_SETTLE_MAX.
@@ -220,8 +223,8 @@ class Watcher:
             return None
         if self._look is not None and self._look[0] is None:
             return "the content folder is missing; serving the last content it had"
-        return "the content folder was replaced; serving its last content until the new " \
-               "one settles"
+        return "the content folder is being replaced or emptied; serving its last content " \
+               "until it settles"
 
     def _settled(self) -> bool:
         """Whether the folder being replaced has settled (or waited for long enough)."""
@@ -342,26 +345,34 @@ class Watcher:
             self._wake.clear()
             if self._wake.wait(quiet) and time.monotonic() - first < longest:
                 continue
-            if quiet == QUIET and self._removing():
+            if quiet == QUIET and self._removed(1):
                 quiet, longest = REMOVALS_QUIET, REMOVALS_MAX  # wait for the rm's end
                 continue
             break
+        # Many files gone at once (an rm -rf that paused, a swap under way): served only
+        # once the folder has settled, as a replaced one is.
+        baseline = self._baseline[0] if self._baseline else 0
+        mass = self._removed(max(MASS_REMOVAL // 2, min(MASS_REMOVAL, baseline // 2)))
         with self._lock:
             paths, self._pending = self._pending, set()
-        if self._moved():
+        if mass or self._moved():
             self._begin_settling()
             return True
         if paths:
             self.on_paths(paths)
         return False
 
-    def _removing(self) -> bool:
-        """Whether the burst so far removed files (some of its paths are gone), not
-        counting an editor's litter (a temporary file renamed over a post, a backup)."""
+    def _removed(self, at_least: int) -> bool:
+        """Whether the burst so far removed ``at_least`` files (their paths are gone),
+        not counting an editor's litter (a temporary file renamed over a post)."""
         with self._lock:
             paths = list(self._pending)
-        return any(not litter(os.path.basename(path)) and not os.path.lexists(path)
-                   for path in paths)
+        gone = 0
+        for path in paths:
+            gone += not litter(os.path.basename(path)) and not os.path.lexists(path)
+            if gone >= at_least:
+                return True
+        return False
 
 
 def _observer(make: Any) -> Any:

@@ -28,7 +28,7 @@ from lxml import html as lxml_html
 from feeds.content import ContentStore
 from feeds.disk import stamp_of
 from feeds.service import FeedService
-from feeds.watch import ROOT_QUIET, ROOT_QUIET_FEWER, Watcher
+from feeds.watch import REMOVALS_QUIET, ROOT_QUIET, ROOT_QUIET_FEWER, Watcher
 
 from .conftest import make_settings, post_text, write_site
 from .test_folder_swaps import CONFIG, SOON, feed, ids, wait_until, watched
@@ -225,9 +225,9 @@ def test_a_folder_made_again_with_the_same_inode_is_followed(
 def test_a_folder_copied_back_slowly_is_never_served_half_copied(
         tmp_path: Path, make_app: Callable[..., Flask]) -> None:
     """The folder removed a file every 0.1 s, then its files copied back one every
-    0.15 s (longer than the watcher's tick), with a pause half-way: the last content is
-    served until the copy has settled, then the new content whole; never the entries
-    left or copied so far."""
+    0.15 s (longer than the watcher's tick), each with a pause half-way: the last
+    content is served until the copy has settled, then the new content whole; never the
+    entries left or copied so far."""
     root = write_site(tmp_path / "site", POSTS, config=CONFIG)
     backup = tmp_path / "backup"
     shutil.copytree(root, backup)
@@ -246,9 +246,9 @@ def test_a_folder_copied_back_slowly_is_never_served_half_copied(
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
     try:
-        for path in sorted((root / "_posts").iterdir()):  # an rm -rf a busy machine pauses
-            path.unlink()
-            time.sleep(0.1)
+        for n, path in enumerate(sorted((root / "_posts").iterdir())):
+            path.unlink()  # an rm -rf that a busy machine pauses, once for longer than
+            time.sleep(0.1 if n != 10 else 2 * REMOVALS_QUIET)  # a burst's quiet
         shutil.rmtree(root)
         (root / "_posts").mkdir(parents=True)
         shutil.copy2(backup / "_config.yml", root / "_config.yml")
