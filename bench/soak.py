@@ -72,6 +72,7 @@ class Writer:
         self.posted = posted
         self.atomic = atomic
         self.version = 0
+        self.writing = 0  # the version being written: served as soon as it is on disk
         self.replaced_at: dict[int, float] = {}
         self.lock = threading.Lock()  # held by a swap: no write into a half-copied folder
 
@@ -82,7 +83,7 @@ class Writer:
 
     def write(self) -> None:
         with self.lock:
-            version = self.version + 1
+            version = self.writing = self.version + 1
             path = self.site / SOAK_POST
             path.parent.mkdir(parents=True, exist_ok=True)
             target = path.with_name(".soak.tmp") if self.atomic else path
@@ -94,7 +95,9 @@ class Writer:
             self.version = version
 
     def known(self, version: int) -> bool:
-        return 0 <= version <= self.version
+        """Written (or being written: a rename makes it visible before ``version`` says
+        so, and a reader may see it first)."""
+        return 0 <= version <= max(self.version, self.writing)
 
 
 def swap(site: Path, backup: Path, writer: Writer) -> float:

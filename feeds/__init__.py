@@ -19,6 +19,7 @@ A short tour, in the order data flows (each module imports only modules above it
                outermost WSGI layer, which counts, times and logs every answer.
 - ``disk``     the one reader of post files: non-blocking, regular files only, the file
                that was indexed or a clear error.
+- ``settle``   when a post file caught being written is read again.
 - ``snapshot`` one consistent, frozen state of the content folder.
 - ``parsed``   one file's parse as the persisted index keeps it, and as a row's JSON.
 - ``postcache`` the persisted index (``index_dir``): parsed front matter in SQLite, so
@@ -37,7 +38,8 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``render``   selection -> Atom / RSS / JSON Feed / OPML bytes (the only feedgen import).
 - ``pages``    selection -> HTML pages (Jinja templates).
 - ``rendered`` a rendering as HTTP sends it: ETag, Last-Modified, compressed forms, and
-               the versions delta polling compares.
+               the versions delta polling compares; the cache bounded in bytes, keys
+               counted, that renderings and bodies are kept in.
 - ``bodies``   a post as a feed entry: its body rendered once and kept, its excerpt,
                id, link, author and image as jekyll-feed writes them.
 - ``cache``    renders feeds, pages and OPML of a state, and keeps them (bounded, locked).

@@ -1,10 +1,12 @@
 """A post as a feed entry, as jekyll-feed writes it: its body rendered once (Liquid, then
 Markdown, sanitised) and kept, bounded in bytes; its excerpt and summary; its id, link,
-author and image from the site's rules. A body that cannot be read is served as its
-summary alone, remembered for health, and never kept as a success."""
+author and image from the site's rules. A body that cannot be read is served as the
+post's last good one (else its summary alone), remembered for health, and never kept as
+a success."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import re
@@ -15,14 +17,14 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from cachetools import LRUCache, cachedmethod
+from cachetools import cachedmethod
 
 from .config import Settings
 from .jekyllconf import JEKYLL_EXCERPT_SEPARATOR
 from .model import Author, Body, Post
 from .parse import BodyRules, LiquidSite, liquid_environment, render_body, with_liquid
 from .render import Entry, feed_title
-from .rendered import entry_id
+from .rendered import KeyedLRU, entry_id
 from .snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -117,8 +119,10 @@ class BodyCache:
         """Posts whose body holds Liquid: their renderings depend on the whole site."""
         self._body_rules = BodyRules(settings.iframe_hosts, settings.smart_quotes)
         self._lock = threading.Lock()
-        self._bodies: LRUCache[Hashable, Body] = LRUCache(
-            maxsize=settings.body_cache_bytes, getsizeof=_body_size)
+        self._bodies = KeyedLRU[Body](settings.body_cache_bytes, _body_size)
+        self._last_good = KeyedLRU[Body](max(1, settings.body_cache_bytes // 4), _body_size)
+        """Source -> its last body rendered: what a body that cannot be read falls back
+        on (mostly the same objects as in ``_bodies``)."""
 
     def body(self, post: Post, base: str, separator: str = JEKYLL_EXCERPT_SEPARATOR,
              failed: list[Post] | None = None) -> Body:
@@ -139,7 +143,12 @@ class BodyCache:
             if failed is not None:
                 failed.append(post)
             self._on_body_failure(post)
-            return Body(html="", summary=plain_summary(post.summary) if post.summary else "")
+            with self._lock:
+                last = self._last_good.get(post.source)
+            return last or Body(html="", summary=plain_summary(post.summary)
+                                if post.summary else "")
+        with self._lock, contextlib.suppress(ValueError):  # larger than the whole bound
+            self._last_good[post.source] = body
         if self._failures:
             with self._failures_lock:
                 self._failures.pop(key, None)

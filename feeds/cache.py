@@ -34,6 +34,7 @@ from .render import FeedMeta, Outline, render_feed, render_opml, smartify
 from .rendered import (
     Delta,
     History,
+    KeyedLRU,
     Rendered,
     entry_mark,
     held,
@@ -67,11 +68,11 @@ def _rendered_size(rendered: Rendered) -> int:
     return rendered.size
 
 
-class _CountedLRU(LRUCache[Hashable, Rendered]):
+class _CountedLRU(KeyedLRU[Rendered]):
     """The response cache, counting its hits and misses in the metrics as it is asked."""
 
     def __init__(self, maxsize: int, metrics: Metrics) -> None:
-        super().__init__(maxsize=maxsize, getsizeof=_rendered_size)
+        super().__init__(maxsize, _rendered_size)
         self._hit = metrics.cache_hit
         self._miss = metrics.cache_miss
 
@@ -124,10 +125,10 @@ class FeedCache:
         self.bodies = BodyCache(settings, read_body, on_body_failure, liquid_site)
         self._lock = threading.Lock()
         self._responses = _CountedLRU(settings.cache_bytes, metrics)
-        self._signatures: LRUCache[Hashable, Rendered] = LRUCache(
-            maxsize=settings.cache_bytes, getsizeof=_rendered_size)
-        self._history: LRUCache[Hashable, History] = LRUCache(
-            maxsize=max(1_000_000, settings.cache_bytes // 4), getsizeof=history_size)
+        # Bounded in bytes, keys included: a signature holds every post's stamp.
+        self._signatures = KeyedLRU[Rendered](settings.cache_bytes, _rendered_size)
+        self._history = KeyedLRU[History](max(1_000_000, settings.cache_bytes // 4),
+                                          history_size)
 
     def body_failures(self) -> str | None:
         return self.bodies.failures()

@@ -162,6 +162,10 @@ class Settings:
     body_cache_bytes: int = _setting(
         64_000_000, "memory bound of the rendered-post cache, bytes", values.positive_int,
         key=EVERYWHERE)
+    source_cache_bytes: int = _setting(
+        16_000_000, "memory bound of the post files kept as read when indexed, so a body "
+        "always goes with the front matter served even if the file changed since, bytes",
+        values.positive_int, key=EVERYWHERE)
     iframe_hosts: tuple[str, ...] = _setting(
         DEFAULT_IFRAME_HOSTS, "hosts (and their subdomains) whose iframe embeds posts keep",
         values.hosts, key=EVERYWHERE)

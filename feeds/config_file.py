@@ -131,7 +131,7 @@ def read_config_file(content: Path) -> dict[str, Any]:
 
 TRUNCATED_NS = 2_000_000_000
 """An emptied ``_config.yml`` younger than this is taken for one being rewritten in place
-(as ``content.SETTLE`` takes a young post file that does not parse)."""
+(as ``settle.SETTLE`` takes a young post file that does not parse)."""
 
 
 class ConfigFollower:

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from .config import Settings
@@ -21,6 +22,7 @@ from .config_file import AUTHORS_FILES, LIQUID_FOLDERS, ConfigFollower, LiquidFi
 from .config_file import NAME as CONFIG_NAME
 from .disk import (
     ChangeClock,
+    KeptFiles,
     is_post_path,
     read_post,
     same_file,
@@ -31,16 +33,13 @@ from .disk import (
 )
 from .model import Post, Problem, Stamp
 from .parse import SiteRules, body_text, site_rules
-from .parse.frontmatter import UNCLOSED_WARNING
+from .parse.frontmatter import CONTROL_WARNING, UNCLOSED_WARNING
 from .parsed import Parse, outcome, read_file
 from .postcache import PostCache
+from .settle import SETTLE, Retries
 from .snapshot import Snapshot, gc_paused
 
 logger = logging.getLogger(__name__)
-
-SETTLE = 2.0
-"""Seconds after its last write that a file may be half written (see _settling)."""
-
 
 class ContentStore:
     """Parsed posts of one content folder, kept and updated file by file.
@@ -62,11 +61,12 @@ class ContentStore:
         self._on_problem = on_problem
         self._on_progress = on_progress
         self.root = Path(settings.content)
-        self.parse_count = 0  # how many times a file was read and parsed (tests count it)
+        self.parse_count = 0  # how many times a file was parsed (what the tests count)
         self._version = 0
         self._touched: set[str] = set()
         self._stamps: dict[str, Stamp] = {}  # every path known (post, rejected, skipped)
         self._clock = ChangeClock(str(self.root))  # what Snapshot.modified_ns says
+        self._kept = KeptFiles(settings.source_cache_bytes)  # the bodies read_body gives
         self._posts: dict[str, Post] = {}
         self._problems: dict[str, tuple[Problem, ...]] = {}
         self._skipped: dict[str, str] = {}
@@ -77,10 +77,7 @@ class ContentStore:
         self._liquid_files = LiquidFiles(self.root)  # an edit: a new snapshot, same posts
         self.held: str | None = None  # why the folder as it is is not handed out
         self._had_posts = False
-        self._retry: dict[str, float] = {}
-        """Files to read again (monotonic time when due): changing while read, or not
-        settled. ``_asked``: by a failed body read (no lock: a request never waits)."""
-        self._asked: list[str] = []
+        self._retries = Retries(str(self.root))  # files caught being written, and asked
         self.index: PostCache | None = None
         """The persisted index (``index_dir``), opened afresh by each whole load."""
 
@@ -112,36 +109,29 @@ class ContentStore:
             logger.warning("post accepted with a problem: %s", problem)
 
     def _read(self, rel: str, stamp: Stamp) -> tuple[Parse, Stamp, bool]:
-        """Read and parse one file (see postcache.read_file)."""
-        self.parse_count += 1
-        return read_file(str(self.root), rel, stamp, self._rules)
-
-    def _settling(self, rel: str, broken: bool, stamp: Stamp) -> bool:
-        """Whether what is known of ``rel`` stays, and the file is read again soon: it
-        changed while it was read, or it no longer parses (or its front matter is no
-        longer closed) but was written less than SETTLE ago: a half-written edit. A file
-        that settles so is read as Jekyll reads it (rejected, or published as it is)."""
-        now, _ = stat_post(str(self.root), rel)
-        young = time.time_ns() - stamp[0] < SETTLE * 1e9
-        if now == stamp and not (broken and young and rel in self._posts):
-            self._retry.pop(rel, None)
-            return False
-        logger.debug("%s is being written; keeping what was read before, for now", rel)
-        self._retry[rel] = time.monotonic() + (0.1 if now != stamp else SETTLE)
-        return True
+        """Read and parse one file (see parsed.read_file): (what it gave, the stamp of
+        what was read, whether the index may keep it). The same bytes as the post's (a
+        folder copied back, a touch) are not parsed again."""
+        known = self._posts.get(rel)
+        same = self._kept.get(rel, known.stamp) if known is not None else None
+        parse, stamp, keep, data = read_file(str(self.root), rel, stamp, self._rules, same)
+        if parse is None:  # the post as it was, at the new stamp (and not in the index)
+            assert known is not None
+            warnings = tuple(p.message for p in self._problems.get(rel, ()) if not p.rejected)
+            parse = Parse(post=replace(known, stamp=stamp), warnings=warnings)
+        else:
+            self.parse_count += 1
+        if parse.post is not None:
+            self._kept.keep(rel, stamp, data)
+        return parse, stamp, keep
 
     def due(self) -> set[str]:
-        """The files due to be read again (see ``_settling`` and ``recheck``)."""
+        """The files due to be read again (see settle.Retries)."""
         with self._lock:
-            now, (asked, self._asked) = time.monotonic(), (self._asked, [])
-            due = {rel for rel, when in self._retry.items() if when <= now}
-            for rel in due:
-                del self._retry[rel]  # read again now; _settling asks again if need be
-            return due | set(asked)
+            return self._retries.due()
 
     def recheck(self, rel: str) -> None:
-        """Read this file again at the next chance (its body could not be read)."""
-        self._asked.append(rel)
+        self._retries.ask(rel)  # at the next chance: its body could not be read
 
     def _update(self, rel: str, whole: bool = False) -> bool:
         """Bring one path up to date; True when anything changed. In a ``whole`` load,
@@ -167,9 +157,11 @@ class ContentStore:
             parse = kept  # the file is the one parsed before: nothing to settle
         else:
             parse, stamp, keep = self._read(rel, stamp)
-            broken = (parse.post is None and parse.skipped is None) or any(
-                w == UNCLOSED_WARNING for w in parse.warnings)
-            if self._settling(rel, broken, stamp):
+            # What a writer half-way leaves: no post, an open front matter, the file empty
+            # (truncated, not yet written) or NUL bytes (its size grown, its data not in).
+            broken = (parse.post is None and parse.skipped is None) or stamp[1] == 0 or any(
+                w in (UNCLOSED_WARNING, CONTROL_WARNING) for w in parse.warnings)
+            if self._retries.settling(rel, broken, stamp, rel in self._posts):
                 return False
         post, problems = outcome(rel, parse, self._jekyll_layout)
         skipped = parse.skipped
@@ -191,7 +183,7 @@ class ContentStore:
         return True
 
     def _forget(self, rel: str) -> bool:
-        self._retry.pop(rel, None)
+        self._retries.forget(rel)
         known = rel in self._stamps
         if known:
             self._touched.add(rel)
@@ -216,9 +208,7 @@ class ContentStore:
         changed = None if whole else frozenset(self._touched)
         self._touched.clear()
         return Snapshot(
-            version=self._version,
-            settings=self.settings,
-            posts=dict(self._posts),
+            version=self._version, settings=self.settings, posts=dict(self._posts),
             problems=dict(self._problems),
             skipped=dict(self._skipped),
             duration=time.monotonic() - started,
@@ -299,12 +289,14 @@ class ContentStore:
             index.flush(self._lock, wait)
 
     def read_body(self, post: Post) -> str:
-        """The body text of an indexed post (after its front matter), read again from its
-        file. PostError, at once, when the file cannot be read, is no regular file (a FIFO
-        cannot hang the caller), has changed since it was indexed or is over
-        max_post_bytes."""
-        data, _stamp = read_post(str(self.root), post.source, self._rules.max_post_bytes,
-                                 expected=post.stamp)
+        """The body text of an indexed post (after its front matter): of the bytes read
+        when it was indexed while they are kept, else read again from its file. PostError,
+        at once, when the file cannot be read, is no regular file (a FIFO cannot hang the
+        caller), has changed since it was indexed or is over max_post_bytes."""
+        data = self._kept.get(post.source, post.stamp)
+        if data is None:
+            data, _ = read_post(str(self.root), post.source, self._rules.max_post_bytes,
+                                expected=post.stamp)
         return body_text(post.source, data)
 
     def apply(self, paths: Iterable[str]) -> Snapshot | None:
@@ -357,10 +349,9 @@ class ContentStore:
         return changed
 
     def rescan(self, settle: bool = False) -> Snapshot | None:
-        """Polling: stat every file and re-read the changed ones. One walk of the folder
-        and one lstat a file; a file whose stamp is unchanged costs nothing more. With
-        ``settle`` (the watcher's scans), a file written in the last SETTLE seconds is
-        left for a later scan (or its close event): it may be half written."""
+        """Polling: stat every file (one walk, one lstat a file) and re-read the changed
+        ones. With ``settle`` (the watcher's scans), a file written in the last SETTLE
+        seconds is left for SETTLE (or its close event): it may be half written."""
         with self._lock:
             started = time.monotonic()
             outcome = self._read_config() if self.config.changed() else "same"
@@ -381,7 +372,7 @@ class ContentStore:
                 if known is not None and same_file(entry, known):
                     continue
                 if settle and written_within(entry, SETTLE):
-                    self._retry[rel] = time.monotonic() + SETTLE  # read once settled
+                    self._retries.later(rel)  # once settled (put off once, not each scan)
                     continue
                 changed |= self._update(rel)
             for known_rel in [k for k in stamps if k not in found]:

@@ -4,17 +4,23 @@ read of their bytes goes through.
 A post file is opened without blocking and read only when it is a regular file, so a
 FIFO, a device, a socket or a folder put in its place (or behind a link to it) is a
 clear :class:`~feeds.parse.PostError`, never a hang. A read on behalf of an indexed post
-also checks that the file is still the one indexed: same inode, size and mtime.
+also checks that the file is still the one indexed: same inode, size and mtime; the
+bytes read when a file was indexed are kept (bounded) so that its body, read later, is
+the one its indexed front matter goes with, even after the file changed again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
+
+from cachetools import LRUCache
 
 from .model import Problem, Stamp
 from .parse import POST_EXTENSIONS, PostError, check_size
@@ -136,6 +142,8 @@ def read_post(root: str, rel: str, limit: int,
             data = b""
             if st.st_size <= limit:
                 data = _read_up_to(fd, st.st_size + 1)
+                if stamp_of(os.fstat(fd)) != stamp:  # written to as it was read
+                    raise PostError(rel, "changed while it was read")
         finally:
             os.close(fd)
     except OSError as e:
@@ -158,6 +166,36 @@ def _read_up_to(fd: int, size: int) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)  # none: an empty file
+
+
+def _kept_size(data: bytes) -> int:
+    return len(data) + 150  # the key (path, stamp) and the entry's own overhead
+
+
+class KeptFiles:
+    """The bytes of post files as they were read when indexed, by (path, stamp), at most
+    ``limit`` bytes of them (the most recently read or asked for). A body is rendered
+    from these while they are kept: a file rewritten between its indexing and the
+    body's read (an editor saving every keystroke) still gives the body that goes with
+    the title and dates served, not an empty one. Thread-safe: requests ask, the
+    reloader keeps."""
+
+    def __init__(self, limit: int) -> None:
+        self._lock = threading.Lock()
+        self._data: LRUCache[tuple[str, Stamp], bytes] = LRUCache(
+            maxsize=limit, getsizeof=_kept_size)
+
+    def keep(self, rel: str, stamp: Stamp, data: bytes) -> None:
+        with self._lock, contextlib.suppress(ValueError):  # larger than the whole bound
+            self._data[(rel, stamp)] = data
+
+    def get(self, rel: str, stamp: Stamp) -> bytes | None:
+        with self._lock:
+            return self._data.get((rel, stamp))
+
+    @property
+    def size(self) -> int:
+        return int(self._data.currsize)
 
 
 class ChangeClock:
@@ -221,3 +259,26 @@ def walk(root: str, top: str, folders: list[str] | None = None,
                     yield rel, entry
             except OSError:
                 continue
+
+
+def litter(name: str) -> bool:  # an editor's temporary, backup or lock file
+    return name.startswith((".", "#", "~")) or name.endswith("~")
+
+
+def folder_look(root: str) -> tuple[int, int] | None:
+    """How many files there are below ``root`` (not counting dot files and editors'
+    backups) and their total size; None when it is no folder. Two equal looks some time
+    apart: nothing is being copied in or removed. (Not the newest mtime: a post saved
+    every moment would keep a folder from ever settling.)"""
+    if not os.path.isdir(root):
+        return None
+    count = size = 0
+    for _rel, entry in walk(root, root):
+        if litter(entry.name):
+            continue
+        try:
+            size += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+        count += 1
+    return count, size

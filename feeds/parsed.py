@@ -44,19 +44,23 @@ def parse_file(rel: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Parse:
     return Parse(post=parsed.post, warnings=tuple(parsed.warnings))
 
 
-def read_file(root: str, rel: str, stamp: Stamp, rules: SiteRules) -> tuple[Parse, Stamp, bool]:
-    """Read and parse one file: (what it gave, the stamp of what was read, whether that
-    may be kept in the index: not a failed read, nor a surprise)."""
+def read_file(root: str, rel: str, stamp: Stamp, rules: SiteRules,
+              same: bytes | None = None) -> tuple[Parse | None, Stamp, bool, bytes]:
+    """Read and parse one file: (what it gave, or None when its bytes are ``same``, not
+    parsed again; the stamp of what was read; whether that may be kept in the index: not
+    a failed read, nor a surprise; the bytes read, b"" when none were)."""
     try:
         data, stamp = read_post(root, rel, rules.max_post_bytes)
     except PostError as e:
-        return Parse(error=e.message), stamp, False
+        return Parse(error=e.message), stamp, False, b""
+    if same is not None and data == same:
+        return None, stamp, False, data
     try:
-        return parse_file(rel, data, stamp, rules), stamp, True
+        return parse_file(rel, data, stamp, rules), stamp, True, data
     except Exception as e:  # a file must never stop the load: any surprise rejects it
         logger.debug("%s: unexpected error", rel, exc_info=True)
         return Parse(error=f"cannot be read as a post "
-                           f"({type(e).__name__}: {str(e)[:200]})"), stamp, False
+                           f"({type(e).__name__}: {str(e)[:200]})"), stamp, False, data
 
 
 def outcome(rel: str, parse: Parse, jekyll_layout: bool) -> tuple[Post | None,

@@ -3,23 +3,67 @@ from its bytes, Last-Modified), its compressed forms, and the versions of a feed
 delta polling (RFC 3229 with A-IM: feed) compares a client's copy with.
 
 Everything here is made once per rendering and then only read, so a cached response
-costs no hashing, compressing or date formatting.
+costs no hashing, compressing or date formatting. ``KeyedLRU`` is the cache renderings
+(and bodies) are kept in: its byte bound counts each key as well as its value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import TypeVar
 
 import brotli
+from cachetools import LRUCache
 
 from .model import Post
 from .render import Entry
+
+V = TypeVar("V")
+
+
+def key_bytes(key: object, depth: int = 0) -> int:
+    """Roughly the bytes a cache key holds: its strings, tuples and records (a Host's
+    spelling, a feed's title and URLs, the stamps of its posts). Shared objects count as
+    if they were not: a bound errs on the safe side."""
+    if isinstance(key, str | bytes):
+        return 49 + len(key)
+    if depth > 6:
+        return 16
+    if isinstance(key, tuple | frozenset | list):
+        return 56 + 8 * len(key) + sum(key_bytes(part, depth + 1) for part in key)
+    if dataclasses.is_dataclass(key) and not isinstance(key, type):
+        return 56 + sum(key_bytes(getattr(key, f.name), depth + 1)
+                        for f in dataclasses.fields(key))
+    return 32
+
+
+class KeyedLRU(LRUCache[Hashable, V]):
+    """An LRU cache bounded in bytes, counting each entry's key (``key_bytes``) with its
+    value (``value_size``): keys that requests choose cannot grow it past its bound.
+    Not thread-safe, like any cachetools cache: used under its owner's lock."""
+
+    def __init__(self, maxsize: int, value_size: Callable[[V], int]) -> None:
+        super().__init__(maxsize=maxsize)
+        self._value_size = value_size
+        self._key_size = 0
+
+    def __setitem__(self, key: Hashable, value: V) -> None:
+        self._key_size = key_bytes(key)
+        try:
+            super().__setitem__(key, value)
+        finally:
+            self._key_size = 0
+
+    def getsizeof(self, value: V) -> int:  # type: ignore[override]  # (a static one there)
+        return self._value_size(value) + self._key_size
+
 
 GZIP_LEVEL = 6
 BROTLI_QUALITY = 5

@@ -299,9 +299,11 @@ class FeedService:
         """What is wrong while the last good content is served: the folder missing or
         emptied, ``_config.yml`` unusable, bodies that cannot be read, the watcher
         stopped. Empty when all is well."""
-        found = {"content": self.store.held, "config": self.store.config.problem,
+        watcher = self._watcher
+        found = {"content": self.store.held or (watcher.settling() if watcher else None),
+                 "config": self.store.config.problem,
                  "bodies": self.cache.body_failures(),
-                 "watch": self._watcher.stalled() if self._watcher else None}
+                 "watch": watcher.stalled() if watcher else None}
         return {what: why for what, why in found.items() if why}
 
     def health(self) -> dict[str, Any]:

@@ -11,6 +11,15 @@ pointed elsewhere.
 
 The observer can be started before the first load (``observe``), so that a change made
 while the folder is read is not lost: its paths wait until the reloader runs.
+
+A folder removed and made again (``rm -rf site; cp -r backup site``) is noticed even when
+the new folder gets the old one's inode number, as it often does: by the folder's own
+deletion event, and by the observer's emitter ending with it. Its new content is taken
+in only once it has settled (the same files, by count and total size, for ROOT_QUIET,
+or ROOT_QUIET_FEWER while it holds fewer files than at the last scan: a copy paused;
+at most ROOT_SETTLE_MAX after it went): until then the last content is served, and
+health says why. A burst of events that removes files is followed to its end (at most
+REMOVALS_MAX), so a slow ``rm -rf`` is one change, not a folder half gone.
 """
 
 from __future__ import annotations
@@ -22,12 +31,29 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .disk import folder_look, litter
+
 logger = logging.getLogger(__name__)
 
 # After the first event, wait for this much quiet (at most MAX_DELAY) so that a burst
 # (a git checkout, an editor's write-then-rename) becomes one reload.
 QUIET = 0.05
 MAX_DELAY = 0.5
+# A burst that removed files (an rm -rf, which a busy machine pauses now and then) waits
+# for this much quiet, at most REMOVALS_MAX: half a folder gone is not a state to serve.
+REMOVALS_QUIET = 0.3
+REMOVALS_MAX = 3.0
+MASS_REMOVAL = 20
+"""A burst that removed this many files (or half the folder's, at least 10) waits for
+the folder to settle, as a folder replaced does."""
+# A folder removed or replaced: looked at every ROOT_LOOK seconds (or four times as long
+# as a look takes) until its files have stayed the same for ROOT_QUIET (a copy into it
+# has finished), at most ROOT_SETTLE_MAX.
+ROOT_LOOK = 0.1
+ROOT_QUIET = 0.5
+ROOT_QUIET_FEWER = 2.0
+"""The quiet asked for while the folder holds fewer files than it did (a copy paused)."""
+ROOT_SETTLE_MAX = 10.0
 # How often the reloader wakes with nothing to do (on_tick, the folder's identity).
 TICK = 1.0
 # With events, a full scan as a safety net this often, spaced to take at most 1% of the
@@ -40,6 +66,12 @@ SAFETY_SHARE = 0.01
 STALL = 60.0
 
 Identity = tuple[str, int, int] | None
+
+
+def _alive(observer: Any) -> bool:
+    """Whether the observer and its emitter still run (the emitter ends when the folder
+    it watches is deleted, though the observer's thread goes on)."""
+    return bool(observer.is_alive()) and all(e.is_alive() for e in list(observer.emitters))
 
 
 class Watcher:
@@ -75,6 +107,13 @@ class Watcher:
         self._identity = self._root_identity()
         self._next_scan = 0.0
         self._observing = False
+        self._lost = False
+        """Set by the observer when the folder itself is deleted or moved away."""
+        self._settling: float | None = None
+        """Since when (monotonic) the folder was removed or replaced, until it settles."""
+        self._look: tuple[tuple[int, int] | None, float] | None = None
+        self._look_every = ROOT_LOOK
+        self._baseline: tuple[int, int] | None = None  # the folder's look at the last scan
         self.observe()
 
     def observe(self) -> None:
@@ -115,6 +154,7 @@ class Watcher:
 
         watcher = self
         closes: list[bool] = [False]  # whether the observer reports a write's close
+        watched = self._identity[0] if self._identity else self.root
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
@@ -132,6 +172,10 @@ class Watcher:
                 # A file moved in from outside the folder has no close: with 'full
                 # events' it comes as a move from '' (and one moved out, to '').
                 src = os.fsdecode(event.src_path)
+                if event.is_directory and kind in ("deleted", "moved") and src == watched:
+                    watcher._lost = True  # the folder itself: its watch ends here
+                    watcher._wake.set()
+                    return
                 if closes[0] and not event.is_directory and (
                         kind == "modified" or (kind == "created" and not os.path.islink(src))):
                     return
@@ -141,7 +185,6 @@ class Watcher:
         try:
             observer = _observer(Observer)
             closes[0] = _reports_closes(observer)
-            watched = self._identity[0] if self._identity else self.root
             observer.schedule(Handler(), watched, recursive=True)
             observer.daemon = True
             observer.start()
@@ -160,19 +203,52 @@ class Watcher:
             if observer.is_alive() and observer is not threading.current_thread():
                 observer.join(timeout=5)
 
-    def _rewatch_if_moved(self) -> bool:
-        """When the folder was removed, replaced or came back (or the observer died),
-        watch it afresh; True when that happened (and a full scan is due)."""
-        identity = self._root_identity()
-        observer_died = self._observer is not None and not self._observer.is_alive()
-        if identity == self._identity and not observer_died:
-            return False
-        logger.warning("%s was removed, replaced or came back; reading it again", self.root)
-        self._identity = identity
+    def _moved(self) -> bool:
+        """Whether the folder was removed, replaced or came back (or the observer died)."""
+        observer = self._observer
+        return (self._lost or (observer is not None and not _alive(observer))
+                or self._root_identity() != self._identity)
+
+    def _begin_settling(self) -> None:
+        logger.warning("%s was removed, replaced or came back; serving its last content "
+                       "until it settles", self.root)
+        self._lost = False
         self._stop_observer()
-        if self._observing and identity is not None:
+        self._settling = time.monotonic()
+        self._look = None
+
+    def settling(self) -> str | None:
+        """For health: why the folder's content is not being taken in, or None."""
+        if self._settling is None:
+            return None
+        if self._look is not None and self._look[0] is None:
+            return "the content folder is missing; serving the last content it had"
+        return "the content folder is being replaced or emptied; serving its last content " \
+               "until it settles"
+
+    def _settled(self) -> bool:
+        """Whether the folder being replaced has settled (or waited for long enough)."""
+        assert self._settling is not None
+        started = time.monotonic()
+        look = folder_look(self.root)
+        now = time.monotonic()
+        self._look_every = max(ROOT_LOOK, 4 * (now - started))  # a big folder: < 20%
+        if self._look is None or self._look[0] != look:
+            self._look = (look, now)
+        if now - self._settling >= ROOT_SETTLE_MAX:
+            return True
+        whole = self._baseline is None or (look is not None and look[0] >= self._baseline[0])
+        quiet = ROOT_QUIET if whole else ROOT_QUIET_FEWER
+        return look is not None and now - self._look[1] >= quiet
+
+    def _rewatch(self) -> None:
+        """Watch the folder afresh, as it is now (a full scan follows)."""
+        self._settling = None
+        self._lost = False
+        self._identity = self._root_identity()
+        self._stop_observer()
+        if self._observing and self._identity is not None:
             self._start_observer()
-        return True
 
     # --- the reloader thread ----------------------------------------------------------
 
@@ -225,7 +301,8 @@ class Watcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            wait = min(TICK, max(0.0, self._next_scan - time.monotonic()))
+            tick = TICK if self._settling is None else self._look_every
+            wait = min(tick, max(0.0, self._next_scan - time.monotonic()))
             woke = self._wake.wait(timeout=wait)
             self.last_wake = time.monotonic()
             if self._stop.is_set():
@@ -236,29 +313,68 @@ class Watcher:
                 logger.exception("reload failed; serving the previous content")
 
     def _step(self, woke: bool) -> None:
-        if woke:
-            self._drain()
-        if self._rewatch_if_moved() or time.monotonic() >= self._next_scan:
+        if self._settling is None and self._moved():
+            self._begin_settling()
+        if self._settling is not None:
+            with self._lock:
+                self._pending.clear()  # the scan after it settles sees what they said
+            self._wake.clear()
+            if not self._settled():
+                return  # nothing taken in (due files, posts come due) meanwhile
+            logger.warning("%s settled after %.1f s; reading it again", self.root,
+                           time.monotonic() - self._settling)
+            self._rewatch()
+            self._next_scan = 0.0
+        elif woke and self._drain():
+            return  # the burst ended with the folder itself gone: settle first
+        if time.monotonic() >= self._next_scan:
             with self._lock:
                 self._pending.clear()  # the scan sees whatever they said
             started = time.monotonic()
             try:
                 self.on_poll()
+                self._baseline = folder_look(self.root)  # what a copy back should reach
             finally:
                 self._schedule_scan(time.monotonic() - started)
         self.on_tick()
 
-    def _drain(self) -> None:
+    def _drain(self) -> bool:
+        """Hand the paths of a burst of events on; True (and nothing handed on) when the
+        folder itself went meanwhile."""
         first = time.monotonic()
-        while True:
+        quiet, longest = QUIET, MAX_DELAY
+        while not self._lost:
             self._wake.clear()
-            if self._wake.wait(QUIET) and time.monotonic() - first < MAX_DELAY:
+            if self._wake.wait(quiet) and time.monotonic() - first < longest:
+                continue
+            if quiet == QUIET and self._removed(1):
+                quiet, longest = REMOVALS_QUIET, REMOVALS_MAX  # wait for the rm's end
                 continue
             break
+        # Many files gone at once (an rm -rf that paused, a swap under way): served only
+        # once the folder has settled, as a replaced one is.
+        baseline = self._baseline[0] if self._baseline else 0
+        mass = self._removed(max(MASS_REMOVAL // 2, min(MASS_REMOVAL, baseline // 2)))
         with self._lock:
             paths, self._pending = self._pending, set()
+        if mass or self._moved():
+            self._begin_settling()
+            return True
         if paths:
             self.on_paths(paths)
+        return False
+
+    def _removed(self, at_least: int) -> bool:
+        """Whether the burst so far removed ``at_least`` files (their paths are gone),
+        not counting an editor's litter (a temporary file renamed over a post)."""
+        with self._lock:
+            paths = list(self._pending)
+        gone = 0
+        for path in paths:
+            gone += not litter(os.path.basename(path)) and not os.path.lexists(path)
+            if gone >= at_least:
+                return True
+        return False
 
 
 def _observer(make: Any) -> Any:

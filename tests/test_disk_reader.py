@@ -56,8 +56,10 @@ def site(tmp_path: Path) -> Path:
     })
 
 
-def indexed(root: Path, rel: str = POST) -> tuple[ContentStore, Post]:
-    store = ContentStore(make_settings(root))
+def indexed(root: Path, rel: str = POST, keep: bool = False) -> tuple[ContentStore, Post]:
+    """The store and its post ``rel``; without ``keep``, the store keeps no file as it
+    read it (source_cache_bytes=1), so every body read goes to the disk."""
+    store = ContentStore(make_settings(root, **({} if keep else {"source_cache_bytes": 1})))
     return store, store.load(progress=False).posts[rel]
 
 
@@ -117,6 +119,30 @@ def test_a_post_edited_in_place_is_refused_until_read_again(site: Path) -> None:
     with open(site / POST, "a", encoding="utf-8") as f:
         f.write("More.\n")
     assert refused(store, post) == "changed since it was indexed"
+
+
+@pytest.mark.parametrize("change", ["edited", "fifo", "gone"])
+def test_the_body_indexed_with_the_front_matter_is_kept_whatever_the_file_became(
+        site: Path, change: str) -> None:
+    """The bytes read when the post was indexed are kept: its body, read after the file
+    changed (and before it is indexed again), is still the one that goes with the
+    indexed title, never nothing (issue 15: the soak's torn pages)."""
+    store, post = indexed(site, keep=True)
+    path = site / POST
+    if change == "edited":
+        path.write_text(post_text("First, again", "2021-01-01 08:00:00", body="New."), "utf-8")
+    else:
+        path.unlink()
+        if change == "fifo":
+            os.mkfifo(path)
+    assert within(10, lambda: store.read_body(post)).strip() == BODY
+    # Indexed again, the new file is what is read (or it is gone).
+    again = store.rescan()
+    assert again is not None
+    if change == "edited":
+        assert store.read_body(again.posts[POST]).strip() == "New."
+    else:
+        assert POST not in again.posts
 
 
 @pytest.mark.parametrize("kind", ["folder", "device", "socket", "gone"])

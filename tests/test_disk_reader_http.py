@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from flask.testing import FlaskClient
+from flask import Flask
 
 from .test_disk_reader import within
 
@@ -19,7 +20,10 @@ PAGE = "/news/2022/02/01/third.html"
 
 
 def test_the_page_of_a_post_that_became_a_fifo_still_answers(
-        client: FlaskClient, site_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+        make_app: Callable[..., Flask], site_dir: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # No file kept as it was indexed (source_cache_bytes): the body is read from disk.
+    client = make_app(site_dir, source_cache_bytes=1).test_client()
     (site_dir / POST).unlink()
     os.mkfifo(site_dir / POST)
     with caplog.at_level(logging.WARNING):
@@ -56,7 +60,8 @@ def test_a_symlinked_post_whose_target_became_a_fifo_blocks_no_thread(
     (root / "feed.xslt.xml").write_text(XSLT, "utf-8")
     services = Services(tmp_path)
     try:
-        svc = services.start(root, "--no-watch")
+        # No file kept as it was indexed: the body's read goes to the disk.
+        svc = services.start(root, "--no-watch", "--source-cache-bytes", "1")
         page = "/news/2022/02/01/linked.html"  # not asked for yet: its body is unread
         assert requests.get(svc.url + "/feed.xslt.xml", timeout=10).status_code == 200
         (root / "drafts" / "real.md").unlink()

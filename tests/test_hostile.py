@@ -226,8 +226,10 @@ def test_hostile_file(case: Case, tmp_path: Path, caplog: pytest.LogCaptureFixtu
         path.unlink()
         path.symlink_to(target)
     else:
-        stat = path.stat()
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        # Dated in the past: an edit that has settled (one written a moment ago that reads
+        # as half-written, empty say, waits for settle.SETTLE).
+        settled = time.time() - 10
+        os.utime(path, (settled, settled))
     service.refresh()
     assert len(lines_about(caplog, case.rel)) == 2
 

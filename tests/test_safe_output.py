@@ -347,6 +347,35 @@ def test_a_flood_of_distinct_urls_stays_inside_the_cache_bounds(tmp_path: Path) 
         service.stop()
 
 
+def test_the_caches_count_their_keys_in_their_bounds(tmp_path: Path) -> None:
+    """Issue 15, item 3: small answers under long keys (distinct 249-character Hosts,
+    no --base-url) fill the caches; what they hold, keys and values, stays within each
+    bound (the values alone did, and the keys came on top, as many as there were)."""
+    from feeds.rendered import key_bytes
+
+    posts = {f"_posts/2021-07-{n + 1:02d}-p{n}.md": post_text(f"P{n}", f"2021-07-{n + 1:02d}")
+             for n in range(5)}
+    root = write_site(tmp_path / "site", posts, config="title: Keys\n")
+    app = create_app(make_settings(root, cache_bytes=60_000, body_cache_bytes=20_000),
+                     watch=False)
+    service: FeedService = app.extensions["feeds"]
+    kept = service.cache
+    client = app.test_client()
+    try:
+        for n in range(300):
+            host = f"h{n:03d}." + ".".join(["x" * 60] * 4)  # 249 characters
+            response = client.get("/feed.json?limit=1", headers={"Host": host})
+            assert response.status_code == 200
+            assert json.loads(response.data)["home_page_url"].startswith(f"http://{host}/")
+        for name, cache in (("responses", kept._responses), ("signatures", kept._signatures),
+                            ("bodies", kept.bodies._bodies)):
+            held = sum(cache.getsizeof(value) + key_bytes(key) for key, value in cache.items())
+            assert 3 < len(cache) < 300, name  # filled, and emptied as it went
+            assert held <= cache.maxsize, (name, held, cache.maxsize)
+    finally:
+        service.stop()
+
+
 def test_a_response_bigger_than_the_whole_cache_is_served_not_cached(tmp_path: Path) -> None:
     posts = {f"_posts/2021-08-{n + 1:02d}-big-{n}.md":
              post_text(f"Big {n}", f"2021-08-{n + 1:02d}", "[big]", "[]",

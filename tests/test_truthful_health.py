@@ -21,8 +21,8 @@ import requests
 from flask import Flask
 from lxml import html as lxml_html
 
-from feeds.content import SETTLE
 from feeds.service import FeedService
+from feeds.settle import SETTLE
 
 from .conftest import post_text, write_site
 from .service_process import Services, wait_for
@@ -55,7 +55,7 @@ def renders(service: FeedService) -> float:
 def test_a_body_that_cannot_be_read_is_never_cached_and_the_file_is_read_again(
         tmp_path: Path, make_app: Callable[..., Flask]) -> None:
     root = write_site(tmp_path / "site", POSTS, config=CONFIG)
-    app = make_app(root)
+    app = make_app(root, source_cache_bytes=1)  # no file kept as indexed: read from disk
     service: FeedService = app.extensions["feeds"]
     client = app.test_client()
     url = service.state().snapshot.posts["_posts/2021-01-02-p2.md"].url
