@@ -31,6 +31,7 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``titles``   titles as jekyll-feed writes them (Jekyll's smartify, tags stripped).
 - ``safety``   what a reader may act on: http(s) URLs only, authors without XML-illegal
                characters.
+- ``jsonfeed`` FeedMeta and Entry, what every feed format is made of; JSON Feed bytes.
 - ``render``   selection -> Atom / RSS / JSON Feed / OPML bytes (the only feedgen import).
 - ``pages``    selection -> HTML pages (Jinja templates).
 - ``rendered`` a rendering as HTTP sends it: ETag, Last-Modified, compressed forms, and

@@ -5,6 +5,7 @@ summary alone, remembered for health, and never kept as a success."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import re
@@ -19,10 +20,10 @@ from cachetools import LRUCache, cachedmethod
 
 from .config import Settings
 from .jekyllconf import JEKYLL_EXCERPT_SEPARATOR
-from .model import Author, Body, Post
+from .model import Author, Body, Format, Post
 from .parse import BodyRules, LiquidSite, liquid_environment, render_body, with_liquid
-from .render import Entry, feed_title
-from .rendered import entry_id
+from .render import Entry, feed_title, render_entries
+from .rendered import entry_id, entry_mark
 from .snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -37,6 +38,10 @@ MAX_FAILURES = 100
 def _body_size(body: Body) -> int:
     return 3 * (len(body.html) + len(body.summary)) + 200
 
+
+
+def _fragment_size(found: tuple[bytes, tuple[str, str]]) -> int:
+    return len(found[0]) + 300
 
 
 def _body_key(cache: BodyCache, post: Post, base: str, separator: str = "") -> Hashable:
@@ -119,6 +124,8 @@ class BodyCache:
         self._lock = threading.Lock()
         self._bodies: LRUCache[Hashable, Body] = LRUCache(
             maxsize=settings.body_cache_bytes, getsizeof=_body_size)
+        self._fragments: LRUCache[tuple[Format, Entry], tuple[bytes, tuple[str, str]]] = (
+            LRUCache(maxsize=settings.body_cache_bytes, getsizeof=_fragment_size))
 
     def body(self, post: Post, base: str, separator: str = JEKYLL_EXCERPT_SEPARATOR,
              failed: list[Post] | None = None) -> Body:
@@ -225,3 +232,23 @@ class BodyCache:
             image=absolute_url(link_base, post.image) if post.image else None,
             excerpt_only=post.excerpt_only or rules.excerpt_only,
         )
+
+    def fragments(self, fmt: Format, entries: list[Entry]) -> tuple[list[bytes],
+                                                                     list[tuple[str, str]]]:
+        """Each entry's bytes in a feed of ``fmt`` and its delta mark, made once for every
+        feed that shows it: an entry's bytes are a function of the entry (its post, body,
+        link, author, ...) and the format alone. Kept in the same byte bound as bodies."""
+        with self._lock:
+            found = [self._fragments.get((fmt, entry)) for entry in entries]
+        missing = [entry for entry, hit in zip(entries, found, strict=True) if hit is None]
+        if missing:
+            made = iter(zip(render_entries(fmt, missing), map(entry_mark, missing),
+                            strict=True))
+            with self._lock:
+                for i, hit in enumerate(found):
+                    if hit is None:
+                        found[i] = made_one = next(made)
+                        with contextlib.suppress(ValueError):  # larger than the bound
+                            self._fragments[(fmt, entries[i])] = made_one
+        done = [hit for hit in found if hit is not None]
+        return [data for data, _mark in done], [mark for _data, mark in done]

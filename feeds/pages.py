@@ -204,9 +204,7 @@ def _render_post(state: State, post: Post, body: Body, author: Author | None, ba
     index = state.index
     tz = state.settings.tz
     view = _post_view(post, base, tz)
-    position = index.posts.index(post)
-    newer = index.posts[position - 1] if position > 0 else None
-    older = index.posts[position + 1] if position + 1 < len(index.posts) else None
+    newer, older = index.neighbours(post)
     updated = None
     if _day(post.updated, tz) != _day(post.date, tz):
         local = post.updated.astimezone(tz)

@@ -232,6 +232,15 @@ class SiteIndex:
             post = self.by_url.get(key + ".html") or self.by_url.get(key + "/")
         return post
 
+    def neighbours(self, post: Post) -> tuple[Post | None, Post | None]:
+        """The posts just newer and just older than ``post`` (one of this index's), by
+        its sort key: O(log posts), so no post page costs time in the site's size."""
+        i = bisect_left(self._keys, post.sort_key)
+        if i == len(self.posts) or self.posts[i] is not post:
+            i = self.posts.index(post)  # never expected; still the right answer
+        return (self.posts[i - 1] if i > 0 else None,
+                self.posts[i + 1] if i + 1 < len(self.posts) else None)
+
     def sorted_terms(self, kind: Kind) -> list[Term]:
         """Categories or tags, most posts first, then by name."""
         terms = self.categories if kind is Kind.CATEGORY else self.tags
