@@ -51,6 +51,8 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``hub``      ``websub_hub: self``: the service as its own WebSub hub (verification,
                leases, signed pushes).
 - ``hubweb``   the built-in hub's endpoint, ``/websub``.
+- ``buildstate`` what each file of a build was made from (a fingerprint a URL), kept
+               beside the output, so the next build renders only what changed.
 - ``export``   ``feeds build``: every URL of the site written as static files.
 - ``server``   ``feeds serve``: waitress, a clean stop on SIGTERM, keep-alive after a 304,
                a guard against slow and idle connections.

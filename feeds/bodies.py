@@ -191,6 +191,10 @@ class BodyCache:
 
         return run
 
+    def liquid_sources(self) -> frozenset[str]:
+        """The posts rendered so far whose body holds Liquid."""
+        return frozenset(self._liquid_sources)
+
     def liquid_version(self, post: Post) -> str:
         """'' for a post without Liquid; else the version of the site its Liquid sees
         (a changed _config.yml, or a post added or moved, renders it again: its

@@ -30,7 +30,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,7 @@ from urllib.parse import unquote, urlsplit
 
 from flask import Flask
 
-from . import assets, links
+from . import assets, buildstate, links
 from .config import Settings
 from .site import file_name
 
@@ -72,26 +72,38 @@ class BuildResult:
     seconds: float
     error: str = ""
     """Why the build stopped (or never started); then it is the summary."""
+    kept: int = 0
+    """Files not rendered again: nothing they are made of had changed."""
 
     def summary(self) -> str:
         if self.error:
             return f"feeds build: {self.error}"
         return (f"{self.posts} posts, {self.rejected} rejected, {self.files} files "
                 f"({self.written} written, {self.removed} removed, {self.failed} failed) "
-                f"in {self.seconds:.2f} s")
+                f"in {self.seconds:.2f} s"
+                + (f"; {self.kept} unchanged, not rendered again" if self.kept else ""))
 
 
-def urls(app: Flask) -> Iterator[str]:
+def urls(app: Flask) -> dict[str, links.Shown]:
     """Every URL of the site the app serves, as a path with its query, the shipped
-    static files (and the site's own feed.xslt.xml) among them."""
+    static files (and the site's own feed.xslt.xml) among them, each once, with what
+    it shows.
+
+    In the order of the newest post each shows, newest first (those that show none
+    first): every list's pages then move down the site's history together, so a post's
+    body and entries are made once and still kept when its other feeds and pages ask
+    for them, however many posts the site has (the caches are bounded)."""
     svc: FeedService = app.extensions["feeds"]
     state = svc.state()
     settings = state.settings
     statics = [f"/static/{name}" for name in assets.ASSETS]
     if os.path.isfile(assets.site_xslt_path(settings.content)):
         statics.append(f"/{assets.SITE_XSLT}")
-    return links.site_urls(state.index, settings.page_size, settings.posts_limit, statics,
-                           settings)
+    pages = dict(links.site_pages(state.index, settings.page_size, settings.posts_limit,
+                                  statics, settings))
+    newest = {url: shown.newest for url, shown in pages.items()}
+    order = sorted(pages, key=lambda url: (newest[url] is not None, newest[url] or ()))
+    return {url: pages[url] for url in order}
 
 
 def target(out: Path, url: str) -> Path:
@@ -187,24 +199,42 @@ class _Run:
     written: set[str]
     changed: int = 0
     failed: int = 0
+    kept: int = 0
+    """Files left as they were without rendering: their inputs had not changed."""
 
-    def write(self, url: str, data: bytes) -> None:
-        """Write one URL's file; a fatal error (full disk, read-only) raises
-        BuildError, any other is logged and counted."""
+    def write(self, url: str, data: bytes) -> os.stat_result | None:
+        """Write one URL's file and give its stat; a fatal error (full disk, read-only)
+        raises BuildError, any other is logged and counted (and gives None)."""
         try:
             path = target(self.root, url)
             self.changed += _write_if_changed(path, data)
+            stat = path.stat()
         except OSError as e:
             if e.errno in _FATAL:
                 raise BuildError(f"{self.root}: cannot write {url}: {e.strerror}") from e
             logger.error("%s: cannot write: %s", url, e)
             self.failed += 1
-            return
+            return None
         except ValueError as e:
             logger.error("%s: cannot write: %s", url, e)
             self.failed += 1
-            return
+            return None
         self.written.add(path.relative_to(self.root).as_posix())
+        return stat
+
+    def keep(self, url: str, made: buildstate.Made) -> bool:
+        """Keep a URL's file the last build made, when it is still as that build left
+        it (its size and mtime_ns); False: make it again."""
+        try:
+            path = target(self.root, url)
+            stat = path.stat()
+        except (OSError, ValueError):
+            return False
+        if (stat.st_size, stat.st_mtime_ns) != (made.size, made.mtime_ns):
+            return False
+        self.written.add(path.relative_to(self.root).as_posix())
+        self.kept += 1
+        return True
 
     def manifest(self, names: set[str]) -> None:
         """The list of files, replaced whole: the old one stays until the new is complete."""
@@ -243,19 +273,20 @@ def _build(settings: Settings, job: _Run, started: float,
     removed = 0
     try:
         get = _getter(app, settings.site_base or "http://localhost")
-        all_urls = list(dict.fromkeys(urls(app)))
+        pages = urls(app)
+        memory = buildstate.Memory(svc, job.root, pages)
         try:
-            for n, url in enumerate(all_urls, 1):
-                status, data = get(url)
-                if status != 200:
-                    logger.error("%s: answered %d, not written", url, status)
-                    job.failed += 1
-                    continue
-                job.write(url, data)
+            for n, (url, shown) in enumerate(pages.items(), 1):
+                made = memory.unchanged(url, shown)
+                if made is None or not job.keep(url, made):
+                    _make(job, memory, get, url)
+                else:
+                    memory.made[url] = made
                 if progress is not None:
-                    progress(n, len(all_urls))
+                    progress(n, len(pages))
             removed = _remove(job.root, job.previous - job.written)
             job.manifest(job.written)
+            _write_if_changed(job.root / buildstate.STATE_FILE, memory.state().to_bytes())
         except BuildError as e:
             error = _stopped(job, e)
         except OSError as e:  # removing a stale file, or writing the manifest
@@ -267,18 +298,33 @@ def _build(settings: Settings, job: _Run, started: float,
     return BuildResult(
         posts=health["posts"], rejected=health["rejected"], files=len(job.written),
         written=job.changed, removed=removed, failed=job.failed + bool(error),
-        seconds=time.monotonic() - started, error=error)
+        seconds=time.monotonic() - started, error=error, kept=job.kept)
+
+
+def _make(job: _Run, memory: buildstate.Memory, get: Callable[[str], tuple[int, bytes, bool]],
+          url: str) -> None:
+    """Render one URL through the app and write it; remember what it was made from
+    unless the answer may not be kept (a post body that could not be read)."""
+    status, data, keepable = get(url)
+    if status != 200:
+        logger.error("%s: answered %d, not written", url, status)
+        job.failed += 1
+        return
+    stat = job.write(url, data)
+    if stat is not None and keepable:
+        memory.record(url, stat)
 
 
 def _no_write(_data: bytes) -> None:
     raise NotImplementedError("the app writes its answers as its body")  # never called
 
 
-def _getter(app: Flask, base: str) -> Callable[[str], tuple[int, bytes]]:
+def _getter(app: Flask, base: str) -> Callable[[str], tuple[int, bytes, bool]]:
     """GET a URL (path and query) from the whole WSGI stack, as a server would pass it
-    (PEP 3333: PATH_INFO decoded, its UTF-8 bytes as latin-1), and give the status and
-    body. No Accept-Encoding: the identity body, as a static host stores it. (Werkzeug's
-    test client does the same at several times the cost a request.)"""
+    (PEP 3333: PATH_INFO decoded, its UTF-8 bytes as latin-1), and give the status, the
+    body and whether it may be kept (not Cache-Control: no-store). No Accept-Encoding:
+    the identity body, as a static host stores it. (Werkzeug's test client does the same
+    at several times the cost a request.)"""
     split = urlsplit(base)
     port = str(split.port or (443 if split.scheme == "https" else 80))
     common = {
@@ -289,15 +335,15 @@ def _getter(app: Flask, base: str) -> Callable[[str], tuple[int, bytes]]:
         "wsgi.run_once": False,
     }
 
-    def get(url: str) -> tuple[int, bytes]:
+    def get(url: str) -> tuple[int, bytes, bool]:
         path, _, query = url.partition("?")
         environ = {**common, "PATH_INFO": unquote(path).encode("utf-8").decode("latin-1"),
                    "QUERY_STRING": query, "wsgi.input": io.BytesIO(b"")}
-        answer: list[str] = []
+        answer: list[tuple[str, list[tuple[str, str]]]] = []
 
-        def start_response(status: str, _headers: list[tuple[str, str]],
+        def start_response(status: str, headers: list[tuple[str, str]],
                            _exc_info: Any = None) -> Callable[[bytes], object]:
-            answer.append(status)
+            answer.append((status, headers))
             return _no_write
 
         result = app(environ, start_response)
@@ -307,7 +353,9 @@ def _getter(app: Flask, base: str) -> Callable[[str], tuple[int, bytes]]:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
-        return int(answer[-1][:3]), data
+        status, headers = answer[-1]
+        keepable = ("Cache-Control", "no-store") not in headers
+        return int(status[:3]), data, keepable
 
     return get
 
