@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -155,13 +155,17 @@ def _replace(path: Path, data: bytes) -> None:
         raise
 
 
-def _write_if_changed(path: Path, data: bytes) -> bool:
+def _write_if_changed(path: Path, data: bytes, folders: set[Path] | None = None) -> bool:
+    """Write ``path`` unless it holds ``data`` already; ``folders``: those made so far."""
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if folders is None or path.parent not in folders:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if folders is not None:
+            folders.add(path.parent)
     _replace(path, data)
     return True
 
@@ -201,13 +205,31 @@ class _Run:
     failed: int = 0
     kept: int = 0
     """Files left as they were without rendering: their inputs had not changed."""
+    _parents: dict[str, Path] = field(default_factory=dict)
+    """A file's folder (relative) -> resolved and found inside ``root``."""
+    _folders: set[Path] = field(default_factory=set)
+
+    def path(self, url: str) -> Path:
+        """``target``, each folder resolved once: a site has thousands of files in a
+        few folders (a file that is a symlink is resolved whole, as target does)."""
+        head, _, name = file_name(url).rpartition("/")
+        if name in ("", ".", ".."):
+            return target(self.root, url)
+        parent = self._parents.get(head)
+        if parent is None:
+            parent = (self.root / head).resolve() if head else self.root
+            if parent != self.root and self.root not in parent.parents:
+                raise ValueError(f"refusing to write outside {self.root}: {url}")
+            self._parents[head] = parent
+        found = parent / name
+        return target(self.root, url) if found.is_symlink() else found
 
     def write(self, url: str, data: bytes) -> os.stat_result | None:
         """Write one URL's file and give its stat; a fatal error (full disk, read-only)
         raises BuildError, any other is logged and counted (and gives None)."""
         try:
-            path = target(self.root, url)
-            self.changed += _write_if_changed(path, data)
+            path = self.path(url)
+            self.changed += _write_if_changed(path, data, self._folders)
             stat = path.stat()
         except OSError as e:
             if e.errno in _FATAL:
@@ -226,7 +248,7 @@ class _Run:
         """Keep a URL's file the last build made, when it is still as that build left
         it (its size and mtime_ns); False: make it again."""
         try:
-            path = target(self.root, url)
+            path = self.path(url)
             stat = path.stat()
         except (OSError, ValueError):
             return False
