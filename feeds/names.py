@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 # A name is written into a path segment as itself, except the characters that cannot
@@ -25,8 +26,10 @@ def normalize_name(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
+@lru_cache(maxsize=4096)
 def name_to_segment(name: str) -> str:
-    """The URL path segment (percent-encoded) for a category or tag name."""
+    """The URL path segment (percent-encoded) for a category or tag name (memoised: every
+    link to a category or tag on every page and entry asks for it)."""
     name = normalize_name(name)
     out = [f"~{ord(ch):02X}" if ch in _ESCAPED else ch for ch in name]
     if out and out[0] == ".":

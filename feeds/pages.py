@@ -64,7 +64,10 @@ def _day(when: datetime, tz: ZoneInfo) -> str:
     return when.astimezone(tz).strftime("%Y-%m-%d")
 
 
+@lru_cache(maxsize=4096)
 def _post_view(post: Post, base: str, tz: ZoneInfo) -> dict[str, Any]:
+    """What a page shows of a post in a list or as a neighbour (memoised: a post is on
+    its lists' pages and its neighbours'; the templates only read it)."""
     local = post.date.astimezone(tz)
     return {
         "title": post.title,
