@@ -53,6 +53,8 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``hubweb``   the built-in hub's endpoint, ``/websub``.
 - ``buildstate`` what each file of a build was made from (a fingerprint a URL), kept
                beside the output, so the next build renders only what changed.
+- ``buildwork`` how a build asks for each URL (one GET through the whole WSGI stack), and
+               the URLs split across processes forked once the content is loaded.
 - ``export``   ``feeds build``: every URL of the site written as static files.
 - ``server``   ``feeds serve``: waitress, a clean stop on SIGTERM, keep-alive after a 304,
                a guard against slow and idle connections.

@@ -194,6 +194,8 @@ class Memory:
         self.version = self._liquid_version(self.liquid)
         self.prints = self.base_prints.with_liquid(self.liquid, self.version)
         self.made: dict[str, Made] = {}
+        self.liquid_found: set[str] = set()
+        """Bodies with Liquid that other processes of the build rendered."""
 
     def _liquid_version(self, liquid: set[str]) -> str:
         site = self.svc.liquid_site() if liquid else None
@@ -215,7 +217,8 @@ class Memory:
         """The state to keep for the next build (written after the manifest). When this
         build found bodies with Liquid it did not know of, every fingerprint is taken
         again with them."""
-        liquid = self.liquid | (self.svc.cache.bodies.liquid_sources() & self.by_source.keys())
+        found = self.svc.cache.bodies.liquid_sources() | self.liquid_found
+        liquid = self.liquid | (found & self.by_source.keys())
         version = self._liquid_version(liquid)
         made = self.made
         if liquid != self.liquid or version != self.version:

@@ -24,21 +24,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import logging
 import os
-import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
-from . import assets, buildstate, links
+from . import assets, buildstate, buildwork, links
 from .config import Settings
 from .site import file_name
 
@@ -203,15 +200,13 @@ class _Run:
     written: set[str]
     changed: int = 0
     failed: int = 0
-    kept: int = 0
-    """Files left as they were without rendering: their inputs had not changed."""
+    kept: int = 0  # files left as they were, unrendered: their inputs had not changed
     _parents: dict[str, Path] = field(default_factory=dict)
     """A file's folder (relative) -> resolved and found inside ``root``."""
     _folders: set[Path] = field(default_factory=set)
 
     def path(self, url: str) -> Path:
-        """``target``, each folder resolved once: a site has thousands of files in a
-        few folders (a file that is a symlink is resolved whole, as target does)."""
+        """``target``, each folder resolved once (a symlinked file whole, as target)."""
         head, _, name = file_name(url).rpartition("/")
         if name in ("", ".", ".."):
             return target(self.root, url)
@@ -225,8 +220,8 @@ class _Run:
         return target(self.root, url) if found.is_symlink() else found
 
     def write(self, url: str, data: bytes) -> os.stat_result | None:
-        """Write one URL's file and give its stat; a fatal error (full disk, read-only)
-        raises BuildError, any other is logged and counted (and gives None)."""
+        """Write one URL's file, give its stat; a fatal error (full disk, read-only) raises
+        BuildError, any other is logged and counted (None)."""
         try:
             path = self.path(url)
             self.changed += _write_if_changed(path, data, self._folders)
@@ -291,21 +286,15 @@ def _build(settings: Settings, job: _Run, started: float,
 
     app = create_app(settings, watch=False)
     svc: FeedService = app.extensions["feeds"]
-    error = ""
-    removed = 0
+    svc.without_timer()
+    error, removed = "", 0
     try:
-        get = _getter(app, settings.site_base or "http://localhost")
+        get = buildwork.getter(app, settings.site_base or "http://localhost")
         pages = urls(app)
         memory = buildstate.Memory(svc, job.root, pages)
         try:
-            for n, (url, shown) in enumerate(pages.items(), 1):
-                made = memory.unchanged(url, shown)
-                if made is None or not job.keep(url, made):
-                    _make(job, memory, get, url)
-                else:
-                    memory.made[url] = made
-                if progress is not None:
-                    progress(n, len(pages))
+            _render_all(job, memory, get, list(pages.items()), settings.build_workers,
+                        progress)
             removed = _remove(job.root, job.previous - job.written)
             job.manifest(job.written)
             _write_if_changed(job.root / buildstate.STATE_FILE, memory.state().to_bytes())
@@ -323,8 +312,70 @@ def _build(settings: Settings, job: _Run, started: float,
         seconds=time.monotonic() - started, error=error, kept=job.kept)
 
 
-def _make(job: _Run, memory: buildstate.Memory, get: Callable[[str], tuple[int, bytes, bool]],
-          url: str) -> None:
+@dataclass
+class _Part:
+    """What one process of the build did (sent back by a forked one)."""
+
+    written: set[str]
+    changed: int
+    failed: int
+    kept: int
+    made: dict[str, buildstate.Made]
+    liquid: frozenset[str]
+    error: str = ""
+
+
+def _render_all(job: _Run, memory: buildstate.Memory, get: Getter,
+                items: list[tuple[str, links.Shown]], workers: int,
+                progress: Callable[[int, int], None] | None) -> None:
+    """Every URL made or kept, split across ``workers`` processes (buildwork), what each
+    did merged into ``job`` and ``memory``. BuildError when one had to stop."""
+    parts = buildwork.chunks(items, workers)
+    counter = buildwork.Counter(len(parts))
+    logger.info("%d URLs, in %d processes", len(items), len(parts))
+
+    def work(part: Sequence[tuple[str, links.Shown]], slot: int) -> _Part:
+        before = (job.changed, job.failed, job.kept)
+        try:
+            for n, (url, shown) in enumerate(part, 1):
+                made = memory.unchanged(url, shown)
+                if made is None or not job.keep(url, made):
+                    _make(job, memory, get, url)
+                else:
+                    memory.made[url] = made
+                counter.set(slot, n)
+                if progress is not None and slot == 0:
+                    progress(counter.total(), len(items))
+            error = ""
+        except BuildError as e:
+            error = str(e)
+        if slot == 0:  # this process: job and memory are the build's own
+            return _Part(set(), 0, 0, 0, {}, frozenset(), error)
+        # A forked process: what it did, from the copies it started with.
+        return _Part(job.written, job.changed - before[0], job.failed - before[1],
+                     job.kept - before[2], memory.made,
+                     memory.svc.cache.bodies.liquid_sources(), error)
+
+    errors = []
+    for result in buildwork.in_parallel(parts, work):
+        if isinstance(result, buildwork.WorkerDied):
+            result = _Part(set(), 0, 1, 0, {}, frozenset(), str(result).strip().splitlines()[-1])
+        job.written |= result.written
+        job.changed, job.failed = job.changed + result.changed, job.failed + result.failed
+        job.kept += result.kept
+        memory.made.update(result.made)
+        memory.liquid_found |= result.liquid
+        errors += [result.error] if result.error else []
+    if progress is not None:
+        progress(counter.total(), len(items))
+    if errors:
+        raise BuildError(errors[0])
+
+
+Getter = Callable[[str], tuple[int, bytes, bool]]
+
+
+def _make(job: _Run, memory: buildstate.Memory, get: Getter, url: str) -> None:
     """Render one URL through the app and write it; remember what it was made from
     unless the answer may not be kept (a post body that could not be read)."""
     status, data, keepable = get(url)
@@ -335,51 +386,6 @@ def _make(job: _Run, memory: buildstate.Memory, get: Callable[[str], tuple[int, 
     stat = job.write(url, data)
     if stat is not None and keepable:
         memory.record(url, stat)
-
-
-def _no_write(_data: bytes) -> None:
-    raise NotImplementedError("the app writes its answers as its body")  # never called
-
-
-def _getter(app: Flask, base: str) -> Callable[[str], tuple[int, bytes, bool]]:
-    """GET a URL (path and query) from the whole WSGI stack, as a server would pass it
-    (PEP 3333: PATH_INFO decoded, its UTF-8 bytes as latin-1), and give the status, the
-    body and whether it may be kept (not Cache-Control: no-store). No Accept-Encoding:
-    the identity body, as a static host stores it. (Werkzeug's test client does the same
-    at several times the cost a request.)"""
-    split = urlsplit(base)
-    port = str(split.port or (443 if split.scheme == "https" else 80))
-    common = {
-        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "SERVER_NAME": split.hostname or "",
-        "SERVER_PORT": port, "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": split.netloc,
-        "REMOTE_ADDR": "127.0.0.1", "wsgi.version": (1, 0), "wsgi.url_scheme": split.scheme,
-        "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-
-    def get(url: str) -> tuple[int, bytes, bool]:
-        path, _, query = url.partition("?")
-        environ = {**common, "PATH_INFO": unquote(path).encode("utf-8").decode("latin-1"),
-                   "QUERY_STRING": query, "wsgi.input": io.BytesIO(b"")}
-        answer: list[tuple[str, list[tuple[str, str]]]] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]],
-                           _exc_info: Any = None) -> Callable[[bytes], object]:
-            answer.append((status, headers))
-            return _no_write
-
-        result = app(environ, start_response)
-        try:
-            data = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-        status, headers = answer[-1]
-        keepable = ("Cache-Control", "no-store") not in headers
-        return int(status[:3]), data, keepable
-
-    return get
 
 
 def _stopped(job: _Run, e: BuildError) -> str:

@@ -7,12 +7,15 @@ trusted."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from feeds import buildstate, create_app, export
 from feeds.config import Settings
 
 from .conftest import make_settings, post_text, write_site
+from .service_process import clean_env
 from .test_export import BASE, files
 
 CONFIG = "title: Incremental\nurl: https://feeds.example.org\ntimezone: Asia/Shanghai\n"
@@ -161,3 +164,39 @@ def test_a_file_changed_or_removed_by_hand_is_made_again(tmp_path: Path) -> None
     (out / "tag/python.rss").unlink()
     result = again(settings, out, tmp_path)
     assert result.written == 2 and result.kept > 0
+
+
+def build_cli(content: Path, out: Path, workers: int) -> str:
+    """``feeds build`` as a command (one thread: it may fork); its stderr."""
+    env = {**clean_env(), "FEEDS_BUILD_WORKERS": str(workers)}
+    done = subprocess.run([sys.executable, "-m", "feeds", "build", str(content), str(out),
+                           "--base-url", BASE], capture_output=True, text=True, timeout=300,
+                          env=env, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def test_a_build_in_two_processes_is_the_build_in_one(tmp_path: Path) -> None:
+    posts = {
+        f"_posts/2021-{1 + i // 28:02d}-{1 + i % 28:02d}-p{i}.md": post_text(
+            f"P {i}", f"2021-{1 + i // 28:02d}-{1 + i % 28:02d} 10:00:00 +0800",
+            f"[c{i % 4}]", f"[t{i % 7}, t{i % 11}]", body=f"Body {i}, *emphasis*.")
+        for i in range(300)  # enough URLs (past 2 x buildwork.MIN_SPLIT) to fork
+    }
+    root = write_site(tmp_path / "site", posts, CONFIG)
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert "in 1 processes" in build_cli(root, one, 1)
+    assert "in 2 processes" in build_cli(root, two, 2)
+    assert files(two) == files(one)
+    # What each process made is in the state: nothing is rendered again.
+    made, alone = buildstate.load(two), buildstate.load(one)
+    assert made is not None and alone is not None and set(made.made) == set(alone.made)
+    again = build_cli(root, two, 2).strip().splitlines()[-1]
+    assert again.endswith(f"{len(made.made)} unchanged, not rendered again"), again
+    # An edit, built again in two processes, is a fresh build.
+    (root / "_posts/2021-01-05-p4.md").write_text(post_text(
+        "P 4 edited", "2021-01-05 10:00:00 +0800", "[c0]", "[t4]"), "utf-8")
+    build_cli(root, two, 2)
+    fresh = tmp_path / "fresh"
+    build_cli(root, fresh, 1)
+    assert files(two) == files(fresh)
