@@ -24,7 +24,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -178,8 +178,10 @@ class Memory:
         settings = state.settings
         base = settings.site_base or "http://localhost"
         self.svc, self.root, self.pages = svc, root, pages
-        context = context_digest(
-            repr(settings), base, assets.feed_stylesheet(settings.content, base))
+        # Every setting but how many processes build (and that it was given): no byte
+        # depends on it. (``overrides`` is what was given, whose values are the fields.)
+        context = context_digest(repr(replace(settings, build_workers=1, overrides=())), base,
+                                 assets.feed_stylesheet(settings.content, base))
         old = load(root)
         if old is not None and old.context != context:
             logger.info("%s: made with other settings or code: building everything",
