@@ -178,9 +178,11 @@ class Memory:
         settings = state.settings
         base = settings.site_base or "http://localhost"
         self.svc, self.root, self.pages = svc, root, pages
-        # Every setting but how many processes build (and that it was given): no byte
-        # depends on it. (``overrides`` is what was given, whose values are the fields.)
-        context = context_digest(repr(replace(settings, build_workers=1, overrides=())), base,
+        # Every setting but the processes and cache bounds (and the record of what was
+        # given, whose values are the fields): no byte depends on them.
+        bytes_of = replace(settings, build_workers=1, overrides=(), cache_bytes=1,
+                           body_cache_bytes=1)
+        context = context_digest(repr(bytes_of), base,
                                  assets.feed_stylesheet(settings.content, base))
         old = load(root)
         if old is not None and old.context != context:

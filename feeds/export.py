@@ -9,10 +9,9 @@ it. Page N (N > 1) of a feed or list keeps its query in the file name
 ('feed.atom?page=2'); deploy/nginx-static.conf serves those with ``try_files
 $uri$is_args$args ...``, and a host that ignores queries serves page 1.
 
-A run rewrites only files whose bytes changed (so their mtimes, and a sync tool's upload
-list, show what changed) and removes the files a previous run wrote that no longer exist,
-with the folders that leaves empty. The list of files written is kept in
-OUT/.feeds-build-manifest (``MANIFEST``), replaced only when complete.
+A run renders only URLs whose inputs changed (``buildstate``), rewrites only files whose
+bytes changed and removes those a previous run wrote that no longer exist (and folders
+left empty); the list of files is OUT/.feeds-build-manifest, replaced only when complete.
 
 An OUT that is, holds or is inside the content folder is refused before anything is
 read, as is one that is a file or cannot be written. A write that would fail for every
@@ -29,7 +28,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -284,7 +283,8 @@ def _build(settings: Settings, job: _Run, started: float,
            progress: Callable[[int, int], None] | None) -> BuildResult:
     from . import create_app
 
-    app = create_app(settings, watch=False)
+    # Each URL is asked for once: what a build reuses is in the body and entry caches.
+    app = create_app(replace(settings, cache_bytes=min(settings.cache_bytes, 4 << 20)), watch=False)
     svc: FeedService = app.extensions["feeds"]
     svc.without_timer()
     error, removed = "", 0
