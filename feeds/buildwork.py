@@ -1,5 +1,6 @@
 """How ``feeds build`` asks for its URLs: one GET through the app's whole WSGI stack, and
-the URLs split across processes forked once the content is loaded (``build_workers``).
+the URLs split across processes forked once the content is loaded (``build_workers``);
+and the tidying of OUT (stale files, a killed run's temporary files).
 
 The work is Python under the GIL, so a second core is only used by a second process. A
 fork shares the loaded posts and index for free; each process renders a contiguous run
@@ -12,6 +13,7 @@ then one process does it all.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import mmap
@@ -22,6 +24,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -146,3 +149,39 @@ def in_parallel(parts: Sequence[Sequence[T]],
                     results.append(WorkerDied(f"a build process sent nothing back: {e!r}"))
             os.waitpid(pid, 0)
     return results
+
+
+# --- the files a build leaves -------------------------------------------------------
+
+
+def tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def remove_stale(root: Path, stale: set[str]) -> int:
+    """Remove the files a previous run wrote that this one did not, then the folders
+    that leaves empty (never ``root`` itself)."""
+    removed = 0
+    folders: set[Path] = set()
+    for rel in sorted(stale):
+        path = root / rel
+        if path.is_file() and root in path.resolve().parents:
+            path.unlink()
+            removed += 1
+            folders.update(p for p in path.parents if root in p.parents)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty: something else lives there
+            folder.rmdir()
+    return removed
+
+
+def sweep(root: Path, rels: set[str]) -> None:
+    """Remove the temporary files a killed run left next to the files it wrote (found by
+    reading the folders: one failed unlink a file cost more)."""
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            if name.startswith(".") and name.endswith(".tmp"):
+                path = Path(folder, name[1:-4])
+                if path.relative_to(root).as_posix() in rels:
+                    with contextlib.suppress(OSError):
+                        tmp_path(path).unlink()

@@ -25,6 +25,7 @@ import contextlib
 import errno
 import logging
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -133,14 +134,10 @@ def output_folder(content: str, out_dir: str) -> Path:
     return out
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
-
-
 def _replace(path: Path, data: bytes) -> None:
     """Write ``path`` whole or not at all: a temporary file renamed over it, removed
     again when the write fails (a full disk leaves no half files behind)."""
-    tmp = _tmp(path)
+    tmp = buildwork.tmp_path(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -166,30 +163,6 @@ def _write_if_changed(path: Path, data: bytes, folders: set[Path] | None = None)
     return True
 
 
-def _remove(root: Path, stale: set[str]) -> int:
-    """Remove the files a previous run wrote that this one did not, then the folders
-    that leaves empty (never ``root`` itself)."""
-    removed = 0
-    folders: set[Path] = set()
-    for rel in sorted(stale):
-        path = root / rel
-        if path.is_file() and root in path.resolve().parents:
-            path.unlink()
-            removed += 1
-            folders.update(p for p in path.parents if root in p.parents)
-    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        with contextlib.suppress(OSError):  # not empty: something else lives there
-            folder.rmdir()
-    return removed
-
-
-def _sweep(root: Path, rels: set[str]) -> None:
-    """Remove the temporary files a killed run left next to the files it wrote."""
-    for rel in rels:
-        with contextlib.suppress(OSError):
-            _tmp(root / rel).unlink()
-
-
 @dataclass
 class _Run:
     """One build's files: what the last run wrote, what this one wrote so far."""
@@ -200,22 +173,27 @@ class _Run:
     changed: int = 0
     failed: int = 0
     kept: int = 0  # files left as they were, unrendered: their inputs had not changed
-    _parents: dict[str, Path] = field(default_factory=dict)
-    """A file's folder (relative) -> resolved and found inside ``root``."""
+    _parents: dict[str, tuple[Path, str]] = field(default_factory=dict)
+    """A file's folder (relative) -> resolved and found inside ``root``, and that below
+    ``root`` as a manifest names it ('' or 'tag/')."""
     _folders: set[Path] = field(default_factory=set)
+
+    def _parent(self, head: str, url: str) -> tuple[Path, str]:
+        found = self._parents.get(head)
+        if found is None:
+            parent = (self.root / head).resolve() if head else self.root
+            if parent != self.root and self.root not in parent.parents:
+                raise ValueError(f"refusing to write outside {self.root}: {url}")
+            rel = parent.relative_to(self.root).as_posix()
+            found = self._parents[head] = (parent, "" if rel == "." else rel + "/")
+        return found
 
     def path(self, url: str) -> Path:
         """``target``, each folder resolved once (a symlinked file whole, as target)."""
         head, _, name = file_name(url).rpartition("/")
         if name in ("", ".", ".."):
             return target(self.root, url)
-        parent = self._parents.get(head)
-        if parent is None:
-            parent = (self.root / head).resolve() if head else self.root
-            if parent != self.root and self.root not in parent.parents:
-                raise ValueError(f"refusing to write outside {self.root}: {url}")
-            self._parents[head] = parent
-        found = parent / name
+        found = self._parent(head, url)[0] / name
         return target(self.root, url) if found.is_symlink() else found
 
     def write(self, url: str, data: bytes) -> os.stat_result | None:
@@ -224,7 +202,7 @@ class _Run:
         try:
             path = self.path(url)
             self.changed += _write_if_changed(path, data, self._folders)
-            stat = path.stat()
+            found = path.stat()
         except OSError as e:
             if e.errno in _FATAL:
                 raise BuildError(f"{self.root}: cannot write {url}: {e.strerror}") from e
@@ -236,19 +214,22 @@ class _Run:
             self.failed += 1
             return None
         self.written.add(path.relative_to(self.root).as_posix())
-        return stat
+        return found
 
     def keep(self, url: str, made: buildstate.Made) -> bool:
         """Keep a URL's file the last build made, when it is still as that build left
-        it (its size and mtime_ns); False: make it again."""
+        it (size, mtime_ns, inode; not a symlink); False: make it again."""
+        head, _, name = file_name(url).rpartition("/")
         try:
-            path = self.path(url)
-            stat = path.stat()
+            parent, rel = self._parent(head, url)
+            found = os.lstat(f"{parent}/{name}")
         except (OSError, ValueError):
             return False
-        if (stat.st_size, stat.st_mtime_ns) != (made.size, made.mtime_ns):
+        if name in ("", ".", "..") or stat.S_ISLNK(found.st_mode) or (
+                found.st_size, found.st_mtime_ns, found.st_ino) != (
+                made.size, made.mtime_ns, made.inode):
             return False
-        self.written.add(path.relative_to(self.root).as_posix())
+        self.written.add(rel + name)
         self.kept += 1
         return True
 
@@ -295,14 +276,14 @@ def _build(settings: Settings, job: _Run, started: float,
         try:
             _render_all(job, memory, get, list(pages.items()), settings.build_workers,
                         progress)
-            removed = _remove(job.root, job.previous - job.written)
+            removed = buildwork.remove_stale(job.root, job.previous - job.written)
             job.manifest(job.written)
             _write_if_changed(job.root / buildstate.STATE_FILE, memory.state().to_bytes())
         except BuildError as e:
             error = _stopped(job, e)
         except OSError as e:  # removing a stale file, or writing the manifest
             error = _stopped(job, BuildError(f"{e.filename or job.root}: {e.strerror}"))
-        _sweep(job.root, job.previous | job.written)
+        buildwork.sweep(job.root, job.previous | job.written)
         health = svc.health()
     finally:
         svc.stop()
