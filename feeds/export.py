@@ -179,13 +179,21 @@ class _Run:
     _folders: set[Path] = field(default_factory=set)
 
     def _parent(self, head: str, url: str) -> tuple[Path, str]:
+        """Resolved from its own parent's (a site has a folder a post): one lstat each."""
         found = self._parents.get(head)
         if found is None:
-            parent = (self.root / head).resolve() if head else self.root
-            if parent != self.root and self.root not in parent.parents:
-                raise ValueError(f"refusing to write outside {self.root}: {url}")
-            rel = parent.relative_to(self.root).as_posix()
-            found = self._parents[head] = (parent, "" if rel == "." else rel + "/")
+            up, _, name = head.rpartition("/")
+            base, rel = self._parent(up, url) if head else (self.root, "")
+            parent = base / name if head else self.root
+            if head and (name in ("", ".", "..") or parent.is_symlink()):
+                parent = parent.resolve()
+                if parent != self.root and self.root not in parent.parents:
+                    raise ValueError(f"refusing to write outside {self.root}: {url}")
+                below = parent.relative_to(self.root).as_posix()
+                rel = "" if below == "." else below + "/"
+            elif head:
+                rel += name + "/"
+            found = self._parents[head] = (parent, rel)
         return found
 
     def path(self, url: str) -> Path:

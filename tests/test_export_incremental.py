@@ -200,3 +200,15 @@ def test_a_build_in_two_processes_is_the_build_in_one(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     build_cli(root, fresh, 1)
     assert files(two) == files(fresh)
+
+
+def test_a_folder_of_out_that_is_a_symlink_out_of_it_is_never_written_through(
+        tmp_path: Path) -> None:
+    root = site(tmp_path / "site")
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out.mkdir()
+    (out / "tag").symlink_to(elsewhere, target_is_directory=True)
+    result = export.run(make_settings(root, base_url=BASE), str(out))
+    assert result.failed > 0 and list(elsewhere.iterdir()) == []
+    assert (out / "feed.atom").is_file()
