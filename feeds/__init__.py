@@ -35,6 +35,7 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``titles``   titles as jekyll-feed writes them (Jekyll's smartify, tags stripped).
 - ``safety``   what a reader may act on: http(s) URLs only, authors without XML-illegal
                characters.
+- ``jsonfeed`` FeedMeta and Entry, what every feed format is made of; JSON Feed bytes.
 - ``render``   selection -> Atom / RSS / JSON Feed / OPML bytes (the only feedgen import).
 - ``pages``    selection -> HTML pages (Jinja templates).
 - ``rendered`` a rendering as HTTP sends it: ETag, Last-Modified, compressed forms, and
@@ -56,6 +57,10 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``hub``      ``websub_hub: self``: the service as its own WebSub hub (verification,
                leases, signed pushes).
 - ``hubweb``   the built-in hub's endpoint, ``/websub``.
+- ``buildstate`` what each file of a build was made from (a fingerprint a URL), kept
+               beside the output, so the next build renders only what changed.
+- ``buildwork`` how a build asks for each URL (one GET through the whole WSGI stack), and
+               the URLs split across processes forked once the content is loaded.
 - ``export``   ``feeds build``: every URL of the site written as static files.
 - ``server``   ``feeds serve``: waitress, a clean stop on SIGTERM, keep-alive after a 304,
                a guard against slow and idle connections.

@@ -17,14 +17,14 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from cachetools import cachedmethod
+from cachetools import LRUCache, cachedmethod
 
 from .config import Settings
 from .jekyllconf import JEKYLL_EXCERPT_SEPARATOR
-from .model import Author, Body, Post
+from .model import Author, Body, Format, Post
 from .parse import BodyRules, LiquidSite, liquid_environment, render_body, with_liquid
-from .render import Entry, feed_title
-from .rendered import KeyedLRU, entry_id
+from .render import Entry, feed_title, render_entries
+from .rendered import KeyedLRU, entry_id, entry_mark
 from .snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -39,6 +39,10 @@ MAX_FAILURES = 100
 def _body_size(body: Body) -> int:
     return 3 * (len(body.html) + len(body.summary)) + 200
 
+
+
+def _fragment_size(found: tuple[bytes, tuple[str, str]]) -> int:
+    return len(found[0]) + 300
 
 
 def _body_key(cache: BodyCache, post: Post, base: str, separator: str = "") -> Hashable:
@@ -123,6 +127,8 @@ class BodyCache:
         self._last_good = KeyedLRU[Body](max(1, settings.body_cache_bytes // 4), _body_size)
         """Source -> its last body rendered: what a body that cannot be read falls back
         on (mostly the same objects as in ``_bodies``)."""
+        self._fragments: LRUCache[tuple[Format, Entry], tuple[bytes, tuple[str, str]]] = (
+            LRUCache(maxsize=settings.body_cache_bytes, getsizeof=_fragment_size))
 
     def body(self, post: Post, base: str, separator: str = JEKYLL_EXCERPT_SEPARATOR,
              failed: list[Post] | None = None) -> Body:
@@ -193,6 +199,10 @@ class BodyCache:
 
         return run
 
+    def liquid_sources(self) -> frozenset[str]:
+        """The posts rendered so far whose body holds Liquid."""
+        return frozenset(self._liquid_sources)
+
     def liquid_version(self, post: Post) -> str:
         """'' for a post without Liquid; else the version of the site its Liquid sees
         (a changed _config.yml, or a post added or moved, renders it again: its
@@ -234,3 +244,23 @@ class BodyCache:
             image=absolute_url(link_base, post.image) if post.image else None,
             excerpt_only=post.excerpt_only or rules.excerpt_only,
         )
+
+    def fragments(self, fmt: Format, entries: list[Entry]) -> tuple[list[bytes],
+                                                                     list[tuple[str, str]]]:
+        """Each entry's bytes in a feed of ``fmt`` and its delta mark, made once for every
+        feed that shows it: an entry's bytes are a function of the entry (its post, body,
+        link, author, ...) and the format alone. Kept in the same byte bound as bodies."""
+        with self._lock:
+            found = [self._fragments.get((fmt, entry)) for entry in entries]
+        missing = [entry for entry, hit in zip(entries, found, strict=True) if hit is None]
+        if missing:
+            made = iter(zip(render_entries(fmt, missing), map(entry_mark, missing),
+                            strict=True))
+            with self._lock:
+                for i, hit in enumerate(found):
+                    if hit is None:
+                        found[i] = made_one = next(made)
+                        with contextlib.suppress(ValueError):  # larger than the bound
+                            self._fragments[(fmt, entries[i])] = made_one
+        done = [hit for hit in found if hit is not None]
+        return [data for data, _mark in done], [mark for _data, mark in done]

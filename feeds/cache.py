@@ -30,13 +30,12 @@ from .config import Settings
 from .metrics import Metrics
 from .model import CONTENT_TYPES, FeedKey, Format, Kind, Post
 from .parse import LiquidSite
-from .render import FeedMeta, Outline, render_feed, render_opml, smartify
+from .render import FeedMeta, Outline, assemble, render_feed, render_opml, smartify
 from .rendered import (
     Delta,
     History,
     KeyedLRU,
     Rendered,
-    entry_mark,
     held,
     history_size,
     remember,
@@ -158,12 +157,12 @@ class FeedCache:
                 rules: EntryRules) -> Rendered:
         failed: list[Post] = []
         entries = [self.bodies.entry(post, meta.author, base, rules, failed) for post in posts]
-        body = render_feed(key.fmt, meta, entries)
+        pieces, marks = self.bodies.fragments(key.fmt, entries)
+        body = assemble(key.fmt, meta, pieces)
         self.metrics.renders.labels(key.fmt.value).inc()
         # No date: Last-Modified is the content state's, set by feed() (Rendered.dated).
-        rendered = Rendered(body, CONTENT_TYPES[key.fmt], None,
-                            tuple(entry_mark(e) for e in entries), self_url=meta.self_url,
-                            partial=bool(failed))
+        rendered = Rendered(body, CONTENT_TYPES[key.fmt], None, tuple(marks),
+                            self_url=meta.self_url, partial=bool(failed))
         if failed:
             raise _Partial(rendered)
         return rendered

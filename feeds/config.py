@@ -92,6 +92,9 @@ class Settings:
         env="FEEDS_BASE_URL")
     threads: int = _setting(2, "waitress worker threads", values.positive_int,
                             flag="--threads", env="FEEDS_THREADS")
+    build_workers: int = _setting(
+        2, "processes `feeds build` renders with (forked once the content is loaded)",
+        values.positive_int, env="FEEDS_BUILD_WORKERS")
     title: str = _setting("Feeds", "site title (else `name`)", values.string, key=EVERYWHERE)
     name: str = _setting("", "site name: the title when `title` is not set, as in "
                          "jekyll-feed", values.string, key="name")

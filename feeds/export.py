@@ -9,10 +9,9 @@ it. Page N (N > 1) of a feed or list keeps its query in the file name
 ('feed.atom?page=2'); deploy/nginx-static.conf serves those with ``try_files
 $uri$is_args$args ...``, and a host that ignores queries serves page 1.
 
-A run rewrites only files whose bytes changed (so their mtimes, and a sync tool's upload
-list, show what changed) and removes the files a previous run wrote that no longer exist,
-with the folders that leaves empty. The list of files written is kept in
-OUT/.feeds-build-manifest (``MANIFEST``), replaced only when complete.
+A run renders only URLs whose inputs changed (``buildstate``), rewrites only files whose
+bytes changed and removes those a previous run wrote that no longer exist (and folders
+left empty); the list of files is OUT/.feeds-build-manifest, replaced only when complete.
 
 An OUT that is, holds or is inside the content folder is refused before anything is
 read, as is one that is a file or cannot be written. A write that would fail for every
@@ -26,17 +25,17 @@ import contextlib
 import errno
 import logging
 import os
+import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from flask import Flask
 
-from . import assets, links
+from . import assets, buildstate, buildwork, links
 from .config import Settings
 from .site import file_name
 
@@ -70,26 +69,38 @@ class BuildResult:
     seconds: float
     error: str = ""
     """Why the build stopped (or never started); then it is the summary."""
+    kept: int = 0
+    """Files not rendered again: nothing they are made of had changed."""
 
     def summary(self) -> str:
         if self.error:
             return f"feeds build: {self.error}"
         return (f"{self.posts} posts, {self.rejected} rejected, {self.files} files "
                 f"({self.written} written, {self.removed} removed, {self.failed} failed) "
-                f"in {self.seconds:.2f} s")
+                f"in {self.seconds:.2f} s"
+                + (f"; {self.kept} unchanged, not rendered again" if self.kept else ""))
 
 
-def urls(app: Flask) -> Iterator[str]:
+def urls(app: Flask) -> dict[str, links.Shown]:
     """Every URL of the site the app serves, as a path with its query, the shipped
-    static files (and the site's own feed.xslt.xml) among them."""
+    static files (and the site's own feed.xslt.xml) among them, each once, with what
+    it shows.
+
+    In the order of the newest post each shows, newest first (those that show none
+    first): every list's pages then move down the site's history together, so a post's
+    body and entries are made once and still kept when its other feeds and pages ask
+    for them, however many posts the site has (the caches are bounded)."""
     svc: FeedService = app.extensions["feeds"]
     state = svc.state()
     settings = state.settings
     statics = [f"/static/{name}" for name in assets.ASSETS]
     if os.path.isfile(assets.site_xslt_path(settings.content)):
         statics.append(f"/{assets.SITE_XSLT}")
-    return links.site_urls(state.index, settings.page_size, settings.posts_limit, statics,
-                           settings)
+    pages = dict(links.site_pages(state.index, settings.page_size, settings.posts_limit,
+                                  statics, settings))
+    newest = {url: shown.newest for url, shown in pages.items()}
+    order = sorted(pages, key=lambda url: (newest[url] is not None, newest[url] or ()))
+    return {url: pages[url] for url in order}
 
 
 def target(out: Path, url: str) -> Path:
@@ -123,14 +134,10 @@ def output_folder(content: str, out_dir: str) -> Path:
     return out
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
-
-
 def _replace(path: Path, data: bytes) -> None:
     """Write ``path`` whole or not at all: a temporary file renamed over it, removed
     again when the write fails (a full disk leaves no half files behind)."""
-    tmp = _tmp(path)
+    tmp = buildwork.tmp_path(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -141,39 +148,19 @@ def _replace(path: Path, data: bytes) -> None:
         raise
 
 
-def _write_if_changed(path: Path, data: bytes) -> bool:
+def _write_if_changed(path: Path, data: bytes, folders: set[Path] | None = None) -> bool:
+    """Write ``path`` unless it holds ``data`` already; ``folders``: those made so far."""
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if folders is None or path.parent not in folders:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if folders is not None:
+            folders.add(path.parent)
     _replace(path, data)
     return True
-
-
-def _remove(root: Path, stale: set[str]) -> int:
-    """Remove the files a previous run wrote that this one did not, then the folders
-    that leaves empty (never ``root`` itself)."""
-    removed = 0
-    folders: set[Path] = set()
-    for rel in sorted(stale):
-        path = root / rel
-        if path.is_file() and root in path.resolve().parents:
-            path.unlink()
-            removed += 1
-            folders.update(p for p in path.parents if root in p.parents)
-    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        with contextlib.suppress(OSError):  # not empty: something else lives there
-            folder.rmdir()
-    return removed
-
-
-def _sweep(root: Path, rels: set[str]) -> None:
-    """Remove the temporary files a killed run left next to the files it wrote."""
-    for rel in rels:
-        with contextlib.suppress(OSError):
-            _tmp(root / rel).unlink()
 
 
 @dataclass
@@ -185,24 +172,74 @@ class _Run:
     written: set[str]
     changed: int = 0
     failed: int = 0
+    kept: int = 0  # files left as they were, unrendered: their inputs had not changed
+    _parents: dict[str, tuple[Path, str]] = field(default_factory=dict)
+    """A file's folder (relative) -> resolved and found inside ``root``, and that below
+    ``root`` as a manifest names it ('' or 'tag/')."""
+    _folders: set[Path] = field(default_factory=set)
 
-    def write(self, url: str, data: bytes) -> None:
-        """Write one URL's file; a fatal error (full disk, read-only) raises
-        BuildError, any other is logged and counted."""
+    def _parent(self, head: str, url: str) -> tuple[Path, str]:
+        """Resolved from its own parent's (a site has a folder a post): one lstat each."""
+        found = self._parents.get(head)
+        if found is None:
+            up, _, name = head.rpartition("/")
+            base, rel = self._parent(up, url) if head else (self.root, "")
+            parent = base / name if head else self.root
+            if head and (name in ("", ".", "..") or parent.is_symlink()):
+                parent = parent.resolve()
+                if parent != self.root and self.root not in parent.parents:
+                    raise ValueError(f"refusing to write outside {self.root}: {url}")
+                below = parent.relative_to(self.root).as_posix()
+                rel = "" if below == "." else below + "/"
+            elif head:
+                rel += name + "/"
+            found = self._parents[head] = (parent, rel)
+        return found
+
+    def path(self, url: str) -> Path:
+        """``target``, each folder resolved once (a symlinked file whole, as target)."""
+        head, _, name = file_name(url).rpartition("/")
+        if name in ("", ".", ".."):
+            return target(self.root, url)
+        found = self._parent(head, url)[0] / name
+        return target(self.root, url) if found.is_symlink() else found
+
+    def write(self, url: str, data: bytes) -> os.stat_result | None:
+        """Write one URL's file, give its stat; a fatal error (full disk, read-only) raises
+        BuildError, any other is logged and counted (None)."""
         try:
-            path = target(self.root, url)
-            self.changed += _write_if_changed(path, data)
+            path = self.path(url)
+            self.changed += _write_if_changed(path, data, self._folders)
+            found = path.stat()
         except OSError as e:
             if e.errno in _FATAL:
                 raise BuildError(f"{self.root}: cannot write {url}: {e.strerror}") from e
             logger.error("%s: cannot write: %s", url, e)
             self.failed += 1
-            return
+            return None
         except ValueError as e:
             logger.error("%s: cannot write: %s", url, e)
             self.failed += 1
-            return
+            return None
         self.written.add(path.relative_to(self.root).as_posix())
+        return found
+
+    def keep(self, url: str, made: buildstate.Made) -> bool:
+        """Keep a URL's file the last build made, when it is still as that build left
+        it (size, mtime_ns, inode; not a symlink); False: make it again."""
+        head, _, name = file_name(url).rpartition("/")
+        try:
+            parent, rel = self._parent(head, url)
+            found = os.lstat(f"{parent}/{name}")
+        except (OSError, ValueError):
+            return False
+        if name in ("", ".", "..") or stat.S_ISLNK(found.st_mode) or (
+                found.st_size, found.st_mtime_ns, found.st_ino) != (
+                made.size, made.mtime_ns, made.inode):
+            return False
+        self.written.add(rel + name)
+        self.kept += 1
+        return True
 
     def manifest(self, names: set[str]) -> None:
         """The list of files, replaced whole: the old one stays until the new is complete."""
@@ -235,41 +272,109 @@ def _build(settings: Settings, job: _Run, started: float,
            progress: Callable[[int, int], None] | None) -> BuildResult:
     from . import create_app
 
-    app = create_app(settings, watch=False)
+    # Each URL is asked for once: what a build reuses is in the body and entry caches.
+    app = create_app(replace(settings, cache_bytes=min(settings.cache_bytes, 4 << 20)), watch=False)
     svc: FeedService = app.extensions["feeds"]
-    error = ""
-    removed = 0
+    svc.without_timer()
+    error, removed = "", 0
     try:
-        base = settings.site_base or "http://localhost"
-        split = urlsplit(base)
-        client = app.test_client()
-        all_urls = list(dict.fromkeys(urls(app)))
+        get = buildwork.getter(app, settings.site_base or "http://localhost")
+        pages = urls(app)
+        memory = buildstate.Memory(svc, job.root, pages)
         try:
-            for n, url in enumerate(all_urls, 1):
-                # No Accept-Encoding: the identity body, as a static host stores it.
-                with client.get(url, base_url=f"{split.scheme}://{split.netloc}") as response:
-                    status, data = response.status_code, response.get_data()
-                if status != 200:
-                    logger.error("%s: answered %d, not written", url, status)
-                    job.failed += 1
-                    continue
-                job.write(url, data)
-                if progress is not None:
-                    progress(n, len(all_urls))
-            removed = _remove(job.root, job.previous - job.written)
+            _render_all(job, memory, get, list(pages.items()), settings.build_workers,
+                        progress)
+            removed = buildwork.remove_stale(job.root, job.previous - job.written)
             job.manifest(job.written)
+            _write_if_changed(job.root / buildstate.STATE_FILE, memory.state().to_bytes())
         except BuildError as e:
             error = _stopped(job, e)
         except OSError as e:  # removing a stale file, or writing the manifest
             error = _stopped(job, BuildError(f"{e.filename or job.root}: {e.strerror}"))
-        _sweep(job.root, job.previous | job.written)
+        buildwork.sweep(job.root, job.previous | job.written)
         health = svc.health()
     finally:
         svc.stop()
     return BuildResult(
         posts=health["posts"], rejected=health["rejected"], files=len(job.written),
         written=job.changed, removed=removed, failed=job.failed + bool(error),
-        seconds=time.monotonic() - started, error=error)
+        seconds=time.monotonic() - started, error=error, kept=job.kept)
+
+
+@dataclass
+class _Part:
+    """What one process of the build did (sent back by a forked one)."""
+
+    written: set[str]
+    changed: int
+    failed: int
+    kept: int
+    made: dict[str, buildstate.Made]
+    liquid: frozenset[str]
+    error: str = ""
+
+
+def _render_all(job: _Run, memory: buildstate.Memory, get: Getter,
+                items: list[tuple[str, links.Shown]], workers: int,
+                progress: Callable[[int, int], None] | None) -> None:
+    """Every URL made or kept, split across ``workers`` processes (buildwork), what each
+    did merged into ``job`` and ``memory``. BuildError when one had to stop."""
+    parts = buildwork.chunks(items, workers)
+    counter = buildwork.Counter(len(parts))
+    logger.info("%d URLs, in %d processes", len(items), len(parts))
+
+    def work(part: Sequence[tuple[str, links.Shown]], slot: int) -> _Part:
+        before = (job.changed, job.failed, job.kept)
+        try:
+            for n, (url, shown) in enumerate(part, 1):
+                made = memory.unchanged(url, shown)
+                if made is None or not job.keep(url, made):
+                    _make(job, memory, get, url)
+                else:
+                    memory.made[url] = made
+                counter.set(slot, n)
+                if progress is not None and slot == 0:
+                    progress(counter.total(), len(items))
+            error = ""
+        except BuildError as e:
+            error = str(e)
+        if slot == 0:  # this process: job and memory are the build's own
+            return _Part(set(), 0, 0, 0, {}, frozenset(), error)
+        # A forked process: what it did, from the copies it started with.
+        return _Part(job.written, job.changed - before[0], job.failed - before[1],
+                     job.kept - before[2], memory.made,
+                     memory.svc.cache.bodies.liquid_sources(), error)
+
+    errors = []
+    for result in buildwork.in_parallel(parts, work):
+        if isinstance(result, buildwork.WorkerDied):
+            result = _Part(set(), 0, 1, 0, {}, frozenset(), str(result).strip().splitlines()[-1])
+        job.written |= result.written
+        job.changed, job.failed = job.changed + result.changed, job.failed + result.failed
+        job.kept += result.kept
+        memory.made.update(result.made)
+        memory.liquid_found |= result.liquid
+        errors += [result.error] if result.error else []
+    if progress is not None:
+        progress(counter.total(), len(items))
+    if errors:
+        raise BuildError(errors[0])
+
+
+Getter = Callable[[str], tuple[int, bytes, bool]]
+
+
+def _make(job: _Run, memory: buildstate.Memory, get: Getter, url: str) -> None:
+    """Render one URL through the app and write it; remember what it was made from
+    unless the answer may not be kept (a post body that could not be read)."""
+    status, data, keepable = get(url)
+    if status != 200:
+        logger.error("%s: answered %d, not written", url, status)
+        job.failed += 1
+        return
+    stat = job.write(url, data)
+    if stat is not None and keepable:
+        memory.record(url, stat)
 
 
 def _stopped(job: _Run, e: BuildError) -> str:

@@ -227,7 +227,7 @@ def _collection_urls(settings: Settings, index: SiteIndex, limit: int) -> Iterat
             found = _documents(index, name, settings)
             if found is not None:
                 path = feed_path(Kind.COLLECTION, name, Format.ATOM, settings)
-                yield from _pages(path, len(found.posts), limit)
+                yield from (url for url, _shown in _pages(path, found, limit, "feed"))
 
 
 def lists(index: SiteIndex) -> Iterator[Term]:
@@ -298,10 +298,37 @@ def paging(url: str, total: int, size: int, page: int = 1,
     return Paging(url, page, pages, size, query)
 
 
-def _pages(url: str, total: int, size: int) -> Iterator[str]:
-    found = paging(url, total, size)
-    assert found is not None  # page 1 always exists
-    return found.urls()
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What one URL of the site shows, for a build to order and fingerprint it by:
+    ``what`` is 'index' (the site's HTML pages), 'page' (a category's or tag's), 'feed',
+    'post' or 'other' (OPML, static files, the feeds ``feed:`` adds: made every time);
+    ``posts`` the posts on it (a post page: the post, the newer, the older); ``total``
+    and ``name`` the size and name of its list (its paging, its title)."""
+
+    what: str
+    posts: tuple[Post | None, ...] = ()
+    total: int = 0
+    name: str = ""
+
+    @property
+    def newest(self) -> tuple[float, str] | None:
+        """The sort key of the newest post shown; None when it shows none."""
+        first = next((p for p in self.posts if p is not None), None)
+        return first.sort_key if first is not None else None
+
+
+_OTHER = Shown("other")
+
+
+def _pages(url: str, found: Term, size: int, what: str) -> Iterator[tuple[str, Shown]]:
+    posts = found.posts
+    paged = paging(url, len(posts), size)
+    assert paged is not None  # page 1 always exists
+    name = f"{found.kind.value}:{found.name}"
+    for page, page_url in enumerate(paged.urls()):
+        start = page * size
+        yield page_url, Shown(what, posts[start:start + size], len(posts), name)
 
 
 # --- every URL --------------------------------------------------------------------------
@@ -310,24 +337,33 @@ def _pages(url: str, total: int, size: int) -> Iterator[str]:
 def site_urls(index: SiteIndex, page_size: int, limit: int,
               statics: Sequence[str] = (STYLESHEET,),
               settings: Settings | None = None) -> Iterator[str]:
-    """Every URL of the site, as a path with its query: for each list its HTML pages,
-    its feeds in each format with all their pages (``limit`` entries a page) and its
-    jekyll-feed path (the first page: later pages link to the /feed.atom form); after
-    the site's pages the OPML and the ``statics`` (stylesheet, XSLT); with
-    ``settings``, the feeds ``feed:`` adds (``jekyll_urls``); last every post."""
+    """Every URL of the site, as a path with its query (see site_pages)."""
+    return (url for url, _shown in site_pages(index, page_size, limit, statics, settings))
+
+
+def site_pages(index: SiteIndex, page_size: int, limit: int,
+               statics: Sequence[str] = (STYLESHEET,),
+               settings: Settings | None = None) -> Iterator[tuple[str, Shown]]:
+    """Every URL of the site, as a path with its query, with what it shows: for each
+    list its HTML pages, its feeds in each format with all their pages (``limit``
+    entries a page) and its jekyll-feed path (the first page: later pages link to the
+    /feed.atom form); after the site's pages the OPML and the ``statics`` (stylesheet,
+    XSLT); with ``settings``, the feeds ``feed:`` adds (``jekyll_urls``); last every
+    post."""
     for found in lists(index):
-        total = len(found.posts)
-        yield from _pages(html_path(found.kind, found.name), total, page_size)
-        if found.kind is Kind.SITE:
-            yield OPML
-            yield from statics
+        site = found.kind is Kind.SITE
+        yield from _pages(html_path(found.kind, found.name), found, page_size,
+                          "index" if site else "page")
+        if site:
+            yield OPML, _OTHER
+            yield from ((url, _OTHER) for url in statics)
         for fmt in FEED_FORMATS:
-            yield from _pages(feed_path(found.kind, found.name, fmt), total, limit)
+            yield from _pages(feed_path(found.kind, found.name, fmt), found, limit, "feed")
         if (settings is None or found.kind is not Kind.TAG
                 or tag_path_serves(settings, found.name)):
-            yield jekyll_path(found.kind, found.segment)
+            yield next(_pages(jekyll_path(found.kind, found.segment), found, limit, "feed"))
     if settings is not None:
-        yield from jekyll_urls(settings, index)
-        yield from _collection_urls(settings, index, limit)
+        yield from ((url, _OTHER) for url in jekyll_urls(settings, index))
+        yield from ((url, _OTHER) for url in _collection_urls(settings, index, limit))
     for post in index.posts:
-        yield post.url
+        yield post.url, Shown("post", (post, *index.neighbours(post)))

@@ -9,9 +9,11 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote
@@ -92,6 +94,16 @@ class EveryMinute(logging.Filter):
         return True
 
 
+WRITER_THREAD = "feeds-log-writer"
+"""BatchedStream's thread: the one thread a fork may leave behind (see _after_fork)."""
+
+
+def _call(ref: weakref.WeakMethod[Callable[[], None]]) -> None:
+    method = ref()
+    if method is not None:
+        method()
+
+
 class BatchedStream(logging.Handler):
     """A stream handler that leaves the writing to a thread of its own. The thread that
     logs only formats its line and appends it to a queue; the writer writes all that
@@ -110,9 +122,17 @@ class BatchedStream(logging.Handler):
         self._write_lock = threading.Lock()
         self._closed = False
         self._failed = False
-        self._writer = threading.Thread(target=self._run, name="feeds-log-writer",
-                                        daemon=True)
+        self._direct = False
+        self._writer = threading.Thread(target=self._run, name=WRITER_THREAD, daemon=True)
         self._writer.start()
+        # A forked child (feeds build's workers) has no writer thread, and the lock may
+        # have been held by it at the fork: there each line is written as it is logged.
+        ref = weakref.WeakMethod(self._after_fork)
+        os.register_at_fork(after_in_child=lambda: _call(ref))
+
+    def _after_fork(self) -> None:
+        self._write_lock = threading.Lock()
+        self._direct = True
 
     def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock around emit(): appending to a deque is atomic.
@@ -129,7 +149,9 @@ class BatchedStream(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        if not self._wake.is_set():
+        if self._direct:
+            self.flush()
+        elif not self._wake.is_set():
             self._wake.set()
 
     def _run(self) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 # A name is written into a path segment as itself, except the characters that cannot
@@ -25,8 +27,10 @@ def normalize_name(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
+@lru_cache(maxsize=4096)
 def name_to_segment(name: str) -> str:
-    """The URL path segment (percent-encoded) for a category or tag name."""
+    """The URL path segment (percent-encoded) for a category or tag name (memoised: every
+    link to a category or tag on every page and entry asks for it)."""
     name = normalize_name(name)
     out = [f"~{ord(ch):02X}" if ch in _ESCAPED else ch for ch in name]
     if out and out[0] == ".":
@@ -88,3 +92,25 @@ def post_keys(url: str) -> tuple[str, str]:
     decoded = unquote(path)
     whole = normalize_name(decoded) if not mark else url_key(url)
     return normalize_name(_file_of(decoded, query)), whole
+
+
+def long_names(keys: Iterable[str]) -> dict[str, str]:
+    """Shortened segment (decoded) -> key, for the names too long to stand in a URL."""
+    return {unquote(segment): key for key in keys
+            if len(key) * 4 > LONG_NAME_BYTES  # cheap first: most names are short
+            and SHORTENED.search(segment := name_to_segment(key))}
+
+
+def fold_unique(keys: Iterable[str]) -> dict[str, str]:
+    """Case-folded name -> name, for the names no other one folds to (the lookup of a
+    name in any case; two that fold alike are found only as spelled)."""
+    folded: dict[str, str] = {}
+    clashes: set[str] = set()
+    for key in keys:
+        f = key.casefold()
+        if f in folded:
+            clashes.add(f)
+        folded[f] = key
+    for f in clashes:
+        del folded[f]
+    return folded

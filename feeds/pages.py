@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -21,7 +22,7 @@ from .model import Author, Body, Kind, Post
 from .site import Term
 
 if TYPE_CHECKING:
-    from .site import State
+    from .site import SiteIndex, State
 
 _ENV = Environment(
     loader=PackageLoader("feeds", "templates"),
@@ -63,7 +64,10 @@ def _day(when: datetime, tz: ZoneInfo) -> str:
     return when.astimezone(tz).strftime("%Y-%m-%d")
 
 
+@lru_cache(maxsize=4096)
 def _post_view(post: Post, base: str, tz: ZoneInfo) -> dict[str, Any]:
+    """What a page shows of a post in a list or as a neighbour (memoised: a post is on
+    its lists' pages and its neighbours'; the templates only read it)."""
     local = post.date.astimezone(tz)
     return {
         "title": post.title,
@@ -158,7 +162,6 @@ def _render_index(state: State, page: int, base: str, common: dict[str, Any]) ->
     if listed is None:
         return None
     _site, paging, posts = listed
-    index = state.index
     return _ENV.get_template("index.html").render(
         **common,
         page_title=_paged_title(state.settings.title, page, common["t"]),
@@ -166,9 +169,21 @@ def _render_index(state: State, page: int, base: str, common: dict[str, Any]) ->
         posts=posts,
         paging=paging,
         feeds=common["site_feeds"],
-        categories=_terms(index.sorted_terms(Kind.CATEGORY), base),
-        tags=_terms(index.sorted_terms(Kind.TAG), base),
+        term_lists=_term_lists(state.index, base, common["site"]["lang"]),
     )
+
+
+@lru_cache(maxsize=2)
+def _term_lists(index: SiteIndex, base: str, lang: str) -> tuple[tuple[str, str, Markup], ...]:
+    """(kind, heading, HTML) of the index pages' lists of categories and tags, made once
+    for all the pages of an index (each shows all of them: O(terms) a page otherwise)."""
+    term_list = _ENV.get_template("_macros.html").module.term_list  # type: ignore[attr-defined]
+    found = []
+    for kind, heading in ((Kind.CATEGORY, "categories"), (Kind.TAG, "tags")):
+        terms = _terms(index.sorted_terms(kind), base)
+        if terms:
+            found.append((kind.value, heading, term_list(terms, kind.value, labels_for(lang))))
+    return tuple(found)
 
 
 def _render_term(state: State, kind: Kind, name: str, page: int, base: str,
@@ -204,9 +219,7 @@ def _render_post(state: State, post: Post, body: Body, author: Author | None, ba
     index = state.index
     tz = state.settings.tz
     view = _post_view(post, base, tz)
-    position = index.posts.index(post)
-    newer = index.posts[position - 1] if position > 0 else None
-    older = index.posts[position + 1] if position + 1 < len(index.posts) else None
+    newer, older = index.neighbours(post)
     updated = None
     if _day(post.updated, tz) != _day(post.date, tz):
         local = post.updated.astimezone(tz)

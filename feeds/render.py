@@ -1,4 +1,7 @@
-"""A selection of posts -> Atom 1.0, RSS 2.0, JSON Feed 1.1 or OPML 2.0 bytes.
+"""A selection of posts -> Atom 1.0, RSS 2.0, JSON Feed 1.1 or OPML 2.0 bytes; each
+entry's bytes made on their own (``render_entries``), so that a feed is its own part
+with its entries' bytes spliced in (``assemble``) and an entry shown in many feeds is
+rendered once per format.
 
 The only module that imports feedgen. Every function here is pure: the same input gives
 the same bytes (no clock is read), which is what makes strong ETags stable.
@@ -6,9 +9,8 @@ the same bytes (no clock is read), which is what makes strong ETags stable.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -18,7 +20,8 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from .model import Author, Body, Format, Post
+from .jsonfeed import Entry, FeedMeta, json_feed, json_item, safe_meta
+from .model import Author, Format
 from .parse import clean_text
 from .safety import safe_author, safe_url
 from .titles import feed_title, smartify
@@ -26,70 +29,11 @@ from .titles import feed_title, smartify
 ATOM_NS = "http://www.w3.org/2005/Atom"
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
-__all__ = ["Entry", "FeedMeta", "Outline", "feed_title", "render_feed", "render_opml",
-           "smartify"]
+__all__ = ["Entry", "FeedMeta", "Outline", "assemble", "feed_title", "render_entries",
+           "render_feed", "render_opml", "smartify"]
 
 GENERATOR = "feeds"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class FeedMeta:
-    """What a feed says about itself. All URLs absolute and percent-encoded."""
-
-    title: str
-    subtitle: str
-    feed_id: str
-    """The canonical URL of the feed (its first page)."""
-    self_url: str
-    """This document's URL (differs from feed_id on page 2 and later)."""
-    html_url: str
-    """The HTML page the feed mirrors."""
-    lang: str
-    author: Author | None
-    updated: datetime | None
-    """Newest entry's ``updated``; None for an empty feed."""
-    paging: tuple[tuple[str, str], ...] = ()
-    """(rel, url) pairs: first, previous, next, last, as they apply."""
-    hub: str = ""
-    stylesheet: str = ""
-    """The XSLT a browser shows an Atom or RSS feed with (an xml-stylesheet PI); ''
-    for none."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    post: Post
-    link: str
-    entry_id: str
-    title: str
-    body: Body
-    author: Author | None
-    summary: str = ""
-    """Plain text: the description without its HTML, else the excerpt (Jekyll's)."""
-    image: str | None = None
-    """The post's image as an absolute URL (media:thumbnail, media:content)."""
-    excerpt_only: bool = False
-    """The entry carries its summary only, no content (jekyll-feed's excerpt_only)."""
-
-    @property
-    def content(self) -> str:
-        return "" if self.excerpt_only else self.body.html
-
-    @property
-    def terms(self) -> tuple[str, ...]:
-        seen: dict[str, None] = dict.fromkeys(self.post.categories)
-        seen.update(dict.fromkeys(self.post.tags))
-        return tuple(seen)
-
-
-def safe_meta(meta: FeedMeta) -> FeedMeta:
-    """A feed's own texts (site title, description, term names) without the characters
-    XML cannot carry: they come from _config.yml and folder names, not only from posts."""
-    return replace(meta, title=clean_text(meta.title), subtitle=clean_text(meta.subtitle),
-                   lang=clean_text(meta.lang), hub=clean_text(meta.hub),
-                   author=safe_author(meta.author, meta.html_url))
 
 
 # --- Atom and RSS via feedgen ---------------------------------------------------------
@@ -165,7 +109,7 @@ def _entry_author(fe: Any, author: Author, fmt: Format) -> None:
         fe.dc.dc_creator(author.name)
 
 
-def _add_entry(fg: FeedGenerator, entry: Entry, fmt: Format) -> None:
+def _add_entry(fg: FeedGenerator, entry: Entry, fmt: Format) -> Any:
     post = entry.post
     # feedgen prepends entries by default; 'append' keeps newest first.
     fe = fg.add_entry(order="append")
@@ -195,15 +139,24 @@ def _add_entry(fg: FeedGenerator, entry: Entry, fmt: Format) -> None:
         fe.content(entry.content, type="html" if fmt is Format.ATOM else None)
     fe.jekyll.lang = post.lang
     fe.jekyll.image = safe_url(entry.image, entry.link)
+    return fe
 
 
-def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGenerator:
-    meta = safe_meta(meta)
+def _bare(fmt: Format) -> FeedGenerator:
+    """A generator with the extensions every feed of ``fmt`` has (entries made by it
+    carry theirs)."""
     fg = FeedGenerator()
     fg.register_extension("paging", _LinksExtension, None, atom=False, rss=True)
     fg.register_extension("jekyll", _NoFeedPart, _EntryParts)
     if fmt is Format.RSS:
         fg.load_extension("dc", atom=False, rss=True)
+    return fg
+
+
+def _generator(meta: FeedMeta, fmt: Format) -> FeedGenerator:
+    """The feed's own part, without entries (see render_entries and _assemble)."""
+    meta = safe_meta(meta)
+    fg = _bare(fmt)
     fg.id(meta.feed_id)
     fg.title(meta.title)
     if meta.subtitle:
@@ -232,21 +185,81 @@ def _generator(meta: FeedMeta, entries: Sequence[Entry], fmt: Format) -> FeedGen
     else:
         fg.updated(EPOCH)
         fg.lastBuildDate(EPOCH)
-    for entry in entries:
-        _add_entry(fg, entry, fmt)
     return fg
 
 
+# An entry's bytes depend on the entry and the format only, so each is made once and
+# spliced into every feed that shows it. feedgen appends entries as the last children
+# of <feed> (Atom) and <channel> (RSS), after every part of the feed's own; an element
+# serialises the same wherever it stands below a root declaring the same namespaces,
+# so the feed made without entries, with the entries' bytes put before its closing
+# tag, is byte for byte the feed feedgen writes with them.
+_CLOSE = {Format.ATOM: b"</feed>", Format.RSS: b"</channel>"}
+
+
+def _context(fmt: Format) -> Any:
+    """Where an entry is serialised: the element feedgen appends it to, below a root
+    declaring what feedgen's root of ``fmt`` declares (an empty feed of its own parsed:
+    RSS declares atom, content and dc; Atom's root has only its xmlns attribute)."""
+    if fmt is Format.ATOM:
+        return etree.Element("feed", xmlns=ATOM_NS)
+    fg = _bare(fmt)
+    fg.title("x")
+    fg.description("x")
+    fg.link(href="urn:x", rel="alternate")
+    root = etree.fromstring(fg.rss_str())
+    channel = root[0]
+    for child in list(channel):
+        channel.remove(child)
+    return channel
+
+
+def _xml_entries(fmt: Format, entries: Sequence[Entry]) -> list[bytes]:
+    if not entries:
+        return []
+    fg = _bare(fmt)
+    fes = [_add_entry(fg, entry, fmt) for entry in entries]
+    parent = _context(fmt)
+    root = parent.getroottree().getroot()
+    open_tag = b"<channel>" if fmt is Format.RSS else b">"
+    out = []
+    for fe in fes:
+        element = fe.atom_entry() if fmt is Format.ATOM else fe.rss_entry()
+        parent.append(element)
+        data: bytes = etree.tostring(root, encoding="utf-8", xml_declaration=False)
+        out.append(data[data.index(open_tag) + len(open_tag):data.rindex(_CLOSE[fmt])])
+        parent.remove(element)
+    return out
+
+
+def render_entries(fmt: Format, entries: Sequence[Entry]) -> list[bytes]:
+    """The bytes of each entry as it stands in a feed of ``fmt`` (for assemble)."""
+    if fmt is Format.JSON:
+        return [json_item(entry) for entry in entries]
+    return _xml_entries(fmt, entries)
+
+
+def assemble(fmt: Format, meta: FeedMeta, entries: Sequence[bytes]) -> bytes:
+    """A feed of ``fmt`` from its meta and its entries' bytes (render_entries)."""
+    if fmt is Format.JSON:
+        return json_feed(meta, entries)
+    fg = _generator(meta, fmt)
+    data: bytes = (fg.atom_str if fmt is Format.ATOM else fg.rss_str)(
+        pretty=False, encoding="utf-8")
+    end = data.rindex(_CLOSE[fmt])
+    return _styled(data[:end] + b"".join(entries) + data[end:], meta.stylesheet)
+
+
 def render_atom(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
-    data: bytes = _generator(meta, entries, Format.ATOM).atom_str(pretty=False,
-                                                                  encoding="utf-8")
-    return _styled(data, meta.stylesheet)
+    return assemble(Format.ATOM, meta, render_entries(Format.ATOM, entries))
 
 
 def render_rss(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
-    data: bytes = _generator(meta, entries, Format.RSS).rss_str(pretty=False,
-                                                                encoding="utf-8")
-    return _styled(data, meta.stylesheet)
+    return assemble(Format.RSS, meta, render_entries(Format.RSS, entries))
+
+
+def render_json(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+    return assemble(Format.JSON, meta, render_entries(Format.JSON, entries))
 
 
 # Percent-encoded rather than escaped: not every reader of a PI decodes '&amp;'. Our
@@ -265,80 +278,8 @@ def _styled(data: bytes, href: str) -> bytes:
     return data[:end] + pi.encode("utf-8") + data[end:]
 
 
-# --- JSON Feed ------------------------------------------------------------------------
-
-
-def _json_author(author: Author) -> dict[str, str]:
-    out = {"name": author.name}
-    if author.uri:
-        out["url"] = author.uri
-    elif author.email:
-        out["url"] = f"mailto:{author.email}"
-    return out
-
-
-def render_json(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
-    meta = safe_meta(meta)
-    feed: dict[str, Any] = {
-        "version": JSON_FEED_VERSION,
-        "title": meta.title,
-        "home_page_url": meta.html_url,
-        "feed_url": meta.self_url,
-    }
-    if meta.subtitle:
-        feed["description"] = meta.subtitle
-    if meta.lang:
-        feed["language"] = meta.lang
-    if meta.author:
-        feed["authors"] = [_json_author(meta.author)]
-    next_url = dict(meta.paging).get("next")
-    if next_url:
-        feed["next_url"] = next_url
-    if meta.hub:
-        feed["hubs"] = [{"type": "WebSub", "url": meta.hub}]
-    items = []
-    for entry in entries:
-        post = entry.post
-        item: dict[str, Any] = {
-            "id": entry.entry_id,
-            "url": entry.link,
-            "title": entry.title,
-            "summary": entry.summary,
-            "date_published": post.date.isoformat(),
-            "date_modified": post.updated.isoformat(),
-        }
-        if entry.content or not entry.summary:
-            item["content_html"] = entry.content
-        else:
-            item["content_text"] = entry.summary  # excerpt_only: the summary is all
-        # JSON Feed wants a URL; front matter often gives '/img/x.png'.
-        image = safe_url(entry.image, entry.link)
-        if image:
-            item["image"] = image
-        if entry.terms:
-            item["tags"] = list(entry.terms)
-        author = safe_author(entry.author, entry.link)
-        if author:
-            item["authors"] = [_json_author(author)]
-        if post.lang:
-            item["language"] = post.lang
-        external = safe_url(post.source_url, entry.link)
-        if external:
-            item["external_url"] = external
-        items.append(item)
-    feed["items"] = items
-    return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-RENDERERS: dict[Format, Callable[[FeedMeta, Sequence[Entry]], bytes]] = {
-    Format.ATOM: render_atom,
-    Format.RSS: render_rss,
-    Format.JSON: render_json,
-}
-
-
 def render_feed(fmt: Format, meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
-    return RENDERERS[fmt](meta, entries)
+    return assemble(fmt, meta, render_entries(fmt, entries))
 
 
 # --- OPML -----------------------------------------------------------------------------

@@ -83,6 +83,7 @@ class FeedService:
         self._reveal_at: float | None = None
         self._reveal_timer: threading.Timer | None = None
         self._stopped = False
+        self._no_timer = False
         self._install_lock = threading.RLock()
         """One swap at a time: the watcher's, and a post coming due (timer or request)."""
 
@@ -250,13 +251,23 @@ class FeedService:
         if self._reveal_timer is not None:
             self._reveal_timer.cancel()
             self._reveal_timer = None
-        if when is not None and not self._stopped:
+        if when is not None and not self._stopped and not self._no_timer:
             # A little late rather than early: SiteIndex shows posts dated up to now. At
             # most a day at a time (a wait has a bound; a post may be dated in 3000).
             delay = min(max(0.0, when - time.time()) + 0.02, REVEAL_WAIT_MAX)
             self._reveal_timer = threading.Timer(delay, self._on_reveal_timer)
             self._reveal_timer.daemon = True
             self._reveal_timer.start()
+
+    def without_timer(self) -> None:
+        """No reveal timer from now on: the process stays one thread (``feeds build``
+        may fork). A post that comes due is still revealed, by the next request."""
+        with self._install_lock:
+            self._no_timer = True
+            timer, self._reveal_timer = self._reveal_timer, None
+        if timer is not None:
+            timer.cancel()
+            timer.join(5)
 
     def _on_reveal_timer(self) -> None:
         with self._install_lock:

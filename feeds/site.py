@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 from .model import Kind, Post, Problem
 from .names import (
@@ -27,13 +26,15 @@ from .names import (
     file_name as file_name,
 )
 from .names import (
+    fold_unique,
+    long_names,
+    post_keys,
+)
+from .names import (
     name_to_segment as name_to_segment,
 )
 from .names import (
     normalize_name as normalize_name,
-)
-from .names import (
-    post_keys,
 )
 from .names import (
     segment_to_name as segment_to_name,
@@ -140,10 +141,10 @@ class SiteIndex:
         self.categories = categories
         self.tags = tags
         self._folded = {
-            Kind.CATEGORY: _fold_unique(categories),
-            Kind.TAG: _fold_unique(tags),
+            Kind.CATEGORY: fold_unique(categories),
+            Kind.TAG: fold_unique(tags),
         }
-        self._long = {Kind.CATEGORY: _long_names(categories), Kind.TAG: _long_names(tags)}
+        self._long = {Kind.CATEGORY: long_names(categories), Kind.TAG: long_names(tags)}
 
     def updated(self, removed: Iterable[Post], added: Iterable[Post], *,
                 now: float | None = None) -> SiteIndex | None:
@@ -245,6 +246,15 @@ class SiteIndex:
         if post is None and not key.endswith((".html", "/")):
             post = self.by_url.get(key + ".html") or self.by_url.get(key + "/")
         return post
+
+    def neighbours(self, post: Post) -> tuple[Post | None, Post | None]:
+        """The posts just newer and just older than ``post`` (one of this index's), by
+        its sort key: O(log posts), so no post page costs time in the site's size."""
+        i = bisect_left(self._keys, post.sort_key)
+        if i == len(self.posts) or self.posts[i] is not post:
+            i = self.posts.index(post)  # never expected; still the right answer
+        return (self.posts[i - 1] if i > 0 else None,
+                self.posts[i + 1] if i + 1 < len(self.posts) else None)
 
     def sorted_terms(self, kind: Kind) -> list[Term]:
         """Categories or tags, most posts first, then by name."""
@@ -359,26 +369,6 @@ def _documents(posts: list[Post]) -> dict[str, tuple[Post, ...]]:
         if post.collection != "posts":
             found.setdefault(post.collection, []).append(post)
     return {label: tuple(sorted(docs, key=_sort_key)) for label, docs in found.items()}
-
-
-def _long_names(terms: dict[str, Term]) -> dict[str, str]:
-    """Shortened segment (decoded) -> key, for the names too long to stand in a URL."""
-    return {unquote(segment): key for key in terms
-            if len(key) * 4 > LONG_NAME_BYTES  # cheap first: most names are short
-            and SHORTENED.search(segment := name_to_segment(key))}
-
-
-def _fold_unique(terms: dict[str, Term]) -> dict[str, str]:
-    folded: dict[str, str] = {}
-    clashes: set[str] = set()
-    for key in terms:
-        f = key.casefold()
-        if f in folded:
-            clashes.add(f)
-        folded[f] = key
-    for f in clashes:
-        del folded[f]
-    return folded
 
 
 @dataclass(frozen=True)

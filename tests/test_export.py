@@ -14,7 +14,7 @@ import requests
 from lxml import etree
 from lxml import html as lxml_html
 
-from feeds import create_app, export
+from feeds import buildstate, create_app, export
 from feeds.config import Settings
 
 from .conftest import LiveServer, make_settings, post_text, write_site
@@ -42,10 +42,14 @@ def site(root: Path) -> Path:
     return write_site(root, posts)
 
 
+OWN = (export.MANIFEST, buildstate.STATE_FILE)
+"""The build's own files in OUT: its list of files and what it made them from."""
+
+
 def files(out: Path) -> dict[str, bytes]:
-    """Every file the build wrote (relative path on disk -> bytes), manifest aside."""
+    """Every file the build wrote (relative path on disk -> bytes), its own aside."""
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and p.name != export.MANIFEST}
+            if p.is_file() and p.name not in OWN}
 
 
 def url_of(rel: str) -> str:
@@ -176,7 +180,7 @@ def test_a_second_build_rewrites_only_what_changed_and_removes_what_is_gone(
 
     def mtimes() -> dict[str, int]:
         return {p.relative_to(out).as_posix(): p.stat().st_mtime_ns
-                for p in out.rglob("*") if p.is_file() and p.name != export.MANIFEST}
+                for p in out.rglob("*") if p.is_file() and p.name not in OWN}
 
     first, stamps = files(out), mtimes()
     again = build(settings, out)
