@@ -178,10 +178,10 @@ class Memory:
         settings = state.settings
         base = settings.site_base or "http://localhost"
         self.svc, self.root, self.pages = svc, root, pages
-        # Every setting but the processes and cache bounds (and the record of what was
-        # given, whose values are the fields): no byte depends on them.
+        # Every setting but the processes, cache bounds and the persisted index (and the
+        # record of what was given, whose values are the fields): no byte depends on them.
         bytes_of = replace(settings, build_workers=1, overrides=(), cache_bytes=1,
-                           body_cache_bytes=1)
+                           body_cache_bytes=1, source_cache_bytes=1, index_dir="")
         context = context_digest(repr(bytes_of), base,
                                  assets.feed_stylesheet(settings.content, base))
         old = load(root)
