@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -55,8 +56,7 @@ def _timed_build(content: Path, out: Path, log: Path) -> tuple[float, float, str
     """(seconds, peak RSS MiB, last output line) of ``feeds build content out``, measured
     with GNU time's maximum resident set when it is there."""
     argv = [sys.executable, "-m", "feeds", "build", str(content), str(out)]
-    gnu_time = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time")
-                                         else None)
+    gnu_time = shutil.which("time")  # GNU time (Debian's time), not the shell's keyword
     if gnu_time:
         argv = [gnu_time, "-f", "__maxrss_kib=%M", *argv]
     status, output, secs = procs.run_bounded(argv, timeout=BUILD_TIMEOUT, cwd=REPO)
@@ -152,9 +152,8 @@ def crawl_once(content: Path, urls: list[str], work: Path, threads: int) -> tupl
 
 
 def run(content: Path, n: int, title: str, posts_limit: int, work: Path, runs: int,
-        threads: int, log: object = print) -> ExportResult:
+        threads: int, say: Callable[[str], None] = print) -> ExportResult:
     res = ExportResult(n)
-    say = log if callable(log) else print
     work.mkdir(parents=True, exist_ok=True)
     out = work / "feeds-out"
     for k in range(runs):
