@@ -69,15 +69,20 @@ def _key_is_str(key: str) -> bool:
     return known
 
 
+# YAML's white space is the space and the tab alone; str.strip() would take U+00A0 and
+# other Unicode spaces too, which are text to YAML ('[\xa0]' is a list of one string).
+_YAML_SPACE = " \t"
+
+
 def _value(value: str) -> tuple[bool, object]:
     """(whether the fast path can read it, what it reads) for the text after 'key:'."""
     if not value:
         return True, None
     if value[0] == "[" and value[-1] == "]":
         items: list[object] = []
-        inner = value[1:-1].strip()
+        inner = value[1:-1].strip(_YAML_SPACE)
         for part in inner.split(",") if inner else []:
-            ok, item = _scalar(part.strip(), True)
+            ok, item = _scalar(part.strip(_YAML_SPACE), True)
             if not ok:
                 return False, None
             items.append(item)
