@@ -25,6 +25,9 @@ _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _STR_TAG = "tag:yaml.org,2002:str"
 _KEY_IS_STR: dict[str, bool] = {}
+# YAML's white space is the space and the tab alone; str.strip() would take U+00A0 and
+# other Unicode spaces too, which are text to YAML ('[\xa0]' is a list of one string).
+_YAML_SPACE = " \t"
 
 
 def _is_plain(text: str, in_flow: bool) -> bool:
@@ -69,11 +72,6 @@ def _key_is_str(key: str) -> bool:
     return known
 
 
-# YAML's white space is the space and the tab alone; str.strip() would take U+00A0 and
-# other Unicode spaces too, which are text to YAML ('[\xa0]' is a list of one string).
-_YAML_SPACE = " \t"
-
-
 def _value(value: str) -> tuple[bool, object]:
     """(whether the fast path can read it, what it reads) for the text after 'key:'."""
     if not value:
@@ -106,7 +104,7 @@ def simple_yaml(fm: str) -> dict[str, object] | None:
         m = _SIMPLE_LINE.fullmatch(line)
         if m is None:
             return None
-        key, value = m.group(1), (m.group(2) or "").rstrip(" \t")
+        key, value = m.group(1), (m.group(2) or "").rstrip(_YAML_SPACE)
         if not _key_is_str(key):
             return None
         ok, item = _value(value)
