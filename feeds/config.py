@@ -137,6 +137,9 @@ class Settings:
     collections: tuple[Collection, ...] = _setting(
         (), "Jekyll's collections (`output`, `permalink`): where their documents' links "
         "point", jekyll_collections, key="collections")
+    collections_dir: str = _setting(
+        "", "Jekyll's collections_dir: the folder holding _posts and the collections' "
+        "folders (posts elsewhere are not read)", values.folder, key="collections_dir")
     time: str = _setting("", "site.time, as in Jekyll; also the date of a collection "
                          "document without one (else its file's mtime)", values.moment,
                          key="time")
@@ -219,7 +222,8 @@ class Settings:
     @property
     def document_folders(self) -> tuple[tuple[str, str, str], ...]:
         """(label, folder, URL template) of the collections whose documents are read."""
-        return document_folders(self.feed_collections, self.collections, self.permalink)
+        return document_folders(self.feed_collections, self.collections, self.permalink,
+                                self.collections_dir)
 
     @property
     def site_base(self) -> str:

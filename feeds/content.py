@@ -85,7 +85,8 @@ class ContentStore:
     def _make_rules(settings: Settings) -> SiteRules:
         return site_rules(settings.timezone, settings.permalink, settings.max_post_bytes,
                           settings.front_matter_ids, settings.defaults or (),
-                          settings.document_folders, settings.time)
+                          settings.document_folders, settings.time,
+                          settings.collections_dir)
 
     # --- scanning ---------------------------------------------------------------------
 

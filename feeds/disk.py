@@ -23,12 +23,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from cachetools import LRUCache
 
 from .model import Problem, Stamp
-from .parse import POST_EXTENSIONS, PostError, check_size
+from .parse import POST_EXTENSIONS, Folders, PostError, below, check_size
 
 logger = logging.getLogger(__name__)
 
 # Folders Jekyll never reads posts from (besides dot folders and '_'-folders).
 SKIPPED_DIRS = frozenset({"node_modules", "vendor"})
+
+
+NO_COLLECTIONS = Folders()  # a site without collections or collections_dir
 
 
 def skipped_folder(name: str) -> bool:
@@ -37,16 +40,16 @@ def skipped_folder(name: str) -> bool:
             or (name.startswith("_") and name != "_posts"))
 
 
-def skipped_below(parts: list[str], documents: frozenset[str] = frozenset()) -> bool:
+def skipped_below(parts: list[str], documents: Folders = NO_COLLECTIONS) -> bool:
     """Whether Jekyll reads nothing below these folders (a path's parts): a skipped
-    folder among them, but a collection folder (``documents``) at the top."""
-    if parts and parts[0] in documents:
-        parts = parts[1:]
+    folder among them, but a collection's folder (``documents``) and what leads to it."""
+    doc = documents.document_folder("/".join(parts))
+    if doc is not None:
+        parts = parts[doc.count("/") + 1:]
     return any(skipped_folder(part) for part in parts)
 
 
-def is_post_path(rel: str, jekyll_layout: bool,
-                 documents: frozenset[str] = frozenset()) -> bool:
+def is_post_path(rel: str, jekyll_layout: bool, documents: Folders = NO_COLLECTIONS) -> bool:
     """Whether a path (relative, '/'-separated) may hold a post in this layout, or a
     document of a collection whose folder ('_recipes') is in ``documents``."""
     folder, _, name = rel.rpartition("/")
@@ -59,13 +62,20 @@ def is_post_path(rel: str, jekyll_layout: bool,
 
 
 @functools.lru_cache(maxsize=4096)
-def _folder_holds_posts(folder: str, jekyll_layout: bool, documents: frozenset[str]) -> bool:
+def _folder_holds_posts(folder: str, jekyll_layout: bool, documents: Folders) -> bool:
     """The folder half of is_post_path, asked once per folder rather than per file."""
     parts = folder.split("/") if folder else []
     if skipped_below(parts, documents):
         return False
-    if parts and parts[0] in documents:
+    if documents.document_folder(folder) is not None:
         return True
+    if documents.collections_dir:
+        # Jekyll reads _posts below collections_dir only (Reader#retrieve_posts), and
+        # never below a folder it skips on the way there.
+        inside = below(folder, documents.collections_dir)
+        if inside is None or skipped_below(documents.collections_dir.split("/")):
+            return False
+        return "_posts" in inside.split("/")
     return "_posts" in parts if jekyll_layout else True
 
 
@@ -229,8 +239,10 @@ class ChangeClock:
             except OSError:  # gone since (its folder's mtime says so)
                 continue
         return newest
+
+
 def walk(root: str, top: str, folders: list[str] | None = None,
-         documents: frozenset[str] = frozenset(),
+         documents: Folders = NO_COLLECTIONS,
          ) -> Iterator[tuple[str, os.DirEntry[str]]]:
     """(path relative to ``root``, entry) of every file below ``top``, not following
     links to folders, skipping dot folders, ``_site``, ``_drafts`` and the like (but
@@ -253,7 +265,7 @@ def walk(root: str, top: str, folders: list[str] | None = None,
             rel = relative(entry.path, prefix, root)
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if not skipped_folder(entry.name) or rel in documents:
+                    if not skipped_folder(entry.name) or documents.leads_to_documents(rel):
                         stack.append(entry.path)
                 elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
                     yield rel, entry

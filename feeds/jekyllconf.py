@@ -212,9 +212,11 @@ def collection_template(permalink_style: str) -> str:
 
 
 def document_folders(feeds: tuple[CollectionFeed, ...], known: tuple[Collection, ...],
-                     permalink_style: str) -> tuple[tuple[str, str, str], ...]:
+                     permalink_style: str, collections_dir: str = "",
+                     ) -> tuple[tuple[str, str, str], ...]:
     """(label, folder, URL template) of every collection whose documents have a feed:
-    those of ``feed.collections`` but 'posts' that ``collections:`` declares."""
+    those of ``feed.collections`` but 'posts' that ``collections:`` declares. A folder
+    is '_label', below ``collections_dir`` when that is set."""
     meta = {c.label: c for c in known}
     out = []
     for feed in feeds:
@@ -224,5 +226,6 @@ def document_folders(feeds: tuple[CollectionFeed, ...], known: tuple[Collection,
         if own is None:
             continue  # Jekyll reads no such collection: its feed is empty
         template = own.permalink or collection_template(permalink_style)
-        out.append((feed.label, f"_{feed.label}", template))
+        folder = f"{collections_dir}/_{feed.label}" if collections_dir else f"_{feed.label}"
+        out.append((feed.label, folder, template))
     return tuple(out)

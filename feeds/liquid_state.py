@@ -22,6 +22,7 @@ from .parse import (
     PostError,
     PostVars,
     SiteVars,
+    below,
     page_vars,
     parse_date,
     read_data,
@@ -55,8 +56,15 @@ def liquid_site_of(state: State, bodies: BodyCache,
                                           for p in posts])
     return LiquidSite(root=Path(settings.content), config=site_vars, base=base,
                       baseurl=settings.path_prefix, post_urls=_post_names(posts),
-                      file_urls={p.source: p.url for p in (*posts, *documents)},
+                      file_urls={_relative(p.source, settings): p.url
+                                 for p in (*posts, *documents)},
                       tz=settings.tz, version=version)
+
+
+def _relative(source: str, settings: Settings) -> str:
+    """The path ``{% link %}`` knows a post by: Jekyll's relative_path, below
+    ``collections_dir``."""
+    return below(source, settings.collections_dir) or source
 
 
 def _post_names(posts: Sequence[Post]) -> dict[str, str]:

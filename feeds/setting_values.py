@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -45,6 +46,15 @@ def positive_float(value: object) -> float:
 
 def string(value: object) -> str:
     return "" if value is None else str(value)
+
+
+def folder(value: object) -> str:
+    """A folder inside the content folder, '/'-separated, without './' or end slashes
+    ('' for the content folder itself); Jekyll keeps such a path inside the site too."""
+    text = posixpath.normpath(string(value).strip().strip("/") or ".")
+    if text == ".." or text.startswith("../"):
+        raise ValueError(f"must be a folder inside the content folder, got {value!r}")
+    return "" if text == "." else text
 
 
 def url(value: object) -> str:

@@ -49,6 +49,8 @@ from .post import (
 )
 from .text import XML_ILLEGAL, PostError, SkipFile, clean_text
 from .urls import (
+    Folders,
+    below,
     build_permalink,
     escape_path,
     folder_categories,
@@ -65,6 +67,7 @@ __all__ = [
     "XML_ILLEGAL",
     "BodyRules",
     "BodyText",
+    "Folders",
     "LiquidError",
     "LiquidSite",
     "Parsed",
@@ -73,6 +76,7 @@ __all__ = [
     "SiteRules",
     "SiteVars",
     "SkipFile",
+    "below",
     "body_text",
     "build_permalink",
     "check_size",

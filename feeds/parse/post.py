@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +14,15 @@ from ..model import DefaultSet, Post, Stamp
 from .dates import parse_date
 from .frontmatter import CONTROL_WARNING, decode, holds_control, split_front_matter
 from .text import XML_ILLEGAL, PostError, SkipFile, clean_text
-from .urls import build_permalink, folder_categories, post_id, slugify_pretty, titleize_slug
+from .urls import (
+    Folders,
+    below,
+    build_permalink,
+    folder_categories,
+    post_id,
+    slugify_pretty,
+    titleize_slug,
+)
 from .values import FrontMatter, with_defaults
 
 POST_EXTENSIONS = frozenset({".md", ".markdown", ".html", ".htm", ".txt"})
@@ -42,10 +50,18 @@ class SiteRules:
     """(label, folder, URL template) of the collections whose documents are read."""
     site_time: str = ""
     """``time:`` of _config.yml: the date of a collection's document without one."""
+    collections_dir: str = ""
+    """Jekyll's ``collections_dir``: the folder holding ``_posts`` and the collections'
+    folders ('' for the content folder itself)."""
 
     @property
-    def collection_folders(self) -> frozenset[str]:
-        return frozenset(folder for _label, folder, _template in self.collections)
+    def collection_folders(self) -> Folders:
+        return Folders(frozenset(folder for _label, folder, _template in self.collections),
+                       self.collections_dir)
+
+    def relative(self, source: str) -> str:
+        """Jekyll's ``relative_path`` of a post: its path below ``collections_dir``."""
+        return below(source, self.collections_dir) or source
 
 
 @dataclass
@@ -58,17 +74,22 @@ def site_rules(tz_name: str, permalink: str, max_post_bytes: int,
                front_matter_ids: bool = False,
                defaults: tuple[DefaultSet, ...] = (),
                collections: tuple[tuple[str, str, str], ...] = (),
-               site_time: str = "") -> SiteRules:
+               site_time: str = "", collections_dir: str = "") -> SiteRules:
+    # A scope's path is relative to the site; Jekyll strips collections_dir from it
+    # (FrontmatterDefaults#strip_collections_dir) and matches what is left against the
+    # post's path below collections_dir.
+    scoped = tuple(replace(d, path=below(d.path, collections_dir) or d.path)
+                   for d in defaults) if collections_dir else defaults
     return SiteRules(tz=ZoneInfo(tz_name), permalink=permalink,
                      max_post_bytes=max_post_bytes, front_matter_ids=front_matter_ids,
-                     defaults=defaults, collections=collections, site_time=site_time)
+                     defaults=scoped, collections=collections, site_time=site_time,
+                     collections_dir=collections_dir)
 
 
 def _collection_of(source: str, rules: SiteRules) -> tuple[str, str] | None:
     """(label, URL template) of the collection a document is in; None for a post."""
-    top = source.split("/", 1)[0]
     for label, folder, template in rules.collections:
-        if top == folder:
+        if source.startswith(folder + "/"):
             return label, template
     return None
 
@@ -93,8 +114,9 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
     # Decoding dropped every raw character XML cannot carry: only a YAML escape ("\x01")
     # in the file, or a default from _config.yml, can bring one back.
     escapes = bool(rules.defaults) or "\\" in text
+    relative = rules.relative(source)
     if rules.defaults:
-        data_front = with_defaults(source, data_front, rules.defaults)
+        data_front = with_defaults(relative, data_front, rules.defaults)
     if _unpublished(data_front):
         shown = "false" if data_front["published"] is False else "null"
         raise SkipFile(f"{source}: published: {shown}")
@@ -103,7 +125,7 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
     when, updated = _dates(source, data_front, file_date, rules.tz,
                            None if collection is None else rules.site_time or stamp[0])
     title = _title(front, slug)
-    categories = folder_categories(source)
+    categories = folder_categories(relative)
     categories = list(dict.fromkeys([*categories, *_categories(front)]))
     tags = front.names("tag", "tags")
     categories, tags = _capped(categories, tags, warnings)
@@ -232,9 +254,12 @@ def _address(front: FrontMatter, rules: SiteRules, when: datetime,
     # Jekyll shows every date in the site zone before it builds the URL, so the URL's
     # day is the site zone's day, whatever offset the date was written with.
     label, template = collection or ("posts", rules.permalink)
-    url = build_permalink(source, own or template, when.astimezone(rules.tz),
-                          categories, raw_slug, title_slug,
-                          style=own is None and collection is None, collection=label)
+    try:
+        url = build_permalink(rules.relative(source), own or template,
+                              when.astimezone(rules.tz), categories, raw_slug, title_slug,
+                              style=own is None and collection is None, collection=label)
+    except PostError as e:
+        raise PostError(source, e.message) from None  # named by its path in the site
     entry_id = post_id(url, raw_slug)
     if rules.front_matter_ids:
         entry_id = front.text("id") or front.text("guid") or entry_id

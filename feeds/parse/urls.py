@@ -8,6 +8,7 @@ import posixpath
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
@@ -49,6 +50,35 @@ def escape_path(text: str) -> str:
     for paths): percent-encode (UTF-8, upper-case hex) all but the unreserved
     characters, sub-delimiters, ':', '@' and '/'."""
     return quote(text, safe="!$&'()*+,;=:@/")
+
+
+def below(path: str, folder: str) -> str | None:
+    """``path`` relative to ``folder`` (both '/'-separated, relative to the site), None
+    when it is not below it; ``path`` itself when ``folder`` is ''."""
+    if not folder:
+        return path
+    return path[len(folder) + 1:] if path.startswith(folder + "/") else None
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Where Jekyll reads posts and documents: the collections' folders ('_recipes', or
+    'stuff/_recipes' below a ``collections_dir`` of 'stuff') and ``collections_dir``
+    itself (''), below which alone ``_posts`` folders are read when it is set."""
+
+    documents: frozenset[str] = frozenset()
+    collections_dir: str = ""
+
+    def document_folder(self, path: str) -> str | None:
+        """The collection folder that ``path`` is (or is below), if any."""
+        for folder in self.documents:
+            if path == folder or path.startswith(folder + "/"):
+                return folder
+        return None
+
+    def leads_to_documents(self, folder: str) -> bool:
+        """Whether a folder is a collection's, or holds one (a walk must go in)."""
+        return any(d == folder or d.startswith(folder + "/") for d in self.documents)
 
 
 def folder_categories(source: str) -> list[str]:
