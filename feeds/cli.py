@@ -185,7 +185,11 @@ def check(settings: Settings) -> int:
     for _path, line in sorted(lines):
         print(line)
     rejected = snapshot.rejected + len(index.left_out)
-    print(f"{len(snapshot.posts) - len(index.left_out)} posts, {rejected} rejected, "
+    kept = [p for p in snapshot.posts.values() if p.source not in index.left_out]
+    documents = sum(1 for p in kept if p.collection != "posts")
+    shown = f"{len(kept) - documents} posts, " + (
+        f"{documents} documents, " if documents else "")
+    print(f"{shown}{rejected} rejected, "
           f"{sum(1 for p in problems if not p.rejected)} warnings, "
           f"{time.monotonic() - started:.2f} s", file=sys.stderr)
     return 1 if rejected else 0

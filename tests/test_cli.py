@@ -106,6 +106,21 @@ def test_check_lists_a_post_whose_permalink_is_taken_and_exits_1(tmp_path: Path)
     assert result.stderr.strip().splitlines()[-1].startswith("1 posts, 2 rejected")
 
 
+def test_check_counts_a_collections_documents_apart_from_posts(tmp_path: Path) -> None:
+    root = write_site(tmp_path / "site", {
+        "_config.yml": "collections_dir: stuff\ncollections: [notes]\n"
+                       "feed:\n  collections: [notes]\n",
+        "stuff/_posts/2021-01-01-a.md": post_text("A", "2021-01-01"),
+        "stuff/_posts/2021-01-02-b.md": post_text("B", "2021-01-02"),
+        "stuff/_notes/one.md": post_text("One", "2021-01-03"),
+        "_posts/2021-01-04-outside.md": post_text("Outside collections_dir", "2021-01-04"),
+    })
+    result = run_check(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "2 posts, 1 documents, 0 rejected")
+
+
 @pytest.fixture
 def services(tmp_path: Path) -> Iterator[Services]:
     running = Services(tmp_path)
