@@ -53,7 +53,8 @@ def liquid_site_of(state: State, bodies: BodyCache,
     for label, docs in state.index.collections.items():  # site.<name>: oldest first
         config[label] = [PostVars(page_vars(d, {}), d, content) for d in reversed(docs)]
     site_vars = SiteVars(config, lambda: [PostVars(page_vars(p, {}), p, content)
-                                          for p in posts])
+                                          for p in posts],
+                         tuple(label for label in order if label in state.index.collections))
     return LiquidSite(root=Path(settings.content), config=site_vars, base=base,
                       baseurl=settings.path_prefix, post_urls=_post_names(posts),
                       file_urls={_relative(p.source, settings): p.url

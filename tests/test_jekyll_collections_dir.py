@@ -94,3 +94,16 @@ def test_defaults_and_links_name_a_post_by_its_path_below_collections_dir(
 def test_a_collection_lives_in_collections_dir(pair: Callable[..., Pair]) -> None:
     site = pair(POSTS, CONFIG)
     assert [e["title"] for e in site.same("feed/recipes.xml")] == ["Soup"]
+
+
+def test_liquid_lists_site_documents_as_jekyll_does(pair: Callable[..., Pair]) -> None:
+    """``site.documents``: every collection's documents, the posts' first (oldest
+    first), as Jekyll's Site#documents lists them."""
+    site = pair({**POSTS, "stuff/_posts/2021-01-08-lists-the-documents.md": post(
+        "Lists the documents", "2021-01-08 10:00",
+        body="{% for d in site.documents %}{{ d.title }} in {{ d.collection }}; {% endfor %}"
+             "{{ site.documents | size }}")}, CONFIG)
+    theirs = {e["title"]: e["content"] for e in atom_entries(site.theirs("feed.xml"))}
+    ours = {e["title"]: e["content"] for e in atom_entries(site.ours("/feed.xml"))}
+    assert "Soup in recipes; 7" in theirs["Lists the documents"]
+    assert ours["Lists the documents"] == theirs["Lists the documents"]

@@ -46,18 +46,26 @@ class LiquidSite:
 class SiteVars(Mapping[str, Any]):
     """``site.*``: the ``_config.yml`` (with ``data``), and ``posts``, ``categories`` and
     ``tags`` made when a template first reads them (newest first, as Jekyll lists
-    them)."""
+    them), and ``documents``."""
 
     def __init__(self, config: Mapping[str, Any],
-                 posts: Callable[[], list[dict[str, Any]]]) -> None:
+                 posts: Callable[[], list[dict[str, Any]]],
+                 collections: tuple[str, ...] = ()) -> None:
         self._config = dict(config)
         self._posts = posts
+        self._collections = collections
+        """The labels of the collections whose documents ``config`` lists (oldest first),
+        in _config.yml's order: ``site.documents`` is the posts', then theirs."""
         self._made: dict[str, Any] = {}
 
     def _lists(self) -> dict[str, Any]:
         if not self._made:
             posts = self._posts()
             made: dict[str, Any] = {"posts": posts, "categories": {}, "tags": {}}
+            # Site#documents: every collection's documents, posts first, each collection
+            # in the order Jekyll sorts it (oldest first).
+            made["documents"] = [*reversed(posts), *(
+                doc for label in self._collections for doc in self._config.get(label, ()))]
             for post in posts:
                 for kind in ("categories", "tags"):
                     for name in post[kind]:
@@ -68,15 +76,18 @@ class SiteVars(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         if key in self._config:
             return self._config[key]
-        if key in ("posts", "categories", "tags"):
+        if key in _MADE:
             return self._lists()[key]
         raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
-        return iter({**dict.fromkeys(("posts", "categories", "tags")), **self._config})
+        return iter({**dict.fromkeys(_MADE), **self._config})
 
     def __len__(self) -> int:
-        return len(set(self._config) | {"posts", "categories", "tags"})
+        return len(set(self._config) | set(_MADE))
+
+
+_MADE = ("posts", "categories", "tags", "documents")  # the lists SiteVars makes
 
 
 class RubyTime(datetime):
