@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from .jekyll import atom_entries, needs_jekyll
 from .test_jekyll_feed_config import Pair, pair, post
 
@@ -107,3 +109,24 @@ def test_liquid_lists_site_documents_as_jekyll_does(pair: Callable[..., Pair]) -
     ours = {e["title"]: e["content"] for e in atom_entries(site.ours("/feed.xml"))}
     assert "Soup in recipes; 7" in theirs["Lists the documents"]
     assert ours["Lists the documents"] == theirs["Lists the documents"]
+
+
+@pytest.mark.parametrize("folder", ["", "stuff/"], ids=["site", "collections-dir"])
+def test_a_permalinks_path_is_jekylls_cleaned_relative_path(
+        pair: Callable[..., Pair], folder: str) -> None:
+    """``:path`` in a post's permalink: the path below collections_dir, without its
+    extension and the first '_posts' in it ('_posts/sub/2021-01-02-b.md' -> '/sub/...')."""
+    config = CONFIG if folder else CONFIG.replace("collections_dir: stuff\n", "")
+    posts = {
+        f"{folder}_posts/2021-03-01-path-at-the-top.md": post(
+            "Path at the top", "2021-03-01 10:00", permalink="/p/:path/"),
+        f"{folder}_posts/sub/2021-03-02-path-in-a-folder.md": post(
+            "Path in a folder", "2021-03-02 10:00", permalink="/p/:path:output_ext"),
+        f"{folder}news/_posts/2021-03-03-path-below-a-category.md": post(
+            "Path below a category", "2021-03-03 10:00", permalink="/p/:path.html"),
+    }
+    entries = pair(posts, config).same("feed.xml")
+    assert [e["link"][0] for e in entries] == [
+        "https://example.org/blog/p/news/2021-03-03-path-below-a-category.html",
+        "https://example.org/blog/p/sub/2021-03-02-path-in-a-folder.html",
+        "https://example.org/blog/p/2021-03-01-path-at-the-top/"]

@@ -158,7 +158,7 @@ def _placeholder(
     if key == "collection":
         return collection
     if key == "path":
-        return source if collection == "posts" else document_path(source)
+        return document_path(source, collection)
     return None
 
 
@@ -216,16 +216,15 @@ def build_permalink(
     return _SLASHES.sub("/", url) if "//" in url else url
 
 
-def document_path(source: str) -> str:
-    """Jekyll's ``cleaned_relative_path`` of a collection's document, its ``:path``: the
-    path below the collection's folder, without the extension or trailing dots
-    ('_recipes/soup/tomato.md' -> '/soup/tomato')."""
-    _folder, _, rest = source.partition("/")
-    name = rest.rsplit("/", 1)[-1]
+def document_path(source: str, collection: str = "posts") -> str:
+    """Jekyll's ``cleaned_relative_path``, a post's or document's ``:path``: its path
+    below ``collections_dir`` without the extension, the first ``_<collection>`` in it
+    removed, and no trailing dots ('_recipes/soup/tomato.md' -> '/soup/tomato',
+    'news/_posts/2021-01-01-a.md' -> 'news//2021-01-01-a', whose '//' the URL loses)."""
+    name = source.rsplit("/", 1)[-1]
     dot = name.rfind(".")
-    if dot > 0:
-        rest = rest[: len(rest) - len(name) + dot]
-    return ("/" + rest).rstrip(".")
+    stem = source[: len(source) - len(name) + dot] if dot > 0 else source
+    return stem.replace(f"_{collection}", "", 1).rstrip(".")
 
 
 def post_id(url: str, slug: str) -> str:
