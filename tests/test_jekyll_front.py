@@ -103,6 +103,14 @@ URL_CASES: dict[str, tuple[str, str]] = {
                                     post("Categories string", "category: A",
                                          "categories: b a", "tag: solo", "tags: t1 t2")),
 }
+URL_CASES |= {
+    # 2021-01-03 is a Sunday of ISO week 53 of 2020.
+    "permalink-iso-week": ("2021-01-03-permalink-iso-week.md", post(
+        "Permalink ISO week", "permalink: /:w_year/:week/:w_day/:title.html")),
+    "permalink-slugified-categories": ("2021-02-04-permalink-slugified-categories.md", post(
+        "Permalink slugified categories", "categories: [Two Words, 中文, two words, A.B]",
+        "permalink: /:slugified_categories/:title.html")),
+}
 FOLDERED = {"folder-categories": "Area/_posts", "categories-string-in-folder": "x/_posts"}
 
 

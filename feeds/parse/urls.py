@@ -128,6 +128,8 @@ _DATE_PLACEHOLDERS: dict[str, Callable[[datetime], str]] = {
     "long_day": lambda d: d.strftime("%A"),
     "y_day": lambda d: d.strftime("%j"),
     "week": lambda d: d.strftime("%V"),
+    "w_year": lambda d: d.strftime("%G"),
+    "w_day": lambda d: d.strftime("%u"),
 }
 
 
@@ -149,6 +151,8 @@ def _placeholder(
             if lowered not in cats:
                 cats.append(lowered)
         return "/".join(cats)
+    if key == "slugified_categories":
+        return "/".join(dict.fromkeys(slugify_default(c) for c in categories))
     if key == "output_ext":
         return output_ext(source)
     if key == "slug":
