@@ -15,6 +15,7 @@ feed's first page last served are kept for delta polling (see ``rendered``).
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 import threading
 from collections.abc import Callable, Hashable, Sequence
@@ -269,8 +270,9 @@ def _plan(state: State, key: FeedKey, base: str) -> tuple[FeedMeta, Sequence[Pos
         raise NotFound
     posts = paging.window(found.posts)
     meta = FeedMeta(
-        # jekyll-feed: title | smartify
-        title=smartify(links.title(settings.title, found.kind, found.name)),
+        # jekyll-feed: title | smartify, written as HTML; here the text a reader shows of
+        # the site's title (its entities decoded), and a tag's name as it is
+        title=smartify(links.title(html.unescape(settings.title), found.kind, found.name)),
         subtitle=settings.description,
         feed_id=feed_url,
         self_url=paging.here,

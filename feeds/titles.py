@@ -3,6 +3,7 @@ then the tags stripped and the spaces folded. Pure functions on text."""
 
 from __future__ import annotations
 
+import html
 import re
 
 # --- smartify -------------------------------------------------------------------------
@@ -94,4 +95,10 @@ def feed_title(text: str) -> str:
     """A post title as jekyll-feed writes it: smartified, tags stripped, spaces folded."""
     # Tags go first: smartify must not turn '--' of a comment or quotes in attributes.
     # normalize_whitespace folds Ruby's \s only: the no-break spaces of '« x »' stay.
-    return " ".join(_RUBY_SPACE.split(smartify(_TITLE_MARKUP.sub("", text)).strip(" \t\n\r\f\v")))
+    # jekyll-feed writes the title as HTML (type="html"), so a reader shows its entities
+    # decoded ('Tom &amp; Jerry' reads 'Tom & Jerry'); here it is text, decoded once. What
+    # decoding makes markup ('&lt;b&gt;') is stripped as the markup written so is.
+    title = smartify(_TITLE_MARKUP.sub("", text))
+    if "&" in title:
+        title = _TITLE_MARKUP.sub("", html.unescape(title))
+    return " ".join(_RUBY_SPACE.split(title.strip(" \t\n\r\f\v")))

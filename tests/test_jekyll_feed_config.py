@@ -347,6 +347,25 @@ def test_titles_smartified_as_jekyll(pair: Callable[..., Pair]) -> None:
     assert feed_root(site.ours("/feed.xml")).findtext(f"{A}title") == theirs
 
 
+ENTITY_TITLES = ["Entities Tom &amp; Jerry", "Entities &quot;quoted&quot; &lt;3",
+                 "Entities &#169; and &copy; 2021", "Entities <b>bold</b> &amp; plain"]
+
+
+def test_a_titles_entities_read_as_a_reader_shows_jekylls(pair: Callable[..., Pair]) -> None:
+    """jekyll-feed writes titles as HTML (type="html"): a reader decodes their entities.
+    Ours are text, so the entities are decoded here, once: both read 'Tom & Jerry'."""
+    site = pair({f"_posts/2021-01-{i + 1:02d}-entities-{i}.md":
+                 post(title, f"2021-01-{i + 1:02d} 10:00 +0000")
+                 for i, title in enumerate(ENTITY_TITLES)},
+                CONFIG + "title: \"Site &amp; 'Co'\"\n")
+    titles = [e["title"] for e in site.same("feed.xml")]  # Jekyll's decoded as a reader does
+    assert titles == ["Entities bold & plain", "Entities \u00a9 and \u00a9 2021",
+                      "Entities \"quoted\" <3", "Entities Tom & Jerry"]
+    theirs = html.unescape(feed_root(site.theirs("feed.xml")).findtext(f"{A}title") or "")
+    assert feed_root(site.ours("/feed.xml")).findtext(f"{A}title") == theirs == (
+        "Site & \u2018Co\u2019")
+
+
 # --- feed.xslt.xml ------------------------------------------------------------------------
 
 XSLT = ('<?xml version="1.0"?>\n<xsl:stylesheet version="1.0" '
