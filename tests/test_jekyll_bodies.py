@@ -295,6 +295,13 @@ KRAMDOWN_CASES = {
 
         He said, "'Quoted' words." x"y"z ("a") -"b" '99s "a."b 中文"引号" \\"esc\\"
         """,
+    # kramdown writes a plain <ol>, whatever the first number (a reader shows 1.) ...
+    "ordered-list-from-three": "3. starts at three\n4. four\n",
+    # ... but an attribute list's start stays.
+    "ordered-list-start-from-ial": "1. five\n2. six\n{: start=\"5\"}\n",
+    # CommonMark's '1)' items are no list in kramdown.
+    "paren-numbers-are-text": "2) paren\n3) two\n",
+    "strong-around-em": "***both*** and ***more***\n",
 }
 
 

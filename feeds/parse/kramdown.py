@@ -17,6 +17,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 from markdown_it.renderer import RendererHTML
+from markdown_it.rules_block import StateBlock, list_block
 from markdown_it.rules_core import StateCore
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
@@ -108,6 +109,49 @@ def _task_lists(state: StateCore) -> None:
         if token.type == "inline" and len(children) > 1 and \
                 children[0].content.startswith('<input class="task-list-item-checkbox"'):
             children[1].content = children[1].content.lstrip(" ")
+
+
+def _kramdown_list(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """markdown-it's list rule, but for CommonMark's '1)' items: kramdown's lists are
+    '1.' ones only, so '2) text' is a paragraph there."""
+    at = state.bMarks[start] + state.tShift[start]
+    text = state.src
+    digits = at
+    while digits < state.eMarks[start] and text[digits].isdigit():
+        digits += 1
+    if digits > at and digits < len(text) and text[digits] == ")":
+        return False
+    return list_block(state, start, end, silent)
+
+
+def _list_numbers(state: StateCore) -> None:
+    """kramdown writes every ordered list as a plain ``<ol>``: '3. x' shows 1, as on the
+    Jekyll site (an attribute list's ``start`` still comes after, from ``{: start="3"}``).
+    ``***x***`` is strong around em there, em around strong in markdown-it."""
+    for token in state.tokens:
+        if token.type == "ordered_list_open" and token.attrs:
+            token.attrs.pop("start", None)
+        if not token.children:
+            continue
+        # Delimiter runs leave empty text tokens between the markers.
+        children = token.children = [c for c in token.children
+                                     if c.type != "text" or c.content]
+        for i in range(len(children) - 1):
+            if children[i].type == "em_open" and children[i + 1].type == "strong_open":
+                close = _closing(children, i + 1, "strong_close")
+                if close + 1 < len(children) and children[close + 1].type == "em_close":
+                    children[i], children[i + 1] = children[i + 1], children[i]
+                    children[close], children[close + 1] = children[close + 1], children[close]
+
+
+def _closing(children: list[Token], at: int, kind: str) -> int:
+    """Where the token opened at ``at`` closes (``kind``), at its own nesting level."""
+    depth = 0
+    for j in range(at, len(children)):
+        depth += children[j].nesting
+        if depth == 0 and children[j].type == kind:
+            return j
+    return len(children)
 
 
 def _header_ids(state: StateCore) -> None:
@@ -271,10 +315,12 @@ def _parser(smart_quotes: str) -> MarkdownIt:
     md.enable(["table", "strikethrough"])
     md.use(footnote_plugin).use(deflist_plugin).use(tasklists_plugin)
     md.inline.ruler.before("escape", "kramdown_math", _math)
+    md.block.ruler.at("list", _kramdown_list, {"alt": ["paragraph", "reference", "blockquote"]})
     md.block.ruler.before("paragraph", "kramdown_table", kramdown_table)
     md.block.ruler.before("html_block", "kramdown_html_block", kramdown_html_block,
                           {"alt": ["paragraph", "reference", "blockquote"]})
     # Attribute lists first: their values are not prose for the typographer.
+    md.core.ruler.before("smartquotes", "kramdown_lists", _list_numbers)
     md.core.ruler.before("smartquotes", "kramdown_ial", apply_ials)
     md.core.ruler.before("smartquotes", "kramdown_quotes", kramdown_quotes)
     md.core.ruler.before("smartquotes", "kramdown_block_tags", _block_tags_as_text)
