@@ -140,6 +140,12 @@ class Settings:
     collections_dir: str = _setting(
         "", "Jekyll's collections_dir: the folder holding _posts and the collections' "
         "folders (posts elsewhere are not read)", values.folder, key="collections_dir")
+    exclude: tuple[str, ...] = _setting(
+        (), "Jekyll's exclude: paths and patterns of no post (Jekyll's defaults, such as "
+        "node_modules and vendor/bundle/, are added)", values.paths, key="exclude")
+    include: tuple[str, ...] = _setting(
+        (".htaccess",), "Jekyll's include: paths and names read although exclude or a "
+        "leading '.' or '_' would leave them out", values.paths, key="include")
     time: str = _setting("", "site.time, as in Jekyll; also the date of a collection "
                          "document without one (else its file's mtime)", values.moment,
                          key="time")

@@ -86,7 +86,7 @@ class ContentStore:
         return site_rules(settings.timezone, settings.permalink, settings.max_post_bytes,
                           settings.front_matter_ids, settings.defaults or (),
                           settings.document_folders, settings.time,
-                          settings.collections_dir)
+                          settings.collections_dir, settings.exclude, settings.include)
 
     # --- scanning ---------------------------------------------------------------------
 

@@ -23,60 +23,71 @@ from collections.abc import Iterable, Iterator, Mapping
 from cachetools import LRUCache
 
 from .model import Problem, Stamp
-from .parse import POST_EXTENSIONS, Folders, PostError, below, check_size
+from .parse import (
+    POST_EXTENSIONS,
+    Folders,
+    PostError,
+    below,
+    check_size,
+    enters,
+    is_jekyll_post,
+)
 
 logger = logging.getLogger(__name__)
 
-# Folders Jekyll never reads posts from (besides dot folders and '_'-folders).
+# Folders a flat folder of posts (no _posts anywhere) reads no posts from, besides dot
+# folders and '_'-folders; a Jekyll site has its exclude list instead (entry_filter).
 SKIPPED_DIRS = frozenset({"node_modules", "vendor"})
 
 
-NO_COLLECTIONS = Folders()  # a site without collections or collections_dir
+NO_COLLECTIONS = Folders()  # a site without collections, collections_dir or exclude
 
 
 def skipped_folder(name: str) -> bool:
-    """Whether Jekyll reads no posts below a folder of this name."""
+    """Whether a flat folder of posts has none below a folder of this name."""
     return (name.startswith(".") or name in SKIPPED_DIRS
             or (name.startswith("_") and name != "_posts"))
 
 
 def skipped_below(parts: list[str], documents: Folders = NO_COLLECTIONS) -> bool:
-    """Whether Jekyll reads nothing below these folders (a path's parts): a skipped
-    folder among them, but a collection's folder (``documents``) and what leads to it."""
-    doc = documents.document_folder("/".join(parts))
-    if doc is not None:
-        parts = parts[doc.count("/") + 1:]
-    return any(skipped_folder(part) for part in parts)
+    """Whether Jekyll reads no post or document below these folders (a path's parts)."""
+    return not enters("/".join(parts), documents)
 
 
 def is_post_path(rel: str, jekyll_layout: bool, documents: Folders = NO_COLLECTIONS) -> bool:
-    """Whether a path (relative, '/'-separated) may hold a post in this layout, or a
-    document of a collection whose folder ('_recipes') is in ``documents``."""
+    """Whether a path (relative, '/'-separated) may hold a post in this layout (in a
+    Jekyll site: a file Jekyll reads from a ``_posts`` folder), or a document of a
+    collection whose folder ('_recipes') is in ``documents``."""
     folder, _, name = rel.rpartition("/")
     dot = name.rfind(".")
     if dot < 0 or name[dot:].lower() not in POST_EXTENSIONS:
         return False
     if name.startswith((".", "_", "#", "~")) or name.endswith("~"):
         return False
-    return _folder_holds_posts(folder, jekyll_layout, documents)
+    holds = _folder_holds_posts(folder, jekyll_layout, documents)
+    if holds == "posts":
+        return is_jekyll_post(rel, documents)
+    return holds == "yes"
 
 
 @functools.lru_cache(maxsize=4096)
-def _folder_holds_posts(folder: str, jekyll_layout: bool, documents: Folders) -> bool:
-    """The folder half of is_post_path, asked once per folder rather than per file."""
+def _folder_holds_posts(folder: str, jekyll_layout: bool, documents: Folders) -> str:
+    """The folder half of is_post_path, asked once per folder rather than per file:
+    'no', 'yes' (documents, or a flat folder's posts) or 'posts' (a Jekyll site's
+    ``_posts`` folder: each file is asked too)."""
     parts = folder.split("/") if folder else []
-    if skipped_below(parts, documents):
-        return False
     if documents.document_folder(folder) is not None:
-        return True
+        return "yes" if enters(folder, documents) else "no"
     if documents.collections_dir:
-        # Jekyll reads _posts below collections_dir only (Reader#retrieve_posts), and
-        # never below a folder it skips on the way there.
+        # Jekyll reads _posts below collections_dir only (Reader#retrieve_posts).
         inside = below(folder, documents.collections_dir)
-        if inside is None or skipped_below(documents.collections_dir.split("/")):
-            return False
-        return "_posts" in inside.split("/")
-    return "_posts" in parts if jekyll_layout else True
+        if inside is None or "_posts" not in inside.split("/"):
+            return "no"
+    elif not jekyll_layout:
+        return "no" if any(skipped_folder(part) for part in parts) else "yes"
+    elif "_posts" not in parts:
+        return "no"
+    return "posts" if enters(folder, documents) else "no"
 
 
 def relative(path: str, prefix: str, root: str) -> str:
@@ -265,7 +276,7 @@ def walk(root: str, top: str, folders: list[str] | None = None,
             rel = relative(entry.path, prefix, root)
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if not skipped_folder(entry.name) or documents.leads_to_documents(rel):
+                    if enters(rel, documents):
                         stack.append(entry.path)
                 elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
                     yield rel, entry

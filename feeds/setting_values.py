@@ -100,6 +100,16 @@ def one_of(*choices: str) -> Callable[[object], str]:
     return parse
 
 
+def paths(value: object) -> tuple[str, ...]:
+    """A list of paths or patterns (Jekyll's ``exclude``, ``include``): a YAML list, as
+    Jekyll wants it (it stops a build on any other type)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"must be a list, got {value!r}")
+    return tuple(str(item) for item in value if item is not None)
+
+
 def hosts(value: object) -> tuple[str, ...]:
     """Host names from a YAML list or a comma- or space-separated string."""
     items = value if isinstance(value, list | tuple) else str(value or "").replace(",", " ").split()

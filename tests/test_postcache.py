@@ -70,7 +70,8 @@ def site(tmp_path: Path) -> Path:
     root = tmp_path / "site"
     shutil.copytree(FIXTURES / "core-site", root, symlinks=True)
     for path in (FIXTURES / "hostile" / "_posts").iterdir():
-        shutil.copyfile(path, root / "_posts" / f"hostile-{path.name}")
+        (root / "_posts" / "hostile").mkdir(exist_ok=True)
+        shutil.copyfile(path, root / "_posts" / "hostile" / path.name)
     return root
 
 

@@ -12,6 +12,7 @@ and reported as a warning instead. One job a module, in the order a file meets t
 - ``values``       front-matter values read leniently: a value of an unused type is
                    ignored with a warning, as Jekyll would still publish the post
 - ``urls``         slugs, permalinks, percent-encoding, the entry id
+- ``entry_filter`` which files Jekyll reads as posts: exclude, include, _posts folders
 - ``post``         the parts -> a Post
 - ``highlight``    code as Rouge highlights it (Pygments, Rouge's classes)
 - ``kramdown_ial`` kramdown's attribute lists and abbreviations
@@ -37,6 +38,7 @@ from .body import (
     with_liquid,
 )
 from .dates import parse_date
+from .entry_filter import Folders, enters, folders, is_jekyll_post
 from .frontmatter import CONTROL_WARNING, LOADER, check_size, decode, split_front_matter
 from .liquid_site import LiquidError, LiquidSite, PostVars, SiteVars, read_data, ruby_time
 from .post import (
@@ -49,7 +51,6 @@ from .post import (
 )
 from .text import XML_ILLEGAL, PostError, SkipFile, clean_text
 from .urls import (
-    Folders,
     below,
     build_permalink,
     escape_path,
@@ -82,8 +83,11 @@ __all__ = [
     "check_size",
     "clean_text",
     "decode",
+    "enters",
     "escape_path",
     "folder_categories",
+    "folders",
+    "is_jekyll_post",
     "liquid_environment",
     "page_vars",
     "parse_date",

@@ -3,6 +3,7 @@ dates, names, permalink and id. The body stays on disk (see ``body``)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -12,10 +13,10 @@ from zoneinfo import ZoneInfo
 
 from ..model import DefaultSet, Post, Stamp
 from .dates import parse_date
+from .entry_filter import DEFAULT_INCLUDES, Folders, folders
 from .frontmatter import CONTROL_WARNING, decode, holds_control, split_front_matter
 from .text import XML_ILLEGAL, PostError, SkipFile, clean_text
 from .urls import (
-    Folders,
     below,
     build_permalink,
     folder_categories,
@@ -53,11 +54,14 @@ class SiteRules:
     collections_dir: str = ""
     """Jekyll's ``collections_dir``: the folder holding ``_posts`` and the collections'
     folders ('' for the content folder itself)."""
+    exclude: tuple[str, ...] = ()
+    include: tuple[str, ...] = DEFAULT_INCLUDES
+    """_config.yml's ``exclude`` and ``include`` (see entry_filter)."""
 
-    @property
+    @functools.cached_property
     def collection_folders(self) -> Folders:
-        return Folders(frozenset(folder for _label, folder, _template in self.collections),
-                       self.collections_dir)
+        return folders(frozenset(folder for _label, folder, _template in self.collections),
+                       self.collections_dir, self.exclude, self.include)
 
     def relative(self, source: str) -> str:
         """Jekyll's ``relative_path`` of a post: its path below ``collections_dir``."""
@@ -74,7 +78,9 @@ def site_rules(tz_name: str, permalink: str, max_post_bytes: int,
                front_matter_ids: bool = False,
                defaults: tuple[DefaultSet, ...] = (),
                collections: tuple[tuple[str, str, str], ...] = (),
-               site_time: str = "", collections_dir: str = "") -> SiteRules:
+               site_time: str = "", collections_dir: str = "",
+               exclude: tuple[str, ...] = (),
+               include: tuple[str, ...] = DEFAULT_INCLUDES) -> SiteRules:
     # A scope's path is relative to the site; Jekyll strips collections_dir from it
     # (FrontmatterDefaults#strip_collections_dir) and matches what is left against the
     # post's path below collections_dir.
@@ -83,7 +89,7 @@ def site_rules(tz_name: str, permalink: str, max_post_bytes: int,
     return SiteRules(tz=ZoneInfo(tz_name), permalink=permalink,
                      max_post_bytes=max_post_bytes, front_matter_ids=front_matter_ids,
                      defaults=scoped, collections=collections, site_time=site_time,
-                     collections_dir=collections_dir)
+                     collections_dir=collections_dir, exclude=exclude, include=include)
 
 
 def _collection_of(source: str, rules: SiteRules) -> tuple[str, str] | None:
@@ -122,10 +128,15 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
         raise SkipFile(f"{source}: published: {shown}")
     front = FrontMatter(source, data_front, warnings)
     file_date, slug, markup = _file_name(source)
+    if file_date is None and collection is None and "_posts" in source.split("/"):
+        # Jekyll's PostReader reads only names that match DATE_FILENAME_MATCHER.
+        raise SkipFile(f"{source}: not a post: a file of _posts/ is one only when its "
+                       "name starts with its date (YYYY-MM-DD-title.md), as in Jekyll")
     when, updated = _dates(source, data_front, file_date, rules.tz,
                            None if collection is None else rules.site_time or stamp[0])
     title = _title(front, slug)
-    categories = folder_categories(relative)
+    categories = folder_categories(
+        relative, "_posts" if collection is None else relative.split("/", 1)[0])
     categories = list(dict.fromkeys([*categories, *_categories(front)]))
     tags = front.names("tag", "tags")
     categories, tags = _capped(categories, tags, warnings)

@@ -8,7 +8,6 @@ import posixpath
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
@@ -60,34 +59,17 @@ def below(path: str, folder: str) -> str | None:
     return path[len(folder) + 1:] if path.startswith(folder + "/") else None
 
 
-@dataclass(frozen=True)
-class Folders:
-    """Where Jekyll reads posts and documents: the collections' folders ('_recipes', or
-    'stuff/_recipes' below a ``collections_dir`` of 'stuff') and ``collections_dir``
-    itself (''), below which alone ``_posts`` folders are read when it is set."""
-
-    documents: frozenset[str] = frozenset()
-    collections_dir: str = ""
-
-    def document_folder(self, path: str) -> str | None:
-        """The collection folder that ``path`` is (or is below), if any."""
-        for folder in self.documents:
-            if path == folder or path.startswith(folder + "/"):
-                return folder
-        return None
-
-    def leads_to_documents(self, folder: str) -> bool:
-        """Whether a folder is a collection's, or holds one (a walk must go in)."""
-        return any(d == folder or d.startswith(folder + "/") for d in self.documents)
-
-
-def folder_categories(source: str) -> list[str]:
-    """Jekyll takes categories from the folders above ``_posts/``: a/b/_posts/x -> a, b."""
-    parts = source.split("/")
-    if "_posts" not in parts:
+def folder_categories(relative: str, special: str = "_posts") -> list[str]:
+    """Jekyll's categories_from_path: the folders of a post's path (below
+    collections_dir) before the first '_posts' in it, a/b/_posts/x -> a, b. As in Jekyll
+    that is the text '_posts' wherever it is: old_posts/_posts/x gives 'old'."""
+    if relative.startswith(special) or special not in relative:
         return []
+    name = relative.rsplit("/", 1)[-1]
+    folders = relative.split(special, 1)[0].split("/")
     # A folder's name may hold what XML cannot carry ('\x01'): dropped, as in a title.
-    return [name for name in (clean_text(p) for p in parts[: parts.index("_posts")]) if name]
+    return [clean for part in folders if part not in ("", special, name)
+            and (clean := clean_text(part))]
 
 
 CONVERTED_EXTENSIONS = frozenset({".md", ".markdown"})
