@@ -1,0 +1,76 @@
+"""Issue 15's soak, what its second round found, each as a test that failed on the code
+before the fix:
+
+- ``mv _posts x``: the events saw a site without posts (the last content served, health
+  degraded), the next full scan a flat folder in which every page was a post.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from feeds.content import ContentStore
+
+from .conftest import make_settings, post_text, set_mtimes, write_site
+from .test_folder_swaps import CONFIG, ids, wait_until, watched
+
+POST = "_posts/2021-01-03-p3.md"
+POSTS = {f"_posts/2021-01-{d:02d}-p{d}.md": post_text(f"P{d}", f"2021-01-{d:02d} 10:00:00",
+                                                       body=f"Body of P{d}.")
+         for d in range(1, 13)}
+
+
+# --- mv _posts x -------------------------------------------------------------------------
+
+
+def test_posts_folder_moved_away_is_a_site_without_posts_to_events_and_scans_alike(
+        tmp_path: Path) -> None:
+    root = write_site(tmp_path / "site", {
+        **POSTS, "about.md": "---\ntitle: About\n---\nAbout us.\n",
+        "2021-02-01-loose.md": post_text("Loose", "2021-02-01 10:00:00")}, config=CONFIG)
+    set_mtimes(root, time.time() - 60)  # long settled: a scan reads every file at once
+    by_events, by_scans = (ContentStore(make_settings(root)) for _ in range(2))
+    first = by_events.load(progress=False)
+    assert set(by_scans.load(progress=False).posts) == set(first.posts) == set(POSTS)
+    os.rename(root / "_posts", root / "x")
+    moved = {str(root / "_posts"), str(root / "x")}
+    assert by_events.apply(moved) is None  # what the events of the move say
+    assert by_events.rescan(settle=True) is None  # the full scan after them
+    assert by_scans.rescan(settle=True) is None  # polling: the scan alone
+    for store in (by_events, by_scans):
+        assert store.held is not None and "no posts" in store.held
+    os.rename(root / "x", root / "_posts")
+    back = by_events.apply(moved)
+    again = by_scans.rescan(settle=True)
+    assert back is not None and again is not None
+    assert set(back.posts) == set(again.posts) == set(POSTS)
+    assert by_events.held is None and by_scans.held is None
+
+
+def test_posts_folder_moved_away_stays_degraded_through_full_scans(
+        tmp_path: Path, make_app: Callable[..., Flask],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import feeds.watch
+
+    monkeypatch.setattr(feeds.watch, "SAFETY_SCAN", 0.3)  # many full scans in the wait
+    root = write_site(tmp_path / "site", {
+        **POSTS, "2021-02-01-loose.md": post_text("Loose", "2021-02-01 10:00:00")},
+        config=CONFIG)
+    client, service = watched(make_app, root)
+    before = ids(client)
+    os.rename(root / "_posts", root / "x")
+    wait_until(lambda: service.health()["status"] == "degraded", "a degraded health")
+    scans = service.metrics.reloads._value.get()
+    time.sleep(2.0)
+    assert "no posts" in service.health()["problems"]["content"]
+    assert ids(client) == before  # not Loose, not x/'s posts under new URLs
+    assert service.metrics.reloads._value.get() == scans  # nothing installed meanwhile
+    os.rename(root / "x", root / "_posts")
+    wait_until(lambda: service.health()["status"] == "ok", "posts back")
+    assert ids(client) == before
