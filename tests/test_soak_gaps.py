@@ -1,6 +1,9 @@
 """Issue 15's soak, what its second round found, each as a test that failed on the code
 before the fix:
 
+- RSS: a post saved ten times a second left every old version's body and feed entries
+  in the caches until their byte bounds (64 MB each) evicted them, 20 minutes into the
+  soak, so RSS grew for most of the run;
 - ``mv _posts x``: the events saw a site without posts (the last content served, health
   degraded), the next full scan a flat folder in which every page was a post.
 """
@@ -16,6 +19,7 @@ import pytest
 from flask import Flask
 
 from feeds.content import ContentStore
+from feeds.service import FeedService
 
 from .conftest import make_settings, post_text, set_mtimes, write_site
 from .test_folder_swaps import CONFIG, ids, wait_until, watched
@@ -24,6 +28,37 @@ POST = "_posts/2021-01-03-p3.md"
 POSTS = {f"_posts/2021-01-{d:02d}-p{d}.md": post_text(f"P{d}", f"2021-01-{d:02d} 10:00:00",
                                                        body=f"Body of P{d}.")
          for d in range(1, 13)}
+
+
+# --- RSS: one version of each post kept --------------------------------------------------
+
+
+def test_a_post_saved_again_and_again_keeps_one_body_and_one_entry_per_format(
+        tmp_path: Path, make_app: Callable[..., Flask]) -> None:
+    root = write_site(tmp_path / "site", POSTS, config=CONFIG)
+    app = make_app(root)
+    service: FeedService = app.extensions["feeds"]
+    client = app.test_client()
+    bodies = service.cache.bodies
+
+    def poll(n: int) -> None:
+        for path in ("/feed.atom", "/feed.rss", "/feed.json"):
+            response = client.get(path)
+            assert response.status_code == 200 and f"P3 v{n}".encode() in response.data
+        assert client.get(service.state().snapshot.posts[POST].url).status_code == 200
+
+    (root / POST).write_text(post_text("P3 v0", "2021-01-03 10:00:00"), "utf-8")
+    service.refresh()
+    poll(0)
+    held = len(bodies._bodies), len(bodies._fragments)
+    for n in range(1, 31):
+        (root / POST).write_text(post_text(f"P3 v{n}", "2021-01-03 10:00:00",
+                                           body=f"Version {n}."), "utf-8")
+        service.refresh()
+        poll(n)
+    # Thirty versions later the caches hold as many entries as after the first: the
+    # live version of each post, not a trail of old ones waiting for the byte bound.
+    assert (len(bodies._bodies), len(bodies._fragments)) == held
 
 
 # --- mv _posts x -------------------------------------------------------------------------
