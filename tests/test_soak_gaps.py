@@ -5,7 +5,8 @@ before the fix:
   in the caches until their byte bounds (64 MB each) evicted them, 20 minutes into the
   soak, so RSS grew for most of the run;
 - ``mv _posts x``: the events saw a site without posts (the last content served, health
-  degraded), the next full scan a flat folder in which every page was a post.
+  degraded), the next full scan a flat folder in which every page was a post;
+- a writer that never closes its file was seen only by the full scan (10 s).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import feedparser
 import pytest
 from flask import Flask
 
@@ -22,7 +24,7 @@ from feeds.content import ContentStore
 from feeds.service import FeedService
 
 from .conftest import make_settings, post_text, set_mtimes, write_site
-from .test_folder_swaps import CONFIG, ids, wait_until, watched
+from .test_folder_swaps import CONFIG, SOON, ids, wait_until, watched
 
 POST = "_posts/2021-01-03-p3.md"
 POSTS = {f"_posts/2021-01-{d:02d}-p{d}.md": post_text(f"P{d}", f"2021-01-{d:02d} 10:00:00",
@@ -109,3 +111,28 @@ def test_posts_folder_moved_away_stays_degraded_through_full_scans(
     os.rename(root / "x", root / "_posts")
     wait_until(lambda: service.health()["status"] == "ok", "posts back")
     assert ids(client) == before
+
+
+# --- a writer that never closes its file -------------------------------------------------
+
+
+def test_a_post_written_by_a_writer_that_keeps_it_open_shows_before_a_full_scan(
+        tmp_path: Path, make_app: Callable[..., Flask],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import feeds.watch
+
+    monkeypatch.setattr(feeds.watch, "SAFETY_SCAN", 600.0)  # no full scan in this test
+    root = write_site(tmp_path / "site", POSTS, config=CONFIG)
+    client, service = watched(make_app, root)
+    wait_until(lambda: service._watcher is not None and service._watcher._next_scan > 0,
+               "the watcher's first scan")
+    with open(root / "_posts" / "2021-02-01-open.md", "w", encoding="utf-8") as f:
+        f.write(post_text("Kept open", "2021-02-01 10:00:00"))
+        f.flush()  # on disk, and the file still open: no close event
+        wait_until(lambda: "Kept open" in ids(client), "the post of an open file", SOON)
+        f.write("More, appended.\n")
+        f.flush()
+        wait_until(lambda: "More, appended." in client.get("/feed.atom").get_data(True),
+                   "what was appended to it", SOON)
+    entries = feedparser.parse(client.get("/feed.atom").data).entries
+    assert entries[0].title == "Kept open"
