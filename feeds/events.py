@@ -5,8 +5,9 @@ With inotify every write ends in a close, and a file is read at its close, not a
 'created' or 'modified' (it would be read half written, and again at the close). A
 writer that keeps its file open (a script appending with flushes, a tool that holds its
 output open) has no close to wait for: such a file is handed on once its writes have
-been quiet for OPEN_QUIET, or OPEN_MAX after its first, instead of waiting for the next
-full scan (watch.SAFETY_SCAN).
+been quiet for SETTLE, as a full scan reads a file it finds just written, instead of
+waiting for the next full scan (watch.SAFETY_SCAN). A writer that pauses for less than
+that half-way is not read half written.
 """
 
 from __future__ import annotations
@@ -17,26 +18,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-OPEN_QUIET = 1.0
-OPEN_MAX = 3.0
+from .settle import SETTLE
+
 OPEN_MAX_FILES = 10_000
 """At most this many open files are followed; beyond, the full scan finds the rest."""
 
 
 class OpenWrites:
-    """Files written and not closed since, by path: (first write, last write), monotonic.
+    """Files written and not closed since, by path: when last written (monotonic).
     Thread-safe: the observer's thread tells, the reloader asks."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._files: dict[str, tuple[float, float]] = {}
+        self._files: dict[str, float] = {}
 
     def wrote(self, path: str) -> None:
-        now = time.monotonic()
         with self._lock:
-            first = self._files.get(path, (now, now))[0]
             if path in self._files or len(self._files) < OPEN_MAX_FILES:
-                self._files[path] = (first, now)
+                self._files[path] = time.monotonic()
 
     def closed(self, path: str) -> None:
         with self._lock:
@@ -50,8 +49,7 @@ class OpenWrites:
         """The files to read now (each handed out once: a write after it asks again)."""
         now = time.monotonic()
         with self._lock:
-            due = {path for path, (first, last) in self._files.items()
-                   if now - last >= OPEN_QUIET or now - first >= OPEN_MAX}
+            due = {path for path, last in self._files.items() if now - last >= SETTLE}
             for path in due:
                 del self._files[path]
         return due
