@@ -343,7 +343,7 @@ class ContentStore:
     def _rescan_folder(self, rel: str) -> bool:
         if skipped_below(rel.split("/"), self._rules.collection_folders):
             return self._forget_below(rel)
-        changed = False
+        changed = self._forget(rel)  # a post's path now a folder: the post is gone
         found: set[str] = set()
         for child, _entry in self._walk(os.path.join(str(self.root), rel)):
             found.add(child)

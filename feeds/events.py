@@ -100,6 +100,14 @@ def observe(watched: str, on_paths: Callable[[set[str]], None], on_lost: Callabl
     return observer
 
 
+def kind(observer: Any) -> str:
+    """What health calls an observer: 'inotify', else watchdog's name for it ('polling'
+    where it falls back to listing the folder, 'fsevents', 'kqueue', ...)."""
+    if _reports_closes(observer):
+        return "inotify"
+    return type(observer).__name__.removesuffix("Observer").lower() or "events"
+
+
 def _observer(make: Any) -> Any:
     """watchdog's observer; inotify's with 'full events', so that a file moved in from
     outside the folder (no close follows it) is told from one being created."""

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .disk import folder_look, litter
-from .events import OpenWrites, observe
+from .events import OpenWrites, kind, observe
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class Watcher:
                            self.root, e, self.interval)
             return
         self._observer = observer
-        self.mode = "inotify"
+        self.mode = kind(observer)
 
     def _on_lost(self) -> None:
         self._lost = True  # the folder itself: its watch ends here

@@ -6,12 +6,15 @@ before the fix:
   soak, so RSS grew for most of the run;
 - ``mv _posts x``: the events saw a site without posts (the last content served, health
   degraded), the next full scan a flat folder in which every page was a post;
-- a writer that never closes its file was seen only by the full scan (10 s).
+- a writer that never closes its file was seen only by the full scan (10 s);
+- a post whose path became a folder stayed until the full scan; and with watchdog's own
+  polling fallback, health said 'inotify'.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -136,3 +139,47 @@ def test_a_post_written_by_a_writer_that_keeps_it_open_shows_before_a_full_scan(
                    "what was appended to it", SOON)
     entries = feedparser.parse(client.get("/feed.atom").data).entries
     assert entries[0].title == "Kept open"
+
+
+# --- deletions -----------------------------------------------------------------------------
+
+
+def test_a_post_replaced_by_a_folder_of_its_name_is_gone_before_a_full_scan(
+        tmp_path: Path, make_app: Callable[..., Flask],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import feeds.watch
+
+    monkeypatch.setattr(feeds.watch, "SAFETY_SCAN", 600.0)  # no full scan in this test
+    root = write_site(tmp_path / "site", POSTS, config=CONFIG)
+    client, service = watched(make_app, root)
+    wait_until(lambda: service._watcher is not None and service._watcher._next_scan > 0,
+               "the watcher's first scan")
+    (root / POST).unlink()
+    (root / POST).mkdir()
+    wait_until(lambda: "P3" not in ids(client), "the post gone", SOON)
+    assert len(ids(client)) == len(POSTS) - 1
+
+
+def test_watchdogs_polling_fallback_is_named_and_sees_deletions(
+        tmp_path: Path, make_app: Callable[..., Flask],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where watchdog finds no native API it polls the folder itself: deletions come as
+    its events (a post deleted, one moved out, a folder of posts removed)."""
+    import watchdog.observers
+    from watchdog.observers.polling import PollingObserver
+
+    monkeypatch.setattr(watchdog.observers, "Observer", PollingObserver)
+    root = write_site(tmp_path / "site", {
+        **POSTS, "_posts/sub/2021-02-01-s1.md": post_text("S1", "2021-02-01 10:00:00")},
+        config=CONFIG)
+    app = make_app(root, watch=True)
+    service: FeedService = app.extensions["feeds"]
+    client = app.test_client()
+    assert service.health()["watch"] == "polling"
+    wait_until(lambda: service._watcher is not None and service._watcher._next_scan > 0,
+               "the watcher's first scan")
+    (root / POST).unlink()
+    os.rename(root / "_posts" / "2021-01-04-p4.md", tmp_path / "moved-out.md")
+    shutil.rmtree(root / "_posts" / "sub")
+    wait_until(lambda: not {"P3", "P4", "S1"} & set(ids(client)), "three deletions", SOON)
+    assert len(ids(client)) == len(POSTS) - 2
