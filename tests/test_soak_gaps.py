@@ -22,6 +22,7 @@ from pathlib import Path
 import feedparser
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from feeds.content import ContentStore
 from feeds.service import FeedService
@@ -33,6 +34,23 @@ POST = "_posts/2021-01-03-p3.md"
 POSTS = {f"_posts/2021-01-{d:02d}-p{d}.md": post_text(f"P{d}", f"2021-01-{d:02d} 10:00:00",
                                                        body=f"Body of P{d}.")
          for d in range(1, 13)}
+
+
+def first_scan_done(service: FeedService) -> None:
+    """Wait for the watcher's scan at its start: what shows after it came by events."""
+    wait_until(lambda: service._watcher is not None and service._watcher._next_scan > 0,
+               "the watcher's first scan")
+
+
+def events_only(make_app: Callable[..., Flask], root: Path,
+                monkeypatch: pytest.MonkeyPatch) -> tuple[FlaskClient, FeedService]:
+    """A watched app whose full scans (after the first) are ten minutes apart."""
+    import feeds.watch
+
+    monkeypatch.setattr(feeds.watch, "SAFETY_SCAN", 600.0)
+    client, service = watched(make_app, root)
+    first_scan_done(service)
+    return client, service
 
 
 # --- RSS: one version of each post kept --------------------------------------------------
@@ -122,13 +140,8 @@ def test_posts_folder_moved_away_stays_degraded_through_full_scans(
 def test_a_post_written_by_a_writer_that_keeps_it_open_shows_before_a_full_scan(
         tmp_path: Path, make_app: Callable[..., Flask],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import feeds.watch
-
-    monkeypatch.setattr(feeds.watch, "SAFETY_SCAN", 600.0)  # no full scan in this test
     root = write_site(tmp_path / "site", POSTS, config=CONFIG)
-    client, service = watched(make_app, root)
-    wait_until(lambda: service._watcher is not None and service._watcher._next_scan > 0,
-               "the watcher's first scan")
+    client, _service = events_only(make_app, root, monkeypatch)
     with open(root / "_posts" / "2021-02-01-open.md", "w", encoding="utf-8") as f:
         f.write(post_text("Kept open", "2021-02-01 10:00:00"))
         f.flush()  # on disk, and the file still open: no close event
@@ -147,13 +160,8 @@ def test_a_post_written_by_a_writer_that_keeps_it_open_shows_before_a_full_scan(
 def test_a_post_replaced_by_a_folder_of_its_name_is_gone_before_a_full_scan(
         tmp_path: Path, make_app: Callable[..., Flask],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import feeds.watch
-
-    monkeypatch.setattr(feeds.watch, "SAFETY_SCAN", 600.0)  # no full scan in this test
     root = write_site(tmp_path / "site", POSTS, config=CONFIG)
-    client, service = watched(make_app, root)
-    wait_until(lambda: service._watcher is not None and service._watcher._next_scan > 0,
-               "the watcher's first scan")
+    client, _service = events_only(make_app, root, monkeypatch)
     (root / POST).unlink()
     (root / POST).mkdir()
     wait_until(lambda: "P3" not in ids(client), "the post gone", SOON)
@@ -176,8 +184,7 @@ def test_watchdogs_polling_fallback_is_named_and_sees_deletions(
     service: FeedService = app.extensions["feeds"]
     client = app.test_client()
     assert service.health()["watch"] == "polling"
-    wait_until(lambda: service._watcher is not None and service._watcher._next_scan > 0,
-               "the watcher's first scan")
+    first_scan_done(service)
     (root / POST).unlink()
     os.rename(root / "_posts" / "2021-01-04-p4.md", tmp_path / "moved-out.md")
     shutil.rmtree(root / "_posts" / "sub")
