@@ -19,7 +19,9 @@ soak post and the same corpus entries (same ids) as at the start; the soak post'
 and every paragraph name one version, one the writer has written. A 304 is *stale* when
 the version the client holds was replaced more than ``--stale-after`` (3 s) before it.
 At the end a table: requests, 5xx, errors, wrong and torn bodies, stale 304s, p50/p99/max
-latency of the well-behaved clients, RSS at start and end, and peak RSS (VmHWM). Targets
+latency of the well-behaved clients, RSS at the start, at a third of the run, highest
+after it and at the end (flat: within 5% of the third, see rss_trend), and peak RSS
+(VmHWM). Targets
 (issue 15): 0 wrong bodies, 0 5xx, RSS flat, p99 <= 50 ms. Every loop is bounded by the
 deadline, every socket has a timeout.
 """
@@ -306,6 +308,25 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
+FLAT_SLACK = 0.05
+FLAT_MIB = 4
+"""RSS is flat when, from a third of the run on, it rises no more than this above its
+value then. The bounded caches fill first: feed renderings in a minute or two, the post
+files kept as read over the first five swaps (so a run shorter than 15 minutes may
+still see those fill after its third)."""
+
+
+def rss_trend(rss: list[tuple[float, int]], seconds: float) -> tuple[float, float, bool]:
+    """(RSS at a third of the run, its highest after that, whether it stayed flat), MiB.
+    Start to end would count the caches' warm-up as growth; the first third is left
+    to it, and what rises after it is what a longer run would keep growing."""
+    if not rss:
+        return 0.0, 0.0, False
+    third = next((kib for t, kib in rss if t >= seconds / 3), rss[-1][1]) / 1024
+    late = max(kib for t, kib in rss if t >= seconds / 3 or (t, kib) == rss[-1]) / 1024
+    return third, late, late <= third + max(FLAT_MIB, third * FLAT_SLACK)
+
+
 def every(interval: float, deadline: float, step: Callable[[], object]) -> None:
     """Run ``step`` every ``interval`` seconds until ``deadline``."""
     next_at = time.monotonic()
@@ -403,9 +424,7 @@ def report(args: argparse.Namespace, tally: Tally, slow: dict[str, int],
            rss: list[tuple[float, int]], swaps: list[float], writer: Writer,
            hwm: int | None, hung: int) -> None:
     ms = [s * 1000 for s in tally.latencies]
-    mib = [kib / 1024 for _t, kib in rss]
-    # After the first minute's warm-up (caches filled), to the end: what "flat" means.
-    settled = [kib / 1024 for t, kib in rss if t >= 60] or mib
+    third, late, flat = rss_trend(rss, args.minutes * 60)
     rows = [
         ("minutes", f"{args.minutes:g}"),
         ("clients / think time", f"{args.clients} / {args.think * 1000:.0f} ms"),
@@ -419,8 +438,11 @@ def report(args: argparse.Namespace, tally: Tally, slow: dict[str, int],
         ("torn bodies", f"{tally.torn}"),
         ("latency p50 / p99 / max", f"{percentile(ms, 50):.1f} / {percentile(ms, 99):.1f} / "
                                     f"{max(ms, default=0):.1f} ms"),
-        ("RSS first / after 1 min / last", f"{mib[0] if mib else 0:.0f} / "
-                                           f"{settled[0]:.0f} / {mib[-1] if mib else 0:.0f} MiB"),
+        ("RSS first / at 1/3 of the run / highest after / last",
+         f"{rss[0][1] / 1024 if rss else 0:.0f} / {third:.0f} / {late:.0f} / "
+         f"{rss[-1][1] / 1024 if rss else 0:.0f} MiB"),
+        (f"RSS flat (after 1/3: within {FLAT_SLACK:.0%}, {FLAT_MIB} MiB at least)",
+         f"{'yes' if flat else 'NO'} ({late - third:+.0f} MiB)"),
         ("peak RSS (VmHWM)", f"{(hwm or 0) / 1024:.0f} MiB"),
         ("slowloris sockets opened / closed by server",
          f"{slow['opened']} / {slow['closed by the server']}"),

@@ -25,6 +25,8 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``postcache`` the persisted index (``index_dir``): parsed front matter in SQLite, so
                a restart parses only the files changed while it was stopped.
 - ``content``  folder -> posts; re-reads only changed files; logs and skips bad ones.
+- ``events``   what watchdog's events say: the paths a change touched, the folder
+               itself gone, files written and still open (read once quiet).
 - ``watch``    follows the folder (inotify via watchdog, polling as a fallback).
 - ``names``    names in URLs: a category or tag name as a path segment and back.
 - ``site``     posts -> SiteIndex (newest first, by category, by tag, by URL); the rule

@@ -13,18 +13,15 @@ import re
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
-from operator import attrgetter
 from typing import TYPE_CHECKING
 from urllib.parse import quote
-
-from cachetools import LRUCache, cachedmethod
 
 from .config import Settings
 from .jekyllconf import JEKYLL_EXCERPT_SEPARATOR
 from .model import Author, Body, Format, Post
 from .parse import BodyRules, LiquidSite, liquid_environment, render_body, with_liquid
 from .render import Entry, feed_title, render_entries
-from .rendered import KeyedLRU, entry_id, entry_mark
+from .rendered import KeyedLRU, LatestLRU, entry_id, entry_mark
 from .snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -43,10 +40,6 @@ def _body_size(body: Body) -> int:
 
 def _fragment_size(found: tuple[bytes, tuple[str, str]]) -> int:
     return len(found[0]) + 300
-
-
-def _body_key(cache: BodyCache, post: Post, base: str, separator: str = "") -> Hashable:
-    return (post.source, post.stamp, base, separator, cache.liquid_version(post))
 
 
 @dataclass(frozen=True)
@@ -123,12 +116,14 @@ class BodyCache:
         """Posts whose body holds Liquid: their renderings depend on the whole site."""
         self._body_rules = BodyRules(settings.iframe_hosts, settings.smart_quotes)
         self._lock = threading.Lock()
-        self._bodies = KeyedLRU[Body](settings.body_cache_bytes, _body_size)
+        # One version of each post (by base URL and separator), one of each entry (by
+        # format and link): a post saved every moment keeps no trail of old versions.
+        self._bodies = LatestLRU[Body](settings.body_cache_bytes, _body_size)
         self._last_good = KeyedLRU[Body](max(1, settings.body_cache_bytes // 4), _body_size)
         """Source -> its last body rendered: what a body that cannot be read falls back
         on (mostly the same objects as in ``_bodies``)."""
-        self._fragments: LRUCache[tuple[Format, Entry], tuple[bytes, tuple[str, str]]] = (
-            LRUCache(maxsize=settings.body_cache_bytes, getsizeof=_fragment_size))
+        self._fragments = LatestLRU[tuple[bytes, tuple[str, str]]](
+            settings.body_cache_bytes, _fragment_size)
 
     def body(self, post: Post, base: str, separator: str = JEKYLL_EXCERPT_SEPARATOR,
              failed: list[Post] | None = None) -> Body:
@@ -177,8 +172,20 @@ class BodyCache:
                 if post is None or post.stamp != stamp:
                     del self._failures[(source, stamp)]
 
-    @cachedmethod(attrgetter("_bodies"), key=_body_key, lock=attrgetter("_lock"))
     def _body(self, post: Post, base: str, separator: str = "") -> Body:
+        """The rendered body of this version of the post, kept (raises, and keeps
+        nothing, when it cannot be read)."""
+        slot = (post.source, base, separator)
+        version = (post.stamp, self.liquid_version(post))
+        with self._lock:
+            found = self._bodies.latest(slot, version)
+        if found is None:
+            found = self._render(post, base, separator)
+            with self._lock:
+                self._bodies.put(slot, version, found)
+        return found
+
+    def _render(self, post: Post, base: str, separator: str) -> Body:
         text = self._read_body(post)
         url = base + post.url
         liquid = self._liquid_of(post)
@@ -251,7 +258,8 @@ class BodyCache:
         feed that shows it: an entry's bytes are a function of the entry (its post, body,
         link, author, ...) and the format alone. Kept in the same byte bound as bodies."""
         with self._lock:
-            found = [self._fragments.get((fmt, entry)) for entry in entries]
+            found = [self._fragments.latest(_entry_slot(fmt, entry), entry)
+                     for entry in entries]
         missing = [entry for entry, hit in zip(entries, found, strict=True) if hit is None]
         if missing:
             made = iter(zip(render_entries(fmt, missing), map(entry_mark, missing),
@@ -260,7 +268,13 @@ class BodyCache:
                 for i, hit in enumerate(found):
                     if hit is None:
                         found[i] = made_one = next(made)
-                        with contextlib.suppress(ValueError):  # larger than the bound
-                            self._fragments[(fmt, entries[i])] = made_one
+                        entry = entries[i]
+                        self._fragments.put(_entry_slot(fmt, entry), entry, made_one)
         done = [hit for hit in found if hit is not None]
         return [data for data, _mark in done], [mark for _data, mark in done]
+
+
+def _entry_slot(fmt: Format, entry: Entry) -> Hashable:
+    """Where an entry's bytes are kept: one version of a post's entry per format, link
+    and id (the same entry in every feed that shows it)."""
+    return (fmt, entry.post.source, entry.link, entry.entry_id)

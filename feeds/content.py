@@ -95,10 +95,13 @@ class ContentStore:
         """Every file below ``top`` (see disk.walk)."""
         return walk(str(self.root), top, folders, self._rules.collection_folders)
 
-    def _posts_folder_among(self, folders: list[str]) -> bool:
-        """Whether a Jekyll ``_posts`` folder is among these (relative) folders."""
+    def _layout(self, folders: list[str]) -> bool:
+        """Whether only files in ``_posts`` folders are posts: a ``_posts`` folder is
+        among these (relative) folders, or was, and gave posts (``mv _posts x`` leaves a
+        site with no posts, as apply sees it, not a flat folder of all its pages)."""
         return self.root.name == "_posts" or any(
-            f == "_posts" or f.endswith("/_posts") for f in folders)
+            f == "_posts" or f.endswith("/_posts") for f in folders) or (
+            self._jekyll_layout and self._had_posts)
 
     def _report(self, problem: Problem) -> None:
         """Tell ``on_problem`` of a problem found, else log it: once per change of a file."""
@@ -250,7 +253,7 @@ class ContentStore:
             files = [rel for rel, _entry in self._walk(str(self.root), folders)]
             self._liquid_files.changed()
             # With a _posts folder anywhere, only files in _posts folders are posts.
-            self._jekyll_layout = self._posts_folder_among(folders)
+            self._jekyll_layout = self._layout(folders)
             documents = self._rules.collection_folders
             rels = [rel for rel in files if is_post_path(rel, self._jekyll_layout, documents)]
             on_progress = self._on_progress
@@ -341,7 +344,7 @@ class ContentStore:
     def _rescan_folder(self, rel: str) -> bool:
         if skipped_below(rel.split("/"), self._rules.collection_folders):
             return self._forget_below(rel)
-        changed = False
+        changed = self._forget(rel)  # a post's path now a folder: the post is gone
         found: set[str] = set()
         for child, _entry in self._walk(os.path.join(str(self.root), rel)):
             found.add(child)
@@ -358,8 +361,7 @@ class ContentStore:
             outcome = self._read_config() if self.config.changed() else "same"
             folders: list[str] = []
             files = list(self._walk(str(self.root), folders))
-            if outcome == "posts" or (
-                    self._posts_folder_among(folders) != self._jekyll_layout):
+            if outcome == "posts" or self._layout(folders) != self._jekyll_layout:
                 return self._hold(self.load(progress=False))
             changed = outcome == "settings" or self.held is not None
             changed |= self._liquid_files.changed()

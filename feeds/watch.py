@@ -19,7 +19,8 @@ in only once it has settled (the same files, by count and total size, for ROOT_Q
 or ROOT_QUIET_FEWER while it holds fewer files than at the last scan: a copy paused;
 at most ROOT_SETTLE_MAX after it went): until then the last content is served, and
 health says why. A burst of events that removes files is followed to its end (at most
-REMOVALS_MAX), so a slow ``rm -rf`` is one change, not a folder half gone.
+REMOVALS_MAX), so a slow ``rm -rf`` is one change, not a folder half gone. What each
+event says (and when a file written but never closed is read) is ``events``'s.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .disk import folder_look, litter
+from .events import OpenWrites, kind, observe
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +111,7 @@ class Watcher:
         self._observing = False
         self._lost = False
         """Set by the observer when the folder itself is deleted or moved away."""
+        self._open_writes = OpenWrites()  # written, not closed: read once quiet
         self._settling: float | None = None
         """Since when (monotonic) the folder was removed or replaced, until it settles."""
         self._look: tuple[tuple[int, int] | None, float] | None = None
@@ -146,54 +149,21 @@ class Watcher:
         return path
 
     def _start_observer(self) -> None:
-        try:
-            from watchdog.events import FileSystemEvent, FileSystemEventHandler
-            from watchdog.observers import Observer
-        except ImportError:  # pragma: no cover - watchdog is a dependency
-            return
-
-        watcher = self
-        closes: list[bool] = [False]  # whether the observer reports a write's close
         watched = self._identity[0] if self._identity else self.root
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                kind = event.event_type
-                if kind in ("opened", "closed_no_write"):
-                    return
-                # A folder's own 'modified' only says its listing changed; the events of
-                # the files that changed it come as well.
-                if event.is_directory and kind == "modified":
-                    return
-                # With inotify, every write ends in a 'closed': reading a file at its
-                # 'created' or 'modified' would read it half written (and again at the
-                # close) when a burst, a git checkout say, is cut into two reloads. A
-                # link is created whole, and has no close.
-                # A file moved in from outside the folder has no close: with 'full
-                # events' it comes as a move from '' (and one moved out, to '').
-                src = os.fsdecode(event.src_path)
-                if event.is_directory and kind in ("deleted", "moved") and src == watched:
-                    watcher._lost = True  # the folder itself: its watch ends here
-                    watcher._wake.set()
-                    return
-                if closes[0] and not event.is_directory and (
-                        kind == "modified" or (kind == "created" and not os.path.islink(src))):
-                    return
-                ends = (src, os.fsdecode(getattr(event, "dest_path", "")))
-                watcher.notify({watcher._as_given(path) for path in ends if path})
-
         try:
-            observer = _observer(Observer)
-            closes[0] = _reports_closes(observer)
-            observer.schedule(Handler(), watched, recursive=True)
-            observer.daemon = True
-            observer.start()
+            observer = observe(
+                watched, lambda paths: self.notify({self._as_given(p) for p in paths}),
+                self._on_lost, self._open_writes)
         except Exception as e:  # inotify limits, odd file systems: fall back to polling
             logger.warning("cannot watch %s for changes (%s); polling every %.1f s",
                            self.root, e, self.interval)
             return
         self._observer = observer
-        self.mode = "inotify"
+        self.mode = kind(observer)
+
+    def _on_lost(self) -> None:
+        self._lost = True  # the folder itself: its watch ends here
+        self._wake.set()
 
     def _stop_observer(self) -> None:
         observer, self._observer = self._observer, None
@@ -318,6 +288,7 @@ class Watcher:
         if self._settling is not None:
             with self._lock:
                 self._pending.clear()  # the scan after it settles sees what they said
+            self._open_writes.clear()
             self._wake.clear()
             if not self._settled():
                 return  # nothing taken in (due files, posts come due) meanwhile
@@ -327,6 +298,9 @@ class Watcher:
             self._next_scan = 0.0
         elif woke and self._drain():
             return  # the burst ended with the folder itself gone: settle first
+        unclosed = self._open_writes.due()  # (cleared while settling: the scan reads them)
+        if unclosed:
+            self.on_paths({self._as_given(path) for path in unclosed})
         if time.monotonic() >= self._next_scan:
             with self._lock:
                 self._pending.clear()  # the scan sees whatever they said
@@ -376,22 +350,3 @@ class Watcher:
                 return True
         return False
 
-
-def _observer(make: Any) -> Any:
-    """watchdog's observer; inotify's with 'full events', so that a file moved in from
-    outside the folder (no close follows it) is told from one being created."""
-    try:
-        from watchdog.observers.inotify import InotifyObserver
-    except ImportError:  # not Linux
-        return make()
-    return InotifyObserver(generate_full_events=True) if make is InotifyObserver else make()
-
-
-def _reports_closes(observer: Any) -> bool:
-    """Whether ``observer`` reports a file's close after writing (inotify does; macOS's
-    FSEvents and Windows' ReadDirectoryChangesW do not)."""
-    try:
-        from watchdog.observers.inotify import InotifyObserver
-    except ImportError:  # not Linux
-        return False
-    return isinstance(observer, InotifyObserver)
