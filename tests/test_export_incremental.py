@@ -212,3 +212,19 @@ def test_a_folder_of_out_that_is_a_symlink_out_of_it_is_never_written_through(
     result = export.run(make_settings(root, base_url=BASE), str(out))
     assert result.failed > 0 and list(elsewhere.iterdir()) == []
     assert (out / "feed.atom").is_file()
+
+
+def test_a_killed_runs_temporary_files_are_swept_by_the_next_incremental_run(
+        tmp_path: Path) -> None:
+    root = site(tmp_path / "site")
+    settings = make_settings(root, base_url=BASE)
+    out = tmp_path / "out"
+    export.run(settings, str(out))
+    assert not (out / export.RUNNING).exists()
+    # What a run killed part way leaves: its mark that it started, a file half written.
+    (out / export.RUNNING).touch()
+    (out / ".feed.atom.tmp").write_bytes(b"<half")
+    (out / "tag" / ".python.rss.tmp").write_bytes(b"<half")
+    result = again(settings, out, tmp_path)
+    assert result.kept > 0
+    assert not list(out.rglob("*.tmp")) and not (out / export.RUNNING).exists()
