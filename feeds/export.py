@@ -44,9 +44,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 MANIFEST = ".feeds-build-manifest"
-RUNNING = ".feeds-build-running"
-"""Made as a build starts, removed once it has ended: found at the start of the next one,
-it says a run was killed and may have left temporary files (then OUT is swept)."""
 
 
 class BuildError(Exception):
@@ -280,9 +277,7 @@ def _build(settings: Settings, job: _Run, started: float,
     svc: FeedService = app.extensions["feeds"]
     svc.without_timer()
     error, removed = "", 0
-    killed = (job.root / RUNNING).exists()
-    with contextlib.suppress(OSError):  # (a run killed then is only swept at a full build)
-        (job.root / RUNNING).touch()
+    killed = buildwork.begin(job.root)
     try:
         get = buildwork.getter(app, settings.site_base or "http://localhost")
         pages = urls(app)
@@ -297,13 +292,10 @@ def _build(settings: Settings, job: _Run, started: float,
             error = _stopped(job, e)
         except OSError as e:  # removing a stale file, or writing the manifest
             error = _stopped(job, BuildError(f"{e.filename or job.root}: {e.strerror}"))
-        # Only a killed run (or a process of this one that died) leaves temporary files;
-        # a full build also sweeps what a release without RUNNING left. Reading every
-        # folder of OUT costs more than the rest of a small change's build.
-        if killed or error or memory.old is None:
-            buildwork.sweep(job.root, job.previous | job.written)
-        with contextlib.suppress(OSError):
-            (job.root / RUNNING).unlink(missing_ok=True)
+        # A process of this run that died may have left some too; a full build also
+        # sweeps what a release that made no RUNNING mark left.
+        buildwork.end(job.root, job.previous | job.written,
+                      leftovers=killed or bool(error) or memory.old is None)
         health = svc.health()
     finally:
         svc.stop()

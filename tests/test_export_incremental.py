@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from feeds import buildstate, create_app, export
+from feeds import buildstate, buildwork, create_app, export
 from feeds.config import Settings
 
 from .conftest import make_settings, post_text, write_site
@@ -220,11 +220,11 @@ def test_a_killed_runs_temporary_files_are_swept_by_the_next_incremental_run(
     settings = make_settings(root, base_url=BASE)
     out = tmp_path / "out"
     export.run(settings, str(out))
-    assert not (out / export.RUNNING).exists()
+    assert not (out / buildwork.RUNNING).exists()
     # What a run killed part way leaves: its mark that it started, a file half written.
-    (out / export.RUNNING).touch()
+    (out / buildwork.RUNNING).touch()
     (out / ".feed.atom.tmp").write_bytes(b"<half")
     (out / "tag" / ".python.rss.tmp").write_bytes(b"<half")
     result = again(settings, out, tmp_path)
     assert result.kept > 0
-    assert not list(out.rglob("*.tmp")) and not (out / export.RUNNING).exists()
+    assert not list(out.rglob("*.tmp")) and not (out / buildwork.RUNNING).exists()
