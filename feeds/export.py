@@ -98,9 +98,16 @@ def urls(app: Flask) -> dict[str, links.Shown]:
         statics.append(f"/{assets.SITE_XSLT}")
     pages = dict(links.site_pages(state.index, settings.page_size, settings.posts_limit,
                                   statics, settings))
-    newest = {url: shown.newest for url, shown in pages.items()}
-    order = sorted(pages, key=lambda url: (newest[url] is not None, newest[url] or ()))
-    return {url: pages[url] for url in order}
+    # The newest post's place in the site's list, not its sort key: reading a date's
+    # timestamp for each URL cost more than the rest. (The order decides what the
+    # caches hold, never a byte.)
+    rank = {id(post): n for n, post in enumerate(state.index.posts)}
+
+    def newest(url: str) -> tuple[bool, int]:
+        first = next((p for p in pages[url].posts if p is not None), None)
+        return (False, 0) if first is None else (True, rank.get(id(first), -1))
+
+    return {url: pages[url] for url in sorted(pages, key=newest)}
 
 
 def target(out: Path, url: str) -> Path:
