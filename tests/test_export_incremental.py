@@ -228,3 +228,26 @@ def test_a_killed_runs_temporary_files_are_swept_by_the_next_incremental_run(
     result = again(settings, out, tmp_path)
     assert result.kept > 0
     assert not list(out.rglob("*.tmp")) and not (out / buildwork.RUNNING).exists()
+
+
+def test_an_incremental_build_from_the_persisted_index_is_a_fresh_build_without_it(
+        tmp_path: Path) -> None:
+    root = site(tmp_path / "site", liquid=True)
+    indexed = make_settings(root, base_url=BASE, index_dir=str(tmp_path / "index"))
+    plain = make_settings(root, base_url=BASE)
+    out = tmp_path / "out"
+    export.run(indexed, str(out))
+    (root / "_posts/2022-01-11-post-10.md").write_text(post_text(
+        "Post 10", "2022-01-11 10:00:00 +0800", "[life]", "[红网新闻, moved]",
+        body="An edited body."), "utf-8")
+    (root / "_posts/2022-01-03-post-2.md").unlink()
+    result = export.run(indexed, str(out))
+    assert result.failed == 0 and result.kept > 0, result.summary()
+    assert files(out) == fresh(plain, tmp_path)
+    # And the other way round: the state does not depend on whether there is an index.
+    (root / "_posts/2022-01-12-post-11.md").write_text(post_text(
+        "Post 11", "2022-01-12 10:00:00 +0800", "[news]", "[python]",
+        body="Edited again."), "utf-8")
+    result = export.run(plain, str(out))
+    assert result.failed == 0 and result.kept > 0, result.summary()
+    assert files(out) == fresh(indexed, tmp_path)
