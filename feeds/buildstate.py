@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATE_FILE = ".feeds-build-state"
-FORMAT = "feeds-build-state 1"
+FORMAT = "feeds-build-state 2"
 
 
 def _digest(data: bytes) -> str:
@@ -75,6 +75,9 @@ class Made:
     inode: int
     """A rewrite is a new file renamed over the old: a new inode, even where mtimes
     are coarse."""
+    rel: str
+    """The file below OUT, as the manifest names it (a kept file is only looked at: its
+    URL is not made a path again)."""
 
 
 @dataclass
@@ -90,7 +93,7 @@ class BuildState:
         body = json.dumps({
             "format": FORMAT, "context": self.context,
             "liquid_version": self.liquid_version, "liquid": self.liquid,
-            "made": {url: [m.fingerprint, m.size, m.mtime_ns, m.inode]
+            "made": {url: [m.fingerprint, m.size, m.mtime_ns, m.inode, m.rel]
                      for url, m in self.made.items()},
         }, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
         return _digest(body).encode() + b"\n" + body
@@ -114,8 +117,8 @@ def load(root: Path) -> BuildState | None:
         raw = json.loads(body)
         if raw["format"] != FORMAT:
             raise ValueError("another format")
-        made = {str(url): Made(str(f), int(size), int(mtime), int(inode))
-                for url, (f, size, mtime, inode) in raw["made"].items()}
+        made = {str(url): Made(str(f), int(size), int(mtime), int(inode), str(rel))
+                for url, (f, size, mtime, inode, rel) in raw["made"].items()}
         return BuildState(str(raw["context"]), str(raw["liquid_version"]),
                           {str(k): str(v) for k, v in raw["liquid"].items()}, made)
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
@@ -235,10 +238,10 @@ class Memory:
             return None
         return made
 
-    def record(self, url: str, stat: os.stat_result) -> None:
+    def record(self, url: str, stat: os.stat_result, rel: str) -> None:
         fingerprint = self.prints.of(url, self.pages[url])
         if fingerprint is not None:
-            self.made[url] = Made(fingerprint, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+            self.made[url] = Made(fingerprint, stat.st_size, stat.st_mtime_ns, stat.st_ino, rel)
 
     def state(self) -> BuildState:
         """The state to keep for the next build (written after the manifest). When this
@@ -250,8 +253,8 @@ class Memory:
         made = self.made
         if liquid != self.liquid or version != self.version:
             prints = self.base_prints.with_liquid(liquid, version)
-            made = {url: Made(prints.of(url, self.pages[url]) or "", m.size, m.mtime_ns,
-                              m.inode) for url, m in made.items()}
+            made = {url: replace(m, fingerprint=prints.of(url, self.pages[url]) or "")
+                    for url, m in made.items()}
         return BuildState(
             self.base_prints.context, version,
             {s: self.base_prints.post(self.by_source[s]) for s in sorted(liquid)}, made)

@@ -98,9 +98,8 @@ def urls(app: Flask) -> dict[str, links.Shown]:
         statics.append(f"/{assets.SITE_XSLT}")
     pages = dict(links.site_pages(state.index, settings.page_size, settings.posts_limit,
                                   statics, settings))
-    # The newest post's place in the site's list, not its sort key: reading a date's
-    # timestamp for each URL cost more than the rest. (The order decides what the
-    # caches hold, never a byte.)
+    # By the newest post's rank, not its sort key (a date's timestamp per URL cost more
+    # than the rest). The order decides what the caches hold, never a byte.
     rank = {id(post): n for n, post in enumerate(state.index.posts)}
 
     def newest(url: str) -> tuple[bool, int]:
@@ -180,27 +179,21 @@ class _Run:
     changed: int = 0
     failed: int = 0
     kept: int = 0  # files left as they were, unrendered: their inputs had not changed
-    _parents: dict[str, tuple[Path, str]] = field(default_factory=dict)
-    """A file's folder (relative) -> resolved and found inside ``root``, and that below
-    ``root`` as a manifest names it ('' or 'tag/')."""
+    _parents: dict[str, Path] = field(default_factory=dict)
+    """A file's folder (relative) -> resolved, and found inside ``root``."""
     _folders: set[Path] = field(default_factory=set)
 
-    def _parent(self, head: str, url: str) -> tuple[Path, str]:
+    def _parent(self, head: str, url: str) -> Path:
         """Resolved from its own parent's (a site has a folder a post): one lstat each."""
         found = self._parents.get(head)
         if found is None:
             up, _, name = head.rpartition("/")
-            base, rel = self._parent(up, url) if head else (self.root, "")
-            parent = base / name if head else self.root
-            if head and (name in ("", ".", "..") or parent.is_symlink()):
-                parent = parent.resolve()
-                if parent != self.root and self.root not in parent.parents:
+            found = self._parent(up, url) / name if head else self.root
+            if head and (name in ("", ".", "..") or found.is_symlink()):
+                found = found.resolve()
+                if found != self.root and self.root not in found.parents:
                     raise ValueError(f"refusing to write outside {self.root}: {url}")
-                below = parent.relative_to(self.root).as_posix()
-                rel = "" if below == "." else below + "/"
-            elif head:
-                rel += name + "/"
-            found = self._parents[head] = (parent, rel)
+            self._parents[head] = found
         return found
 
     def path(self, url: str) -> Path:
@@ -208,12 +201,12 @@ class _Run:
         head, _, name = file_name(url).rpartition("/")
         if name in ("", ".", ".."):
             return target(self.root, url)
-        found = self._parent(head, url)[0] / name
+        found = self._parent(head, url) / name
         return target(self.root, url) if found.is_symlink() else found
 
-    def write(self, url: str, data: bytes) -> os.stat_result | None:
-        """Write one URL's file, give its stat; a fatal error (full disk, read-only) raises
-        BuildError, any other is logged and counted (None)."""
+    def write(self, url: str, data: bytes) -> tuple[os.stat_result, str] | None:
+        """Write one URL's file, give its stat and its name below ``root``; a fatal error
+        (full disk, read-only) raises BuildError, any other is logged and counted (None)."""
         try:
             path = self.path(url)
             self.changed += _write_if_changed(path, data, self._folders)
@@ -228,23 +221,26 @@ class _Run:
             logger.error("%s: cannot write: %s", url, e)
             self.failed += 1
             return None
-        self.written.add(path.relative_to(self.root).as_posix())
-        return found
+        rel = path.relative_to(self.root).as_posix()
+        self.written.add(rel)
+        return found, rel
 
-    def keep(self, url: str, made: buildstate.Made) -> bool:
+    def keep(self, made: buildstate.Made) -> bool:
         """Keep a URL's file the last build made, when it is still as that build left
-        it (size, mtime_ns, inode; not a symlink); False: make it again."""
-        head, _, name = file_name(url).rpartition("/")
+        it (size, mtime_ns, inode; not a symlink); False: make it again. It is only
+        looked at, by the name it was written under, so its URL is not made a path again
+        (the folders' checks are for a write: ``path``)."""
+        rel = made.rel
+        if rel[:1] in ("", "/") or ".." in rel.split("/"):
+            return False
         try:
-            parent, rel = self._parent(head, url)
-            found = os.lstat(f"{parent}/{name}")
+            found = os.lstat(f"{self.root}/{rel}")
         except (OSError, ValueError):
             return False
-        if name in ("", ".", "..") or stat.S_ISLNK(found.st_mode) or (
-                found.st_size, found.st_mtime_ns, found.st_ino) != (
+        if stat.S_ISLNK(found.st_mode) or (found.st_size, found.st_mtime_ns, found.st_ino) != (
                 made.size, made.mtime_ns, made.inode):
             return False
-        self.written.add(rel + name)
+        self.written.add(rel)
         self.kept += 1
         return True
 
@@ -339,7 +335,7 @@ def _render_all(job: _Run, memory: buildstate.Memory, get: Getter,
         try:
             for n, (url, shown) in enumerate(part, 1):
                 made = memory.unchanged(url, shown)
-                if made is None or not job.keep(url, made):
+                if made is None or not job.keep(made):
                     _make(job, memory, get, url)
                 else:
                     memory.made[url] = made
@@ -383,9 +379,9 @@ def _make(job: _Run, memory: buildstate.Memory, get: Getter, url: str) -> None:
         logger.error("%s: answered %d, not written", url, status)
         job.failed += 1
         return
-    stat = job.write(url, data)
-    if stat is not None and keepable:
-        memory.record(url, stat)
+    written = job.write(url, data)
+    if written is not None and keepable:
+        memory.record(url, *written)
 
 
 def _stopped(job: _Run, e: BuildError) -> str:

@@ -251,3 +251,25 @@ def test_an_incremental_build_from_the_persisted_index_is_a_fresh_build_without_
     result = export.run(plain, str(out))
     assert result.failed == 0 and result.kept > 0, result.summary()
     assert files(out) == fresh(indexed, tmp_path)
+
+
+def test_a_state_naming_a_file_outside_out_keeps_nothing_there(tmp_path: Path) -> None:
+    root = site(tmp_path / "site")
+    settings = make_settings(root, base_url=BASE)
+    out = tmp_path / "out"
+    export.run(settings, str(out))
+    outside = tmp_path / "outside.atom"
+    outside.write_bytes(b"not the build's")
+    state = buildstate.load(out)
+    assert state is not None
+    # Whole and well made (its digest is no secret), but the feed's file is elsewhere.
+    found = outside.stat()
+    state.made["/feed.atom"] = buildstate.Made(
+        state.made["/feed.atom"].fingerprint, found.st_size, found.st_mtime_ns, found.st_ino,
+        "../outside.atom")
+    (out / buildstate.STATE_FILE).write_bytes(state.to_bytes())
+    result = again(settings, out, tmp_path)
+    assert result.kept > 0
+    manifest = (out / export.MANIFEST).read_text("utf-8").splitlines()
+    assert "feed.atom" in manifest and not any(".." in rel for rel in manifest)
+    assert outside.read_bytes() == b"not the build's"
