@@ -211,13 +211,9 @@ class _Run:
             path = self.path(url)
             self.changed += _write_if_changed(path, data, self._folders)
             found = path.stat()
-        except OSError as e:
-            if e.errno in _FATAL:
+        except (OSError, ValueError) as e:
+            if isinstance(e, OSError) and e.errno in _FATAL:
                 raise BuildError(f"{self.root}: cannot write {url}: {e.strerror}") from e
-            logger.error("%s: cannot write: %s", url, e)
-            self.failed += 1
-            return None
-        except ValueError as e:
             logger.error("%s: cannot write: %s", url, e)
             self.failed += 1
             return None
@@ -315,7 +311,6 @@ class _Part:
     written: set[str]
     changed: int
     failed: int
-    kept: int
     made: dict[str, buildstate.Made]
     liquid: frozenset[str]
     error: str = ""
@@ -324,46 +319,52 @@ class _Part:
 def _render_all(job: _Run, memory: buildstate.Memory, get: Getter,
                 items: list[tuple[str, links.Shown]], workers: int,
                 progress: Callable[[int, int], None] | None) -> None:
-    """Every URL made or kept, split across ``workers`` processes (buildwork), what each
-    did merged into ``job`` and ``memory``. BuildError when one had to stop."""
-    parts = buildwork.chunks(items, workers)
+    """Every URL kept or made: the kept found here, the rest split across ``workers``
+    processes (buildwork; a small change is made here, unforked), what each did merged
+    into ``job`` and ``memory``. BuildError when one had to stop."""
+    todo = []
+    for n, (url, shown) in enumerate(items, 1):
+        made = memory.unchanged(url, shown)
+        if made is not None and job.keep(made):
+            memory.made[url] = made
+        else:
+            todo.append(url)
+        if progress is not None:
+            progress(n - len(todo), len(items))
+    parts = buildwork.chunks(todo, workers)
     counter = buildwork.Counter(len(parts))
-    logger.info("%d URLs, in %d processes", len(items), len(parts))
+    logger.info("%d URLs, %d to make, in %d processes", len(items), len(todo), len(parts))
 
-    def work(part: Sequence[tuple[str, links.Shown]], slot: int) -> _Part:
-        before = (job.changed, job.failed, job.kept)
+    def work(part: Sequence[str], slot: int) -> _Part:
+        before = (job.changed, job.failed)
+        if slot:  # a forked copy: only what it makes goes back
+            job.written, memory.made = set(), {}
         try:
-            for n, (url, shown) in enumerate(part, 1):
-                made = memory.unchanged(url, shown)
-                if made is None or not job.keep(made):
-                    _make(job, memory, get, url)
-                else:
-                    memory.made[url] = made
+            for n, url in enumerate(part, 1):
+                _make(job, memory, get, url)
                 counter.set(slot, n)
                 if progress is not None and slot == 0:
-                    progress(counter.total(), len(items))
+                    progress(job.kept + counter.total(), len(items))
             error = ""
         except BuildError as e:
             error = str(e)
         if slot == 0:  # this process: job and memory are the build's own
-            return _Part(set(), 0, 0, 0, {}, frozenset(), error)
+            return _Part(set(), 0, 0, {}, frozenset(), error)
         # A forked process: what it did, from the copies it started with.
         return _Part(job.written, job.changed - before[0], job.failed - before[1],
-                     job.kept - before[2], memory.made,
-                     memory.svc.cache.bodies.liquid_sources(), error)
+                     memory.made, memory.svc.cache.bodies.liquid_sources(), error)
 
     errors = []
     for result in buildwork.in_parallel(parts, work):
         if isinstance(result, buildwork.WorkerDied):
-            result = _Part(set(), 0, 1, 0, {}, frozenset(), str(result).strip().splitlines()[-1])
+            result = _Part(set(), 0, 1, {}, frozenset(), str(result).strip().splitlines()[-1])
         job.written |= result.written
         job.changed, job.failed = job.changed + result.changed, job.failed + result.failed
-        job.kept += result.kept
         memory.made.update(result.made)
         memory.liquid_found |= result.liquid
         errors += [result.error] if result.error else []
     if progress is not None:
-        progress(counter.total(), len(items))
+        progress(job.kept + counter.total(), len(items))
     if errors:
         raise BuildError(errors[0])
 
