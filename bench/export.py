@@ -1,5 +1,7 @@
 """The export side of the benchmark, beside Hugo: ``feeds build`` of the whole corpus into
-an empty folder, ``feeds build`` again after one post is edited (the incremental build),
+an empty folder, ``feeds build`` again after one post is edited (the incremental build;
+both with ``--index-dir`` in the work folder, emptied before each full build, so the
+second parses only the post that changed, as a site rebuilt in place would be run),
 ``hugo`` of the same corpus as a Hugo site (bench/hugo.py), and a crawl of every URL of
 the site against a freshly started server on 4 connections. Each is run ``runs`` times;
 the report quotes medians and the ratios to Hugo's median.
@@ -52,10 +54,12 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _timed_build(content: Path, out: Path, log: Path) -> tuple[float, float, str]:
-    """(seconds, peak RSS MiB, last output line) of ``feeds build content out``, measured
-    with GNU time's maximum resident set when it is there."""
-    argv = [sys.executable, "-m", "feeds", "build", str(content), str(out)]
+def _timed_build(content: Path, out: Path, log: Path, index: Path) -> tuple[float, float, str]:
+    """(seconds, peak RSS MiB, last output line) of ``feeds build content out`` with the
+    persisted index in ``index``, measured with GNU time's maximum resident set when it
+    is there."""
+    argv = [sys.executable, "-m", "feeds", "build", str(content), str(out),
+            "--index-dir", str(index)]
     gnu_time = shutil.which("time")  # GNU time (Debian's time), not the shell's keyword
     if gnu_time:
         argv = [gnu_time, "-f", "__maxrss_kib=%M", *argv]
@@ -155,22 +159,24 @@ def run(content: Path, n: int, title: str, posts_limit: int, work: Path, runs: i
         threads: int, say: Callable[[str], None] = print) -> ExportResult:
     res = ExportResult(n)
     work.mkdir(parents=True, exist_ok=True)
-    out = work / "feeds-out"
+    out, index = work / "feeds-out", work / "feeds-index"
     for k in range(runs):
         shutil.rmtree(out, ignore_errors=True)
-        secs, rss, summary = _timed_build(content, out, work / f"build-{k}.log")
+        shutil.rmtree(index, ignore_errors=True)
+        secs, rss, summary = _timed_build(content, out, work / f"build-{k}.log", index)
         res.build_s.append(secs)
         res.build_rss_mib.append(rss)
         res.build_files = sum(len(f) for _, _, f in os.walk(out))
         say(f"  feeds build {k + 1}: {secs:.2f} s, {rss:.0f} MiB peak ({summary})")
         edited, before = _edit_one(content)
         try:
-            secs, _rss, summary = _timed_build(content, out, work / f"incr-{k}.log")
+            secs, _rss, summary = _timed_build(content, out, work / f"incr-{k}.log", index)
         finally:
             edited.write_bytes(before)  # the cached corpus stays as generated
         res.incremental_s.append(secs)
         say(f"  feeds build after editing {edited.name}: {secs:.2f} s ({summary})")
     shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(index, ignore_errors=True)
     if hugo.available():
         site = work / "hugo-site"
         hugo.make_site(content, site, title, posts_limit)

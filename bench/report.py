@@ -300,9 +300,10 @@ def results_md(
         " same waitress setup, that channel included, so only the application differs.",
         "- **Jekyll**: `jekyll build` of the same corpus with jekyll-feed and one feed per"
         " category (sizes up to 10,000, 480 s timeout, one run).",
-        "- **export** (bench/export.py): `python -m feeds build DIR OUT` into an empty OUT,"
-        " then again after appending a paragraph to one post (the incremental build; the"
-        " post is put back after), each with GNU time's peak RSS; `hugo` of the same"
+        "- **export** (bench/export.py): `python -m feeds build DIR OUT --index-dir IDX`"
+        " into an empty OUT and IDX, then again after appending a paragraph to one post"
+        " (the incremental build; the post is put back after), each with GNU time's peak"
+        " RSS; `hugo` of the same"
         " corpus as a Hugo site (bench/hugo.py: a page per post, the home page, a page and"
         " an RSS feed with whole bodies for the site, each category and each tag); and a"
         " GET of every URL `feeds build` writes against a server just started with"

@@ -3,11 +3,12 @@ next build renders again only the URLs whose inputs changed (issue 13's incremen
 export).
 
 A URL's *fingerprint* is a digest of everything its bytes are made of: the build's
-*context* (every setting, the base URL, the stylesheet a feed names, and the bytes of
-this package's code, templates and assets: a new release renders everything again),
-what the URL is and which list it belongs to, its list's size (the paging), and each
-post it shows (the post record whole, which holds its file's stamp; for a body with
-Liquid, the version of the site that Liquid sees). An index page also shows every
+*context* (every setting, the base URL, the stylesheet a feed names, the bytes of this
+package's code, templates and assets, so a new release renders everything again, and
+what parsing reads with: Python, PyYAML, Unicode's tables, the zone's rules), what the
+URL is and which list it belongs to, its list's size (the paging), and each post it
+shows (its file's stamp, as the persisted index knows a file, and its ``updated``; for a
+body with Liquid, the version of the site that Liquid sees). An index page also shows every
 category and tag with its count. OPML, static files and the feeds ``feed:`` adds have
 none: they are made every time (a handful of files).
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATE_FILE = ".feeds-build-state"
-FORMAT = "feeds-build-state 1"
+FORMAT = "feeds-build-state 2"
 
 
 def _digest(data: bytes) -> str:
@@ -74,6 +75,9 @@ class Made:
     inode: int
     """A rewrite is a new file renamed over the old: a new inode, even where mtimes
     are coarse."""
+    rel: str
+    """The file below OUT, as the manifest names it (a kept file is only looked at: its
+    URL is not made a path again)."""
 
 
 @dataclass
@@ -89,7 +93,7 @@ class BuildState:
         body = json.dumps({
             "format": FORMAT, "context": self.context,
             "liquid_version": self.liquid_version, "liquid": self.liquid,
-            "made": {url: [m.fingerprint, m.size, m.mtime_ns, m.inode]
+            "made": {url: [m.fingerprint, m.size, m.mtime_ns, m.inode, m.rel]
                      for url, m in self.made.items()},
         }, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
         return _digest(body).encode() + b"\n" + body
@@ -113,8 +117,8 @@ def load(root: Path) -> BuildState | None:
         raw = json.loads(body)
         if raw["format"] != FORMAT:
             raise ValueError("another format")
-        made = {str(url): Made(str(f), int(size), int(mtime), int(inode))
-                for url, (f, size, mtime, inode) in raw["made"].items()}
+        made = {str(url): Made(str(f), int(size), int(mtime), int(inode), str(rel))
+                for url, (f, size, mtime, inode, rel) in raw["made"].items()}
         return BuildState(str(raw["context"]), str(raw["liquid_version"]),
                           {str(k): str(v) for k, v in raw["liquid"].items()}, made)
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
@@ -132,6 +136,7 @@ class Fingerprints:
         self._liquid: frozenset[str] = frozenset()
         self._liquid_version = ""
         self._posts: dict[int, str] = {}
+        self._windows: dict[tuple[str, int, int], str] = {}
         terms = [(kind.value, t.name, len(t.posts))
                  for kind in (Kind.CATEGORY, Kind.TAG) for t in index.sorted_terms(kind)]
         self._terms = _digest(repr(terms).encode())
@@ -142,13 +147,20 @@ class Fingerprints:
         other = object.__new__(Fingerprints)
         other.context, other._posts, other._terms = self.context, self._posts, self._terms
         other._liquid, other._liquid_version = frozenset(liquid), version
+        other._windows = {}  # (they hold the Liquid version)
         return other
 
     def post(self, post: Post) -> str:
-        """The digest of a post record (memoised for the build: the index holds them)."""
+        """The digest of a post record (memoised for the build: the index holds them).
+        A record is what its file's bytes parse to under the context's rules, code and
+        parse identity, so it is known by the file's stamp, as the persisted index knows
+        it; and by its ``updated``, which a load may cap to now (snapshot). (A repr of
+        the whole record cost ten times as much: 5 s of a build of 100,000 posts.)"""
         found = self._posts.get(id(post))
         if found is None:
-            found = self._posts[id(post)] = _digest(repr(post).encode())
+            mtime_ns, size, inode = post.stamp
+            key = f"{post.source}\0{mtime_ns}\0{size}\0{inode}\0{post.updated.isoformat()}"
+            found = self._posts[id(post)] = _digest(key.encode("utf-8", "surrogatepass"))
         return found
 
     def _shown(self, post: Post | None) -> str:
@@ -157,12 +169,25 @@ class Fingerprints:
         found = self.post(post)
         return found + self._liquid_version if post.source in self._liquid else found
 
+    def _window(self, shown: Shown) -> str:
+        """The digest of the posts a URL shows, taken once for the URLs that show the
+        same (a feed's page in every format): in one list a run of posts is known by
+        its first post and its length."""
+        posts = shown.posts
+        if not posts:
+            return ""
+        key = (shown.name, id(posts[0]), len(posts))
+        found = self._windows.get(key)
+        if found is None:
+            found = self._windows[key] = _digest("\0".join(map(self._shown, posts)).encode())
+        return found
+
     def of(self, url: str, shown: Shown) -> str | None:
         """The URL's fingerprint; None for one made every time."""
         if shown.what == "other":
             return None
         parts = [self.context, url, shown.what, shown.name, str(shown.total),
-                 *(self._shown(p) for p in shown.posts)]
+                 self._window(shown)]
         if shown.what == "index":
             parts.append(self._terms)
         return _digest("\0".join(parts).encode())
@@ -183,7 +208,8 @@ class Memory:
         bytes_of = replace(settings, build_workers=1, overrides=(), cache_bytes=1,
                            body_cache_bytes=1, source_cache_bytes=1, index_dir="")
         context = context_digest(repr(bytes_of), base,
-                                 assets.feed_stylesheet(settings.content, base))
+                                 assets.feed_stylesheet(settings.content, base),
+                                 repr(sorted(svc.store.parse_identity().items())))
         old = load(root)
         if old is not None and old.context != context:
             logger.info("%s: made with other settings or code: building everything",
@@ -212,10 +238,10 @@ class Memory:
             return None
         return made
 
-    def record(self, url: str, stat: os.stat_result) -> None:
+    def record(self, url: str, stat: os.stat_result, rel: str) -> None:
         fingerprint = self.prints.of(url, self.pages[url])
         if fingerprint is not None:
-            self.made[url] = Made(fingerprint, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+            self.made[url] = Made(fingerprint, stat.st_size, stat.st_mtime_ns, stat.st_ino, rel)
 
     def state(self) -> BuildState:
         """The state to keep for the next build (written after the manifest). When this
@@ -227,8 +253,8 @@ class Memory:
         made = self.made
         if liquid != self.liquid or version != self.version:
             prints = self.base_prints.with_liquid(liquid, version)
-            made = {url: Made(prints.of(url, self.pages[url]) or "", m.size, m.mtime_ns,
-                              m.inode) for url, m in made.items()}
+            made = {url: replace(m, fingerprint=prints.of(url, self.pages[url]) or "")
+                    for url, m in made.items()}
         return BuildState(
             self.base_prints.context, version,
             {s: self.base_prints.post(self.by_source[s]) for s in sorted(liquid)}, made)

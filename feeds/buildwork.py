@@ -154,6 +154,28 @@ def in_parallel(parts: Sequence[Sequence[T]],
 # --- the files a build leaves -------------------------------------------------------
 
 
+RUNNING = ".feeds-build-running"
+"""Made as a build starts, removed once it has ended: found at the start of the next one,
+it says a run was killed, and may have left temporary files."""
+
+
+def begin(root: Path) -> bool:
+    """Mark a build of ``root`` as running; whether the last one was killed."""
+    killed = (root / RUNNING).exists()
+    with contextlib.suppress(OSError):  # (a run killed then is swept by a full build)
+        (root / RUNNING).touch()
+    return killed
+
+
+def end(root: Path, rels: set[str], leftovers: bool) -> None:
+    """The build has ended; with ``leftovers`` (there may be some), ``sweep`` first. Only
+    then: reading every folder of OUT costs more than the rest of a small change's build."""
+    if leftovers:
+        sweep(root, rels)
+    with contextlib.suppress(OSError):
+        (root / RUNNING).unlink(missing_ok=True)
+
+
 def tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp")
 

@@ -35,7 +35,7 @@ from .model import Post, Problem, Stamp
 from .parse import SiteRules, body_text, site_rules
 from .parse.frontmatter import CONTROL_WARNING, UNCLOSED_WARNING
 from .parsed import Parse, outcome, read_file
-from .postcache import PostCache
+from .postcache import PostCache, identity
 from .settle import SETTLE, Retries
 from .snapshot import Snapshot, gc_paused
 
@@ -279,6 +279,10 @@ class ContentStore:
                 self.root, len(snapshot.posts), snapshot.rejected, snapshot.duration,
             )
             return snapshot
+
+    def parse_identity(self) -> dict[str, str]:
+        """What a file's parse is made by besides its bytes (see postcache.identity)."""
+        return identity(str(self.root), self._rules)
 
     def _open_index(self) -> PostCache | None:
         folder = self.settings.index_dir

@@ -98,9 +98,15 @@ def urls(app: Flask) -> dict[str, links.Shown]:
         statics.append(f"/{assets.SITE_XSLT}")
     pages = dict(links.site_pages(state.index, settings.page_size, settings.posts_limit,
                                   statics, settings))
-    newest = {url: shown.newest for url, shown in pages.items()}
-    order = sorted(pages, key=lambda url: (newest[url] is not None, newest[url] or ()))
-    return {url: pages[url] for url in order}
+    # By the newest post's rank, not its sort key (a date's timestamp per URL cost more
+    # than the rest). The order decides what the caches hold, never a byte.
+    rank = {id(post): n for n, post in enumerate(state.index.posts)}
+
+    def newest(url: str) -> tuple[bool, int]:
+        first = next((p for p in pages[url].posts if p is not None), None)
+        return (False, 0) if first is None else (True, rank.get(id(first), -1))
+
+    return {url: pages[url] for url in sorted(pages, key=newest)}
 
 
 def target(out: Path, url: str) -> Path:
@@ -173,27 +179,21 @@ class _Run:
     changed: int = 0
     failed: int = 0
     kept: int = 0  # files left as they were, unrendered: their inputs had not changed
-    _parents: dict[str, tuple[Path, str]] = field(default_factory=dict)
-    """A file's folder (relative) -> resolved and found inside ``root``, and that below
-    ``root`` as a manifest names it ('' or 'tag/')."""
+    _parents: dict[str, Path] = field(default_factory=dict)
+    """A file's folder (relative) -> resolved, and found inside ``root``."""
     _folders: set[Path] = field(default_factory=set)
 
-    def _parent(self, head: str, url: str) -> tuple[Path, str]:
+    def _parent(self, head: str, url: str) -> Path:
         """Resolved from its own parent's (a site has a folder a post): one lstat each."""
         found = self._parents.get(head)
         if found is None:
             up, _, name = head.rpartition("/")
-            base, rel = self._parent(up, url) if head else (self.root, "")
-            parent = base / name if head else self.root
-            if head and (name in ("", ".", "..") or parent.is_symlink()):
-                parent = parent.resolve()
-                if parent != self.root and self.root not in parent.parents:
+            found = self._parent(up, url) / name if head else self.root
+            if head and (name in ("", ".", "..") or found.is_symlink()):
+                found = found.resolve()
+                if found != self.root and self.root not in found.parents:
                     raise ValueError(f"refusing to write outside {self.root}: {url}")
-                below = parent.relative_to(self.root).as_posix()
-                rel = "" if below == "." else below + "/"
-            elif head:
-                rel += name + "/"
-            found = self._parents[head] = (parent, rel)
+            self._parents[head] = found
         return found
 
     def path(self, url: str) -> Path:
@@ -201,43 +201,42 @@ class _Run:
         head, _, name = file_name(url).rpartition("/")
         if name in ("", ".", ".."):
             return target(self.root, url)
-        found = self._parent(head, url)[0] / name
+        found = self._parent(head, url) / name
         return target(self.root, url) if found.is_symlink() else found
 
-    def write(self, url: str, data: bytes) -> os.stat_result | None:
-        """Write one URL's file, give its stat; a fatal error (full disk, read-only) raises
-        BuildError, any other is logged and counted (None)."""
+    def write(self, url: str, data: bytes) -> tuple[os.stat_result, str] | None:
+        """Write one URL's file, give its stat and its name below ``root``; a fatal error
+        (full disk, read-only) raises BuildError, any other is logged and counted (None)."""
         try:
             path = self.path(url)
             self.changed += _write_if_changed(path, data, self._folders)
             found = path.stat()
-        except OSError as e:
-            if e.errno in _FATAL:
+        except (OSError, ValueError) as e:
+            if isinstance(e, OSError) and e.errno in _FATAL:
                 raise BuildError(f"{self.root}: cannot write {url}: {e.strerror}") from e
             logger.error("%s: cannot write: %s", url, e)
             self.failed += 1
             return None
-        except ValueError as e:
-            logger.error("%s: cannot write: %s", url, e)
-            self.failed += 1
-            return None
-        self.written.add(path.relative_to(self.root).as_posix())
-        return found
+        rel = path.relative_to(self.root).as_posix()
+        self.written.add(rel)
+        return found, rel
 
-    def keep(self, url: str, made: buildstate.Made) -> bool:
+    def keep(self, made: buildstate.Made) -> bool:
         """Keep a URL's file the last build made, when it is still as that build left
-        it (size, mtime_ns, inode; not a symlink); False: make it again."""
-        head, _, name = file_name(url).rpartition("/")
+        it (size, mtime_ns, inode; not a symlink); False: make it again. It is only
+        looked at, by the name it was written under, so its URL is not made a path again
+        (the folders' checks are for a write: ``path``)."""
+        rel = made.rel
+        if rel[:1] in ("", "/") or ".." in rel.split("/"):
+            return False
         try:
-            parent, rel = self._parent(head, url)
-            found = os.lstat(f"{parent}/{name}")
+            found = os.lstat(f"{self.root}/{rel}")
         except (OSError, ValueError):
             return False
-        if name in ("", ".", "..") or stat.S_ISLNK(found.st_mode) or (
-                found.st_size, found.st_mtime_ns, found.st_ino) != (
+        if stat.S_ISLNK(found.st_mode) or (found.st_size, found.st_mtime_ns, found.st_ino) != (
                 made.size, made.mtime_ns, made.inode):
             return False
-        self.written.add(rel + name)
+        self.written.add(rel)
         self.kept += 1
         return True
 
@@ -277,6 +276,7 @@ def _build(settings: Settings, job: _Run, started: float,
     svc: FeedService = app.extensions["feeds"]
     svc.without_timer()
     error, removed = "", 0
+    killed = buildwork.begin(job.root)
     try:
         get = buildwork.getter(app, settings.site_base or "http://localhost")
         pages = urls(app)
@@ -291,7 +291,10 @@ def _build(settings: Settings, job: _Run, started: float,
             error = _stopped(job, e)
         except OSError as e:  # removing a stale file, or writing the manifest
             error = _stopped(job, BuildError(f"{e.filename or job.root}: {e.strerror}"))
-        buildwork.sweep(job.root, job.previous | job.written)
+        # A process of this run that died may have left some too; a full build also
+        # sweeps what a release that made no RUNNING mark left.
+        buildwork.end(job.root, job.previous | job.written,
+                      leftovers=killed or bool(error) or memory.old is None)
         health = svc.health()
     finally:
         svc.stop()
@@ -308,7 +311,6 @@ class _Part:
     written: set[str]
     changed: int
     failed: int
-    kept: int
     made: dict[str, buildstate.Made]
     liquid: frozenset[str]
     error: str = ""
@@ -317,46 +319,52 @@ class _Part:
 def _render_all(job: _Run, memory: buildstate.Memory, get: Getter,
                 items: list[tuple[str, links.Shown]], workers: int,
                 progress: Callable[[int, int], None] | None) -> None:
-    """Every URL made or kept, split across ``workers`` processes (buildwork), what each
-    did merged into ``job`` and ``memory``. BuildError when one had to stop."""
-    parts = buildwork.chunks(items, workers)
+    """Every URL kept or made: the kept found here, the rest split across ``workers``
+    processes (buildwork; a small change is made here, unforked), what each did merged
+    into ``job`` and ``memory``. BuildError when one had to stop."""
+    todo = []
+    for n, (url, shown) in enumerate(items, 1):
+        made = memory.unchanged(url, shown)
+        if made is not None and job.keep(made):
+            memory.made[url] = made
+        else:
+            todo.append(url)
+        if progress is not None:
+            progress(n - len(todo), len(items))
+    parts = buildwork.chunks(todo, workers)
     counter = buildwork.Counter(len(parts))
-    logger.info("%d URLs, in %d processes", len(items), len(parts))
+    logger.info("%d URLs, %d to make, in %d processes", len(items), len(todo), len(parts))
 
-    def work(part: Sequence[tuple[str, links.Shown]], slot: int) -> _Part:
-        before = (job.changed, job.failed, job.kept)
+    def work(part: Sequence[str], slot: int) -> _Part:
+        before = (job.changed, job.failed)
+        if slot:  # a forked copy: only what it makes goes back
+            job.written, memory.made = set(), {}
         try:
-            for n, (url, shown) in enumerate(part, 1):
-                made = memory.unchanged(url, shown)
-                if made is None or not job.keep(url, made):
-                    _make(job, memory, get, url)
-                else:
-                    memory.made[url] = made
+            for n, url in enumerate(part, 1):
+                _make(job, memory, get, url)
                 counter.set(slot, n)
                 if progress is not None and slot == 0:
-                    progress(counter.total(), len(items))
+                    progress(job.kept + counter.total(), len(items))
             error = ""
         except BuildError as e:
             error = str(e)
         if slot == 0:  # this process: job and memory are the build's own
-            return _Part(set(), 0, 0, 0, {}, frozenset(), error)
+            return _Part(set(), 0, 0, {}, frozenset(), error)
         # A forked process: what it did, from the copies it started with.
         return _Part(job.written, job.changed - before[0], job.failed - before[1],
-                     job.kept - before[2], memory.made,
-                     memory.svc.cache.bodies.liquid_sources(), error)
+                     memory.made, memory.svc.cache.bodies.liquid_sources(), error)
 
     errors = []
     for result in buildwork.in_parallel(parts, work):
         if isinstance(result, buildwork.WorkerDied):
-            result = _Part(set(), 0, 1, 0, {}, frozenset(), str(result).strip().splitlines()[-1])
+            result = _Part(set(), 0, 1, {}, frozenset(), str(result).strip().splitlines()[-1])
         job.written |= result.written
         job.changed, job.failed = job.changed + result.changed, job.failed + result.failed
-        job.kept += result.kept
         memory.made.update(result.made)
         memory.liquid_found |= result.liquid
         errors += [result.error] if result.error else []
     if progress is not None:
-        progress(counter.total(), len(items))
+        progress(job.kept + counter.total(), len(items))
     if errors:
         raise BuildError(errors[0])
 
@@ -372,9 +380,9 @@ def _make(job: _Run, memory: buildstate.Memory, get: Getter, url: str) -> None:
         logger.error("%s: answered %d, not written", url, status)
         job.failed += 1
         return
-    stat = job.write(url, data)
-    if stat is not None and keepable:
-        memory.record(url, stat)
+    written = job.write(url, data)
+    if written is not None and keepable:
+        memory.record(url, *written)
 
 
 def _stopped(job: _Run, e: BuildError) -> str:

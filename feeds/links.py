@@ -254,6 +254,8 @@ class Paging:
     query: tuple[tuple[str, str], ...] = ()
 
     def url_of(self, page: int) -> str:
+        if not self.query:  # urlencode's answer, without its cost (a build asks each page)
+            return f"{self.url}?page={page}" if page > 1 else self.url
         query = (("page", str(page)), *self.query) if page > 1 else self.query
         return f"{self.url}?{urlencode(query)}" if query else self.url
 
@@ -311,12 +313,6 @@ class Shown:
     total: int = 0
     name: str = ""
 
-    @property
-    def newest(self) -> tuple[float, str] | None:
-        """The sort key of the newest post shown; None when it shows none."""
-        first = next((p for p in self.posts if p is not None), None)
-        return first.sort_key if first is not None else None
-
 
 _OTHER = Shown("other")
 
@@ -365,5 +361,5 @@ def site_pages(index: SiteIndex, page_size: int, limit: int,
     if settings is not None:
         yield from ((url, _OTHER) for url in jekyll_urls(settings, index))
         yield from ((url, _OTHER) for url in _collection_urls(settings, index, limit))
-    for post in index.posts:
-        yield post.url, Shown("post", (post, *index.neighbours(post)))
+    for post, newer, older in index.with_neighbours():
+        yield post.url, Shown("post", (post, newer, older))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -255,6 +255,12 @@ class SiteIndex:
             i = self.posts.index(post)  # never expected; still the right answer
         return (self.posts[i - 1] if i > 0 else None,
                 self.posts[i + 1] if i + 1 < len(self.posts) else None)
+
+    def with_neighbours(self) -> Iterator[tuple[Post, Post | None, Post | None]]:
+        """Every post with its ``neighbours``, newest first (by position: no sort key)."""
+        posts = self.posts
+        for i, post in enumerate(posts):
+            yield post, posts[i - 1] if i else None, posts[i + 1] if i + 1 < len(posts) else None
 
     def sorted_terms(self, kind: Kind) -> list[Term]:
         """Categories or tags, most posts first, then by name."""

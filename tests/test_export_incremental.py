@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from feeds import buildstate, create_app, export
+from feeds import buildstate, buildwork, create_app, export
 from feeds.config import Settings
 
 from .conftest import make_settings, post_text, write_site
@@ -212,3 +212,64 @@ def test_a_folder_of_out_that_is_a_symlink_out_of_it_is_never_written_through(
     result = export.run(make_settings(root, base_url=BASE), str(out))
     assert result.failed > 0 and list(elsewhere.iterdir()) == []
     assert (out / "feed.atom").is_file()
+
+
+def test_a_killed_runs_temporary_files_are_swept_by_the_next_incremental_run(
+        tmp_path: Path) -> None:
+    root = site(tmp_path / "site")
+    settings = make_settings(root, base_url=BASE)
+    out = tmp_path / "out"
+    export.run(settings, str(out))
+    assert not (out / buildwork.RUNNING).exists()
+    # What a run killed part way leaves: its mark that it started, a file half written.
+    (out / buildwork.RUNNING).touch()
+    (out / ".feed.atom.tmp").write_bytes(b"<half")
+    (out / "tag" / ".python.rss.tmp").write_bytes(b"<half")
+    result = again(settings, out, tmp_path)
+    assert result.kept > 0
+    assert not list(out.rglob("*.tmp")) and not (out / buildwork.RUNNING).exists()
+
+
+def test_an_incremental_build_from_the_persisted_index_is_a_fresh_build_without_it(
+        tmp_path: Path) -> None:
+    root = site(tmp_path / "site", liquid=True)
+    indexed = make_settings(root, base_url=BASE, index_dir=str(tmp_path / "index"))
+    plain = make_settings(root, base_url=BASE)
+    out = tmp_path / "out"
+    export.run(indexed, str(out))
+    (root / "_posts/2022-01-11-post-10.md").write_text(post_text(
+        "Post 10", "2022-01-11 10:00:00 +0800", "[life]", "[红网新闻, moved]",
+        body="An edited body."), "utf-8")
+    (root / "_posts/2022-01-03-post-2.md").unlink()
+    result = export.run(indexed, str(out))
+    assert result.failed == 0 and result.kept > 0, result.summary()
+    assert files(out) == fresh(plain, tmp_path)
+    # And the other way round: the state does not depend on whether there is an index.
+    (root / "_posts/2022-01-12-post-11.md").write_text(post_text(
+        "Post 11", "2022-01-12 10:00:00 +0800", "[news]", "[python]",
+        body="Edited again."), "utf-8")
+    result = export.run(plain, str(out))
+    assert result.failed == 0 and result.kept > 0, result.summary()
+    assert files(out) == fresh(indexed, tmp_path)
+
+
+def test_a_state_naming_a_file_outside_out_keeps_nothing_there(tmp_path: Path) -> None:
+    root = site(tmp_path / "site")
+    settings = make_settings(root, base_url=BASE)
+    out = tmp_path / "out"
+    export.run(settings, str(out))
+    outside = tmp_path / "outside.atom"
+    outside.write_bytes(b"not the build's")
+    state = buildstate.load(out)
+    assert state is not None
+    # Whole and well made (its digest is no secret), but the feed's file is elsewhere.
+    found = outside.stat()
+    state.made["/feed.atom"] = buildstate.Made(
+        state.made["/feed.atom"].fingerprint, found.st_size, found.st_mtime_ns, found.st_ino,
+        "../outside.atom")
+    (out / buildstate.STATE_FILE).write_bytes(state.to_bytes())
+    result = again(settings, out, tmp_path)
+    assert result.kept > 0
+    manifest = (out / export.MANIFEST).read_text("utf-8").splitlines()
+    assert "feed.atom" in manifest and not any(".." in rel for rel in manifest)
+    assert outside.read_bytes() == b"not the build's"
