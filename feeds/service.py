@@ -25,7 +25,7 @@ from .content import ContentStore
 from .liquid_state import liquid_site_of
 from .metrics import Metrics
 from .model import FeedKey, Post
-from .parse import LiquidSite
+from .parse import LiquidSite, warm_up
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
 from .snapshot import Snapshot, gc_paused
@@ -141,6 +141,7 @@ class FeedService:
             # Once served and followed: neither the first answers nor the watcher wait
             # for it (a row the watcher writes meanwhile is keyed by its own stamp).
             self.store.save_index()
+            warm_up()  # the body engines' imports, before a reader needs them
 
         if background:
             threading.Thread(target=run, name="feeds-loader", daemon=True).start()

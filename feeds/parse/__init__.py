@@ -35,6 +35,7 @@ from .body import (
     page_vars,
     render_body,
     summary_of,
+    warm_up,
     with_liquid,
 )
 from .dates import parse_date
@@ -101,5 +102,6 @@ __all__ = [
     "split_front_matter",
     "summary_of",
     "titleize_slug",
+    "warm_up",
     "with_liquid",
 ]
