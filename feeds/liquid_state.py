@@ -22,7 +22,7 @@ from .parse import (
     PostError,
     PostVars,
     SiteVars,
-    below,
+    jekyll_relative,
     page_vars,
     parse_date,
     read_data,
@@ -57,15 +57,9 @@ def liquid_site_of(state: State, bodies: BodyCache,
                          tuple(label for label in order if label in state.index.collections))
     return LiquidSite(root=Path(settings.content), config=site_vars, base=base,
                       baseurl=settings.path_prefix, post_urls=_post_names(posts),
-                      file_urls={_relative(p.source, settings): p.url
+                      file_urls={jekyll_relative(p.source, settings.collections_dir): p.url
                                  for p in (*posts, *documents)},
                       tz=settings.tz, version=version)
-
-
-def _relative(source: str, settings: Settings) -> str:
-    """The path ``{% link %}`` knows a post by: Jekyll's relative_path, below
-    ``collections_dir``."""
-    return below(source, settings.collections_dir) or source
 
 
 def _post_names(posts: Sequence[Post]) -> dict[str, str]:

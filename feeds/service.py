@@ -141,7 +141,8 @@ class FeedService:
             # Once served and followed: neither the first answers nor the watcher wait
             # for it (a row the watcher writes meanwhile is keyed by its own stamp).
             self.store.save_index()
-            warm_up()  # the body engines' imports, before a reader needs them
+            if background:  # a server: its first reader need not wait for the imports
+                warm_up()
 
         if background:
             threading.Thread(target=run, name="feeds-loader", daemon=True).start()

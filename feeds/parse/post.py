@@ -17,9 +17,9 @@ from .entry_filter import DEFAULT_INCLUDES, Folders, folders
 from .frontmatter import CONTROL_WARNING, decode, holds_control, split_front_matter
 from .text import XML_ILLEGAL, PostError, SkipFile, clean_text
 from .urls import (
-    below,
     build_permalink,
     folder_categories,
+    jekyll_relative,
     post_id,
     slugify_pretty,
     titleize_slug,
@@ -65,7 +65,7 @@ class SiteRules:
 
     def relative(self, source: str) -> str:
         """Jekyll's ``relative_path`` of a post: its path below ``collections_dir``."""
-        return below(source, self.collections_dir) or source
+        return jekyll_relative(source, self.collections_dir)
 
 
 @dataclass
@@ -84,7 +84,7 @@ def site_rules(tz_name: str, permalink: str, max_post_bytes: int,
     # A scope's path is relative to the site; Jekyll strips collections_dir from it
     # (FrontmatterDefaults#strip_collections_dir) and matches what is left against the
     # post's path below collections_dir.
-    scoped = tuple(replace(d, path=below(d.path, collections_dir) or d.path)
+    scoped = tuple(replace(d, path=jekyll_relative(d.path, collections_dir))
                    for d in defaults) if collections_dir else defaults
     return SiteRules(tz=ZoneInfo(tz_name), permalink=permalink,
                      max_post_bytes=max_post_bytes, front_matter_ids=front_matter_ids,
@@ -140,7 +140,7 @@ def parse_post(source: str, data: bytes, stamp: Stamp, rules: SiteRules) -> Pars
     categories = list(dict.fromkeys([*categories, *_categories(front)]))
     tags = front.names("tag", "tags")
     categories, tags = _capped(categories, tags, warnings)
-    url, entry_id = _address(front, rules, when, categories, slug, collection)
+    url, entry_id = _address(front, rules, when, categories, slug, relative, collection)
     summary = front.text("description") or front.text("excerpt")
     source_url = _source_url(front)
     post = Post(
@@ -247,9 +247,10 @@ def _categories(front: FrontMatter) -> list[str]:
 
 
 def _address(front: FrontMatter, rules: SiteRules, when: datetime,
-             categories: list[str], slug: str,
+             categories: list[str], slug: str, relative: str,
              collection: tuple[str, str] | None = None) -> tuple[str, str]:
-    """(the post's URL path, its entry id)."""
+    """(the post's URL path, its entry id); ``relative`` is the post's path below
+    ``collections_dir``."""
     source, data = front.source, front.data
     front_slug = data.get("slug")
     if front_slug is not None and not isinstance(front_slug, list | dict):
@@ -266,7 +267,7 @@ def _address(front: FrontMatter, rules: SiteRules, when: datetime,
     # day is the site zone's day, whatever offset the date was written with.
     label, template = collection or ("posts", rules.permalink)
     try:
-        url = build_permalink(rules.relative(source), own or template,
+        url = build_permalink(relative, own or template,
                               when.astimezone(rules.tz), categories, raw_slug, title_slug,
                               style=own is None and collection is None, collection=label)
     except PostError as e:

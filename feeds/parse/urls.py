@@ -59,6 +59,12 @@ def below(path: str, folder: str) -> str | None:
     return path[len(folder) + 1:] if path.startswith(folder + "/") else None
 
 
+def jekyll_relative(path: str, collections_dir: str) -> str:
+    """Jekyll's ``relative_path``: ``path`` below ``collections_dir``, or as it is when
+    it is not below it (a default's scope outside it, a page)."""
+    return below(path, collections_dir) or path
+
+
 def folder_categories(relative: str, special: str = "_posts") -> list[str]:
     """Jekyll's categories_from_path: the folders of a post's path (below
     collections_dir) before the first '_posts' in it, a/b/_posts/x -> a, b. As in Jekyll
