@@ -20,6 +20,7 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``disk``     the one reader of post files: non-blocking, regular files only, the file
                that was indexed or a clear error.
 - ``settle``   when a post file caught being written is read again.
+- ``removals`` files a change removed, put back when the folder itself goes just after.
 - ``snapshot`` one consistent, frozen state of the content folder.
 - ``parsed``   one file's parse as the persisted index keeps it, and as a row's JSON.
 - ``postcache`` the persisted index (``index_dir``): parsed front matter in SQLite, so

@@ -25,6 +25,7 @@ from .disk import (
     KeptFiles,
     is_post_path,
     read_post,
+    relative_paths,
     same_file,
     skipped_below,
     stat_post,
@@ -36,23 +37,22 @@ from .parse import SiteRules, body_text, site_rules
 from .parse.frontmatter import CONTROL_WARNING, UNCLOSED_WARNING
 from .parsed import Parse, outcome, read_file
 from .postcache import PostCache, identity
+from .removals import Removals
 from .settle import SETTLE, Retries
 from .snapshot import Snapshot, gc_paused
 
 logger = logging.getLogger(__name__)
 
 class ContentStore:
-    """Parsed posts of one content folder, kept and updated file by file.
-
-    The public methods take a lock, so a poll (``rescan``) and a change (``apply``) never
-    interleave; readers only ever see the immutable :class:`Snapshot` objects handed out.
+    """Parsed posts of one content folder, kept and updated file by file. The public
+    methods take a lock, so a poll (``rescan``) and a change (``apply``) never interleave;
+    readers only ever see the immutable :class:`Snapshot` objects handed out.
 
     ``on_problem`` is told each problem found (a post rejected, or accepted with a
     warning), once per change of its file, instead of the store logging it;
     ``on_progress(done, total)`` is told, as ``load`` parses the ``total`` candidate
     files, how many it has done: (0, total) first, then after each file. Both are called
-    from the thread that loads, with the store's lock held.
-    """
+    from the thread that loads, with the store's lock held."""
 
     def __init__(self, settings: Settings, *,
                  on_problem: Callable[[Problem], None] | None = None,
@@ -78,6 +78,7 @@ class ContentStore:
         self.held: str | None = None  # why the folder as it is is not handed out
         self._had_posts = False
         self._retries = Retries(str(self.root))  # files caught being written, and asked
+        self._removals = Removals()  # put back if the folder itself goes just after
         self.index: PostCache | None = None
         """The persisted index (``index_dir``), opened afresh by each whole load."""
 
@@ -98,7 +99,7 @@ class ContentStore:
     def _layout(self, folders: list[str]) -> bool:
         """Whether only files in ``_posts`` folders are posts: a ``_posts`` folder is
         among these (relative) folders, or was, and gave posts (``mv _posts x`` leaves a
-        site with no posts, as apply sees it, not a flat folder of all its pages)."""
+        site with no posts, not a flat folder of all its pages)."""
         return self.root.name == "_posts" or any(
             f == "_posts" or f.endswith("/_posts") for f in folders) or (
             self._jekyll_layout and self._had_posts)
@@ -113,9 +114,8 @@ class ContentStore:
             logger.warning("post accepted with a problem: %s", problem)
 
     def _read(self, rel: str, stamp: Stamp) -> tuple[Parse, Stamp, bool]:
-        """Read and parse one file (see parsed.read_file): (what it gave, the stamp of
-        what was read, whether the index may keep it). The same bytes as the post's (a
-        folder copied back, a touch) are not parsed again."""
+        """Read and parse one file (see parsed.read_file): (what it gave, the stamp read,
+        whether the index may keep it). The post's own bytes (copied back) are not parsed."""
         known = self._posts.get(rel)
         same = self._kept.get(rel, known.stamp) if known is not None else None
         parse, stamp, keep, data = read_file(str(self.root), rel, stamp, self._rules, same)
@@ -190,13 +190,12 @@ class ContentStore:
         self._retries.forget(rel)
         known = rel in self._stamps
         if known:
+            self._removals.note(rel, self._stamps, self._posts, self._problems, self._skipped)
             self._touched.add(rel)
             if self.index is not None:
                 self.index.drop(rel)
-        self._stamps.pop(rel, None)
-        self._posts.pop(rel, None)
-        self._problems.pop(rel, None)
-        self._skipped.pop(rel, None)
+        for table in (self._stamps, self._posts, self._problems, self._skipped):
+            table.pop(rel, None)
         return known
 
     def _forget_below(self, rel: str, keep: set[str] | frozenset[str] = frozenset()) -> bool:
@@ -274,10 +273,8 @@ class ContentStore:
             if self.index is not None:
                 self.index.loaded()
             self._had_posts = self._had_posts or bool(snapshot.posts)
-            logger.info(
-                "loaded %s: %d posts, %d rejected, in %.2f s",
-                self.root, len(snapshot.posts), snapshot.rejected, snapshot.duration,
-            )
+            logger.info("loaded %s: %d posts, %d rejected, in %.2f s", self.root,
+                        len(snapshot.posts), snapshot.rejected, snapshot.duration)
             return snapshot
 
     def parse_identity(self) -> dict[str, str]:
@@ -297,10 +294,9 @@ class ContentStore:
             index.flush(self._lock, wait)
 
     def read_body(self, post: Post) -> str:
-        """The body text of an indexed post (after its front matter): of the bytes read
-        when it was indexed while they are kept, else read again from its file. PostError,
-        at once, when the file cannot be read, is no regular file (a FIFO cannot hang the
-        caller), has changed since it was indexed or is over max_post_bytes."""
+        """The body text of an indexed post: of the bytes read when it was indexed while
+        they are kept, else read again. PostError, at once, when the file cannot be read,
+        is no regular file (a FIFO cannot hang us), has changed or is over the limit."""
         data = self._kept.get(post.source, post.stamp)
         if data is None:
             data, _ = read_post(str(self.root), post.source, self._rules.max_post_bytes,
@@ -313,18 +309,12 @@ class ContentStore:
         with self._lock:
             started = time.monotonic()
             root = str(self.root)
-            rels: set[str] = set()
-            for raw in paths:
-                rel = os.path.relpath(raw, root) if os.path.isabs(raw) else raw
-                rel = rel.replace(os.sep, "/")
-                if rel not in (".", "", "..") and not rel.startswith("../"):
-                    rels.add(rel)
+            rels = relative_paths(paths, root)
             changed = self.held is not None
             if any(rel.split("/", 1)[0] in LIQUID_FOLDERS for rel in rels):
                 changed |= self._liquid_files.changed()
             if CONFIG_NAME in rels or rels & set(AUTHORS_FILES):
-                rels.discard(CONFIG_NAME)
-                rels -= set(AUTHORS_FILES)
+                rels -= {CONFIG_NAME, *AUTHORS_FILES}
                 outcome = self._read_config()
                 if outcome == "posts":
                     return self._hold(self.load(progress=False))
@@ -340,10 +330,22 @@ class ContentStore:
                     changed |= self._rescan_folder(rel)
                 elif rel in self._stamps or os.path.lexists(full):
                     changed |= self._update(rel)
-                else:
-                    # Gone, and not a file we knew: perhaps a folder (its files with it).
+                else:  # gone, and not a file we knew: perhaps a folder (and its files)
                     changed |= self._forget_below(rel)
             return self._hold(self._snapshot(started)) if changed else None
+
+    def undo_removals(self) -> Snapshot | None:
+        """Put back the files just forgotten that are still gone (see removals)."""
+        with self._lock:
+            started = time.monotonic()
+            tables = self._stamps, self._posts, self._problems, self._skipped
+            back = self._removals.put_back(*tables)
+            if not back:
+                return None
+            logger.warning("%s went just after %d of its files were removed: putting them "
+                           "back, as the start of its removal", self.root, len(back))
+            self._touched |= back
+            return self._hold(self._snapshot(started))
 
     def _rescan_folder(self, rel: str) -> bool:
         if skipped_below(rel.split("/"), self._rules.collection_folders):

@@ -96,6 +96,17 @@ def relative(path: str, prefix: str, root: str) -> str:
     return rel.replace(os.sep, "/") if os.sep != "/" else rel
 
 
+def relative_paths(paths: Iterable[str], root: str) -> set[str]:
+    """Absolute or relative paths as paths inside ``root`` ('/'-separated), leaving out
+    the folder itself and anything outside it."""
+    rels: set[str] = set()
+    for raw in paths:
+        rel = (os.path.relpath(raw, root) if os.path.isabs(raw) else raw).replace(os.sep, "/")
+        if rel not in (".", "", "..") and not rel.startswith("../"):
+            rels.add(rel)
+    return rels
+
+
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 

@@ -155,6 +155,7 @@ class FeedService:
             on_paths=lambda paths: self._reload(self.store.apply, paths),
             on_poll=lambda: self._reload(lambda _: self.store.rescan(settle=True), set()),
             on_tick=self._tick,
+            on_undo=lambda: self._reload(lambda _: self.store.undo_removals(), set()),
         )
 
     def _tick(self) -> None:

@@ -79,7 +79,9 @@ def _alive(observer: Any) -> bool:
 class Watcher:
     """Calls ``on_paths(paths)`` with changed paths; ``on_poll()`` (a full scan) every
     ``interval`` seconds when inotify is not available, and now and then even when it is;
-    ``on_tick()`` at every wake-up."""
+    ``on_tick()`` at every wake-up; ``on_undo()`` when the folder itself goes (or many
+    files at once): files removed just before were the start of that, to be put back
+    (see removals)."""
 
     def __init__(
         self,
@@ -90,12 +92,14 @@ class Watcher:
         on_tick: Callable[[], None] = lambda: None,
         use_events: bool = True,
         safety_interval: float | None = None,
+        on_undo: Callable[[], None] = lambda: None,
     ) -> None:
         self.root = root
         self.interval = interval
         self.on_paths = on_paths
         self.on_poll = on_poll
         self.on_tick = on_tick
+        self.on_undo = on_undo
         self.use_events = use_events
         self.safety_interval = SAFETY_SCAN if safety_interval is None else safety_interval
         self._pending: set[str] = set()
@@ -180,6 +184,7 @@ class Watcher:
                 or self._root_identity() != self._identity)
 
     def _begin_settling(self) -> None:
+        self.on_undo()  # first, so that health says settling of a last content made whole
         logger.warning("%s was removed, replaced or came back; serving its last content "
                        "until it settles", self.root)
         self._lost = False

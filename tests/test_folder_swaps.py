@@ -92,6 +92,29 @@ def test_a_folder_deleted_and_copied_back_keeps_its_settings_and_ids(
     assert ids(client) == before
 
 
+def test_an_rm_rf_that_pauses_part_way_never_leaves_the_folder_half_gone(
+        tmp_path: Path, make_app: Callable[..., Flask]) -> None:
+    """A busy machine pauses an ``rm -rf`` after its first files, long enough for their
+    removal to be served; when the folder itself goes just after, those files were the
+    start of its removal, and the last content is the whole folder again."""
+    root = write_site(tmp_path / "site", POSTS, config=CONFIG)
+    backup = tmp_path / "backup"
+    shutil.copytree(root, backup)
+    client, service = watched(make_app, root)
+    before = ids(client)
+    for name in ("2021-01-01-p1.md", "2021-01-02-p2.md"):
+        (root / "_posts" / name).unlink()  # the rm's first files, then a pause...
+    wait_until(lambda: "P1" not in ids(client) and "P2" not in ids(client), "the removals")
+    shutil.rmtree(root)  # ...and the rest, the folder itself last
+    wait_until(lambda: service.health()["status"] == "degraded", "a degraded health")
+    assert ids(client) == before
+    body = client.get("/feed.json?limit=100").get_json()
+    assert all(item["content_html"] for item in body["items"])  # bodies, not blanks
+    shutil.copytree(backup, root)
+    wait_until(lambda: service.health()["status"] == "ok", "the folder back")
+    assert ids(client) == before
+
+
 def test_a_config_deleted_keeps_the_last_settings_until_it_is_back(
         tmp_path: Path, make_app: Callable[..., Flask]) -> None:
     root = write_site(tmp_path / "site", POSTS, config=CONFIG)
