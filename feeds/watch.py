@@ -17,6 +17,7 @@ the new folder gets the old one's inode number, as it often does: by the folder'
 deletion event, and by the observer's emitter ending with it. Its new content is taken
 in only once it has settled (the same files, by count and total size, for ROOT_QUIET,
 or ROOT_QUIET_FEWER while it holds fewer files than at the last scan: a copy paused;
+as soon as two looks find the last scan's count and bytes again: a copy back is done;
 at most ROOT_SETTLE_MAX after it went): until then the last content is served, and
 health says why. A burst of events that removes files is followed to its end (at most
 REMOVALS_MAX), so a slow ``rm -rf`` is one change, not a folder half gone. What each
@@ -212,6 +213,8 @@ class Watcher:
             self._look = (look, now)
         if now - self._settling >= ROOT_SETTLE_MAX:
             return True
+        if look is not None and look == self._baseline and now - self._look[1] >= ROOT_LOOK:
+            return True  # the very files (by count and bytes) the last scan saw: copied back
         whole = self._baseline is None or (look is not None and look[0] >= self._baseline[0])
         quiet = ROOT_QUIET if whole else ROOT_QUIET_FEWER
         return look is not None and now - self._look[1] >= quiet

@@ -21,7 +21,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from feeds import create_app
+from feeds import create_app, watch
 from feeds.config import OPTIONS_BY_NAME, ConfigError, load_settings
 from feeds.service import FeedService
 from feeds.watch import SAFETY_SCAN, Watcher
@@ -69,12 +69,18 @@ def watched(make_app: Callable[..., Flask], root: Path) -> tuple[FlaskClient, Fe
     return app.test_client(), service
 
 
-def test_a_folder_deleted_and_copied_back_keeps_its_settings_and_ids(
-        tmp_path: Path, make_app: Callable[..., Flask]) -> None:
+def with_backup(tmp_path: Path, make_app: Callable[..., Flask],
+                ) -> tuple[Path, Path, FlaskClient, FeedService]:
+    """The site, a copy of it to swap back in, and the app following the site."""
     root = write_site(tmp_path / "site", POSTS, config=CONFIG)
     backup = tmp_path / "backup"
     shutil.copytree(root, backup)
-    client, service = watched(make_app, root)
+    return root, backup, *watched(make_app, root)
+
+
+def test_a_folder_deleted_and_copied_back_keeps_its_settings_and_ids(
+        tmp_path: Path, make_app: Callable[..., Flask]) -> None:
+    root, backup, client, service = with_backup(tmp_path, make_app)
     before = ids(client)
     shutil.rmtree(root)
     # Missing: the last content and settings stay, and health says why.
@@ -97,10 +103,7 @@ def test_an_rm_rf_that_pauses_part_way_never_leaves_the_folder_half_gone(
     """A busy machine pauses an ``rm -rf`` after its first files, long enough for their
     removal to be served; when the folder itself goes just after, those files were the
     start of its removal, and the last content is the whole folder again."""
-    root = write_site(tmp_path / "site", POSTS, config=CONFIG)
-    backup = tmp_path / "backup"
-    shutil.copytree(root, backup)
-    client, service = watched(make_app, root)
+    root, backup, client, service = with_backup(tmp_path, make_app)
     before = ids(client)
     for name in ("2021-01-01-p1.md", "2021-01-02-p2.md"):
         (root / "_posts" / name).unlink()  # the rm's first files, then a pause...
@@ -113,6 +116,29 @@ def test_an_rm_rf_that_pauses_part_way_never_leaves_the_folder_half_gone(
     shutil.copytree(backup, root)
     wait_until(lambda: service.health()["status"] == "ok", "the folder back")
     assert ids(client) == before
+
+
+def test_a_folder_copied_back_whole_is_taken_in_without_waiting_for_quiet(
+        tmp_path: Path, make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch,
+        ) -> None:
+    """Once the folder holds the very files the last scan saw (by count and bytes), the
+    copy back is done: no quiet spell is waited for (here a long one), so a swap costs
+    readers no more than the copy."""
+    monkeypatch.setattr(watch, "ROOT_QUIET", 60.0)
+    monkeypatch.setattr(watch, "ROOT_QUIET_FEWER", 60.0)
+    root, backup, client, service = with_backup(tmp_path, make_app)
+    before = ids(client)
+    watcher = service._watcher
+    assert watcher is not None  # what a copy back must reach: the first scan's look
+    wait_until(lambda: watcher._baseline is not None, "the watcher's first scan")
+    shutil.rmtree(root)
+    wait_until(lambda: service.health()["status"] == "degraded", "a degraded health")
+    shutil.copytree(backup, root)
+    wait_until(lambda: service.health()["status"] == "ok", "the folder back")
+    (root / "_posts" / "2021-01-03-p3.md").write_text(post_text("P3 edited", "2021-01-03"))
+    wait_until(lambda: "P3 edited" in ids(client), "an edit in the folder copied back")
+    assert {k: v for k, v in ids(client).items() if k != "P3 edited"} == {
+        k: v for k, v in before.items() if k != "P3"}
 
 
 def test_a_config_deleted_keeps_the_last_settings_until_it_is_back(
