@@ -36,6 +36,7 @@ def liquid_site_of(state: State, bodies: BodyCache,
     """The Liquid site of ``state``; ``bodies`` renders a post another body's Liquid
     reads the ``content`` of, ``read_body`` reads one's text as written."""
     settings = state.settings
+    cdir = settings.collections_dir
     try:
         config = read_config_file(Path(settings.content))
     except ConfigError:
@@ -51,15 +52,15 @@ def liquid_site_of(state: State, bodies: BodyCache,
     order = {"posts": 0, **{c.label: n + 1 for n, c in enumerate(settings.collections)}}
     content = _content_of(bodies, read_body, base, order)
     for label, docs in state.index.collections.items():  # site.<name>: oldest first
-        config[label] = [PostVars(page_vars(d, {}), d, content) for d in reversed(docs)]
-    site_vars = SiteVars(config, lambda: [PostVars(page_vars(p, {}), p, content)
+        config[label] = [PostVars(page_vars(d, {}, cdir), d, content) for d in reversed(docs)]
+    site_vars = SiteVars(config, lambda: [PostVars(page_vars(p, {}, cdir), p, content)
                                           for p in posts],
                          tuple(label for label in order if label in state.index.collections))
     return LiquidSite(root=Path(settings.content), config=site_vars, base=base,
                       baseurl=settings.path_prefix, post_urls=_post_names(posts),
-                      file_urls={jekyll_relative(p.source, settings.collections_dir): p.url
+                      file_urls={jekyll_relative(p.source, cdir): p.url
                                  for p in (*posts, *documents)},
-                      tz=settings.tz, version=version)
+                      tz=settings.tz, version=version, collections_dir=cdir)
 
 
 def _post_names(posts: Sequence[Post]) -> dict[str, str]:

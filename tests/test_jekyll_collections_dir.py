@@ -130,3 +130,25 @@ def test_a_permalinks_path_is_jekylls_cleaned_relative_path(
         "https://example.org/blog/p/news/2021-03-03-path-below-a-category.html",
         "https://example.org/blog/p/sub/2021-03-02-path-in-a-folder.html",
         "https://example.org/blog/p/2021-03-01-path-at-the-top/"]
+
+
+def test_page_path_is_below_collections_dir_and_include_relative_finds_its_file(
+        pair: Callable[..., Pair]) -> None:
+    """``page.path`` is Jekyll's relative_path, the path below collections_dir (as for a
+    collection's document), and ``include_relative`` still reads beside the real file."""
+    site = pair({
+        **POSTS,
+        "stuff/_posts/2021-01-09-shows-its-path.md": post(
+            "Shows its path", "2021-01-09 10:00",
+            body="Path {{ page.path }}; {% include_relative note.txt %}"),
+        "stuff/_posts/note.txt": "The note beside it.\n",
+        "stuff/_recipes/stew.md": post("Stew", "2021-02-03 10:00",
+                                       body="Path {{ page.path }}."),
+    }, CONFIG)
+    cases = (("feed.xml", "Shows its path", "_posts/2021-01-09-shows-its-path.md; The note"),
+             ("feed/recipes.xml", "Stew", "_recipes/stew.md."))
+    for feed, title, shown in cases:
+        theirs = {e["title"]: e["content"] for e in atom_entries(site.theirs(feed))}
+        ours = {e["title"]: e["content"] for e in atom_entries(site.ours("/" + feed))}
+        assert f"Path {shown}" in theirs[title]
+        assert ours[title] == theirs[title]

@@ -18,6 +18,7 @@ from .liquid_site import READER, LiquidError, LiquidSite, ruby_time
 from .sanitise import sanitise
 from .simple_yaml import simple_yaml
 from .text import clean_text
+from .urls import jekyll_relative
 
 if TYPE_CHECKING:
     from liquid import Environment
@@ -88,12 +89,15 @@ WARM_LANGUAGES = ("python", "yaml", "bash", "shell", "go", "javascript", "typesc
                   "xml")
 
 
-def page_vars(post: Post, front: Mapping[str, Any]) -> dict[str, Any]:
-    """``page.*``: the front matter, and the values Jekyll computes for a post."""
+def page_vars(post: Post, front: Mapping[str, Any], collections_dir: str = "",
+              ) -> dict[str, Any]:
+    """``page.*``: the front matter, and the values Jekyll computes for a post (its
+    ``path`` is Jekyll's relative_path: below ``collections_dir``)."""
     name = post.source.rsplit("/", 1)[-1]
     return {**front, "title": post.title, "date": ruby_time(post.date), "url": post.url,
             "id": post.entry_id, "categories": list(post.categories),
-            "tags": list(post.tags), "slug": post.slug, "path": post.source,
+            "tags": list(post.tags), "slug": post.slug,
+            "path": jekyll_relative(post.source, collections_dir),
             "name": name, "collection": post.collection}
 
 
@@ -117,7 +121,8 @@ def with_liquid(env_of: Callable[[], Environment | None], post: Post, text: str)
 
     reading = READER.set(post)  # what site.posts' content shows depends on the reader
     try:
-        return render_liquid(env, text, page_vars(post, front))
+        site: LiquidSite = env.site  # type: ignore[attr-defined]
+        return render_liquid(env, text, page_vars(post, front, site.collections_dir))
     except LiquidError as e:
         logger.warning("%s: Liquid error, the body is shown as written: %s", post.source, e)
         return text

@@ -144,6 +144,8 @@ def _include(relative: bool) -> Write:
         name, _, params = _interpolate(context, text).partition(" ")
         page = context.resolve("page", default=None)
         path = page.get("path") if isinstance(page, Mapping) else None
+        if path and page.get("collection"):  # as Jekyll: a post's path is below the dir
+            path = f"{site.collections_dir}/{path}".lstrip("/")
         beside = (site.root / str(path)).parent if path else site.root
         folder = beside if relative else site.root / "_includes"
         source = _read_inside(site.root, folder, name)
@@ -218,7 +220,7 @@ def environment(site: LiquidSite, markdownify: Callable[[str], str],
 
 def render_liquid(env: Environment, text: str, page: Mapping[str, Any]) -> str:
     """``text`` with its Liquid rendered (``page['path']`` is the post's file, relative
-    to the content folder); LiquidError on any error."""
+    to ``collections_dir`` as Jekyll's is); LiquidError on any error."""
     site: LiquidSite = env.site  # type: ignore[attr-defined]
     try:
         return str(env.from_string(text).render(site=site.config, page=page))

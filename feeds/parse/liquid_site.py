@@ -38,6 +38,8 @@ class LiquidSite:
     """A file's path in the content folder ('_posts/2021-01-01-x.md') -> its URL path."""
     tz: tzinfo = UTC
     """The site's zone, for the date filters."""
+    collections_dir: str = ""
+    """Where posts and collections live: a ``page.path`` of one is below it."""
     version: str = ""
     """Changes whenever anything above does: a body rendered with Liquid is kept only
     for the version it was rendered with."""
