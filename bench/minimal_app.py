@@ -16,9 +16,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from flask import Flask, Response, request
-
 from feeds.server import keep_alive_channel
+from flask import Flask, Response, request
 
 
 def create_app(body: bytes, gz: bytes, content_type: str, etag: str) -> Flask:

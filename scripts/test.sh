@@ -29,6 +29,6 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
-python3 -m ruff check feeds tests app.py
+python3 -m ruff check .
 python3 -m mypy --strict feeds
 python3 -m pytest "$@"
