@@ -18,7 +18,8 @@ Every body is checked: it parses; the feed's title is the site's; its entries ar
 soak post and the same corpus entries (same ids) as at the start; the soak post's title
 and every paragraph name one version, one the writer has written. A 304 is *stale* when
 the version the client holds was replaced more than ``--stale-after`` (3 s) before it.
-At the end a table: requests, 5xx, errors, wrong and torn bodies, stale 304s, p50/p99/max
+At the end a table: requests, 5xx, errors, wrong and torn bodies, stale 304s, how long
+after each swap an edit written after it was first served, p50/p99/max
 latency of the well-behaved clients, RSS at the start, at a third of the run, highest
 after it and at the end (flat: within 5% of the third, see rss_trend), and peak RSS
 (VmHWM). Targets
@@ -102,9 +103,16 @@ class Writer:
         return 0 <= version <= max(self.version, self.writing)
 
 
-def swap(site: Path, backup: Path, writer: Writer) -> float:
+@dataclass(frozen=True)
+class Swap:
+    seconds: float  # how long the rm and the copy took
+    ended: float  # monotonic time when the copy was done
+    version: int  # the soak post's version then: the next one is the first after it
+
+
+def swap(site: Path, backup: Path, writer: Writer) -> Swap:
     """``rm -rf site; cp -r backup site`` with the same content (the soak post's latest
-    version copied into the backup first); seconds it took."""
+    version copied into the backup first)."""
     with writer.lock:
         started = time.monotonic()
         current = site / SOAK_POST
@@ -112,7 +120,8 @@ def swap(site: Path, backup: Path, writer: Writer) -> float:
         shutil.copyfile(current, backup / SOAK_POST)
         shutil.rmtree(site)
         shutil.copytree(backup, site)
-        return time.monotonic() - started
+        ended = time.monotonic()
+        return Swap(ended - started, ended, writer.version)
 
 
 # --- checking a body --------------------------------------------------------------------
@@ -198,6 +207,8 @@ class Tally:
     not_modified: int = 0
     stale: int = 0
     latencies: list[float] = field(default_factory=list)
+    first_seen: dict[int, float] = field(default_factory=dict)
+    """Version -> when a 200 first showed it (monotonic)."""
     samples: dict[str, list[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -253,6 +264,8 @@ def reader(port: int, n: int, paths: list[str], deadline: float, think: float,
                 tally.note("stale", f"{path}: 304 for v{version}, now v{writer.version}")
         elif status == 200:
             verdict, version, why = check(path, body, expected, writer)
+            if verdict == "ok":
+                tally.first_seen.setdefault(version, time.monotonic())
             if verdict != "ok":
                 tally.note(verdict, f"{path}: {verdict}: {why}")
             etag = response.getheader("ETag")
@@ -391,7 +404,7 @@ def soak(args: argparse.Namespace, port: int, child: procs.Child, site: Path, ba
     tally = Tally()
     slow = {"opened": 0, "closed by the server": 0}
     rss: list[tuple[float, int]] = []
-    swaps: list[float] = []
+    swaps: list[Swap] = []
     threads = [threading.Thread(target=reader, daemon=True, args=(
         port, n, paths, deadline, args.think, expected, writer, tally, args.stale_after))
         for n in range(args.clients)]
@@ -420,16 +433,32 @@ def soak(args: argparse.Namespace, port: int, child: procs.Child, site: Path, ba
     return 0
 
 
+def swap_to_visible(swaps: list[Swap], first_seen: dict[int, float]) -> str:
+    """How long after each swap's copy was done a version written after it was first
+    served (the window in which a reader can be answered 304 for an older one)."""
+    delays = []
+    for w in swaps:
+        shown = [when for version, when in first_seen.items() if version > w.version]
+        if shown:
+            delays.append(max(0.0, min(shown) - w.ended) * 1000)
+    if not delays:
+        return "none seen"
+    return f"{percentile(delays, 50):.0f} / {max(delays):.0f} ms ({len(delays)} swaps)"
+
+
 def report(args: argparse.Namespace, tally: Tally, slow: dict[str, int],
-           rss: list[tuple[float, int]], swaps: list[float], writer: Writer,
+           rss: list[tuple[float, int]], swaps: list[Swap], writer: Writer,
            hwm: int | None, hung: int) -> None:
     ms = [s * 1000 for s in tally.latencies]
+    visible = swap_to_visible(swaps, tally.first_seen)
     third, late, flat = rss_trend(rss, args.minutes * 60)
     rows = [
         ("minutes", f"{args.minutes:g}"),
         ("clients / think time", f"{args.clients} / {args.think * 1000:.0f} ms"),
         ("edits written", f"{writer.version}"),
-        ("folder swaps", f"{len(swaps)} (max {max(swaps, default=0) * 1000:.0f} ms)"),
+        ("folder swaps", f"{len(swaps)} (max "
+                         f"{max((w.seconds for w in swaps), default=0) * 1000:.0f} ms)"),
+        ("swap done -> a newer edit served: median / max", visible),
         ("requests", f"{tally.requests}"),
         ("304s (stale)", f"{tally.not_modified} ({tally.stale})"),
         ("5xx", f"{tally.server_errors}"),
