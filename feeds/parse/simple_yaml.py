@@ -38,7 +38,16 @@ def _is_plain(text: str, in_flow: bool) -> bool:
     return not (in_flow and not _FLOW_CHARS.isdisjoint(text))
 
 
+# The resolver tries only the implicit resolvers listed under a scalar's first character
+# (there are none for any character, nor path resolvers): a plain scalar starting with a
+# character none is listed under is a string, asked of no pattern (a title, a tag).
+_IMPLICIT_FIRST = _RESOLVER.yaml_implicit_resolvers
+_BY_FIRST = None not in _IMPLICIT_FIRST and not _RESOLVER.yaml_path_resolvers
+
+
 def _plain_value(text: str) -> tuple[bool, object]:
+    if _BY_FIRST and text[0] not in _IMPLICIT_FIRST:
+        return True, text
     tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
     if tag == _STR_TAG:
         return True, text
