@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from feeds.parse import PostError
 from feeds.parse.dates import _time_parse, _usual
+from feeds.parse.values import FrontMatter
 
 ZONES = [UTC, ZoneInfo("America/New_York"), ZoneInfo("Asia/Shanghai")]
 
@@ -56,3 +57,15 @@ def test_a_date_in_the_usual_form_is_read_as_time_parse_reads_it(text: str) -> N
                                   "2021-10-05 10:00:00 PST", "2021-1-5 10:00:00 +0800"])
 def test_other_forms_are_left_to_the_general_reading(text: str) -> None:
     assert _usual(text) is None
+
+
+_names = st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=8), max_size=6)
+
+
+@given(names=_names)
+@example(names=["a", "a", " b  c ", "", "\x0bx\x0c", "Café", "\u3000"])
+def test_a_list_of_names_reads_as_any_list_reads(names: list[str]) -> None:
+    fast = FrontMatter("p", {"tags": names})
+    general = FrontMatter("p", {"tags": names})
+    assert fast.listed("tags") == general._flattened_names("tags", names)
+    assert fast.warnings == general.warnings == []
