@@ -3,7 +3,9 @@ code it skips (issue 12, 'no slower'), on generated input and on the usual forms
 
 from __future__ import annotations
 
+import posixpath
 from datetime import UTC
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 
 from feeds.parse import PostError
 from feeds.parse.dates import _time_parse, _usual
+from feeds.parse.urls import _SLUG_KEEP, _slugify, _slugify_chars, escape_path, post_id
 from feeds.parse.values import FrontMatter
 
 ZONES = [UTC, ZoneInfo("America/New_York"), ZoneInfo("Asia/Shanghai")]
@@ -69,3 +72,30 @@ def test_a_list_of_names_reads_as_any_list_reads(names: list[str]) -> None:
     general = FrontMatter("p", {"tags": names})
     assert fast.listed("tags") == general._flattened_names("tags", names)
     assert fast.warnings == general.warnings == []
+
+
+@given(text=st.text(alphabet=st.characters(max_codepoint=127), max_size=30))
+@example(text="--a__b..c--")
+@example(text="Mixed Case! (2) & more")
+def test_an_ascii_slug_is_made_as_any_slug_is(text: str) -> None:
+    for keep in (_SLUG_KEEP, frozenset()):
+        assert _slugify(text, keep) == _slugify_chars(text, keep)
+
+
+@given(text=st.text(max_size=20))
+@example(text="a b/c?d#e%f")
+@example(text="hello-world_1.2~")
+def test_a_path_is_escaped_as_quote_escapes_it(text: str) -> None:
+    assert escape_path(text) == quote(text, safe="!$&'()*+,;=:@/")
+
+
+_url = st.text(alphabet="/ab.", max_size=12)
+
+
+@given(url=_url, slug=st.text(alphabet="/ab%é", max_size=6))
+@example(url="/notes/hello/", slug="hello")
+@example(url="//", slug="x")
+@example(url="a", slug="/b")
+def test_the_entry_id_joins_as_posixpath_joins(url: str, slug: str) -> None:
+    expected = posixpath.join(posixpath.dirname(url.rstrip("/") or "/"), escape_path(slug))
+    assert post_id(url, slug) == expected
