@@ -25,6 +25,9 @@ _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _STR_TAG = "tag:yaml.org,2002:str"
 _KEY_IS_STR: dict[str, bool] = {}
+_FLOW_NAMES: dict[str, str] = {}
+"""The string a flow list's item reads as, by its text: a site's tags and categories
+are a few hundred names, written again in post after post."""
 # YAML's white space is the space and the tab alone; str.strip() would take U+00A0 and
 # other Unicode spaces too, which are text to YAML ('[\xa0]' is a list of one string).
 _YAML_SPACE = " \t"
@@ -89,9 +92,14 @@ def _value(value: str) -> tuple[bool, object]:
         items: list[object] = []
         inner = value[1:-1].strip(_YAML_SPACE)
         for part in inner.split(",") if inner else []:
-            ok, item = _scalar(part.strip(_YAML_SPACE), True)
-            if not ok:
-                return False, None
+            text = part.strip(_YAML_SPACE)
+            item: object = _FLOW_NAMES.get(text)
+            if item is None:
+                ok, item = _scalar(text, True)
+                if not ok:
+                    return False, None
+                if type(item) is str and len(_FLOW_NAMES) < 10_000:
+                    _FLOW_NAMES[text] = item
             items.append(item)
         return True, items
     return _scalar(value, False)
@@ -113,7 +121,8 @@ def simple_yaml(fm: str) -> dict[str, object] | None:
         m = _SIMPLE_LINE.fullmatch(line)
         if m is None:
             return None
-        key, value = m.group(1), (m.group(2) or "").rstrip(_YAML_SPACE)
+        key, value = m.groups("")
+        value = value.rstrip(_YAML_SPACE)
         if not _key_is_str(key):
             return None
         ok, item = _value(value)
