@@ -134,10 +134,18 @@ def written_within(entry: os.DirEntry[str], seconds: float) -> bool:
     return time.time_ns() - mtime < seconds * 1e9
 
 
+def _join(root: str, rel: str) -> str:
+    """os.path.join(root, rel), without its generic work for the usual pair, a folder and
+    a path below it: this runs for every file of a load."""
+    if root and rel and root[-1] != "/" and rel[0] != "/" and os.sep == "/":
+        return f"{root}/{rel}"
+    return os.path.join(root, rel)
+
+
 def stat_post(root: str, rel: str) -> tuple[Stamp | None, Problem | None]:
     """The file's stamp (None when there is no regular file), and a problem when it must
     not be read: a link that leads out of the content folder ``root``."""
-    path = os.path.join(root, rel)
+    path = _join(root, rel)
     try:
         st = os.lstat(path)
         if stat.S_ISLNK(st.st_mode):
@@ -163,7 +171,7 @@ def read_post(root: str, rel: str, limit: int,
     ``expected`` stamps (when given), or is over ``limit`` bytes (max_post_bytes).
     """
     try:
-        fd = os.open(os.path.join(root, rel), _OPEN_FLAGS)
+        fd = os.open(_join(root, rel), _OPEN_FLAGS)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):

@@ -242,7 +242,10 @@ def _categories(front: FrontMatter) -> list[str]:
     'categories' value that is neither a list nor a string (a number) makes Jekyll fail
     to read the file; it is ignored here."""
     # A dict: ordered, and a linear check for repeats (a post may list very many).
-    found = dict.fromkeys((*front.listed("categories"), *front.names("category", "categories")))
+    listed = front.listed("categories")
+    if front.data.get("category") is None:
+        return listed  # names() would read 'categories' again: the same names, in order
+    found = dict.fromkeys((*listed, *front.names("category", "categories")))
     return list(found)
 
 

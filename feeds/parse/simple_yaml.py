@@ -25,6 +25,9 @@ _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _STR_TAG = "tag:yaml.org,2002:str"
 _KEY_IS_STR: dict[str, bool] = {}
+_FLOW_NAMES: dict[str, str] = {}
+"""The string a flow list's item reads as, by its text: a site's tags and categories
+are a few hundred names, written again in post after post."""
 # YAML's white space is the space and the tab alone; str.strip() would take U+00A0 and
 # other Unicode spaces too, which are text to YAML ('[\xa0]' is a list of one string).
 _YAML_SPACE = " \t"
@@ -38,7 +41,16 @@ def _is_plain(text: str, in_flow: bool) -> bool:
     return not (in_flow and not _FLOW_CHARS.isdisjoint(text))
 
 
+# The resolver tries only the implicit resolvers listed under a scalar's first character
+# (there are none for any character, nor path resolvers): a plain scalar starting with a
+# character none is listed under is a string, asked of no pattern (a title, a tag).
+_IMPLICIT_FIRST = _RESOLVER.yaml_implicit_resolvers
+_BY_FIRST = None not in _IMPLICIT_FIRST and not _RESOLVER.yaml_path_resolvers
+
+
 def _plain_value(text: str) -> tuple[bool, object]:
+    if _BY_FIRST and text[0] not in _IMPLICIT_FIRST:
+        return True, text
     tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
     if tag == _STR_TAG:
         return True, text
@@ -80,9 +92,14 @@ def _value(value: str) -> tuple[bool, object]:
         items: list[object] = []
         inner = value[1:-1].strip(_YAML_SPACE)
         for part in inner.split(",") if inner else []:
-            ok, item = _scalar(part.strip(_YAML_SPACE), True)
-            if not ok:
-                return False, None
+            text = part.strip(_YAML_SPACE)
+            item: object = _FLOW_NAMES.get(text)
+            if item is None:
+                ok, item = _scalar(text, True)
+                if not ok:
+                    return False, None
+                if type(item) is str and len(_FLOW_NAMES) < 10_000:
+                    _FLOW_NAMES[text] = item
             items.append(item)
         return True, items
     return _scalar(value, False)
@@ -104,7 +121,8 @@ def simple_yaml(fm: str) -> dict[str, object] | None:
         m = _SIMPLE_LINE.fullmatch(line)
         if m is None:
             return None
-        key, value = m.group(1), (m.group(2) or "").rstrip(_YAML_SPACE)
+        key, value = m.groups("")
+        value = value.rstrip(_YAML_SPACE)
         if not _key_is_str(key):
             return None
         ok, item = _value(value)

@@ -4,11 +4,12 @@ them: slugs, permalink styles and placeholders, percent-encoding."""
 from __future__ import annotations
 
 import functools
-import posixpath
 import re
+import string
 import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import NamedTuple
 from urllib.parse import quote
 
 from .text import PostError, clean_text
@@ -16,8 +17,22 @@ from .text import PostError, clean_text
 _SLUG_KEEP = frozenset("._~!$&'()+,;=@")
 
 
+@functools.lru_cache(maxsize=8)
+def _ascii_run(keep: frozenset[str]) -> re.Pattern[str]:
+    """A run of ASCII characters other than letters, digits and ``keep``: in ASCII the
+    letters, marks and decimal digits are A-Z, a-z and 0-9 alone."""
+    return re.compile("[^A-Za-z0-9" + "".join(re.escape(ch) for ch in sorted(keep)) + "]+")
+
+
 def _slugify(text: str, keep: frozenset[str]) -> str:
     """Runs of characters other than letters, marks, decimal digits and ``keep`` -> '-'."""
+    if text.isascii():  # most slugs: one pattern, not a look-up per character
+        return _ascii_run(keep).sub("-", text).strip("-")
+    return _slugify_chars(text, keep)
+
+
+def _slugify_chars(text: str, keep: frozenset[str]) -> str:
+    """_slugify of any text, character by character."""
     out: list[str] = []
     for ch in text:
         cat = unicodedata.category(ch)
@@ -44,11 +59,18 @@ def titleize_slug(slug: str) -> str:
     return " ".join(word[:1].upper() + word[1:].lower() for word in slug.split("-"))
 
 
+_PATH_SAFE = "!$&'()*+,;=:@/"
+_UNQUOTED = string.ascii_letters + string.digits + "_.-~" + _PATH_SAFE
+"""What quote() leaves as it is: its always-safe characters and ours."""
+
+
 def escape_path(text: str) -> str:
     """Jekyll's ``URL.escape_path`` (Addressable's encode_component with Jekyll's class
     for paths): percent-encode (UTF-8, upper-case hex) all but the unreserved
     characters, sub-delimiters, ':', '@' and '/'."""
-    return quote(text, safe="!$&'()*+,;=:@/")
+    if not text.strip(_UNQUOTED):
+        return text  # nothing to encode (most slugs): quote() would give it back
+    return quote(text, safe=_PATH_SAFE)
 
 
 def below(path: str, folder: str) -> str | None:
@@ -100,71 +122,71 @@ PERMALINK_STYLES = {
 _PLACEHOLDER = re.compile(r":([a-z_]+)")
 
 
-_DATE_PLACEHOLDERS: dict[str, Callable[[datetime], str]] = {
-    "year": lambda d: f"{d.year:04d}",
-    "month": lambda d: f"{d.month:02d}",
-    "day": lambda d: f"{d.day:02d}",
-    "hour": lambda d: f"{d.hour:02d}",
-    "minute": lambda d: f"{d.minute:02d}",
-    "second": lambda d: f"{d.second:02d}",
-    "i_day": lambda d: str(d.day),
-    "i_month": lambda d: str(d.month),
-    "short_year": lambda d: d.strftime("%y"),
-    "short_month": lambda d: d.strftime("%b"),
-    "long_month": lambda d: d.strftime("%B"),
-    "short_day": lambda d: d.strftime("%a"),
-    "long_day": lambda d: d.strftime("%A"),
-    "y_day": lambda d: d.strftime("%j"),
-    "week": lambda d: d.strftime("%V"),
-    "w_year": lambda d: d.strftime("%G"),
-    "w_day": lambda d: d.strftime("%u"),
+class _Parts(NamedTuple):
+    """What a post's permalink placeholders are made of."""
+
+    when: datetime
+    categories: Iterable[str]
+    slug: str
+    title_slug: str
+    source: str
+    collection: str
+
+
+def _categories(parts: _Parts) -> str:
+    return "/".join(dict.fromkeys(category.lower() for category in parts.categories))
+
+
+# Each placeholder's value (computed only when the template uses it: this runs for every
+# post at start-up). Every one gives a text, so which placeholder a name means is known
+# from the template alone.
+_PLACEHOLDERS: dict[str, Callable[[_Parts], str]] = {
+    "year": lambda p: f"{p.when.year:04d}",
+    "month": lambda p: f"{p.when.month:02d}",
+    "day": lambda p: f"{p.when.day:02d}",
+    "hour": lambda p: f"{p.when.hour:02d}",
+    "minute": lambda p: f"{p.when.minute:02d}",
+    "second": lambda p: f"{p.when.second:02d}",
+    "i_day": lambda p: str(p.when.day),
+    "i_month": lambda p: str(p.when.month),
+    "short_year": lambda p: p.when.strftime("%y"),
+    "short_month": lambda p: p.when.strftime("%b"),
+    "long_month": lambda p: p.when.strftime("%B"),
+    "short_day": lambda p: p.when.strftime("%a"),
+    "long_day": lambda p: p.when.strftime("%A"),
+    "y_day": lambda p: p.when.strftime("%j"),
+    "week": lambda p: p.when.strftime("%V"),
+    "w_year": lambda p: p.when.strftime("%G"),
+    "w_day": lambda p: p.when.strftime("%u"),
+    "title": lambda p: p.title_slug,
+    "categories": _categories,
+    "slugified_categories": lambda p: "/".join(dict.fromkeys(
+        slugify_default(c) for c in p.categories)),
+    "output_ext": lambda p: output_ext(p.source),
+    "slug": lambda p: slugify_default(p.slug) or p.slug,
+    "name": lambda p: slugify_default(p.source.rsplit("/", 1)[-1].rsplit(".", 1)[0]),
+    "collection": lambda p: p.collection,
+    "path": lambda p: document_path(p.source, p.collection),
 }
-
-
-def _placeholder(
-    key: str, when: datetime, categories: Iterable[str], slug: str, title_slug: str,
-    source: str, collection: str,
-) -> str | None:
-    """The value of one permalink placeholder (computed only when the template uses it:
-    this runs for every post at start-up)."""
-    date_part = _DATE_PLACEHOLDERS.get(key)
-    if date_part is not None:
-        return date_part(when)
-    if key == "title":
-        return title_slug
-    if key == "categories":
-        cats: list[str] = []
-        for category in categories:
-            lowered = category.lower()
-            if lowered not in cats:
-                cats.append(lowered)
-        return "/".join(cats)
-    if key == "slugified_categories":
-        return "/".join(dict.fromkeys(slugify_default(c) for c in categories))
-    if key == "output_ext":
-        return output_ext(source)
-    if key == "slug":
-        return slugify_default(slug) or slug
-    if key == "name":
-        return slugify_default(source.rsplit("/", 1)[-1].rsplit(".", 1)[0])
-    if key == "collection":
-        return collection
-    if key == "path":
-        return document_path(source, collection)
-    return None
+_Piece = tuple[str, Callable[[_Parts], str] | None, str]
 
 
 @functools.lru_cache(maxsize=256)
-def _template(template: str) -> tuple[tuple[str, str | None], ...]:
-    """A permalink template as (literal text, placeholder name or None) pieces: split
-    once per template, not once per post."""
-    pieces: list[tuple[str, str | None]] = []
+def _template(template: str) -> tuple[tuple[_Piece, ...], str | None]:
+    """A permalink template as (literal text, the placeholder's value or None, the rest
+    of its name: ':title_' is ':title' and '_') pieces, split once per template, not
+    once per post; and the first placeholder name none is, if any."""
+    pieces: list[_Piece] = []
     at = 0
     for match in _PLACEHOLDER.finditer(template):
-        pieces.append((template[at:match.start()], match.group(1)))
+        name = match.group(1)
+        key = next((k for k in (name, name.rstrip("_")) if k in _PLACEHOLDERS), None)
+        if key is None:
+            return (), name
+        pieces.append((template[at:match.start()], _PLACEHOLDERS[key], name[len(key):]))
         at = match.end()
-    pieces.append((template[at:], None))
-    return tuple(pieces)
+    pieces.append((template[at:], None, ""))
+    return tuple(pieces), None
 
 
 _escaped = functools.lru_cache(maxsize=4096)(escape_path)
@@ -188,18 +210,15 @@ def build_permalink(
     own permalink is taken literally (``style=False``), as Jekyll takes it."""
     if style:
         template = PERMALINK_STYLES.get(template, template)
+    pieces, unknown = _template(template)
+    if unknown is not None:
+        raise PostError(path, f"permalink has an unknown placeholder ':{unknown}'")
+    parts = _Parts(when, categories, slug, title_slug, path, collection)
     out: list[str] = []
-    for literal, name in _template(template):
+    for literal, value, rest in pieces:
         out.append(literal)
-        if name is None:
-            continue
-        for key in (name, name.rstrip("_")):
-            value = _placeholder(key, when, categories, slug, title_slug, path, collection)
-            if value is not None:
-                out.append(_escaped(value) + name[len(key):])
-                break
-        else:
-            raise PostError(path, f"permalink has an unknown placeholder ':{name}'")
+        if value is not None:
+            out.append(_escaped(value(parts)) + rest)
     url = "".join(out)
     if "//" in url:
         url = _SLASHES.sub("/", url)
@@ -223,4 +242,11 @@ def post_id(url: str, slug: str) -> str:
     """Jekyll's ``post.id``: the URL's folder plus the raw slug. It is what jekyll-feed
     writes as <id>, so it must not change when a site moves here. Ruby's File.dirname
     ignores trailing slashes: the folder of '/notes/hello/' is '/notes'."""
-    return posixpath.join(posixpath.dirname(url.rstrip("/") or "/"), escape_path(slug))
+    folder = url.rstrip("/") or "/"
+    folder = folder[:folder.rfind("/") + 1]  # posixpath.dirname, as its own code reads:
+    if folder.strip("/"):
+        folder = folder.rstrip("/")  # the folder without its trailing '/', unless all '/'
+    tail = escape_path(slug)
+    if tail.startswith("/"):  # then posixpath.join, the same way
+        return tail
+    return folder + tail if not folder or folder.endswith("/") else f"{folder}/{tail}"

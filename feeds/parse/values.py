@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from ..model import Author, DefaultSet
-from .text import clean_text
+from .text import XML_ILLEGAL, clean_text
 
 
 def ruby_text(value: object) -> str:
@@ -71,7 +71,18 @@ class FrontMatter:
         return self._names(plural, value)
 
     def _names(self, key: str, value: list[Any]) -> list[str]:
+        if not all(type(item) is str for item in value):
+            return self._flattened_names(key, value)
         names: dict[str, None] = {}  # ordered, and a linear check for repeats
+        for item in value:  # the usual list, names alone: each as ruby_text writes it
+            name = " ".join(XML_ILLEGAL.sub("", item).split())
+            if name:
+                names[name] = None
+        return list(names)
+
+    def _flattened_names(self, key: str, value: list[Any]) -> list[str]:
+        """The names of any list: nested lists opened, nulls dropped, mappings ignored."""
+        names: dict[str, None] = {}
         for item in _flatten(value):
             if isinstance(item, dict):
                 self.ignore(key, "holds a mapping, not a name")
