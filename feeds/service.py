@@ -25,7 +25,7 @@ from .content import ContentStore
 from .liquid_state import liquid_site_of
 from .metrics import Metrics
 from .model import FeedKey, Post
-from .parse import LiquidSite, warm_up
+from .parse import LiquidSite, wait_quiet, warm_up
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
 from .snapshot import Snapshot, gc_paused
@@ -56,6 +56,10 @@ REVEAL_WAIT_MAX = 86400.0
 
 INDEX_STOP_WAIT = 10.0
 """At a stop, the longest wait for the persisted index's write (the socket is closed)."""
+
+START_GRACE = 0.25
+"""After a server's first load, how long the index's write and warm_up wait for the
+first readers' feeds to begin (and then for them to end: parse.wait_quiet)."""
 
 
 class NotReady(Exception):
@@ -139,7 +143,10 @@ class FeedService:
             if self._watcher is not None:
                 self._watcher.start()
             # Once served and followed: neither the first answers nor the watcher wait
-            # for it (a row the watcher writes meanwhile is keyed by its own stamp).
+            # for it (a row the watcher writes meanwhile is keyed by its own stamp); a
+            # server's first readers' feeds do not share the processor with it either.
+            if background:  # a moment for the readers who waited for the start
+                wait_quiet(at_least=START_GRACE)
             self.store.save_index()
             if background:  # a server: its first reader need not wait for the imports
                 warm_up()

@@ -24,6 +24,7 @@ from feeds.parse import (
     render_body,
     site_rules,
     summary_of,
+    wait_quiet,
 )
 from feeds.site import SiteIndex, name_to_segment, segment_to_name
 
@@ -531,3 +532,20 @@ def test_an_offset_no_zone_uses_is_shown_in_utc(line: str, source: str, utc: dat
     post = parse(fm(line), source)
     assert post.date == utc and post.date.utcoffset() == timedelta(0)
     assert url_day in post.url
+
+
+def test_background_work_waits_while_a_body_is_rendered() -> None:
+    """A start's background work (the index's write, warm_up) steps aside while a
+    reader's feed renders bodies, and waits at least its grace otherwise."""
+    pauses: list[float] = []
+
+    def liquid(text: str) -> str:  # runs inside the body's rendering
+        wait_quiet(quiet=0.1, at_most=1.0, sleep=pauses.append)
+        return text
+
+    assert render_body("Hello", "markdown", "https://example.org/a.html",
+                       liquid=liquid).html == "<p>Hello</p>"
+    assert sum(pauses) >= 1.0  # all it may wait: the body was being rendered throughout
+    pauses.clear()
+    wait_quiet(quiet=0.0, at_least=0.3, sleep=pauses.append)
+    assert sum(pauses) == pytest.approx(0.3)
