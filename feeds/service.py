@@ -57,10 +57,6 @@ REVEAL_WAIT_MAX = 86400.0
 INDEX_STOP_WAIT = 10.0
 """At a stop, the longest wait for the persisted index's write (the socket is closed)."""
 
-START_GRACE = 0.25
-"""After a server's first load, how long the index's write and warm_up wait for the
-first readers' feeds to begin (and then for them to end: parse.wait_quiet)."""
-
 
 class NotReady(Exception):
     """The first load has not finished."""
@@ -142,14 +138,12 @@ class FeedService:
             self.load()
             if self._watcher is not None:
                 self._watcher.start()
-            # Once served and followed: neither the first answers nor the watcher wait
-            # for it (a row the watcher writes meanwhile is keyed by its own stamp); a
-            # server's first readers' feeds do not share the processor with it either.
-            if background:  # a moment for the readers who waited for the start
-                wait_quiet(at_least=START_GRACE)
-            self.store.save_index()
-            if background:  # a server: its first reader need not wait for the imports
+            if background:  # a server: its first readers need not wait for the imports
                 warm_up()
+                wait_quiet()  # nor share the processor with the index's write
+            # Once served and followed: neither the first answers nor the watcher wait
+            # for it (a row the watcher writes meanwhile is keyed by its own stamp).
+            self.store.save_index()
 
         if background:
             threading.Thread(target=run, name="feeds-loader", daemon=True).start()

@@ -97,18 +97,15 @@ class _Renders:
 _RENDERS = _Renders()
 
 
-def wait_quiet(quiet: float = 0.1, at_least: float = 0.0, at_most: float = 10.0,
+def wait_quiet(quiet: float = 0.1, at_most: float = 10.0,
                sleep: Callable[[float], None] = time.sleep) -> None:
-    """Return once no body has been rendered for ``quiet`` seconds, and not before
-    ``at_least`` (nor after ``at_most``). Work a start does in the background (saving
-    the index, warm_up) waits for this: holding the GIL, it took half the processor
-    from the first readers' feeds, which render their bodies right after /healthz turns
-    200 (a first feed page took 3-5x as long as on a quiet service)."""
+    """Return once no body has been rendered for ``quiet`` seconds (or after
+    ``at_most``). Work a server does in the background once it serves (warm_up, the
+    index's write) waits for this: holding the GIL, it took half the processor from
+    the first readers' feeds, which render their bodies right after /healthz turns 200
+    (a first feed page took 3-5x as long as on a quiet service)."""
     waited = 0.0
-    while waited < at_most:
-        pause = max(at_least - waited, quiet - _RENDERS.quiet_for())
-        if pause <= 0:
-            return
+    while waited < at_most and (pause := quiet - _RENDERS.quiet_for()) > 0:
         pause = max(pause, 0.01)
         sleep(pause)
         waited += pause
@@ -116,13 +113,13 @@ def wait_quiet(quiet: float = 0.1, at_least: float = 0.0, at_most: float = 10.0,
 
 def warm_up() -> None:
     """Import the Markdown and Liquid engines and build the Markdown parser now (some
-    0.3 s), off the request path: the service calls this once it serves, so the first
-    reader's feed does not wait for them. Each step waits for a moment without bodies
-    to render (wait_quiet): a feed asked for meanwhile imports what it needs itself."""
+    0.5 s with the lexers), off the request path: the service calls this once it
+    serves, so that a reader's feed need not wait for them. The engine is imported at
+    once (every feed needs it); each later step waits for a moment without bodies to
+    render (wait_quiet): a feed asked for meanwhile imports the lexers it needs itself."""
     from .highlight import highlighted
     from .kramdown import kramdown
 
-    wait_quiet()
     kramdown("warm *up*")
     for lang in WARM_LANGUAGES:  # a lexer's first use imports and compiles it: 7-70 ms
         wait_quiet()
