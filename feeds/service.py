@@ -25,7 +25,7 @@ from .content import ContentStore
 from .liquid_state import liquid_site_of
 from .metrics import Metrics
 from .model import FeedKey, Post
-from .parse import LiquidSite, warm_up
+from .parse import LiquidSite, wait_quiet, warm_up
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
 from .snapshot import Snapshot, gc_paused
@@ -138,11 +138,12 @@ class FeedService:
             self.load()
             if self._watcher is not None:
                 self._watcher.start()
+            if background:  # a server: its first readers need not wait for the imports
+                warm_up()
+                wait_quiet()  # nor share the processor with the index's write
             # Once served and followed: neither the first answers nor the watcher wait
             # for it (a row the watcher writes meanwhile is keyed by its own stamp).
             self.store.save_index()
-            if background:  # a server: its first reader need not wait for the imports
-                warm_up()
 
         if background:
             threading.Thread(target=run, name="feeds-loader", daemon=True).start()

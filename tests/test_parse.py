@@ -14,8 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feeds import links
+from feeds.bodies import BodyCache, excerpt_source, plain_summary
+from feeds.config import Settings
 from feeds.model import Author, Kind, Post
 from feeds.parse import (
+    BodyRules,
     PostError,
     SkipFile,
     build_permalink,
@@ -24,6 +27,7 @@ from feeds.parse import (
     render_body,
     site_rules,
     summary_of,
+    wait_quiet,
 )
 from feeds.site import SiteIndex, name_to_segment, segment_to_name
 
@@ -366,6 +370,38 @@ def test_body_urls_are_made_absolute() -> None:
     ]
 
 
+def test_each_page_resolves_its_own_urls_and_keeps_its_own_embeds() -> None:
+    """The sanitiser is made once a page (its body and excerpt share it): many pages, in
+    turn and back again, each resolve against their own URL, and the iframe hosts a
+    render is given are the ones it keeps."""
+    text = '[a](b.html) [f](#top)\n\n<iframe src="https://player.vimeo.com/video/1"></iframe>'
+    pages = [f"https://example.org/{n}/post.html" for n in range(50)]
+    for url in [*pages, *reversed(pages)]:
+        body = render_body(text, "markdown", url, BodyRules(iframe_hosts=("vimeo.com",)))
+        assert f'href="{url[:-9]}b.html"' in body.html
+        assert f'href="{url}#top"' in body.html
+        assert 'src="https://player.vimeo.com/video/1"' in body.html
+        assert "<iframe" not in render_body(text, "markdown", url,
+                                            BodyRules(iframe_hosts=("youtube.com",))).html
+
+
+def test_excerpt_and_body_are_those_of_fresh_renders() -> None:
+    """A post's body as its entry shows it is the render of its text, and its summary
+    the plain text of its excerpt rendered as a document of its own (Jekyll's), with
+    the link definitions the excerpt uses, whatever was rendered before."""
+    text = ('Lead with a [ref] and a note[^1], "quoted".\n\n```python\nx = 1\n```\n\n'
+            "*[HTML]: Hyper Text\n\nHTML [ref]\n\n[ref]: ../x.html\n[^1]: The note.\n")
+    post = parse("---\ntitle: T\n---\n" + text)
+    cache = BodyCache(Settings(), read_body=lambda _post: text)
+    for _ in range(2):  # the second time from the cache
+        body = cache.body(post, "https://example.org")
+        url = "https://example.org" + post.url
+        assert body.html == render_body(text, "markdown", url).html
+        excerpt = render_body(excerpt_source(text, "\n\n"), "markdown", url)
+        assert body.summary == plain_summary(excerpt.html)
+    assert body.summary == "Lead with a ref and a note1, “quoted”. The note. ↩"
+
+
 def test_body_is_sanitised_and_summary_is_first_paragraph() -> None:
     from lxml import html as lxml_html
 
@@ -531,3 +567,20 @@ def test_an_offset_no_zone_uses_is_shown_in_utc(line: str, source: str, utc: dat
     post = parse(fm(line), source)
     assert post.date == utc and post.date.utcoffset() == timedelta(0)
     assert url_day in post.url
+
+
+def test_background_work_waits_while_a_body_is_rendered() -> None:
+    """A server's background work (warm_up, the index's write) steps aside while a
+    reader's feed renders bodies, and goes on once none has been for a moment."""
+    pauses: list[float] = []
+
+    def liquid(text: str) -> str:  # runs inside the body's rendering
+        wait_quiet(quiet=0.1, at_most=1.0, sleep=pauses.append)
+        return text
+
+    assert render_body("Hello", "markdown", "https://example.org/a.html",
+                       liquid=liquid).html == "<p>Hello</p>"
+    assert sum(pauses) >= 1.0  # all it may wait: the body was being rendered throughout
+    pauses.clear()
+    wait_quiet(quiet=0.0, sleep=pauses.append)
+    assert pauses == []

@@ -35,6 +35,7 @@ from .body import (
     page_vars,
     render_body,
     summary_of,
+    wait_quiet,
     warm_up,
     with_liquid,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "split_front_matter",
     "summary_of",
     "titleize_slug",
+    "wait_quiet",
     "warm_up",
     "with_liquid",
 ]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import html
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -70,17 +72,61 @@ def liquid_environment(site: LiquidSite, rules: BodyRules = DEFAULT_RULES) -> En
                        lambda text: smartify(text, rules.smart_quotes))
 
 
+class _Renders:
+    """How many bodies are being rendered now, and when the last one ended."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._ended = 0.0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._active += 1
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self._active -= 1
+            self._ended = time.monotonic()
+
+    def quiet_for(self) -> float:
+        """Seconds since the last body was rendered (0 while one is)."""
+        with self._lock:
+            return 0.0 if self._active else time.monotonic() - self._ended
+
+
+_RENDERS = _Renders()
+
+
+def wait_quiet(quiet: float = 0.1, at_most: float = 10.0,
+               sleep: Callable[[float], None] = time.sleep) -> None:
+    """Return once no body has been rendered for ``quiet`` seconds (or after
+    ``at_most``). Work a server does in the background once it serves (warm_up, the
+    index's write) waits for this: holding the GIL, it took half the processor from
+    the first readers' feeds, which render their bodies right after /healthz turns 200
+    (a first feed page took 3-5x as long as on a quiet service)."""
+    waited = 0.0
+    while waited < at_most and (pause := quiet - _RENDERS.quiet_for()) > 0:
+        pause = max(pause, 0.01)
+        sleep(pause)
+        waited += pause
+
+
 def warm_up() -> None:
     """Import the Markdown and Liquid engines and build the Markdown parser now (some
-    0.3 s), off the request path: the service calls this once it serves, so the first
-    reader's feed does not wait for them."""
+    0.5 s with the lexers), off the request path: the service calls this once it
+    serves, so that a reader's feed need not wait for them. The engine is imported at
+    once (every feed needs it); each later step waits for a moment without bodies to
+    render (wait_quiet): a feed asked for meanwhile imports the lexers it needs itself."""
     from .highlight import highlighted
     from .kramdown import kramdown
-    from .liquid import environment  # noqa: F401  (imported for its cost, not its name)
 
     kramdown("warm *up*")
     for lang in WARM_LANGUAGES:  # a lexer's first use imports and compiles it: 7-70 ms
+        wait_quiet()
         highlighted("x = 1\n", lang)
+    wait_quiet()
+    from .liquid import environment  # noqa: F401  (imported for its cost, not its name)
 
 
 # The languages of most code blocks: their lexers are made ready by warm_up.
@@ -137,10 +183,11 @@ def render_body(body: str, markup: str, page_url: str,
     absolute against ``page_url``, plus the first paragraph as plain text for a summary."""
     from .kramdown import kramdown
 
-    if liquid is not None:
-        body = liquid(body)
-    raw = kramdown(body, rules.smart_quotes) if markup == "markdown" else body
-    safe = clean_text(sanitise(raw, page_url, rules.iframe_hosts)).strip()
+    with _RENDERS:
+        if liquid is not None:
+            body = liquid(body)
+        raw = kramdown(body, rules.smart_quotes) if markup == "markdown" else body
+        safe = clean_text(sanitise(raw, page_url, rules.iframe_hosts)).strip()
     return Body(html=safe, summary=summary_of(safe))
 
 

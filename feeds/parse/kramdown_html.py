@@ -11,6 +11,7 @@ the end of the document; README: known differences).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from markdown_it.rules_block import StateBlock
 
@@ -32,11 +33,17 @@ MAX_SCAN = 4_000_000
 all: many unclosed tags cannot make the work quadratic (past it, CommonMark's blocks)."""
 
 
+@lru_cache(maxsize=64)
+def _tags_of(name: str) -> re.Pattern[str]:
+    """The opening and closing tags of element ``name`` (compiled once a name)."""
+    return re.compile(rf"<(/?){re.escape(name)}(?=[\s/>])[^>]*?(/?)>", re.IGNORECASE)
+
+
 def _element_end(src: str, start: int, name: str, budget: list[int]) -> int | None:
     """Where the element opened at ``start`` ends (after its closing tag), counting
     nested elements of the same name; None when it is not closed (or the budget of
     characters to look through is spent)."""
-    tags = re.compile(rf"<(/?){re.escape(name)}(?=[\s/>])[^>]*?(/?)>", re.IGNORECASE)
+    tags = _tags_of(name)
     depth = 0
     stop = min(len(src), start + max(budget[0], 0))
     for match in tags.finditer(src, start, stop):

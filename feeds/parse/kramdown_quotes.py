@@ -129,6 +129,9 @@ def _smart_children(children: Sequence[Token], quotes: str) -> None:
         group = children[i:j]
         texts = [c.content if c.type == "text" else "\n" for c in group]
         run = "".join(texts)
+        if '"' not in run and "'" not in run:  # nothing to curl: no look ahead to make
+            i = j
+            continue
         new = smart_run(run, "".join(_source(c) for c in children[j:]), quotes)
         at = 0
         for child, text in zip(group, texts, strict=True):
