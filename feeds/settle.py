@@ -31,8 +31,9 @@ class Retries:
         ``broken`` (changed while read_post read it, say) and has changed since, or was
         written less than SETTLE ago. A read that parses was whole: read_post saw it hold
         still (whatever was saved over it since is read at its own event)."""
-        now, _ = stat_post(self.root, rel)
-        young = time.time_ns() - stamp[0] < SETTLE * 1e9
+        if broken:  # (a whole read needs no stat: most files, at every load)
+            now, _ = stat_post(self.root, rel)
+            young = time.time_ns() - stamp[0] < SETTLE * 1e9
         if not broken or (now == stamp and not (young and known)):
             self._when.pop(rel, None)
             return False

@@ -64,3 +64,15 @@ def test_without_exclude_jekylls_defaults_still_apply(pair: Callable[..., Pair])
         "Excluded by glob", "Excluded by name", "Excluded by prefix", "Excluded folder",
         "Folder pattern", "Plain", "Prefix below posts", "Underscore folder deeper",
         "Vendor folder"]
+
+
+def test_a_name_is_read_as_rubys_pattern_reads_it(pair: Callable[..., Pair]) -> None:
+    """Jekyll's date pattern, in Ruby: its title part may hold a newline, and only ASCII
+    digits make a date. Ids and links compared with Jekyll's by same()."""
+    site = pair({
+        "_posts/2021-02-01-line\nbreak.md": post("Newline in the name", "2021-02-01 10:00"),
+        "_posts/٢٠٢١-02-02-arabic-digits.md": post("Arabic digits", "2021-02-02 10:00"),
+        "_posts/2021-02-03-plain.md": post("Plain", "2021-02-03 10:00"),
+    }, CONFIG)
+    assert sorted(e["title"] for e in site.same("feed.xml")) == [
+        "Newline in the name", "Plain"]

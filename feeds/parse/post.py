@@ -32,7 +32,9 @@ POST_EXTENSIONS = frozenset({".md", ".markdown", ".html", ".htm", ".txt"})
 MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown"})
 
 # Jekyll's DATE_FILENAME_MATCHER, for the base name only.
-FILENAME_DATE = re.compile(r"^(\d{2,4}-\d{1,2}-\d{1,2})-(.*)(\.[^.]+)$")
+FILENAME_DATE = re.compile(r"^(\d{2,4}-\d{1,2}-\d{1,2})-([^/]*)(\.[^.]+)$", re.M | re.A)
+"""Jekyll's DATE_FILENAME_MATCHER as Ruby reads it: ASCII digits, ``^`` and ``$`` at any
+line's ends, and a title that may hold a newline ('2000-01-01-a\n.md' is a post)."""
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ def _file_name(source: str) -> tuple[str | None, str, str]:
     stem, dot, ext = name.rpartition(".")
     ext = f".{ext.lower()}" if dot else ""
     markup = "markdown" if ext in MARKDOWN_EXTENSIONS else "html"
-    match = FILENAME_DATE.match(name)
+    match = FILENAME_DATE.search(name)
     if match:
         return match.group(1), clean_text(match.group(2)), markup
     return None, clean_text(stem or name), markup
