@@ -25,7 +25,7 @@ from .content import ContentStore
 from .liquid_state import liquid_site_of
 from .metrics import Metrics
 from .model import FeedKey, Post
-from .parse import LiquidSite, wait_quiet, warm_up
+from .parse import LiquidSite, wait_quiet, warm_engine, warm_up
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
 from .snapshot import Snapshot, gc_paused
@@ -135,6 +135,8 @@ class FeedService:
             self._watcher = self._make_watcher()
 
         def run() -> None:
+            if background:  # every first feed needs the Markdown engine: imported first
+                warm_engine()
             self.load()
             if self._watcher is not None:
                 self._watcher.start()
@@ -154,10 +156,16 @@ class FeedService:
         return Watcher(
             str(self.store.root), self.settings.reload_interval,
             on_paths=lambda paths: self._reload(self.store.apply, paths),
-            on_poll=lambda: self._reload(lambda _: self.store.rescan(settle=True), set()),
+            on_poll=self._scan,
             on_tick=self._tick,
             on_undo=lambda: self._reload(lambda _: self.store.undo_removals(), set()),
         )
+
+    def _scan(self) -> None:
+        """The watcher's full scan, once the bodies being rendered are done (at most
+        1 s): the first one comes right after the load, with the first readers' feeds."""
+        wait_quiet(at_most=1.0)
+        self._reload(lambda _: self.store.rescan(settle=True), set())
 
     def _tick(self) -> None:
         """At each wake of the reloader: files due to be read again, posts come due."""

@@ -36,6 +36,7 @@ from .body import (
     render_body,
     summary_of,
     wait_quiet,
+    warm_engine,
     warm_up,
     with_liquid,
 )
@@ -106,6 +107,7 @@ __all__ = [
     "summary_of",
     "titleize_slug",
     "wait_quiet",
+    "warm_engine",
     "warm_up",
     "with_liquid",
 ]

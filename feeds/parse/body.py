@@ -112,6 +112,13 @@ def wait_quiet(quiet: float = 0.1, at_most: float = 10.0,
         waited += pause
 
 
+def warm_engine() -> None:
+    """Import the Markdown engine and build its parser (some 70 ms, once)."""
+    from .kramdown import kramdown
+
+    kramdown("warm *up*")
+
+
 def warm_up() -> None:
     """Import the Markdown and Liquid engines and build the Markdown parser now (some
     0.5 s with the lexers), off the request path: the service calls this once it
@@ -119,9 +126,8 @@ def warm_up() -> None:
     once (every feed needs it); each later step waits for a moment without bodies to
     render (wait_quiet): a feed asked for meanwhile imports the lexers it needs itself."""
     from .highlight import highlighted
-    from .kramdown import kramdown
 
-    kramdown("warm *up*")
+    warm_engine()
     for lang in WARM_LANGUAGES:  # a lexer's first use imports and compiles it: 7-70 ms
         wait_quiet()
         highlighted("x = 1\n", lang)
