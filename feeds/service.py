@@ -156,16 +156,10 @@ class FeedService:
         return Watcher(
             str(self.store.root), self.settings.reload_interval,
             on_paths=lambda paths: self._reload(self.store.apply, paths),
-            on_poll=self._scan,
+            on_poll=lambda: self._reload(lambda _: self.store.rescan(settle=True), set()),
             on_tick=self._tick,
             on_undo=lambda: self._reload(lambda _: self.store.undo_removals(), set()),
         )
-
-    def _scan(self) -> None:
-        """The watcher's full scan, once the bodies being rendered are done (at most
-        1 s): the first one comes right after the load, with the first readers' feeds."""
-        wait_quiet(at_most=1.0)
-        self._reload(lambda _: self.store.rescan(settle=True), set())
 
     def _tick(self) -> None:
         """At each wake of the reloader: files due to be read again, posts come due."""
