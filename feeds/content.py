@@ -173,7 +173,7 @@ class ContentStore:
             self._report(problem)
         if skipped is not None:
             logger.info("post skipped: %s: %s", rel, skipped)
-        self._forget(rel)  # (drops its row from the index: put again below)
+        self._forget(rel, gone=False)  # (drops its row from the index: put again below)
         if keep and self.index is not None:
             self.index.put(rel, stamp, parse)
         self._touched.add(rel)
@@ -186,11 +186,12 @@ class ContentStore:
             self._skipped[rel] = skipped
         return True
 
-    def _forget(self, rel: str) -> bool:
+    def _forget(self, rel: str, gone: bool = True) -> bool:  # gone: not about to be put again
         self._retries.forget(rel)
         known = rel in self._stamps
-        if known:
+        if known and gone:
             self._removals.note(rel, self._stamps, self._posts, self._problems, self._skipped)
+        if known:
             self._touched.add(rel)
             if self.index is not None:
                 self.index.drop(rel)
@@ -338,8 +339,7 @@ class ContentStore:
         """Put back the files just forgotten that are still gone (see removals)."""
         with self._lock:
             started = time.monotonic()
-            tables = self._stamps, self._posts, self._problems, self._skipped
-            back = self._removals.put_back(*tables)
+            back = self._removals.put_back(self._stamps, self._posts, self._problems, self._skipped)
             if not back:
                 return None
             logger.warning("%s went just after %d of its files were removed: putting them "

@@ -76,9 +76,7 @@ def observe(watched: str, on_paths: Callable[[set[str]], None], on_lost: Callabl
 
     class Handler(FileSystemEventHandler):
         def on_any_event(self, event: FileSystemEvent) -> None:
-            kind = event.event_type
-            if kind in ("opened", "closed_no_write"):
-                return
+            kind = event.event_type  # (never an open nor a no-write close: see wanted)
             # A folder's own 'modified' only says its listing changed; the events of
             # the files that changed it come as well.
             if event.is_directory and kind == "modified":

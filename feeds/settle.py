@@ -34,7 +34,8 @@ class Retries:
         if broken:  # (a whole read needs no stat: most files, at every load)
             now, _ = stat_post(self.root, rel)
             young = time.time_ns() - stamp[0] < SETTLE * 1e9
-        if not broken or (now == stamp and not (young and known)):
+            broken = now != stamp or (young and known)
+        if not broken:
             self._when.pop(rel, None)
             return False
         logger.debug("%s is being written; keeping what was read before, for now", rel)
