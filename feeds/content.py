@@ -373,11 +373,11 @@ class ContentStore:
             changed |= self._liquid_files.changed()
             found: set[str] = set()
             stamps = self._stamps
-            for rel, entry in files:
-                if not is_post_path(rel, self._jekyll_layout, self._rules.collection_folders):
+            for rel, entry in files:  # a stamped path passed is_post_path (same rules)
+                if (known := stamps.get(rel)) is None and not is_post_path(
+                        rel, self._jekyll_layout, self._rules.collection_folders):
                     continue
                 found.add(rel)
-                known = stamps.get(rel)
                 if known is not None and same_file(entry, known):
                     continue
                 if settle and written_within(entry, SETTLE):

@@ -10,6 +10,8 @@ and ``delta`` here answer for the current state.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import math
 import threading
@@ -25,7 +27,16 @@ from .content import ContentStore
 from .liquid_state import liquid_site_of
 from .metrics import Metrics
 from .model import FeedKey, Post
-from .parse import LiquidSite, wait_quiet, warm_engine, warm_up
+from .parse import (
+    LiquidSite,
+    PostError,
+    hold_background,
+    rendering,
+    wait_quiet,
+    warm_engine,
+    warm_lexers,
+    warm_up,
+)
 from .rendered import Delta, Rendered
 from .site import SiteIndex, State
 from .snapshot import Snapshot, gc_paused
@@ -83,6 +94,7 @@ class FeedService:
         self._reveal_at: float | None = None
         self._reveal_timer: threading.Timer | None = None
         self._stopped = False
+        self._warm_first = False
         self._no_timer = False
         self._install_lock = threading.RLock()
         """One swap at a time: the watcher's, and a post coming due (timer or request)."""
@@ -113,8 +125,10 @@ class FeedService:
 
     # --- loading and following changes ------------------------------------------------
 
-    def load(self) -> None:
-        """The first load, in the calling thread."""
+    def load(self, warm: bool = False) -> None:
+        """The first load, in the calling thread; with ``warm`` (a server), the newest
+        posts' code lexers are made ready before the first state is published (see
+        _warm_newest), and what the load made is kept out of the collector's walks."""
         started = time.monotonic()
         try:
             snapshot = self.store.load()
@@ -122,8 +136,25 @@ class FeedService:
             self.load_error = str(e)
             logger.exception("cannot load %s", self.store.root)
             raise
+        self._warm_first = warm
         self._install(snapshot, time.monotonic() - started)
+        if warm:
+            # The posts hold no cycles (see gc_paused) and live on: without this, each
+            # full collection walked all of them, 30-40 ms at 10k posts, on whichever
+            # thread allocated at the time (a reader's, often).
+            gc.freeze()
+            hold_background()
         self.ready.set()
+
+    def _warm_newest(self, state: State) -> None:
+        """Compile the lexers named by the code blocks of the site feed's first page:
+        its bodies are what a server's first reader renders, and a lexer's first use
+        (5-85 ms each) was most of that first feed's time. Their bodies stay unrendered."""
+        texts = []
+        for post in state.index.posts[:state.settings.posts_limit]:
+            with contextlib.suppress(PostError):
+                texts.append(self.read_body(post))
+        warm_lexers(texts)
 
     def start(self, background: bool = False, watch: bool | None = None) -> None:
         """Load (now, or on a thread while the server already answers 503) and then
@@ -132,12 +163,12 @@ class FeedService:
         if watch:
             # Events are collected from before the first load, and a full scan follows
             # it: a change made while the folder is read is never lost (issue 15).
-            self._watcher = self._make_watcher()
+            self._watcher = self._make_watcher(busy=rendering if background else None)
 
         def run() -> None:
             if background:  # every first feed needs the Markdown engine: imported first
                 warm_engine()
-            self.load()
+            self.load(warm=background)
             if self._watcher is not None:
                 self._watcher.start()
             if background:  # a server: its first readers need not wait for the imports
@@ -152,13 +183,15 @@ class FeedService:
         else:
             run()
 
-    def _make_watcher(self) -> Watcher:
+    def _make_watcher(self, busy: Callable[[], bool] | None = None) -> Watcher:
+        """``busy``: while readers' bodies render, the first full scan waits (a server)."""
         return Watcher(
             str(self.store.root), self.settings.reload_interval,
             on_paths=lambda paths: self._reload(self.store.apply, paths),
             on_poll=lambda: self._reload(lambda _: self.store.rescan(settle=True), set()),
             on_tick=self._tick,
             on_undo=lambda: self._reload(lambda _: self.store.undo_removals(), set()),
+            busy=busy or (lambda: False),
         )
 
     def _tick(self) -> None:
@@ -211,6 +244,9 @@ class FeedService:
         index = self._next_index(old, snapshot)
         new = State(snapshot, index, version=old.version + 1 if old else 1,
                     modified=last_modified(snapshot, index, old.modified if old else None))
+        if old is None and self._warm_first:
+            gc.freeze()  # (see load)
+            self._warm_newest(new)  # before any reader can see it
         self._state = new  # one reference swap: readers see the old state or the new
         self._schedule_reveal(index.next_reveal)
         self.last_reload = {

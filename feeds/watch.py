@@ -65,6 +65,10 @@ TICK = 1.0
 # change the events missed waits for it.
 SAFETY_SCAN = 10.0
 SAFETY_SHARE = 0.01
+# The first full scan, right after the load, waits while readers' bodies render: looked at
+# this often, for at most this long.
+FIRST_SCAN_LOOK = 0.02
+FIRST_SCAN_WAIT = 1.0
 # The reloader counts as stalled (health: degraded) when it has not woken for this long.
 STALL = 60.0
 
@@ -94,6 +98,7 @@ class Watcher:
         use_events: bool = True,
         safety_interval: float | None = None,
         on_undo: Callable[[], None] = lambda: None,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
         self.root = root
         self.interval = interval
@@ -101,6 +106,10 @@ class Watcher:
         self.on_poll = on_poll
         self.on_tick = on_tick
         self.on_undo = on_undo
+        self.busy = busy
+        """True while readers' renders are running: the first full scan waits for a
+        moment without them (at most FIRST_SCAN_WAIT)."""
+        self._first_scan_by: float | None = None
         self.use_events = use_events
         self.safety_interval = SAFETY_SCAN if safety_interval is None else safety_interval
         self._pending: set[str] = set()
@@ -241,6 +250,7 @@ class Watcher:
         self.observe()
         if scan:
             self._next_scan = 0.0
+            self._first_scan_by = time.monotonic() + FIRST_SCAN_WAIT
         else:
             self._schedule_scan()
         self._thread.start()
@@ -309,7 +319,7 @@ class Watcher:
         unclosed = self._open_writes.due()  # (cleared while settling: the scan reads them)
         if unclosed:
             self.on_paths({self._as_given(path) for path in unclosed})
-        if time.monotonic() >= self._next_scan:
+        if time.monotonic() >= self._next_scan and not self._first_scan_waits():
             with self._lock:
                 self._pending.clear()  # the scan sees whatever they said
             started = time.monotonic()
@@ -319,6 +329,20 @@ class Watcher:
             finally:
                 self._schedule_scan(time.monotonic() - started)
         self.on_tick()
+
+    def _first_scan_waits(self) -> bool:
+        """The first full scan comes right after the load, when a server's first
+        readers render their feeds: it waits for a moment without renders (its stat of
+        every file, holding the GIL, took half the processor from them), at most
+        FIRST_SCAN_WAIT. Events are handled meanwhile."""
+        by = self._first_scan_by
+        if by is None:
+            return False
+        if self.busy() and time.monotonic() < by:
+            self._next_scan = time.monotonic() + FIRST_SCAN_LOOK
+            return True
+        self._first_scan_by = None
+        return False
 
     def _drain(self) -> bool:
         """Hand the paths of a burst of events on; True (and nothing handed on) when the

@@ -9,7 +9,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +89,11 @@ class _Renders:
             self._active -= 1
             self._ended = time.monotonic()
 
+    def note(self) -> None:
+        """Count now as the end of a render: background work waits QUIET from now."""
+        with self._lock:
+            self._ended = time.monotonic()
+
     def quiet_for(self) -> float:
         """Seconds since the last body was rendered (0 while one is)."""
         with self._lock:
@@ -112,11 +117,30 @@ def wait_quiet(quiet: float = 0.1, at_most: float = 10.0,
         waited += pause
 
 
+def rendering(quiet: float = 0.1) -> bool:
+    """Whether a body is being rendered, or was in the last ``quiet`` seconds."""
+    return _RENDERS.quiet_for() < quiet
+
+
+def hold_background() -> None:
+    """A server has just said it is ready: its first readers' feeds come now, so work
+    done in the background (warm_up, the index's write, the first full scan) waits as
+    if a body had just been rendered."""
+    _RENDERS.note()
+
+
 def warm_engine() -> None:
     """Import the Markdown engine and build its parser (some 70 ms, once)."""
     from .kramdown import kramdown
 
     kramdown("warm *up*")
+
+
+def warm_lexers(texts: Iterable[str]) -> None:
+    """Make the lexers these bodies' code blocks name ready now (see highlight)."""
+    from .highlight import warm_lexers as warm
+
+    warm(texts)
 
 
 def warm_up() -> None:
