@@ -376,6 +376,32 @@ def test_the_caches_count_their_keys_in_their_bounds(tmp_path: Path) -> None:
         service.stop()
 
 
+def test_key_bytes_counts_every_field_of_a_record_and_nothing_of_a_type() -> None:
+    """The byte bound's key sizes: a record (a post in a key) counts its fields, nested,
+    each time; a class itself, or any other object, is a small constant."""
+    from dataclasses import dataclass
+
+    from feeds.rendered import key_bytes
+
+    @dataclass(frozen=True)
+    class Inner:
+        name: str
+
+    @dataclass(frozen=True)
+    class Outer:
+        title: str
+        inner: Inner
+        parts: tuple[str, ...]
+
+    inner = key_bytes(Inner("x" * 100))
+    assert inner == 56 + 49 + 100
+    outer = key_bytes(Outer("t" * 10, Inner("x" * 100), ("a", "bb")))
+    assert outer == 56 + (49 + 10) + inner + (56 + 8 * 2 + 50 + 51)
+    assert key_bytes((Outer("", Inner(""), ()), "k")) == 56 + 16 + key_bytes(
+        Outer("", Inner(""), ())) + 50
+    assert key_bytes(Outer) == key_bytes(object()) == 32
+
+
 def test_a_response_bigger_than_the_whole_cache_is_served_not_cached(tmp_path: Path) -> None:
     posts = {f"_posts/2021-08-{n + 1:02d}-big-{n}.md":
              post_text(f"Big {n}", f"2021-08-{n + 1:02d}", "[big]", "[]",
