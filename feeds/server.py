@@ -38,6 +38,14 @@ GUARD_INTERVAL = 1.0
 """Seconds between the guard's rounds (waitress's cleanup_interval)."""
 WARN_EVERY = 60.0
 """At most one warning about connections this often."""
+SEND_BYTES = 1 << 20
+"""A response is handed to the main loop whole, up to this size, to send as the socket
+takes it. waitress's default (1) has the worker thread send each write itself: with
+other connections waiting, the worker and the main loop then fought over each chunk, and
+a crawl of a 1,000-post site on 4 connections cost the server 3.4x the CPU of the same
+crawl on one (28.4 against 8.4 s; with this, 8.4 s, as on one), wrk 98 -> 3,055
+cached feeds a second on 32 connections. Equal to waitress's outbuf_overflow: a
+response under it stays in memory."""
 
 
 class _StopSignals:
@@ -83,6 +91,7 @@ def serve(settings: Settings) -> int:
             app, map=socket_map, host=settings.host, port=settings.port,
             threads=settings.threads, ident="feeds", connection_limit=CONNECTION_LIMIT,
             channel_timeout=IDLE_SECONDS, cleanup_interval=GUARD_INTERVAL,
+            send_bytes=SEND_BYTES,
             clear_untrusted_proxy_headers=True,
             # select() cannot watch descriptors above 1023; poll() has no such limit.
             asyncore_use_poll=True,

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import feedparser
 import pytest
@@ -672,3 +672,55 @@ def test_check_and_build_show_a_bar_only_on_a_terminal(tmp_path: Path, tty: bool
         assert bars[-1] == (found.group(1), found.group(1))
     else:
         assert bars == [] and "\r" not in err
+
+
+# --- responses handed to the main loop whole --------------------------------------------
+
+
+def test_responses_below_and_above_send_bytes_arrive_whole_on_concurrent_connections(
+        tmp_path: Path, services: Services) -> None:
+    """The server hands a response of up to SEND_BYTES to waitress's main loop whole
+    (its worker threads no longer send each write themselves): small and large answers,
+    on several keep-alive connections at once, arrive byte for byte as on one."""
+    from feeds.server import SEND_BYTES
+
+    words = " ".join(f"word{n}" for n in range(SEND_BYTES // 8))  # a body > SEND_BYTES
+    site = write_site(tmp_path / "site", {
+        "_posts/2022-06-01-big.md": post_text("Big", "2022-06-01", body=words),
+        "_posts/2022-06-02-small.md": post_text("Small", "2022-06-02", body="Short.")})
+    svc = services.start(site)
+    small = requests.get(svc.url + "/feed.json", timeout=60).json()["items"][0]["url"]
+    paths = ["/feed.atom", urlsplit(small).path, "/feed.json"]
+    alone = {}
+    for path in paths:
+        response = requests.get(svc.url + path, timeout=60)
+        assert response.status_code == 200, path
+        alone[path] = response.content
+    assert len(alone["/feed.atom"]) > SEND_BYTES > len(alone[paths[1]])
+    got: list[tuple[str, int, bytes]] = []
+    lock = threading.Lock()
+
+    def reader() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=60)
+        try:
+            for _ in range(5):
+                for path in paths:
+                    conn.request("GET", path)
+                    response = conn.getresponse()
+                    body = response.read()
+                    with lock:
+                        got.append((path, response.status, body))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(got) == 4 * 5 * len(paths)
+    for path, status, body in got:
+        assert (status, body) == (200, alone[path]), path
+    entries = feedparser.parse(alone["/feed.atom"]).entries
+    assert [e.title for e in entries] == ["Small", "Big"]
+    assert entries[1].content[0].value.count("word") == SEND_BYTES // 8
