@@ -16,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from feeds.server import keep_alive_channel
+from feeds.server import SEND_BYTES, keep_alive_channel
 from flask import Flask, Response, request
 
 
@@ -68,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # channel too, which keeps a connection open after a 304 (plain waitress closes it).
     socket_map: dict[int, object] = {}
     server = create_server(app, map=socket_map, host=a.host, port=a.port, threads=a.threads,
-                           ident="minimal", connection_limit=1000, channel_timeout=60)
+                           ident="minimal", connection_limit=1000, channel_timeout=60,
+                           send_bytes=SEND_BYTES)
     channel = keep_alive_channel()
     for listener in socket_map.values():
         if channel is not None and hasattr(listener, "channel_class"):
