@@ -8,7 +8,10 @@ meanwhile slows every revision alike. Each run starts ``app.py --threads 2`` on
 127.0.0.1 with an empty cache folder, polls ``/healthz`` every 20 ms until it answers
 200, then times, each on a fresh connection, the first ``/feed.atom`` (the site feed:
 its bodies not yet rendered), the same feed again (now cached), and the first feed of
-one category and of one tag. Prints medians (and every run) as a markdown table.
+one category and of one tag. Then ``--changes`` times the change test of ``python -m
+bench`` (a new post renamed into ``_posts/``, then the first GET of a category's and a
+tag's Atom feed that it is in; the run's median of each). Prints medians (and every run)
+as a markdown table.
 
 ``WORKTREE`` is what the working tree holds now, uncommitted changes included.
 """
@@ -16,6 +19,7 @@ one category and of one tag. Prints medians (and every run) as a markdown table.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import shutil
 import statistics
@@ -25,11 +29,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import corpus, procs
+from . import corpus, procs, run
+from .report import SizeResult
 
 REPO = Path(__file__).resolve().parent.parent
 MEASURES = ("cold start to /healthz 200, s", "first /feed.atom, ms", "/feed.atom again, ms",
-            "first category feed, ms", "first tag feed, ms")
+            "first category feed, ms", "first tag feed, ms",
+            "render after a change: category feed, ms", "render after a change: tag feed, ms")
 START_TIMEOUT = 300.0
 
 
@@ -42,7 +48,9 @@ def checkout(rev: str, into: Path) -> Path:
     return into
 
 
-def one_run(code: Path, content: Path, work: Path) -> list[float]:
+def one_run(
+    code: Path, content: Path, m: corpus.Manifest, work: Path, opts: argparse.Namespace
+) -> list[float]:
     """The MEASURES of one start of ``code`` on ``content``."""
     port = procs.free_port()
     cache = Path(tempfile.mkdtemp(dir=work))
@@ -61,9 +69,16 @@ def one_run(code: Path, content: Path, work: Path) -> list[float]:
                  re.findall(r'xmlUrl="http://127\.0\.0\.1:\d+([^"]+)"', opml)]
         category = next(p for p in paths if "/category/" in p)
         tag = next(p for p in paths if "/tag/" in p)
-        return [started, first * 1000, again * 1000,
-                procs.get(port, category, timeout=120).seconds * 1000,
-                procs.get(port, tag, timeout=120).seconds * 1000]
+        firsts = [started, first * 1000, again * 1000,
+                  procs.get(port, category, timeout=120).seconds * 1000,
+                  procs.get(port, tag, timeout=120).seconds * 1000]
+        res = SizeResult(n=opts.posts)
+        ours = run.Ours(child, port, started, {}, [])
+        run.change_test(ours, content, m, res, opts, limit=120.0)
+        for note in res.notes:
+            print(f"  {code.name}: {note}", file=sys.stderr)
+        return [*firsts, statistics.median(res.render_category_ms or [math.nan]),
+                statistics.median(res.render_tag_ms or [math.nan])]
     finally:
         child.stop()
         shutil.rmtree(cache, ignore_errors=True)
@@ -88,15 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("revs", nargs="+", help="git revisions, or WORKTREE")
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--changes", type=int, default=10)
+    parser.add_argument("--change-timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
-    if not (1 <= args.runs <= 20 and 1 <= args.posts <= 1_000_000):
-        parser.error("--runs in [1, 20], --posts in [1, 1000000]")
+    if not (1 <= args.runs <= 20 and 1 <= args.posts <= 1_000_000
+            and 1 <= args.changes <= 100):
+        parser.error("--runs in [1, 20], --posts in [1, 1000000], --changes in [1, 100]")
     procs.install_cleanup()
     work = Path(tempfile.mkdtemp(prefix="feeds-firsts-"))
     trees: list[Path] = []
     try:
         content = work / "site"
-        corpus.generate(content, args.posts)
+        manifest = corpus.generate(content, args.posts)
         codes = {}
         for n, rev in enumerate(args.revs):
             codes[rev] = checkout(rev, work / f"rev{n}")
@@ -106,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         for run in range(args.runs):
             for rev in args.revs:
                 t0 = time.monotonic()
-                results[rev].append(one_run(codes[rev], content, work))
+                results[rev].append(one_run(codes[rev], content, manifest, work, args))
                 print(f"run {run + 1} {rev}: {time.monotonic() - t0:.1f} s", file=sys.stderr)
         print(f"{args.posts} posts, {args.runs} runs each, interleaved; median (every run)")
         print(table(args.revs, results))
