@@ -149,7 +149,8 @@ class BodyCache:
             return last or Body(html="", summary=plain_summary(post.summary)
                                 if post.summary else "")
         with self._lock, contextlib.suppress(ValueError):  # larger than the whole bound
-            self._last_good[post.source] = body
+            if self._last_good.get(post.source) is not body:  # (get: now the newest)
+                self._last_good[post.source] = body
         if self._failures:
             with self._failures_lock:
                 self._failures.pop(key, None)

@@ -45,7 +45,9 @@ FORMAT = "feeds-build-state 2"
 
 
 def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    # SHA-256, cut to 128 bits: on CPUs with SHA extensions twice blake2b's speed, and
+    # an export hashes every file it makes.
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 @lru_cache(maxsize=1)

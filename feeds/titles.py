@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 
 # --- smartify -------------------------------------------------------------------------
 # jekyll-feed runs titles (and the site title) through Jekyll's smartify: kramdown's
@@ -91,6 +92,7 @@ _TITLE_MARKUP = re.compile(
 _RUBY_SPACE = re.compile(r"[ \t\n\r\f\v]+")
 
 
+@lru_cache(maxsize=8192)  # ~4 us a title, 20 in every feed page made
 def feed_title(text: str) -> str:
     """A post title as jekyll-feed writes it: smartified, tags stripped, spaces folded."""
     # Tags go first: smartify must not turn '--' of a comment or quotes in attributes.

@@ -402,6 +402,34 @@ def test_key_bytes_counts_every_field_of_a_record_and_nothing_of_a_type() -> Non
     assert key_bytes(Outer) == key_bytes(object()) == 32
 
 
+def test_a_feed_signature_is_sized_as_key_bytes_sizes_it(tmp_path: Path) -> None:
+    """The signatures cache sizes its keys by their known shape, without key_bytes' walk
+    of every post's stamp; it must give key_bytes' figure for every signature made,
+    Liquid versions and all."""
+    from feeds.cache import _signature_bytes
+    from feeds.rendered import key_bytes
+
+    posts = {f"_posts/2021-09-{n + 1:02d}-s{n}.md":
+             post_text(f"S{n}", f"2021-09-{n + 1:02d}", "[c]", "[t]",
+                       "Site {{ site.title }}." if n % 2 else "Plain.") for n in range(6)}
+    root = write_site(tmp_path / "site", posts, config=CONFIG)
+    app = create_app(make_settings(root), watch=False)
+    service: FeedService = app.extensions["feeds"]
+    client = app.test_client()
+    try:
+        for path in ("/feed.atom", "/feed.rss", "/feed.json?limit=2", "/category/c.atom",
+                     "/tag/t.json", "/feed.atom"):
+            assert client.get(path).status_code == 200
+        signatures = list(service.cache._signatures.keys())
+        assert len(signatures) >= 5
+        assert any(liquid for *_, posts_part in signatures for _, _, liquid in posts_part)
+        for signature in signatures:
+            assert _signature_bytes(signature) == key_bytes(signature)
+        assert _signature_bytes(("not", "a", "signature")) == key_bytes(("not", "a", "signature"))
+    finally:
+        service.stop()
+
+
 def test_a_response_bigger_than_the_whole_cache_is_served_not_cached(tmp_path: Path) -> None:
     posts = {f"_posts/2021-08-{n + 1:02d}-big-{n}.md":
              post_text(f"Big {n}", f"2021-08-{n + 1:02d}", "[big]", "[]",
