@@ -149,7 +149,12 @@ def _bare(fmt: Format) -> FeedGenerator:
     fg.register_extension("paging", _LinksExtension, None, atom=False, rss=True)
     fg.register_extension("jekyll", _NoFeedPart, _EntryParts)
     if fmt is Format.RSS:
-        fg.load_extension("dc", atom=False, rss=True)
+        # load_extension("dc") would look for a feedgen.ext.dc_entry module on every
+        # call (there is none): a tenth of an RSS page made from kept entries. (Imported
+        # here: feedgen.ext.dc needs the lxml.etree that feedgen.feed imports.)
+        from feedgen.ext.dc import DcEntryExtension, DcExtension
+
+        fg.register_extension("dc", DcExtension, DcEntryExtension, atom=False, rss=True)
     return fg
 
 
