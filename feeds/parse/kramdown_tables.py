@@ -29,7 +29,7 @@ def _line(state: StateBlock, line: int) -> str:
 
 def _table_line(text: str) -> bool:
     """kramdown's TABLE_LINE, with its later rule that the pipe is outside code."""
-    return bool(text) and _PIPE.search(_CODE.sub("", text)) is not None
+    return "|" in text and _PIPE.search(_CODE.sub("", text)) is not None
 
 
 def _cells(text: str) -> list[str]:
