@@ -19,7 +19,14 @@ from urllib.parse import quote
 from .config import Settings
 from .jekyllconf import JEKYLL_EXCERPT_SEPARATOR
 from .model import Author, Body, Format, Post
-from .parse import BodyRules, LiquidSite, liquid_environment, render_body, with_liquid
+from .parse import (
+    BodyRules,
+    LiquidSite,
+    finish_body,
+    liquid_environment,
+    markup_body,
+    with_liquid,
+)
 from .render import Entry, feed_title, render_entries
 from .rendered import KeyedLRU, LatestLRU, entry_id, entry_mark
 from .snapshot import Snapshot
@@ -36,6 +43,10 @@ MAX_FAILURES = 100
 def _body_size(body: Body) -> int:
     return 3 * (len(body.html) + len(body.summary)) + 200
 
+
+
+def _marked_size(marked: tuple[str, str | None]) -> int:
+    return len(marked[0]) + len(marked[1] or "") + 200
 
 
 def _fragment_size(found: tuple[bytes, tuple[str, str]]) -> int:
@@ -124,6 +135,13 @@ class BodyCache:
         on (mostly the same objects as in ``_bodies``)."""
         self._fragments = LatestLRU[tuple[bytes, tuple[str, str]]](
             settings.body_cache_bytes, _fragment_size)
+        self._marked = LatestLRU[tuple[str, str | None]](
+            max(1, settings.body_cache_bytes // 4), _marked_size)
+        """(source, separator) -> the body's and the excerpt's HTML before sanitising:
+        the costly part, the same at every base URL. A site whose url is not where this
+        service is reached shows each body at two (feed entries at url + baseurl, pages
+        here): an export made every body twice. Bounded: an export's URLs come in
+        order of their newest post, so what a post's other pages need is still held."""
 
     def body(self, post: Post, base: str, separator: str = JEKYLL_EXCERPT_SEPARATOR,
              failed: list[Post] | None = None) -> Body:
@@ -187,17 +205,34 @@ class BodyCache:
         return found
 
     def _render(self, post: Post, base: str, separator: str) -> Body:
-        text = self._read_body(post)
+        raw, raw_excerpt = self._markup(post, separator)
         url = base + post.url
-        liquid = self._liquid_of(post)
-        body = render_body(text, post.markup, url, self._body_rules, liquid)
+        body = finish_body(raw, url, self._body_rules)
         if post.summary:  # the description is the summary: no excerpt to render
             return replace(body, summary=plain_summary(post.summary))
-        head = excerpt_source(text, separator) if separator else text
-        # Jekyll renders the excerpt as a document of its own, and never cuts it.
-        excerpt = (body if head == text
-                   else render_body(head, post.markup, url, self._body_rules, liquid))
+        excerpt = body if raw_excerpt is None else finish_body(raw_excerpt, url,
+                                                               self._body_rules)
         return replace(body, summary=plain_summary(excerpt.html))
+
+    def _markup(self, post: Post, separator: str) -> tuple[str, str | None]:
+        """The body's HTML before sanitising, and the excerpt's (None: the body's own, or
+        none needed), kept for the post's other base URL."""
+        slot = (post.source, separator)
+        version = (post.stamp, self.liquid_version(post))
+        with self._lock:
+            found = self._marked.latest(slot, version)
+        if found is not None:
+            return found
+        text = self._read_body(post)
+        liquid = self._liquid_of(post)
+        raw = markup_body(text, post.markup, self._body_rules, liquid)
+        head = excerpt_source(text, separator) if separator and not post.summary else text
+        # Jekyll renders the excerpt as a document of its own, and never cuts it.
+        made = (raw, None if head == text
+                else markup_body(head, post.markup, self._body_rules, liquid))
+        with self._lock:
+            self._marked.put(slot, version, made)
+        return made
 
     def _liquid_of(self, post: Post) -> Callable[[str], str]:
         def run(text: str) -> str:

@@ -102,6 +102,23 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
+def marked_up(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts whose Liquid and Markdown the body cache makes from now on (a body's,
+    an excerpt's), in order: every call of bodies.markup_body is recorded, then made."""
+    import feeds.bodies
+
+    texts: list[str] = []
+    real = feeds.bodies.markup_body
+
+    def recorded(text: str, *args: Any) -> str:
+        texts.append(text)
+        return real(text, *args)
+
+    monkeypatch.setattr(feeds.bodies, "markup_body", recorded)
+    return texts
+
+
+@pytest.fixture
 def make_app() -> Iterator[Callable[..., Flask]]:
     """The app factory: ``make_app(root, watch=False, **overrides)`` builds an app over a
     content folder with :func:`make_settings` (``watch`` is create_app's: follow the

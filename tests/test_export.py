@@ -212,3 +212,41 @@ def test_a_second_build_rewrites_only_what_changed_and_removes_what_is_gone(
     manifest = (out / export.MANIFEST).read_text("utf-8").splitlines()
     assert sorted(manifest) == sorted(third)
     assert_matches_live(out, settings, live_server_factory)
+
+
+def test_a_body_shown_at_two_bases_is_marked_up_once(tmp_path: Path,
+                                                     marked_up: list[str]) -> None:
+    """Entries are made at the site's url (https://example.org), the post's own page where
+    the service is reached (BASE): the Liquid and Markdown of a body, its excerpt's too,
+    are made once and each base gets its own URLs, exactly as a fresh rendering gives."""
+    from feeds.parse import render_body
+
+    text = "First, see ![a map](map.png).\n\nMore in [the notes](notes.html).\n"
+    root = write_site(tmp_path / "site", {
+        "_posts/2022-05-01-two.md": post_text("Two bases", "2022-05-01", body=text)})
+    app = create_app(make_settings(root, base_url=BASE), watch=False)
+    client = app.test_client()
+    try:
+        feed = client.get("/feed.atom")
+        entry = etree.fromstring(feed.data).find("{http://www.w3.org/2005/Atom}entry")
+        assert entry is not None
+        link = entry.find("{http://www.w3.org/2005/Atom}link").get("href")
+        path = urlsplit(link).path
+        page = client.get(path)
+        again = client.get("/feed.json")
+    finally:
+        app.extensions["feeds"].stop()
+    assert link == "https://example.org" + path
+    assert feed.status_code == page.status_code == again.status_code == 200
+    assert len(marked_up) == 2  # the body and its excerpt (the first paragraph), once each
+    content = entry.findtext("{http://www.w3.org/2005/Atom}content")
+    at_site = render_body(text, "markdown", link)
+    here = render_body(text, "markdown", BASE + path)
+    assert content == at_site.html != here.html
+    folder = path.rsplit("/", 1)[0]
+    assert lxml_html.fromstring(content).xpath("//img/@src") == [
+        f"https://example.org{folder}/map.png"]
+    shown = lxml_html.fromstring(page.data).xpath("//article//img/@src")
+    assert shown == [f"{BASE}{folder}/map.png"]
+    summary = json.loads(again.data)["items"][0]["summary"]
+    assert summary == "First, see ."  # the excerpt's text (the image has none)

@@ -48,17 +48,8 @@ def _made(lang: str) -> bool:
 
 
 def test_a_server_start_makes_the_newest_pages_lexers_ready_before_it_serves(
-        tmp_path: Path, cold_lexers: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    import feeds.bodies
-
-    rendered: list[str] = []
-    real_render = feeds.bodies.render_body
-
-    def counted(text: str, *args: object) -> object:
-        rendered.append(text)
-        return real_render(text, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(feeds.bodies, "render_body", counted)
+        tmp_path: Path, cold_lexers: None, marked_up: list[str]) -> None:
+    rendered = marked_up
     posts = {f"_posts/2022-01-{day:02d}-p{day}.md": post_text(
         f"Post {day}", f"2022-01-{day:02d}", body=_fenced("ruby")) for day in range(2, 5)}
     posts["_posts/2022-01-01-old.md"] = post_text("Old", "2022-01-01", body=_fenced("sql"))

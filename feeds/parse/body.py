@@ -211,12 +211,25 @@ def render_body(body: str, markup: str, page_url: str,
                 liquid: Callable[[str], str] | None = None) -> Body:
     """(Liquid, with ``liquid``, then) Markdown (or HTML) -> sanitised HTML whose URLs are
     absolute against ``page_url``, plus the first paragraph as plain text for a summary."""
+    return finish_body(markup_body(body, markup, rules, liquid), page_url, rules)
+
+
+def markup_body(body: str, markup: str, rules: BodyRules = DEFAULT_RULES,
+                liquid: Callable[[str], str] | None = None) -> str:
+    """The costly half of render_body, which depends on the post alone, not on the URL it
+    is shown at: (Liquid, then) Markdown -> HTML, not yet sanitised."""
     from .kramdown import kramdown
 
     with _RENDERS:
         if liquid is not None:
             body = liquid(body)
-        raw = kramdown(body, rules.smart_quotes) if markup == "markdown" else body
+        return kramdown(body, rules.smart_quotes) if markup == "markdown" else body
+
+
+def finish_body(raw: str, page_url: str, rules: BodyRules = DEFAULT_RULES) -> Body:
+    """The other half: markup_body's HTML sanitised, its URLs absolute against
+    ``page_url``, with its summary."""
+    with _RENDERS:
         safe = clean_text(sanitise(raw, page_url, rules.iframe_hosts)).strip()
     return Body(html=safe, summary=summary_of(safe))
 
