@@ -1,11 +1,8 @@
 """Folder -> posts. Finds the post files of a Jekyll site source, parses each once, keeps
 them, and re-reads only the files a change touched. A bad file is logged once (per change
-of that file) with its path and the reason, and left out; nothing else is lost.
-
-Every change is applied to the store's own tables and then handed out as a new, frozen
-:class:`Snapshot`: readers keep the snapshot they hold, so they see the state before a
-change or after it, never half of one.
-"""
+of that file) with its path and the reason, and left out; nothing else is lost. Each
+change is handed out as a new, frozen :class:`Snapshot`: readers see the state before a
+change or after it, never half of one."""
 
 from __future__ import annotations
 
@@ -23,7 +20,10 @@ from .config_file import NAME as CONFIG_NAME
 from .disk import (
     ChangeClock,
     KeptFiles,
+    Look,
+    folder_look,
     is_post_path,
+    look_of,
     read_post,
     relative_paths,
     same_file,
@@ -45,14 +45,12 @@ logger = logging.getLogger(__name__)
 
 class ContentStore:
     """Parsed posts of one content folder, kept and updated file by file. The public
-    methods take a lock, so a poll (``rescan``) and a change (``apply``) never interleave;
-    readers only ever see the immutable :class:`Snapshot` objects handed out.
-
+    methods take a lock, so a poll (``rescan``) and a change (``apply``) never interleave.
     ``on_problem`` is told each problem found (a post rejected, or accepted with a
     warning), once per change of its file, instead of the store logging it;
-    ``on_progress(done, total)`` is told, as ``load`` parses the ``total`` candidate
-    files, how many it has done: (0, total) first, then after each file. Both are called
-    from the thread that loads, with the store's lock held."""
+    ``on_progress(done, total)``, as ``load`` parses the ``total`` candidate files, how
+    many it has done: (0, total), then after each file. Both are called from the thread
+    that loads, with the store's lock held."""
 
     def __init__(self, settings: Settings, *,
                  on_problem: Callable[[Problem], None] | None = None,
@@ -76,6 +74,7 @@ class ContentStore:
         self.config = ConfigFollower(self.root)
         self._liquid_files = LiquidFiles(self.root)  # an edit: a new snapshot, same posts
         self.held: str | None = None  # why the folder as it is is not handed out
+        self.scan_look: tuple[Look] | None = None  # look() as the last rescan saw it
         self._had_posts = False
         self._retries = Retries(str(self.root))  # files caught being written, and asked
         self._removals = Removals()  # put back if the folder itself goes just after
@@ -95,6 +94,10 @@ class ContentStore:
               ) -> Iterator[tuple[str, os.DirEntry[str]]]:
         """Every file below ``top`` (see disk.walk)."""
         return walk(str(self.root), top, folders, self._rules.collection_folders)
+
+    def look(self) -> Look:
+        """folder_look of the folder as a full scan walks it (collections included)."""
+        return folder_look(str(self.root), self._rules.collection_folders)
 
     def _layout(self, folders: list[str]) -> bool:
         """Whether only files in ``_posts`` folders are posts: a ``_posts`` folder is
@@ -247,7 +250,6 @@ class ContentStore:
             self.index = self._open_index()
             for table in (self._stamps, self._posts, self._problems, self._skipped):
                 table.clear()
-            seen = 0
             last_report = started
             folders: list[str] = []
             files = [rel for rel, _entry in self._walk(str(self.root), folders)]
@@ -260,9 +262,8 @@ class ContentStore:
             if on_progress is not None:
                 on_progress(0, len(rels))
             with gc_paused():
-                for rel in rels:
+                for seen, rel in enumerate(rels, 1):
                     self._update(rel, whole=True)
-                    seen += 1
                     if on_progress is not None:
                         on_progress(seen, len(rels))
                     now = time.monotonic()
@@ -287,17 +288,15 @@ class ContentStore:
         return PostCache(folder, str(self.root), self._rules) if folder else None
 
     def save_index(self, wait: float | None = None) -> None:
-        """Write what the index lacks (one transaction; the caller is off the request
-        path: the service calls this after each swap, and at a stop, waiting at most
-        ``wait`` seconds for a write under way). A failure is a warning."""
+        """Write what the index lacks, in one transaction, off the request path (after each
+        swap; at a stop, waiting at most ``wait`` s for a write under way); failing: a warning."""
         index = self.index
         if index is not None:
             index.flush(self._lock, wait)
 
     def read_body(self, post: Post) -> str:
-        """The body text of an indexed post: of the bytes read when it was indexed while
-        they are kept, else read again. PostError, at once, when the file cannot be read,
-        is no regular file (a FIFO cannot hang us), has changed or is over the limit."""
+        """An indexed post's body text, from the bytes read when it was indexed (else read
+        again); PostError at once when unreadable, no regular file, changed or too big."""
         data = self._kept.get(post.source, post.stamp)
         if data is None:
             data, _ = read_post(str(self.root), post.source, self._rules.max_post_bytes,
@@ -363,7 +362,7 @@ class ContentStore:
         ones. With ``settle`` (the watcher's scans), a file written in the last SETTLE
         seconds is left for SETTLE (or its close event): it may be half written."""
         with self._lock:
-            started = time.monotonic()
+            started, self.scan_look = time.monotonic(), None
             outcome = self._read_config() if self.config.changed() else "same"
             folders: list[str] = []
             files = list(self._walk(str(self.root), folders))
@@ -386,6 +385,7 @@ class ContentStore:
                 changed |= self._update(rel)
             for known_rel in [k for k in stamps if k not in found]:
                 changed |= self._forget(known_rel)
+            self.scan_look = (look_of(str(self.root), files),)  # (entries hold their stat)
             return self._hold(self._snapshot(started)) if changed else None
 
     def _read_config(self) -> str:

@@ -307,15 +307,24 @@ def litter(name: str) -> bool:  # an editor's temporary, backup or lock file
     return name.startswith((".", "#", "~")) or name.endswith("~")
 
 
-def folder_look(root: str) -> tuple[int, int] | None:
+Look = tuple[int, int] | None
+
+
+def folder_look(root: str, documents: Folders = NO_COLLECTIONS) -> Look:
     """How many files there are below ``root`` (not counting dot files and editors'
     backups) and their total size; None when it is no folder. Two equal looks some time
     apart: nothing is being copied in or removed. (Not the newest mtime: a post saved
     every moment would keep a folder from ever settling.)"""
+    return look_of(root, walk(root, root, documents=documents))
+
+
+def look_of(root: str, files: Iterable[tuple[str, os.DirEntry[str]]]) -> Look:
+    """folder_look of the files a walk of ``root`` gave (a full scan's own: their
+    entries hold the stat the scan made, so the look costs no second walk)."""
     if not os.path.isdir(root):
         return None
     count = size = 0
-    for _rel, entry in walk(root, root):
+    for _rel, entry in files:
         if litter(entry.name):
             continue
         try:

@@ -192,6 +192,7 @@ class FeedService:
             on_tick=self._tick,
             on_undo=lambda: self._reload(lambda _: self.store.undo_removals(), set()),
             busy=busy or (lambda: False),
+            look=self.store.look, scanned=lambda: self.store.scan_look,
         )
 
     def _tick(self) -> None:

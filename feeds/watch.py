@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .disk import folder_look, litter
+from .disk import Look, folder_look, litter
 from .events import OpenWrites, kind, observe
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,9 @@ class Watcher:
     ``interval`` seconds when inotify is not available, and now and then even when it is;
     ``on_tick()`` at every wake-up; ``on_undo()`` when the folder itself goes (or many
     files at once): files removed just before were the start of that, to be put back
-    (see removals)."""
+    (see removals). ``look()`` is the folder's look (disk.folder_look) as settling
+    compares it; ``scanned()`` the look the full scan just made took on its way, (look,)
+    (None: it made none, and look() is asked)."""
 
     def __init__(
         self,
@@ -99,8 +101,12 @@ class Watcher:
         safety_interval: float | None = None,
         on_undo: Callable[[], None] = lambda: None,
         busy: Callable[[], bool] = lambda: False,
+        look: Callable[[], Look] | None = None,
+        scanned: Callable[[], tuple[Look] | None] = lambda: None,
     ) -> None:
         self.root = root
+        self.look = look or (lambda: folder_look(root))
+        self.scanned = scanned
         self.interval = interval
         self.on_paths = on_paths
         self.on_poll = on_poll
@@ -215,7 +221,7 @@ class Watcher:
         """Whether the folder being replaced has settled (or waited for long enough)."""
         assert self._settling is not None
         started = time.monotonic()
-        look = folder_look(self.root)
+        look = self.look()
         now = time.monotonic()
         self._look_every = max(ROOT_LOOK, 4 * (now - started))  # a big folder: < 20%
         if self._look is None or self._look[0] != look:
@@ -325,7 +331,8 @@ class Watcher:
             started = time.monotonic()
             try:
                 self.on_poll()
-                self._baseline = folder_look(self.root)  # what a copy back should reach
+                took = self.scanned()  # what a copy back should reach
+                self._baseline = took[0] if took is not None else self.look()
             finally:
                 self._schedule_scan(time.monotonic() - started)
         self.on_tick()
