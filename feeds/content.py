@@ -330,8 +330,8 @@ class ContentStore:
                     changed |= self._rescan_folder(rel)
                 elif rel in self._stamps or os.path.lexists(full):
                     changed |= self._update(rel)
-                else:  # gone, and not a file we knew: perhaps a folder (and its files)
-                    changed |= self._forget_below(rel)
+                elif not skipped_below(parts, self._rules.collection_folders):
+                    changed |= self._forget_below(rel)  # gone, unknown: a folder of posts?
             return self._hold(self._snapshot(started)) if changed else None
 
     def undo_removals(self) -> Snapshot | None:

@@ -629,3 +629,38 @@ def test_the_watcher_hands_over_changed_paths_and_survives_a_failing_reload(
     assert str(tmp_path / "a.md") in seen[0]
     assert any(str(tmp_path / "b.md") in paths for paths in seen[1:])
     assert any("reload failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_file_renamed_into_place_costs_no_look_through_every_known_post(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editor's or a script's temporary file, renamed over a post, leaves an event for
+    a path that is gone and was never a post. It can be a folder of posts only where the
+    walk goes: a dot name never is, so the store does not look through every path it
+    knows for ones below it (15 ms a change at 100,000 posts). A folder of posts removed
+    still takes its posts with it."""
+    from feeds.content import ContentStore
+
+    posts = {f"_posts/sub/2022-03-{d:02d}-s{d}.md": post_text(f"S{d}", f"2022-03-{d:02d}")
+             for d in range(1, 4)}
+    root = write_site(tmp_path / "site", posts)
+    store = ContentStore(make_settings(root))
+    store.load(progress=False)
+    looked: list[str] = []
+    real = ContentStore._forget_below
+
+    def counted(self: ContentStore, rel: str, *args: Any) -> bool:
+        looked.append(rel)
+        return real(self, rel, *args)
+
+    monkeypatch.setattr(ContentStore, "_forget_below", counted)
+    temporary = root / ".new-post.md.tmp"
+    final = root / "_posts" / "2022-03-09-new.md"
+    temporary.write_text(post_text("New", "2022-03-09"), encoding="utf-8")
+    os.replace(temporary, final)
+    snapshot = store.apply({str(temporary), str(final)})
+    assert snapshot is not None and "_posts/2022-03-09-new.md" in snapshot.posts
+    assert looked == []
+    shutil.rmtree(root / "_posts" / "sub")
+    snapshot = store.apply({str(root / "_posts" / "sub")})
+    assert looked == ["_posts/sub"]
+    assert snapshot is not None and set(snapshot.posts) == {"_posts/2022-03-09-new.md"}
