@@ -2,11 +2,9 @@
 thread while the server answers 503), following changes (the watcher), building each new
 site index and swapping it in as one State with its content version and Last-Modified,
 revealing posts dated in the future when they come due (a timer), health, and the
-listeners told of each swap (the WebSub publisher), once it is being served.
-
-What is rendered from a state, and kept, is ``cache``'s; ``feed``, ``page``, ``opml``
-and ``delta`` here answer for the current state.
-"""
+listeners told of each swap (the WebSub publisher), once it is being served. What is
+rendered from a state, and kept, is ``cache``'s; ``feed``, ``page``, ``opml`` and
+``delta`` here answer for the current state."""
 
 from __future__ import annotations
 
@@ -105,9 +103,8 @@ class FeedService:
         return state.settings if state else self.store.settings
 
     def read_body(self, post: Post) -> str:
-        """The text of a post's body, after its front matter, read from its file now
-        through the one disk reader (never blocks; PostError when the file is not the
-        one indexed)."""
+        """A post's body text, read from its file now through the one disk reader (never
+        blocks; PostError when the file is not the one indexed)."""
         return self.store.read_body(post)
 
     def liquid_site(self) -> LiquidSite | None:
@@ -190,10 +187,21 @@ class FeedService:
             on_paths=lambda paths: self._reload(self.store.apply, paths),
             on_poll=lambda: self._reload(lambda _: self.store.rescan(settle=True), set()),
             on_tick=self._tick,
-            on_undo=lambda: self._reload(lambda _: self.store.undo_removals(), set()),
+            on_undo=lambda: self._reload(self._put_back, set()),
             busy=busy or (lambda: False),
             look=self.store.look, scanned=lambda: self.store.scan_look,
         )
+
+    def _put_back(self, _paths: set[str]) -> Snapshot | None:
+        """The files just forgotten put back (see removals); nothing to install when what
+        is served holds them still (a full scan forgot them, its snapshot held back)."""
+        snapshot, state = self.store.undo_removals(), self._state
+        if snapshot is None or state is None:
+            return snapshot
+        served = state.snapshot
+        same = (snapshot.posts, snapshot.problems, snapshot.skipped) == (
+            served.posts, served.problems, served.skipped)
+        return None if same else snapshot
 
     def _tick(self) -> None:
         """At each wake of the reloader: files due to be read again, posts come due."""
@@ -230,8 +238,7 @@ class FeedService:
             self.store.save_index()
 
     def refresh(self) -> None:
-        """Poll once, now, as the watcher's polling does (tests: a change is seen without
-        waiting for the watcher)."""
+        """Poll once, now, as the watcher's polling does (tests: no wait for the watcher)."""
         self._reload(lambda _: self.store.rescan(), set())
 
     def _install(self, snapshot: Snapshot, seconds: float) -> None:

@@ -134,6 +134,34 @@ def test_posts_folder_moved_away_stays_degraded_through_full_scans(
     assert ids(client) == before
 
 
+def test_files_put_back_that_are_still_served_install_nothing(
+        tmp_path: Path, make_app: Callable[..., Flask]) -> None:
+    """The race behind the test above's one flaky CI run: a full scan ran between the
+    rename and the end of its burst of events, forgot every post (its snapshot held
+    back: no posts) and the burst, taken for a mass removal, then put them back. What
+    is served held them all along: putting them back installs nothing. A removal that
+    was installed is still undone."""
+    root = write_site(tmp_path / "site", POSTS, config=CONFIG)
+    app = make_app(root, watch=False)
+    service: FeedService = app.extensions["feeds"]
+    client = app.test_client()
+    before = ids(client)
+    os.rename(root / "_posts", root / "x")
+    service.refresh()  # the scan: every post forgotten, the postless folder held back
+    assert "no posts" in service.health()["problems"]["content"]
+    served = service.state()
+    service._reload(service._put_back, set())
+    assert service.state() is served and ids(client) == before
+
+    os.rename(root / "x", root / "_posts")
+    service.refresh()
+    (root / POST).unlink()
+    service.refresh()  # one post gone, and served so
+    assert "P3" not in ids(client)
+    service._reload(service._put_back, set())
+    assert ids(client) == before  # put back: the folder went just after (see removals)
+
+
 # --- a writer that never closes its file -------------------------------------------------
 
 
