@@ -271,8 +271,11 @@ def results_md(
         " (every corpus file is read once just before each start: this VM's host drops the"
         " cache now and then, and a start from disk at 100,000 posts took 21 s, not 11)."
         " **warm restart**: the same again on the same content right after that server"
-        " stopped (the service may keep a cache between runs). A run is: cold start, (first"
-        " run only: change test), a wrk round against that server, stop, warm restart.",
+        " stopped, now with `--index-dir IDX`, the persisted index of parsed front matter"
+        " that `feeds check DIR --index-dir IDX` made just before (from nothing, not timed;"
+        " the cold start runs without one, as the service's default is). A run is: cold"
+        " start, (first run only: change test), a wrk round against that server, stop,"
+        " the index made, warm restart.",
         "- **peak RSS**: VmHWM of the server process, read at the first `/healthz` 200 and"
         " again before it is stopped (after the change test and the wrk round), and of the"
         " warm-restarted one; per run the largest.",
