@@ -25,6 +25,7 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``parsed``   one file's parse as the persisted index keeps it, and as a row's JSON.
 - ``postcache`` the persisted index (``index_dir``): parsed front matter in SQLite, so
                a restart parses only the files changed while it was stopped.
+- ``loadwork`` a whole load's parsing shared with forked helpers (``load_workers``).
 - ``content``  folder -> posts; re-reads only changed files; logs and skips bad ones.
 - ``events``   what watchdog's events say: the paths a change touched, the folder
                itself gone, files written and still open (read once quiet).

@@ -95,6 +95,10 @@ class Settings:
     build_workers: int = _setting(
         2, "processes `feeds build` renders with (forked once the content is loaded)",
         values.positive_int, env="FEEDS_BUILD_WORKERS")
+    load_workers: int = _setting(
+        2, "processes a whole load parses the post files with (the loading one and helpers "
+        "forked for it, each given 500 files at least; 1: no helper)",
+        values.positive_int, env="FEEDS_LOAD_WORKERS")
     title: str = _setting("Feeds", "site title (else `name`)", values.string, key=EVERYWHERE)
     name: str = _setting("", "site name: the title when `title` is not set, as in "
                          "jekyll-feed", values.string, key="name")

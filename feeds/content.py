@@ -32,6 +32,7 @@ from .disk import (
     walk,
     written_within,
 )
+from .loadwork import Shared, each_file, share
 from .model import Post, Problem, Stamp
 from .parse import SiteRules, body_text, site_rules
 from .parse.frontmatter import CONTROL_WARNING, UNCLOSED_WARNING
@@ -78,6 +79,7 @@ class ContentStore:
         self._had_posts = False
         self._retries = Retries(str(self.root))  # files caught being written, and asked
         self._removals = Removals()  # put back if the folder itself goes just after
+        self._shared = Shared(())  # a whole load's helpers (see loadwork)
         self.index: PostCache | None = None
         """The persisted index (``index_dir``), opened afresh by each whole load."""
 
@@ -119,6 +121,10 @@ class ContentStore:
     def _read(self, rel: str, stamp: Stamp) -> tuple[Parse, Stamp, bool]:
         """Read and parse one file (see parsed.read_file): (what it gave, the stamp read,
         whether the index may keep it). The post's own bytes (copied back) are not parsed."""
+        helped = self._shared.take(rel, stamp)  # (parsed by a helper of a whole load)
+        if helped is not None:
+            self.parse_count += 1
+            return helped, stamp, True
         known = self._posts.get(rel)
         same = self._kept.get(rel, known.stamp) if known is not None else None
         parse, stamp, keep, data = read_file(str(self.root), rel, stamp, self._rules, same)
@@ -240,8 +246,6 @@ class ContentStore:
         self._had_posts = self._had_posts or bool(snapshot.posts)
         return snapshot
 
-    # --- public -----------------------------------------------------------------------
-
     def load(self, progress: bool = True) -> Snapshot:
         """Read the whole folder (first load, or after ``_config.yml`` changed)."""
         with self._lock:
@@ -250,7 +254,6 @@ class ContentStore:
             self.index = self._open_index()
             for table in (self._stamps, self._posts, self._problems, self._skipped):
                 table.clear()
-            last_report = started
             folders: list[str] = []
             files = [rel for rel, _entry in self._walk(str(self.root), folders)]
             self._liquid_files.changed()
@@ -258,19 +261,16 @@ class ContentStore:
             self._jekyll_layout = self._layout(folders)
             documents = self._rules.collection_folders
             rels = [rel for rel in files if is_post_path(rel, self._jekyll_layout, documents)]
-            on_progress = self._on_progress
-            if on_progress is not None:
-                on_progress(0, len(rels))
+            index = self.index
+            self._shared = Shared(share(str(self.root), rels, self._rules,
+                                        self.settings.load_workers,
+                                        lambda rel: index is not None and index.has(rel)))
             with gc_paused():
-                for seen, rel in enumerate(rels, 1):
-                    self._update(rel, whole=True)
-                    if on_progress is not None:
-                        on_progress(seen, len(rels))
-                    now = time.monotonic()
-                    if progress and now - last_report >= 2.0:
-                        last_report = now
-                        logger.info("loading %s: %d of %d files read, %.0f files/s",
-                                    self.root, seen, len(rels), seen / (now - started))
+                try:
+                    for rel in each_file(rels, str(self.root), self._on_progress, progress):
+                        self._update(rel, whole=True)
+                finally:
+                    self._shared.close()
                 snapshot = self._snapshot(started, whole=True)
             if self.index is not None:
                 self.index.loaded()

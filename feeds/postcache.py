@@ -205,6 +205,10 @@ class PostCache:
         self.hits += 1
         return parse
 
+    def has(self, rel: str) -> bool:
+        """Whether the index has a row of this file not asked for yet (of any stamp)."""
+        return rel in self._rows
+
     def put(self, rel: str, stamp: Stamp, parse: Parse) -> None:
         self._pending[rel] = (stamp, encode(parse))
 

@@ -1,0 +1,206 @@
+"""A whole load's parsing shared with forked helpers (``load_workers``): the posts,
+problems and skips are exactly those of a load without helpers; a helper's parse is
+taken only for a file still at the stamp it read; a helper that dies, sends nonsense or
+hangs costs time, never a post."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from feeds import content, loadwork
+from feeds.content import ContentStore
+from feeds.model import Stamp
+from feeds.parse import SiteRules
+from feeds.snapshot import Snapshot
+
+from .conftest import FIXTURES, post_text, write_site
+from .service_process import Services
+from .test_postcache import seen, settings_for
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """The core fixture site and the hostile files, twice over (enough files to share)."""
+    root = tmp_path / "site"
+    shutil.copytree(FIXTURES / "core-site", root, symlinks=True)
+    for copy in ("hostile", "hostile-again"):
+        (root / "_posts" / copy).mkdir()
+        for path in (FIXTURES / "hostile" / "_posts").iterdir():
+            shutil.copyfile(path, root / "_posts" / copy / path.name)
+    return root
+
+
+@pytest.fixture
+def parsed_here(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files the loading process itself read and parsed."""
+    calls: list[str] = []
+    real = content.read_file
+
+    def counted(root: str, rel: str, *args: object, **kwargs: object) -> object:
+        calls.append(rel)
+        return real(root, rel, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(content, "read_file", counted)
+    return calls
+
+
+def whole_load(site: Path, workers: int, index: Path | None = None) -> tuple[
+        ContentStore, Snapshot]:
+    store = ContentStore(settings_for(site, index, load_workers=workers))
+    snapshot = store.load(progress=False)
+    store.save_index()
+    return store, snapshot
+
+
+def test_helpers_parse_what_one_process_would(site: Path, parsed_here: list[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    alone, expected = whole_load(site, 1)
+    files = list(parsed_here)
+    assert expected.rejected > 0 and expected.skipped and len(expected.posts) > 20
+    monkeypatch.setattr(loadwork, "MIN_SHARE", 5)
+    for workers in (2, 3):
+        parsed_here.clear()
+        store, snapshot = whole_load(site, workers)
+        assert seen(snapshot) == seen(expected)
+        assert store.parse_count == alone.parse_count
+        # The helpers took a run from the end each; this process read the rest, and
+        # again only what a helper could not keep (a surprise, a file it cannot read).
+        assert len(parsed_here) < len(files) * 0.7
+        assert set(parsed_here) >= set(files[:len(files) // (workers + 1)])
+
+
+def test_a_helper_parse_of_other_bytes_is_not_taken(site: Path, parsed_here: list[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file changed after the helper read it (its stamp then differs): read here."""
+    _alone, expected = whole_load(site, 1)
+    monkeypatch.setattr(loadwork, "MIN_SHARE", 5)
+    parsed_here.clear()
+    whole_load(site, 2)
+    helped = len(parsed_here)
+    real = loadwork._parse_share
+
+    def stale(root: str, rels: Sequence[str], rules: SiteRules,
+              progress: object) -> list[tuple[str, Stamp, bytes]]:
+        rows = real(root, rels, rules, progress)  # type: ignore[arg-type]
+        return [(rel, (stamp[0] - 1, *stamp[1:]) if n % 2 else stamp, payload)
+                for n, (rel, stamp, payload) in enumerate(rows)]
+
+    monkeypatch.setattr(loadwork, "_parse_share", stale)
+    parsed_here.clear()
+    _store, snapshot = whole_load(site, 2)
+    assert seen(snapshot) == seen(expected)
+    assert len(parsed_here) > helped + 5  # half of the helper's parses were refused
+
+
+@pytest.mark.parametrize("failure", ["dies", "nonsense", "hangs"])
+def test_a_failed_helper_costs_no_post(failure: str, site: Path, parsed_here: list[str],
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    _alone, expected = whole_load(site, 1)
+    files = list(parsed_here)
+    monkeypatch.setattr(loadwork, "MIN_SHARE", 5)
+    monkeypatch.setattr(loadwork, "STALL", 1.0)
+
+    def broken(root: str, rels: Sequence[str], rules: SiteRules,
+               progress: object) -> list[tuple[str, Stamp, bytes]]:
+        if failure == "dies":
+            os._exit(3)
+        if failure == "hangs":  # as a lock held at the fork would
+            time.sleep(120)
+        return [("x", (1, 2, 3), b"[not, json")]
+
+    monkeypatch.setattr(loadwork, "_parse_share", broken)
+    parsed_here.clear()
+    caplog.set_level(logging.WARNING, logger="feeds.loadwork")
+    started = time.monotonic()
+    _store, snapshot = whole_load(site, 2)
+    assert seen(snapshot) == seen(expected)
+    assert sorted(parsed_here) == sorted(files)  # every file parsed here after all
+    assert any("load helper" in r.getMessage() for r in caplog.records)
+    assert time.monotonic() - started < 60  # the hung helper was killed, not waited for
+
+
+def test_helpers_get_only_what_the_index_lacks(site: Path, tmp_path: Path,
+                                               parsed_here: list[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    index = tmp_path / "index"
+    _store, before = whole_load(site, 1, index)
+    for n, path in enumerate(sorted((site / "_posts" / "hostile").iterdir())):
+        if n % 2:
+            path.write_bytes(path.read_bytes() + b"\n")  # changed while stopped
+    new = site / "_posts" / "hostile-new"
+    shutil.copytree(site / "_posts" / "hostile-again", new)  # added while stopped
+    _fresh, expected = whole_load(site, 1, tmp_path / "fresh")
+    given: list[Sequence[str]] = []
+    real = loadwork._fork
+
+    def fork(root: str, rels: Sequence[str], rules: SiteRules) -> loadwork.Helper | None:
+        given.append(list(rels))
+        return real(root, rels, rules)
+
+    monkeypatch.setattr(loadwork, "MIN_SHARE", 1)
+    monkeypatch.setattr(loadwork, "_fork", fork)
+    _warm, snapshot = whole_load(site, 2, index)
+    assert seen(snapshot) == seen(expected) != seen(before)
+    (share,) = given
+    # (A file the parser failed on by surprise is never kept, so it is parsed again.)
+    surprises = {rel for rel, problems in snapshot.problems.items()
+                 if any(p.message.startswith("cannot be read as a post") for p in problems)}
+    assert share and surprises and {
+        rel for rel in share if not rel.startswith("_posts/hostile-new/")} <= surprises
+
+
+def test_no_helper_below_the_share_or_with_one_worker(site: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    forked: list[int] = []
+    monkeypatch.setattr(loadwork, "_fork", lambda *a: forked.append(len(a[1])))
+    rules = ContentStore._make_rules(settings_for(site, None))
+    rels = [f"_posts/2024-01-01-p{n}.md" for n in range(2_500)]
+    assert loadwork.share(str(site), rels, rules, 1, lambda rel: False) == []
+    assert loadwork.share(str(site), rels[:1_020], rules, 2, lambda rel: False) == []
+    assert not forked
+    loadwork.share(str(site), rels, rules, 4, lambda rel: rel.endswith("0.md"))
+    # 2,250 to parse: three helpers (500 files each at least) and this process, which
+    # takes a little more than each (OWN_SHARE).
+    assert len(forked) == 3 and all(500 <= n < 2_250 / 4 for n in forked)
+
+
+def test_a_server_starts_with_a_helper(tmp_path: Path) -> None:
+    """``python app.py`` as operators run it (its reloader, watcher and waitress threads
+    running as it forks): every post is served, and a stop is a clean exit."""
+    posts = {f"_posts/2023-{1 + n % 12:02d}-{1 + n % 28:02d}-p{n}.md": post_text(
+        f"Post {n}", f"2023-{1 + n % 12:02d}-{1 + n % 28:02d} 08:00:00 +0800",
+        f"[c{n % 3}]") for n in range(1_200)}
+    site = write_site(tmp_path / "site", posts)
+    services = Services(tmp_path)
+    try:
+        service = services.start(site)
+        health = requests.get(service.url + "/healthz", timeout=10).json()
+        assert health["posts"] == 1_200
+        log = service.log()
+        assert re.search(r"1200 files to parse, \d+ of them by 1 forked helpers", log), log
+        titles: list[str] = []
+        url: str | None = service.url + "/category/c1.json?limit=100"
+        for _page in range(10):  # paged by next_url (a reader backfilling)
+            if url is None:
+                break
+            feed = requests.get(url, timeout=30).json()
+            titles += [item["title"] for item in feed["items"]]
+            following = urlsplit(feed["next_url"]) if "next_url" in feed else None
+            url = None if following is None else (  # the site's url: asked of this server
+                f"{service.url}{following.path}?{following.query}")
+        assert sorted(titles) == sorted(
+            f"Post {n}" for n in range(1_200) if n % 3 == 1)
+        assert service.stop() == 0
+    finally:
+        services.close()
