@@ -29,6 +29,7 @@ _ENV = Environment(
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # the package's own templates: no stat of each at every render
 )
 
 FEED_LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
