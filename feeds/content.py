@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from .disk import (
     same_file,
     skipped_below,
     stat_post,
+    survey,
     walk,
     written_within,
 )
@@ -79,7 +80,7 @@ class ContentStore:
         self._had_posts = False
         self._retries = Retries(str(self.root))  # files caught being written, and asked
         self._removals = Removals()  # put back if the folder itself goes just after
-        self._shared = Shared(())  # a whole load's helpers (see loadwork)
+        self._shared, self._loads = Shared(()), 0  # a whole load's helpers; loads made
         self.index: PostCache | None = None
         """The persisted index (``index_dir``), opened afresh by each whole load."""
 
@@ -91,11 +92,6 @@ class ContentStore:
                           settings.collections_dir, settings.exclude, settings.include)
 
     # --- scanning ---------------------------------------------------------------------
-
-    def _walk(self, top: str, folders: list[str] | None = None,
-              ) -> Iterator[tuple[str, os.DirEntry[str]]]:
-        """Every file below ``top`` (see disk.walk)."""
-        return walk(str(self.root), top, folders, self._rules.collection_folders)
 
     def look(self) -> Look:
         """folder_look of the folder as a full scan walks it (collections included)."""
@@ -249,13 +245,14 @@ class ContentStore:
     def load(self, progress: bool = True) -> Snapshot:
         """Read the whole folder (first load, or after ``_config.yml`` changed)."""
         with self._lock:
-            started = time.monotonic()
+            started, self._loads = time.monotonic(), self._loads + 1
             self._rules = self._make_rules(self.settings)
             self.index = self._open_index()
             for table in (self._stamps, self._posts, self._problems, self._skipped):
                 table.clear()
             folders: list[str] = []
-            files = [rel for rel, _entry in self._walk(str(self.root), folders)]
+            files = [rel for rel, _entry in walk(
+                str(self.root), str(self.root), folders, self._rules.collection_folders)]
             self._liquid_files.changed()
             # With a _posts folder anywhere, only files in _posts folders are posts.
             self._jekyll_layout = self._layout(folders)
@@ -351,27 +348,30 @@ class ContentStore:
             return self._forget_below(rel)
         changed = self._forget(rel)  # a post's path now a folder: the post is gone
         found: set[str] = set()
-        for child, _entry in self._walk(os.path.join(str(self.root), rel)):
+        for child, _entry in walk(str(self.root), os.path.join(str(self.root), rel),
+                                  documents=self._rules.collection_folders):
             found.add(child)
             changed |= self._update(child)
         changed |= self._forget_below(rel, found)
         return changed
 
-    def rescan(self, settle: bool = False) -> Snapshot | None:
-        """Polling: stat every file (one walk, one lstat a file) and re-read the changed
-        ones. With ``settle`` (the watcher's scans), a file written in the last SETTLE
-        seconds is left for SETTLE (or its close event): it may be half written."""
+    def rescan(self, settle: bool = False,
+               between: Callable[[], None] | None = None) -> Snapshot | None:
+        """Polling: stat every file (unlocked, with ``between`` now and then: see disk.survey),
+        then, locked, re-read the changed ones. With ``settle`` (the watcher's scans), a file
+        written in the last SETTLE seconds is left for SETTLE: it may be half written."""
+        loads, folders = self._loads, list[str]()
+        files = survey(str(self.root), folders, self._rules.collection_folders, between)
         with self._lock:
+            if self._loads != loads:
+                return None  # a whole load (_config.yml changed) read it all meanwhile
             started, self.scan_look = time.monotonic(), None
             outcome = self._read_config() if self.config.changed() else "same"
-            folders: list[str] = []
-            files = list(self._walk(str(self.root), folders))
             if outcome == "posts" or self._layout(folders) != self._jekyll_layout:
                 return self._hold(self.load(progress=False))
-            changed = outcome == "settings" or self.held is not None
-            changed |= self._liquid_files.changed()
-            found: set[str] = set()
-            stamps = self._stamps
+            changed = self._liquid_files.changed() | (outcome == "settings") | (
+                self.held is not None)
+            found, stamps = set[str](), self._stamps
             for rel, entry in files:  # a stamped path passed is_post_path (same rules)
                 if (known := stamps.get(rel)) is None and not is_post_path(
                         rel, self._jekyll_layout, self._rules.collection_folders):
@@ -384,7 +384,7 @@ class ContentStore:
                     continue
                 changed |= self._update(rel)
             for known_rel in [k for k in stamps if k not in found]:
-                changed |= self._forget(known_rel)
+                changed |= self._update(known_rel)  # gone, or made since the walk passed
             self.scan_look = (look_of(str(self.root), files),)  # (entries hold their stat)
             return self._hold(self._snapshot(started)) if changed else None
 

@@ -18,7 +18,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from cachetools import LRUCache
 
@@ -308,6 +308,25 @@ def litter(name: str) -> bool:  # an editor's temporary, backup or lock file
 
 
 Look = tuple[int, int] | None
+
+
+SURVEY_EVERY = 500
+"""A full scan's walk calls its ``between`` after this many files (~3 ms of stats)."""
+
+
+def survey(root: str, folders: list[str], documents: Folders = NO_COLLECTIONS,
+           between: Callable[[], None] | None = None) -> list[tuple[str, os.DirEntry[str]]]:
+    """A full scan's walk of ``root`` (see walk), each file's lstat made on the way (kept
+    in its entry): the slow half of a scan, made without the store's lock. ``between()``
+    is called every SURVEY_EVERY files, so that changes are taken in meanwhile."""
+    files = []
+    for n, (rel, entry) in enumerate(walk(root, root, folders, documents), 1):
+        with contextlib.suppress(OSError):  # (gone: the scan's second half says so)
+            entry.stat(follow_symlinks=False)
+        files.append((rel, entry))
+        if between is not None and n % SURVEY_EVERY == 0:
+            between()
+    return files
 
 
 def folder_look(root: str, documents: Folders = NO_COLLECTIONS) -> Look:

@@ -133,3 +133,15 @@ def _reports_closes(observer: Any) -> bool:
     except ImportError:  # not Linux
         return False
     return isinstance(observer, InotifyObserver)
+
+
+def as_given(root: str, identity: tuple[str, int, int] | None, path: str) -> str:
+    """A path the observer reported (below the folder's real path, ``identity[0]``) as a
+    path below the folder as it was named, ``root``, which is how the store knows it."""
+    if identity is not None:
+        real = os.path.join(identity[0], "")
+        if path.startswith(real):
+            return os.path.join(root, path[len(real):])
+        if path == identity[0]:
+            return root
+    return path

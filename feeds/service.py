@@ -185,7 +185,8 @@ class FeedService:
         return Watcher(
             str(self.store.root), self.settings.reload_interval,
             on_paths=lambda paths: self._reload(self.store.apply, paths),
-            on_poll=lambda: self._reload(lambda _: self.store.rescan(settle=True), set()),
+            on_poll=lambda: self._reload(lambda _: self.store.rescan(
+                settle=True, between=self._watcher.meanwhile if self._watcher else None), set()),
             on_tick=self._tick,
             on_undo=lambda: self._reload(self._put_back, set()),
             busy=busy or (lambda: False),
@@ -199,9 +200,8 @@ class FeedService:
         if snapshot is None or state is None:
             return snapshot
         served = state.snapshot
-        same = (snapshot.posts, snapshot.problems, snapshot.skipped) == (
-            served.posts, served.problems, served.skipped)
-        return None if same else snapshot
+        return None if (snapshot.posts, snapshot.problems, snapshot.skipped) == (
+            served.posts, served.problems, served.skipped) else snapshot
 
     def _tick(self) -> None:
         """At each wake of the reloader: files due to be read again, posts come due."""

@@ -174,6 +174,7 @@ def test_a_full_scan_walks_the_folder_once_and_its_look_is_the_watchers_baseline
     posts, with events waiting meanwhile); it counts what the scan walks, a
     collection's documents included, and leaves editors' litter out."""
     import feeds.content
+    import feeds.disk
     from feeds.content import ContentStore
     from feeds.disk import Look, folder_look
 
@@ -187,13 +188,14 @@ def test_a_full_scan_walks_the_folder_once_and_its_look_is_the_watchers_baseline
     store = ContentStore(make_settings(root))
     store.load(progress=False)
     walks: list[str] = []
-    real_walk = feeds.content.walk
+    real_walk = feeds.disk.walk
 
     def counted(*args: object, **kwargs: object) -> object:
         walks.append(str(args[1]))
         return real_walk(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(feeds.content, "walk", counted)
+    monkeypatch.setattr(feeds.disk, "walk", counted)  # the scan's survey, the looks
     looks: list[Look] = []
 
     def look() -> Look:
