@@ -10,7 +10,8 @@ meanwhile slows every revision alike. Each run starts ``app.py --threads 2`` on
 its bodies not yet rendered), the same feed again (now cached), and the first feed of
 one category and of one tag. Then ``--changes`` times the change test of ``python -m
 bench`` (a new post renamed into ``_posts/``, then the first GET of a category's and a
-tag's Atom feed that it is in; the run's median of each). Prints medians (and every run)
+tag's Atom feed that it is in; the run's median of each, and of the time each change took
+to show, the median and the largest). Prints medians (and every run)
 as a markdown table.
 
 ``WORKTREE`` is what the working tree holds now, uncommitted changes included.
@@ -35,7 +36,8 @@ from .report import SizeResult
 REPO = Path(__file__).resolve().parent.parent
 MEASURES = ("cold start to /healthz 200, s", "first /feed.atom, ms", "/feed.atom again, ms",
             "first category feed, ms", "first tag feed, ms",
-            "render after a change: category feed, ms", "render after a change: tag feed, ms")
+            "render after a change: category feed, ms", "render after a change: tag feed, ms",
+            "change → visible p50, ms", "change → visible max, ms")
 START_TIMEOUT = 300.0
 
 
@@ -78,7 +80,8 @@ def one_run(
         for note in res.notes:
             print(f"  {code.name}: {note}", file=sys.stderr)
         return [*firsts, statistics.median(res.render_category_ms or [math.nan]),
-                statistics.median(res.render_tag_ms or [math.nan])]
+                statistics.median(res.render_tag_ms or [math.nan]),
+                statistics.median(res.change_ms or [math.nan]), max(res.change_ms or [math.nan])]
     finally:
         child.stop()
         shutil.rmtree(cache, ignore_errors=True)
