@@ -21,17 +21,16 @@ from .disk import (
     ChangeClock,
     KeptFiles,
     Look,
+    compare,
     folder_look,
     is_post_path,
     look_of,
     read_post,
     relative_paths,
-    same_file,
     skipped_below,
     stat_post,
     survey,
     walk,
-    written_within,
 )
 from .loadwork import Shared, each_file, share
 from .model import Post, Problem, Stamp
@@ -360,8 +359,12 @@ class ContentStore:
         """Polling: stat every file (unlocked, with ``between`` now and then: see disk.survey),
         then, locked, re-read the changed ones. With ``settle`` (the watcher's scans), a file
         written in the last SETTLE seconds is left for SETTLE: it may be half written."""
-        loads, folders = self._loads, list[str]()
-        files = survey(str(self.root), folders, self._rules.collection_folders, between)
+        loads, folders, root = self._loads, list[str](), str(self.root)
+        files = survey(root, folders, self._rules.collection_folders, between)
+        found, stale, young = compare(files, self._stamps, lambda rel: is_post_path(
+            rel, self._jekyll_layout, self._rules.collection_folders),
+            SETTLE if settle else None, between)
+        look = look_of(root, files)  # (the entries hold their stat)
         with self._lock:
             if self._loads != loads:
                 return None  # a whole load (_config.yml changed) read it all meanwhile
@@ -371,21 +374,13 @@ class ContentStore:
                 return self._hold(self.load(progress=False))
             changed = self._liquid_files.changed() | (outcome == "settings") | (
                 self.held is not None)
-            found, stamps = set[str](), self._stamps
-            for rel, entry in files:  # a stamped path passed is_post_path (same rules)
-                if (known := stamps.get(rel)) is None and not is_post_path(
-                        rel, self._jekyll_layout, self._rules.collection_folders):
-                    continue
-                found.add(rel)
-                if known is not None and same_file(entry, known):
-                    continue
-                if settle and written_within(entry, SETTLE):
-                    self._retries.later(rel)  # once settled (put off once, not each scan)
-                    continue
+            for rel in young:
+                self._retries.later(rel)  # once settled (put off once, not each scan)
+            for rel in stale:
                 changed |= self._update(rel)
-            for known_rel in [k for k in stamps if k not in found]:
+            for known_rel in [k for k in self._stamps if k not in found]:
                 changed |= self._update(known_rel)  # gone, or made since the walk passed
-            self.scan_look = (look_of(str(self.root), files),)  # (entries hold their stat)
+            self.scan_look = (look,)
             return self._hold(self._snapshot(started)) if changed else None
 
     def _read_config(self) -> str:

@@ -329,6 +329,29 @@ def survey(root: str, folders: list[str], documents: Folders = NO_COLLECTIONS,
     return files
 
 
+def compare(files: list[tuple[str, os.DirEntry[str]]], stamps: Mapping[str, Stamp],
+            is_post: Callable[[str], bool], settle: float | None,
+            between: Callable[[], None] | None = None,
+            ) -> tuple[set[str], list[str], list[str]]:
+    """A full scan's survey against the files known (``stamps``: path -> stamp), made
+    unlocked too (a path ``between()`` changes meanwhile is read again, which is safe):
+    the paths that may hold posts, those whose stat differs (to read again) and those of
+    them written in the last ``settle`` seconds (to read once settled)."""
+    found: set[str] = set()
+    changed: list[str] = []
+    young: list[str] = []
+    for n, (rel, entry) in enumerate(files, 1):
+        if between is not None and n % SURVEY_EVERY == 0:
+            between()
+        if (known := stamps.get(rel)) is None and not is_post(rel):
+            continue  # (a stamped path passed is_post_path, by the same rules)
+        found.add(rel)
+        if known is None or not same_file(entry, known):
+            (young if settle is not None and written_within(entry, settle)
+             else changed).append(rel)
+    return found, changed, young
+
+
 def folder_look(root: str, documents: Folders = NO_COLLECTIONS) -> Look:
     """How many files there are below ``root`` (not counting dot files and editors'
     backups) and their total size; None when it is no folder. Two equal looks some time

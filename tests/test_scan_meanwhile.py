@@ -1,4 +1,4 @@
-"""A full scan walks the folder without the store's lock and takes in the events of a
+"""A full scan walks the folder and compares it with what is known without the store's lock, and
 burst that is over as it goes (``between``, the watcher's ``meanwhile``): an edit is
 not kept waiting for a scan of every file. What changed while the walk went on is
 neither lost nor forgotten: the scan's outcome is the folder as it is at its end."""
@@ -6,6 +6,7 @@ neither lost nor forgotten: the scan's outcome is the folder as it is at its end
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -162,3 +163,29 @@ def test_an_edit_during_a_slow_full_scan_shows_before_the_scan_ends(
         assert scans[1][0] < written < shown < scans[1][1] - 0.3, (scans, written, shown)
     finally:
         service.stop()
+
+
+def test_the_walk_and_the_comparison_leave_the_lock_free(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each ``between`` (in the walk, then in the comparison with what is known) comes
+    while another thread may take the store's lock: a reader of a body, an apply."""
+    root = site_of(tmp_path)
+    store = ContentStore(make_settings(root))
+    store.load(progress=False)
+    monkeypatch.setattr(disk, "SURVEY_EVERY", 4)
+    free: list[bool] = []
+
+    def between() -> None:
+        def take() -> None:
+            got = store._lock.acquire(timeout=0)
+            free.append(got)
+            if got:
+                store._lock.release()
+
+        other = threading.Thread(target=take)
+        other.start()
+        other.join(timeout=10)
+
+    assert store.rescan(between=between) is None
+    files = POSTS + 1  # and _config.yml
+    assert len(free) == 2 * (files // 4) and all(free)
