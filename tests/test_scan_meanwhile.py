@@ -1,7 +1,8 @@
-"""A full scan walks the folder and compares it with what is known without the store's lock, and
-burst that is over as it goes (``between``, the watcher's ``meanwhile``): an edit is
-not kept waiting for a scan of every file. What changed while the walk went on is
-neither lost nor forgotten: the scan's outcome is the folder as it is at its end."""
+"""A full scan walks the folder, and compares it with the files known, without the
+store's lock, and takes in the events of a burst that is over as it goes (``between``,
+the watcher's ``meanwhile``): an edit is not kept waiting for a scan of every file. What
+changed while the walk went on is neither lost nor forgotten: the scan's outcome is the
+folder as it is at its end."""
 
 from __future__ import annotations
 
