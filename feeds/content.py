@@ -20,6 +20,7 @@ from .config_file import NAME as CONFIG_NAME
 from .disk import (
     ChangeClock,
     KeptFiles,
+    KnownFolders,
     Look,
     compare,
     folder_look,
@@ -64,6 +65,7 @@ class ContentStore:
         self._version = 0
         self._touched: set[str] = set()
         self._stamps: dict[str, Stamp] = {}  # every path known (post, rejected, skipped)
+        self._folders = KnownFolders()  # the folders above them
         self._clock = ChangeClock(str(self.root))  # what Snapshot.modified_ns says
         self._kept = KeptFiles(settings.source_cache_bytes)  # the bodies read_body gives
         self._posts: dict[str, Post] = {}
@@ -150,6 +152,7 @@ class ContentStore:
         stamp, link_problem = stat_post(str(self.root), rel)
         if stamp is None:
             return self._forget(rel)
+        self._folders.add(rel)
         if self._stamps.get(rel) == stamp:
             return False
         if link_problem is not None:
@@ -247,7 +250,8 @@ class ContentStore:
             started, self._loads = time.monotonic(), self._loads + 1
             self._rules = self._make_rules(self.settings)
             self.index = self._open_index()
-            for table in (self._stamps, self._posts, self._problems, self._skipped):
+            for table in (self._stamps, self._posts, self._problems, self._skipped,
+                          self._folders):
                 table.clear()
             folders: list[str] = []
             files = [rel for rel, _entry in walk(
@@ -326,7 +330,7 @@ class ContentStore:
                     changed |= self._rescan_folder(rel)
                 elif rel in self._stamps or os.path.lexists(full):
                     changed |= self._update(rel)
-                elif not skipped_below(parts, self._rules.collection_folders):
+                elif rel in self._folders:  # (else no known file was below it)
                     changed |= self._forget_below(rel)  # gone, unknown: a folder of posts?
             return self._hold(self._snapshot(started)) if changed else None
 
@@ -340,6 +344,7 @@ class ContentStore:
             logger.warning("%s went just after %d of its files were removed: putting them "
                            "back, as the start of its removal", self.root, len(back))
             self._touched |= back
+            self._folders.update(back)
             return self._hold(self._snapshot(started))
 
     def _rescan_folder(self, rel: str) -> bool:

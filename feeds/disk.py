@@ -303,6 +303,32 @@ def walk(root: str, top: str, folders: list[str] | None = None,
                 continue
 
 
+class KnownFolders:
+    """The folders above every file the store has known since its last whole load (a
+    folder whose files all went stays: it only costs a look). A path that is gone and is
+    none of them held no known file: nothing below it to forget, and no look through
+    every known path for it (vim's '4913', 'post.md~': ~15 ms a save at 100,000 posts)."""
+
+    def __init__(self) -> None:
+        self._folders: set[str] = set()
+
+    def add(self, rel: str) -> None:
+        folder = rel.rpartition("/")[0]
+        while folder and folder not in self._folders:
+            self._folders.add(folder)
+            folder = folder.rpartition("/")[0]
+
+    def update(self, rels: Iterable[str]) -> None:
+        for rel in rels:
+            self.add(rel)
+
+    def __contains__(self, rel: str) -> bool:
+        return rel in self._folders
+
+    def clear(self) -> None:
+        self._folders.clear()
+
+
 def litter(name: str) -> bool:  # an editor's temporary, backup or lock file
     return name.startswith((".", "#", "~")) or name.endswith("~")
 

@@ -635,9 +635,9 @@ def test_a_file_renamed_into_place_costs_no_look_through_every_known_post(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An editor's or a script's temporary file, renamed over a post, leaves an event for
     a path that is gone and was never a post. It can be a folder of posts only where the
-    walk goes: a dot name never is, so the store does not look through every path it
-    knows for ones below it (15 ms a change at 100,000 posts). A folder of posts removed
-    still takes its posts with it."""
+    walk goes: a dot name never is, nor a path that no known file was below, so the store
+    does not look through every path it knows for ones below it (15 ms a change at
+    100,000 posts). A folder of posts removed still takes its posts with it."""
     from feeds.content import ContentStore
 
     posts = {f"_posts/sub/2022-03-{d:02d}-s{d}.md": post_text(f"S{d}", f"2022-03-{d:02d}")
@@ -660,6 +660,12 @@ def test_a_file_renamed_into_place_costs_no_look_through_every_known_post(
     snapshot = store.apply({str(temporary), str(final)})
     assert snapshot is not None and "_posts/2022-03-09-new.md" in snapshot.posts
     assert looked == []
+    # vim's check that it may write in a folder: a file '4913' made and removed at once.
+    probe = root / "_posts" / "4913"
+    probe.write_bytes(b"")
+    probe.unlink()
+    assert store.apply({str(probe)}) is None
+    assert looked == []  # no known file was ever below '_posts/4913'
     shutil.rmtree(root / "_posts" / "sub")
     snapshot = store.apply({str(root / "_posts" / "sub")})
     assert looked == ["_posts/sub"]
