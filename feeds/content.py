@@ -25,12 +25,12 @@ from .disk import (
     compare,
     folder_look,
     is_post_path,
-    look_of,
     read_post,
     relative_paths,
     skipped_below,
     stat_post,
     survey,
+    surveyed_look,
     walk,
 )
 from .loadwork import Shared, each_file, share
@@ -369,7 +369,7 @@ class ContentStore:
         found, stale, young = compare(files, self._stamps, lambda rel: is_post_path(
             rel, self._jekyll_layout, self._rules.collection_folders),
             SETTLE if settle else None, between)
-        look = look_of(root, files)  # (the entries hold their stat)
+        look = surveyed_look(root, files)
         with self._lock:
             if self._loads != loads:
                 return None  # a whole load (_config.yml changed) read it all meanwhile

@@ -114,26 +114,6 @@ def stamp_of(st: os.stat_result) -> Stamp:
     return st.st_mtime_ns, st.st_size, st.st_ino
 
 
-def same_file(entry: os.DirEntry[str], stamp: Stamp) -> bool:
-    """Whether a regular file (not a link) still has the stamp it had."""
-    try:
-        if entry.is_symlink():
-            return False  # where it leads may have changed: look again
-        st = entry.stat(follow_symlinks=False)
-    except OSError:
-        return False
-    return stamp_of(st) == stamp
-
-
-def written_within(entry: os.DirEntry[str], seconds: float) -> bool:
-    """Whether a file was last written less than ``seconds`` ago (perhaps half done)."""
-    try:
-        mtime = entry.stat(follow_symlinks=False).st_mtime_ns
-    except OSError:
-        return False
-    return time.time_ns() - mtime < seconds * 1e9
-
-
 def _join(root: str, rel: str) -> str:
     """os.path.join(root, rel), without its generic work for the usual pair, a folder and
     a path below it: this runs for every file of a load."""
@@ -340,42 +320,61 @@ SURVEY_EVERY = 500
 """A full scan's walk calls its ``between`` after this many files (~3 ms of stats)."""
 
 
+Surveyed = list[tuple[str, Stamp | None, bool]]
+"""What a full scan's walk found: (path, its lstat's stamp or None when that failed,
+whether it is a link) of each file. Stamps, not the walk's entries: an entry with its
+stat result held is ~1 KB, ~100 MB at 100,000 files for the length of a scan."""
+
+
 def survey(root: str, folders: list[str], documents: Folders = NO_COLLECTIONS,
-           between: Callable[[], None] | None = None) -> list[tuple[str, os.DirEntry[str]]]:
-    """A full scan's walk of ``root`` (see walk), each file's lstat made on the way (kept
-    in its entry): the slow half of a scan, made without the store's lock. ``between()``
-    is called every SURVEY_EVERY files, so that changes are taken in meanwhile."""
-    files = []
+           between: Callable[[], None] | None = None) -> Surveyed:
+    """A full scan's walk of ``root`` (see walk) with an lstat of each file: the slow
+    half of a scan, made without the store's lock. ``between()`` is called every
+    SURVEY_EVERY files, so that changes are taken in meanwhile."""
+    files: Surveyed = []
     for n, (rel, entry) in enumerate(walk(root, root, folders, documents), 1):
-        with contextlib.suppress(OSError):  # (gone: the scan's second half says so)
-            entry.stat(follow_symlinks=False)
-        files.append((rel, entry))
+        try:
+            files.append((rel, stamp_of(entry.stat(follow_symlinks=False)),
+                          entry.is_symlink()))
+        except OSError:  # gone since it was listed: the scan's second half says so
+            files.append((rel, None, False))
         if between is not None and n % SURVEY_EVERY == 0:
             between()
     return files
 
 
-def compare(files: list[tuple[str, os.DirEntry[str]]], stamps: Mapping[str, Stamp],
-            is_post: Callable[[str], bool], settle: float | None,
-            between: Callable[[], None] | None = None,
+def compare(files: Surveyed, stamps: Mapping[str, Stamp], is_post: Callable[[str], bool],
+            settle: float | None, between: Callable[[], None] | None = None,
             ) -> tuple[set[str], list[str], list[str]]:
     """A full scan's survey against the files known (``stamps``: path -> stamp), made
     unlocked too (a path ``between()`` changes meanwhile is read again, which is safe):
-    the paths that may hold posts, those whose stat differs (to read again) and those of
-    them written in the last ``settle`` seconds (to read once settled)."""
+    the paths that may hold posts, those whose stat differs or that are links (where one
+    leads may have changed: to read again), and those of them written in the last
+    ``settle`` seconds (perhaps half done: to read once settled)."""
     found: set[str] = set()
     changed: list[str] = []
     young: list[str] = []
-    for n, (rel, entry) in enumerate(files, 1):
+    for n, (rel, stamp, link) in enumerate(files, 1):
         if between is not None and n % SURVEY_EVERY == 0:
             between()
         if (known := stamps.get(rel)) is None and not is_post(rel):
             continue  # (a stamped path passed is_post_path, by the same rules)
         found.add(rel)
-        if known is None or not same_file(entry, known):
-            (young if settle is not None and written_within(entry, settle)
-             else changed).append(rel)
+        if known is None or link or stamp != known:
+            (young if settle is not None and stamp is not None
+             and time.time_ns() - stamp[0] < settle * 1e9 else changed).append(rel)
     return found, changed, young
+
+
+def surveyed_look(root: str, files: Surveyed) -> Look:
+    """folder_look of the files a full scan surveyed (no second walk)."""
+    if not os.path.isdir(root):
+        return None
+    count = size = 0
+    for rel, stamp, _link in files:
+        if stamp is not None and not litter(rel.rpartition("/")[2]):
+            count, size = count + 1, size + stamp[1]
+    return count, size
 
 
 def folder_look(root: str, documents: Folders = NO_COLLECTIONS) -> Look:
@@ -387,8 +386,7 @@ def folder_look(root: str, documents: Folders = NO_COLLECTIONS) -> Look:
 
 
 def look_of(root: str, files: Iterable[tuple[str, os.DirEntry[str]]]) -> Look:
-    """folder_look of the files a walk of ``root`` gave (a full scan's own: their
-    entries hold the stat the scan made, so the look costs no second walk)."""
+    """folder_look of the files a walk of ``root`` gave."""
     if not os.path.isdir(root):
         return None
     count = size = 0
