@@ -19,6 +19,7 @@ A short tour, in the order data flows (each module imports only modules above it
                outermost WSGI layer, which counts, times and logs every answer.
 - ``disk``     the one reader of post files: non-blocking, regular files only, the file
                that was indexed or a clear error.
+- ``scan``     the walk of the folder, a full scan's unlocked halves, the folder's look.
 - ``settle``   when a post file caught being written is read again.
 - ``removals`` files a change removed, put back when the folder itself goes just after.
 - ``snapshot`` one consistent, frozen state of the content folder.

@@ -21,17 +21,11 @@ from .disk import (
     ChangeClock,
     KeptFiles,
     KnownFolders,
-    Look,
-    compare,
-    folder_look,
     is_post_path,
     read_post,
     relative_paths,
     skipped_below,
     stat_post,
-    survey,
-    surveyed_look,
-    walk,
 )
 from .loadwork import Shared, each_file, share
 from .model import Post, Problem, Stamp
@@ -40,6 +34,7 @@ from .parse.frontmatter import CONTROL_WARNING, UNCLOSED_WARNING
 from .parsed import Parse, outcome, read_file
 from .postcache import PostCache, identity
 from .removals import Removals
+from .scan import Look, compare, folder_look, survey, surveyed_look, walk
 from .settle import SETTLE, Retries
 from .snapshot import Snapshot, gc_paused
 
@@ -361,7 +356,7 @@ class ContentStore:
 
     def rescan(self, settle: bool = False,
                between: Callable[[], None] | None = None) -> Snapshot | None:
-        """Polling: stat every file (unlocked, with ``between`` now and then: see disk.survey),
+        """Polling: stat every file (unlocked, with ``between`` now and then: see scan.survey),
         then, locked, re-read the changed ones. With ``settle`` (the watcher's scans), a file
         written in the last SETTLE seconds is left for SETTLE: it may be half written."""
         loads, folders, root = self._loads, list[str](), str(self.root)

@@ -33,8 +33,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .disk import Look, folder_look, litter
 from .events import OpenWrites, as_given, kind, observe
+from .scan import Look, folder_look, litter
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Watcher:
     ``interval`` seconds when inotify is not available, and now and then even when it is;
     ``on_tick()`` at every wake-up; ``on_undo()`` when the folder itself goes (or many
     files at once): files removed just before were the start of that, to be put back
-    (see removals). ``look()`` is the folder's look (disk.folder_look) as settling
+    (see removals). ``look()`` is the folder's look (scan.folder_look) as settling
     compares it; ``scanned()`` the look the full scan just made took on its way, (look,)
     (None: it made none, and look() is asked)."""
 
@@ -241,7 +241,7 @@ class Watcher:
         self._wake.set()
 
     def meanwhile(self) -> None:
-        """A full scan's ``between`` (disk.survey): a burst of events that is over goes on
+        """A full scan's ``between`` (scan.survey): a burst of events that is over goes on
         now, not after the scan (~1 s at 100,000 posts); one that removed files, or a
         folder settling, waits for its end (_drain's rules for a mass removal)."""
         if (self._settling is not None or not self._wake.is_set() or self._moved()

@@ -174,9 +174,9 @@ def test_a_full_scan_walks_the_folder_once_and_its_look_is_the_watchers_baseline
     posts, with events waiting meanwhile); it counts what the scan walks, a
     collection's documents included, and leaves editors' litter out."""
     import feeds.content
-    import feeds.disk
+    import feeds.scan
     from feeds.content import ContentStore
-    from feeds.disk import Look, folder_look
+    from feeds.scan import Look, folder_look
 
     posts = {f"_posts/2022-02-{d:02d}-p{d}.md": post_text(f"P{d}", f"2022-02-{d:02d}")
              for d in range(1, 4)}
@@ -188,14 +188,14 @@ def test_a_full_scan_walks_the_folder_once_and_its_look_is_the_watchers_baseline
     store = ContentStore(make_settings(root))
     store.load(progress=False)
     walks: list[str] = []
-    real_walk = feeds.disk.walk
+    real_walk = feeds.scan.walk
 
     def counted(*args: object, **kwargs: object) -> object:
         walks.append(str(args[1]))
         return real_walk(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(feeds.content, "walk", counted)
-    monkeypatch.setattr(feeds.disk, "walk", counted)  # the scan's survey, the looks
+    monkeypatch.setattr(feeds.scan, "walk", counted)  # the scan's survey, the looks
     looks: list[Look] = []
 
     def look() -> Look:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds import disk
+from feeds import scan
 from feeds.content import ContentStore
 from feeds.service import FeedService
 from feeds.watch import QUIET, Watcher
@@ -40,7 +40,7 @@ def test_changes_taken_in_during_the_walk_are_kept(tmp_path: Path,
     root = site_of(tmp_path)
     store = ContentStore(make_settings(root))
     store.load(progress=False)
-    monkeypatch.setattr(disk, "SURVEY_EVERY", 3)
+    monkeypatch.setattr(scan, "SURVEY_EVERY", 3)
     posts = root / "_posts"
     made, edited, removed = (posts / "2023-06-01-new.md", posts / "2023-05-02-p1.md",
                              posts / "2023-05-03-p2.md")
@@ -73,7 +73,7 @@ def test_a_file_gone_after_the_walk_is_forgotten_by_the_scan(
     root = site_of(tmp_path)
     store = ContentStore(make_settings(root))
     store.load(progress=False)
-    monkeypatch.setattr(disk, "SURVEY_EVERY", 1)
+    monkeypatch.setattr(scan, "SURVEY_EVERY", 1)
     late = sorted((root / "_posts").iterdir())[-1]
     late.write_text(post_text("Rewritten", "2023-05-28"), encoding="utf-8")
     gone = sorted((root / "_posts").iterdir())[0]
@@ -117,8 +117,8 @@ def test_an_edit_during_a_slow_full_scan_shows_before_the_scan_ends(
     """The service as a server runs it (inotify, the reloader thread): a full scan made
     slow on purpose (~1.5 s), an edit made as it starts is served well before its end."""
     root = site_of(tmp_path)
-    monkeypatch.setattr(disk, "SURVEY_EVERY", 1)
-    real_survey = disk.survey
+    monkeypatch.setattr(scan, "SURVEY_EVERY", 1)
+    real_survey = scan.survey
     scans: list[tuple[float, float]] = []
 
     def slow_survey(*args: object, **kwargs: object) -> object:
@@ -173,7 +173,7 @@ def test_the_walk_and_the_comparison_leave_the_lock_free(
     root = site_of(tmp_path)
     store = ContentStore(make_settings(root))
     store.load(progress=False)
-    monkeypatch.setattr(disk, "SURVEY_EVERY", 4)
+    monkeypatch.setattr(scan, "SURVEY_EVERY", 4)
     free: list[bool] = []
 
     def between() -> None:
