@@ -20,6 +20,7 @@ its files are parsed by the loading process: at worst the load takes longer.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import mmap
 import os
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 MIN_SHARE = 500
 """Fewer files to parse than this a helper are not worth a fork (~10 ms)."""
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent thread ends
 
 OWN_SHARE = 1.05
 """The loading process's share of the parsing relative to a helper's. It decodes every
@@ -123,8 +125,30 @@ def _parse_share(root: str, rels: Sequence[str], rules: SiteRules,
     return rows
 
 
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """Linux's prctl(2), looked up in the loading process: a helper forked from a process
+    running other threads must take no lock (a dlopen's, an import's) on its way."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # no such call here: a helper may outlive a kill
+        return None
+
+
+def _die_with(parent: int, prctl: Callable[..., int] | None) -> None:
+    """In the helper: be killed when the loading thread's process goes
+    (PR_SET_PDEATHSIG), so a server killed mid-load leaves no helper parsing on, holding
+    its memory, until its answer meets a closed pipe. Gone already: go now."""
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _fork(root: str, rels: Sequence[str], rules: SiteRules) -> Helper | None:
-    progress = mmap.mmap(-1, 8)
+    progress, parent, prctl = mmap.mmap(-1, 8), os.getpid(), _prctl()
     read, write = os.pipe()
     try:
         pid = os.fork()
@@ -136,6 +160,7 @@ def _fork(root: str, rels: Sequence[str], rules: SiteRules) -> Helper | None:
     if pid == 0:  # the helper: parse, send, go (never returns)
         code = 1
         try:
+            _die_with(parent, prctl)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             os.close(read)

@@ -9,6 +9,8 @@ import logging
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -204,3 +206,63 @@ def test_a_server_starts_with_a_helper(tmp_path: Path) -> None:
         assert service.stop() == 0
     finally:
         services.close()
+
+
+_SLOW_LOAD = """
+import sys, time
+from pathlib import Path
+from feeds import loadwork
+from feeds.content import ContentStore
+from tests.test_postcache import settings_for
+
+real = loadwork.read_file
+
+def slowly(*args, **kwargs):  # a helper taking ~10 s: long after its parent is gone
+    time.sleep(0.01)
+    return real(*args, **kwargs)
+
+loadwork.read_file = slowly
+real_fork = loadwork._fork
+
+def forked(*args, **kwargs):
+    helper = real_fork(*args, **kwargs)
+    print(helper.pid if helper is not None else "none", flush=True)
+    return helper
+
+loadwork._fork = forked
+ContentStore(settings_for(Path(sys.argv[1]), None, load_workers=2)).load(progress=False)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process still running (a zombie no one reaped is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_a_helper_goes_when_the_loading_process_is_killed(tmp_path: Path) -> None:
+    """A server killed mid-load (SIGKILL: nothing of it runs) leaves no helper parsing
+    on for seconds, holding its memory, until its answer meets a closed pipe."""
+    posts = {f"_posts/2023-01-{1 + n % 28:02d}-p{n}.md": post_text(
+        f"Post {n}", f"2023-01-{1 + n % 28:02d}") for n in range(2_000)}
+    site = write_site(tmp_path / "site", posts)
+    with subprocess.Popen([sys.executable, "-c", _SLOW_LOAD, str(site)],
+                          stdout=subprocess.PIPE, text=True,
+                          cwd=Path(__file__).resolve().parent.parent) as loader:
+        try:
+            assert loader.stdout is not None
+            helper = int(loader.stdout.readline())
+            time.sleep(0.3)
+            assert _running(helper) and loader.poll() is None  # both at work
+            loader.kill()
+            loader.wait(timeout=10)
+            deadline = time.monotonic() + 3
+            while _running(helper) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not _running(helper)
+        finally:
+            loader.kill()
