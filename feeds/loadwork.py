@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 MIN_SHARE = 500
 """Fewer files to parse than this a helper are not worth a fork (~10 ms)."""
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent thread ends
 
 OWN_SHARE = 1.05
 """The loading process's share of the parsing relative to a helper's. It decodes every
@@ -123,6 +122,9 @@ def _parse_share(root: str, rels: Sequence[str], rules: SiteRules,
                 rows.append((rel, read_stamp, encode(parse)))
         struct.pack_into("q", progress, 0, n)
     return rows
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent thread ends
 
 
 @functools.cache
