@@ -46,6 +46,7 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``rendered`` a rendering as HTTP sends it: ETag, Last-Modified, compressed forms, and
                the versions delta polling compares; the cache bounded in bytes, keys
                counted, that renderings and bodies are kept in.
+- ``renderwork`` a server's Markdown shared with a forked helper (``render_workers``).
 - ``bodies``   a post as a feed entry: its body rendered once and kept, its excerpt,
                id, link, author and image as jekyll-feed writes them.
 - ``cache``    renders feeds, pages and OPML of a state, and keeps them (bounded, locked).
@@ -82,6 +83,7 @@ from flask import Flask
 from . import links
 from .config import Settings
 from .metrics import Accounting
+from .renderwork import RenderHelper
 from .service import FeedService
 from .wire import Replay
 
@@ -106,10 +108,12 @@ class _BaseUrlPrefix:
 
 
 def create_app(settings: Settings | None = None, *, background: bool = False,
-               watch: bool | None = None) -> Flask:
+               watch: bool | None = None, render_helper: RenderHelper | None = None
+               ) -> Flask:
     """The Flask app for one content folder. Loads the content now (or, with
     ``background``, on a thread while /healthz answers 503), then follows changes when
-    ``watch`` (default: the ``watch`` setting)."""
+    ``watch`` (default: the ``watch`` setting). ``render_helper`` renders part of the
+    bodies (renderwork); the app ends it when it stops."""
     from . import static_files, web
 
     settings = settings or Settings()
@@ -119,6 +123,9 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     svc = FeedService(settings)
     app.extensions["feeds"] = svc
+    if render_helper is not None:
+        svc.cache.bodies.helper = render_helper
+        svc.stoppers.append(render_helper.close)
     web.register(app)
     static_files.register(app)
     app.wsgi_app = Replay(app.wsgi_app, svc, settings.cache_bytes)  # type: ignore[method-assign]

@@ -11,7 +11,7 @@ import html
 import logging
 import re
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -25,10 +25,12 @@ from .parse import (
     finish_body,
     liquid_environment,
     markup_body,
+    warm_lexers,
     with_liquid,
 )
 from .render import Entry, feed_title, render_entries
 from .rendered import KeyedLRU, LatestLRU, entry_id, entry_mark
+from .renderwork import RenderHelper
 from .snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -109,6 +111,32 @@ def absolute_url(base: str, path: str) -> str:
     return base + quote("/" + path.lstrip("/"), safe="/:?#[]@!$&'()*+,;=%~")
 
 
+def finished_body(raw: str, raw_excerpt: str | None, url: str, summary: str | None,
+                  rules: BodyRules) -> Body:
+    """A body from its HTML and its excerpt's (None: the body's own), sanitised for
+    ``url``; its summary the post's description when it has one, else its excerpt's
+    text."""
+    body = finish_body(raw, url, rules)
+    if summary:  # the description is the summary: no excerpt to render
+        return replace(body, summary=plain_summary(summary))
+    excerpt = body if raw_excerpt is None else finish_body(raw_excerpt, url, rules)
+    return replace(body, summary=plain_summary(excerpt.html))
+
+
+HelperJob = tuple[str, str | None, str, str | None, BodyRules]
+"""What the render helper is sent for a body: its text and its excerpt's (None: the
+body's own), its URL, the post's description and the rules."""
+
+
+def made_body(job: HelperJob) -> tuple[tuple[str, str | None], Body]:
+    """In the render helper: a body without Liquid, as BodyCache renders it here (its
+    Markdown, then sanitised), and the HTML it was made from."""
+    text, head, url, summary, rules = job
+    raw = markup_body(text, "markdown", rules)
+    raw_head = None if head is None else markup_body(head, "markdown", rules)
+    return (raw, raw_head), finished_body(raw, raw_head, url, summary, rules)
+
+
 class BodyCache:
     """The rendered bodies of posts, by file version, base URL and excerpt separator
     (and, for a body with Liquid, the version of the site it saw)."""
@@ -127,6 +155,8 @@ class BodyCache:
         """Posts whose body holds Liquid: their renderings depend on the whole site."""
         self._body_rules = BodyRules(settings.iframe_hosts, settings.smart_quotes)
         self._lock = threading.Lock()
+        self.helper: RenderHelper | None = None
+        """A server's render helper (renderwork), given once it is forked."""
         # One version of each post (by base URL and separator), one of each entry (by
         # format and link): a post saved every moment keeps no trail of old versions.
         self._bodies = LatestLRU[Body](settings.body_cache_bytes, _body_size)
@@ -206,13 +236,8 @@ class BodyCache:
 
     def _render(self, post: Post, base: str, separator: str) -> Body:
         raw, raw_excerpt = self._markup(post, separator)
-        url = base + post.url
-        body = finish_body(raw, url, self._body_rules)
-        if post.summary:  # the description is the summary: no excerpt to render
-            return replace(body, summary=plain_summary(post.summary))
-        excerpt = body if raw_excerpt is None else finish_body(raw_excerpt, url,
-                                                               self._body_rules)
-        return replace(body, summary=plain_summary(excerpt.html))
+        return finished_body(raw, raw_excerpt, base + post.url, post.summary,
+                             self._body_rules)
 
     def _markup(self, post: Post, separator: str) -> tuple[str, str | None]:
         """The body's HTML before sanitising, and the excerpt's (None: the body's own, or
@@ -265,6 +290,60 @@ class BodyCache:
         if made is None or made[0] is not site:
             made = self._liquid_env = (site, liquid_environment(site, self._body_rules))
         return made[1]
+
+    def warm(self, texts: Sequence[str]) -> None:
+        """Make the lexers these bodies' code blocks name ready here and in the render
+        helper (a server's first feed: see FeedService._warm_newest)."""
+        if self.helper is not None:
+            self.helper.call(warm_lexers, list(texts))
+        warm_lexers(texts)
+
+    def prepare(self, posts: Sequence[Post], base: str, rules: EntryRules) -> None:
+        """Render those of ``posts`` whose bodies are not kept, the later half in the
+        render helper while this thread renders the first half: a feed page's entries,
+        before :meth:`entry` makes each (from what is kept by then). A body with Liquid,
+        or one the helper does not answer for, is left to entry()."""
+        helper = self.helper
+        if helper is None or not helper.alive:
+            return
+        link_base = rules.site if "://" in rules.site else base
+        todo = []
+        with self._lock:
+            for post in posts:
+                slot = (post.source, link_base, post.excerpt_separator or rules.separator)
+                version = (post.stamp, self.liquid_version(post))
+                if post.markup == "markdown" and self._bodies.latest(slot, version) is None:
+                    todo.append((post, slot, version))
+        if len(todo) < 2:
+            return
+        mine = len(todo) * 11 // 20  # the helper also sends its bodies back
+        jobs: list[HelperJob] = []
+        sent = []
+        for post, slot, version in todo[mine:]:
+            try:
+                text = self._read_body(post)
+            except Exception:  # entry() reads it again, and reports why it cannot
+                continue
+            if "{{" in text or "{%" in text:
+                continue
+            separator = slot[2]
+            head = excerpt_source(text, separator) if separator and not post.summary else text
+            jobs.append((str(text), None if head == text else str(head),
+                         link_base + post.url, post.summary, self._body_rules))
+            sent.append((post, slot, version))
+        if not helper.start(made_body, jobs):
+            return
+        try:
+            for post, (_source, _base, separator), _version in todo[:mine]:
+                with contextlib.suppress(Exception):  # entry() meets it again
+                    self._body(post, link_base, separator)
+        finally:
+            done = helper.finish(len(jobs))
+        with self._lock:
+            for (post, slot, version), made in zip(sent, done, strict=True):
+                if made is not None:
+                    self._marked.put((post.source, slot[2]), version, made[0])
+                    self._bodies.put(slot, version, made[1])
 
     def entry(self, post: Post, author: Author | None, base: str,
               rules: EntryRules | None = None, failed: list[Post] | None = None) -> Entry:

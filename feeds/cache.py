@@ -173,6 +173,7 @@ class FeedCache:
     def _render(self, key: FeedKey, base: str, meta: FeedMeta, posts: Sequence[Post],
                 rules: EntryRules) -> Rendered:
         failed: list[Post] = []
+        self.bodies.prepare(posts, base, rules)
         entries = [self.bodies.entry(post, meta.author, base, rules, failed) for post in posts]
         pieces, marks = self.bodies.fragments(key.fmt, entries)
         body = assemble(key.fmt, meta, pieces)

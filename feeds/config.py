@@ -99,6 +99,10 @@ class Settings:
         2, "processes a whole load parses the post files with (the loading one and helpers "
         "forked for it, each given 500 files at least; 1: no helper)",
         values.positive_int, env="FEEDS_LOAD_WORKERS")
+    render_workers: int = _setting(
+        2, "processes a server renders post bodies' Markdown with (it and one helper "
+        "forked at start, which renders part of a feed's new bodies; 1: no helper)",
+        values.positive_int, env="FEEDS_RENDER_WORKERS")
     title: str = _setting("Feeds", "site title (else `name`)", values.string, key=EVERYWHERE)
     name: str = _setting("", "site name: the title when `title` is not set, as in "
                          "jekyll-feed", values.string, key="name")

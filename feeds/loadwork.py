@@ -128,8 +128,8 @@ PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent thre
 
 
 @functools.cache
-def _prctl() -> Callable[..., int] | None:
-    """Linux's prctl(2), looked up in the loading process: a helper forked from a process
+def prctl_call() -> Callable[..., int] | None:
+    """Linux's prctl(2), looked up in the forking process: a helper forked from a process
     running other threads must take no lock (a dlopen's, an import's) on its way."""
     try:
         import ctypes
@@ -139,7 +139,7 @@ def _prctl() -> Callable[..., int] | None:
         return None
 
 
-def _die_with(parent: int, prctl: Callable[..., int] | None) -> None:
+def die_with(parent: int, prctl: Callable[..., int] | None) -> None:
     """In the helper: be killed when the loading thread's process goes
     (PR_SET_PDEATHSIG), so a server killed mid-load leaves no helper parsing on, holding
     its memory, until its answer meets a closed pipe. Gone already: go now."""
@@ -150,7 +150,7 @@ def _die_with(parent: int, prctl: Callable[..., int] | None) -> None:
 
 
 def _fork(root: str, rels: Sequence[str], rules: SiteRules) -> Helper | None:
-    progress, parent, prctl = mmap.mmap(-1, 8), os.getpid(), _prctl()
+    progress, parent, prctl = mmap.mmap(-1, 8), os.getpid(), prctl_call()
     read, write = os.pipe()
     try:
         pid = os.fork()
@@ -162,7 +162,7 @@ def _fork(root: str, rels: Sequence[str], rules: SiteRules) -> Helper | None:
     if pid == 0:  # the helper: parse, send, go (never returns)
         code = 1
         try:
-            _die_with(parent, prctl)
+            die_with(parent, prctl)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             os.close(read)

@@ -15,6 +15,7 @@ from typing import Any
 
 from .config import Settings
 from .logs import EveryMinute, flush_access_log
+from .renderwork import RenderHelper
 
 logger = logging.getLogger("feeds")
 
@@ -83,7 +84,9 @@ def serve(settings: Settings) -> int:
 
     signals = _StopSignals()
     signals.install()  # before the first load: a stop while loading is clean too
-    app = create_app(settings, background=True)
+    # Forked before any thread of the server's own: the helper imports the engine.
+    helper = RenderHelper.fork() if settings.render_workers > 1 else None
+    app = create_app(settings, background=True, render_helper=helper)
     svc = app.extensions["feeds"]
     socket_map: dict[int, Any] = {}
     try:

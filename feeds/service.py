@@ -32,7 +32,6 @@ from .parse import (
     rendering,
     wait_quiet,
     warm_engine,
-    warm_lexers,
     warm_up,
 )
 from .rendered import Delta, Rendered
@@ -151,7 +150,7 @@ class FeedService:
         for post in state.index.posts[:state.settings.posts_limit]:
             with contextlib.suppress(PostError):
                 texts.append(self.read_body(post))
-        warm_lexers(texts)
+        self.cache.bodies.warm(texts)
 
     def start(self, background: bool = False, watch: bool | None = None) -> None:
         """Load (now, or on a thread while the server already answers 503) and then

@@ -118,15 +118,17 @@ class Services:
     folder: Path
     started: list[Service] = field(default_factory=list)
 
-    def launch(self, content: Path, *flags: str, name: str = "svc") -> Service:
-        """Start ``python app.py`` on port 0 (the kernel picks); do not wait."""
+    def launch(self, content: Path, *flags: str, name: str = "svc",
+               env: dict[str, str] | None = None) -> Service:
+        """Start ``python app.py`` on port 0 (the kernel picks); do not wait. ``env``:
+        settings given as environment variables (FEEDS_*)."""
         stdout = self.folder / f"{name}.stdout"
         stderr = self.folder / f"{name}.stderr"
         cmd = [sys.executable, str(ROOT / "app.py"), "--content", str(content),
                "--host", "127.0.0.1", "--port", "0", *flags]
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
             proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                    cwd=ROOT, env=clean_env())
+                                    cwd=ROOT, env={**clean_env(), **(env or {})})
         service = Service(proc, stdout, stderr)
         self.started.append(service)
         return service
