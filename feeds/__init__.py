@@ -126,6 +126,8 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
     if render_helper is not None:
         svc.cache.bodies.helper = render_helper
         svc.stoppers.append(render_helper.close)
+        svc.metrics.helper_up.set_function(lambda: float(render_helper.alive))
+        svc.metrics.helper_bodies.set_function(lambda: float(render_helper.done))
     web.register(app)
     static_files.register(app)
     app.wsgi_app = Replay(app.wsgi_app, svc, settings.cache_bytes)  # type: ignore[method-assign]

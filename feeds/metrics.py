@@ -41,6 +41,10 @@ class Metrics:
         self.reloads = Counter("feeds_reloads", "Content reloads", registry=r)
         self.reload_seconds = Histogram("feeds_reload_seconds", "Duration of content reloads",
                                         registry=r)
+        self.helper_up = Gauge("feeds_render_helper_up", "1 while the render helper "
+                               "renders bodies (render_workers), else 0", registry=r)
+        self.helper_bodies = Gauge("feeds_render_helper_bodies", "Bodies the render helper "
+                                   "has rendered since the start", registry=r)
         self.websub_pings = Counter("feeds_websub_pings", "WebSub publish pings by result",
                                     ["result"], registry=r)
         # Children resolved once: labels() costs a lock and a dict lookup per call.

@@ -26,7 +26,7 @@ from .test_loadwork import _running
 
 _BODIES = [
     "Intro with a footnote.[^1] And \"quotes\" -- dashes...\n\n[^1]: The note.",
-    "第一段，中文。\n\n## 小标题\n\n```python\ndef f(x):\n    return x * 2\n```\n",
+    "第一段中文。\n\n## 小标题\n\n```python\ndef f(x):\n    return x * 2\n```\n",
     "| a | b |\n|---|:-:|\n| 1 | 2 |\n\nAfter the *table*.",
     "Short excerpt.\n<!--more-->\nThe rest, with a [link](/other/) and ![img](pic.png).",
     "<iframe src=\"https://www.youtube.com/embed/x\"></iframe>\n\n- one\n- two\n",
@@ -56,6 +56,14 @@ def _app(site: Path, helper: RenderHelper | None) -> Flask:
     return create_app(settings, watch=False, render_helper=helper)
 
 
+def _helper_metrics(app: Flask) -> tuple[float, float]:
+    """(feeds_render_helper_up, feeds_render_helper_bodies), as /metrics says them."""
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    values = dict(line.split() for line in text.splitlines()
+                  if line.startswith("feeds_render_helper_"))
+    return float(values["feeds_render_helper_up"]), float(values["feeds_render_helper_bodies"])
+
+
 def _answers(app: Flask) -> dict[str, tuple[int, bytes]]:
     client = app.test_client()
     found = {}
@@ -76,9 +84,13 @@ def helper() -> Iterator[RenderHelper]:
 def test_every_url_answers_the_bytes_it_answers_without_the_helper(
         tmp_path: Path, helper: RenderHelper) -> None:
     site = _site(tmp_path / "site")
-    alone = _answers(_app(site, None))
-    shared = _answers(_app(site, helper))
+    app = _app(site, None)
+    alone = _answers(app)
+    assert _helper_metrics(app) == (0, 0)
+    app = _app(site, helper)
+    shared = _answers(app)
     assert helper.done > 0  # the helper did render some of these bodies
+    assert _helper_metrics(app) == (1, helper.done)
     assert shared.keys() == alone.keys()
     different = [url for url in alone if shared[url] != alone[url]]
     assert not different
@@ -98,9 +110,11 @@ def test_a_helper_that_died_leaves_every_body_to_this_process(
     site = _site(tmp_path / "site")
     alone = _answers(_app(site, None))
     os.kill(helper.pid, signal.SIGKILL)
+    app = _app(site, helper)
     with caplog.at_level(logging.WARNING, logger="feeds.renderwork"):
-        assert _answers(_app(site, helper)) == alone
+        assert _answers(app) == alone
     assert not helper.alive
+    assert _helper_metrics(app) == (0, 0)
     assert helper.done == 0
     assert any("render helper" in r.getMessage() for r in caplog.records)
 
