@@ -286,7 +286,7 @@ def _build(settings: Settings, job: _Run, started: float,
                         progress)
             removed = buildwork.remove_stale(job.root, job.previous - job.written)
             job.manifest(job.written)
-            _write_if_changed(job.root / buildstate.STATE_FILE, memory.state().to_bytes())
+            buildstate.write(memory.state(), job.root / buildstate.STATE_FILE)
         except BuildError as e:
             error = _stopped(job, e)
         except OSError as e:  # removing a stale file, or writing the manifest

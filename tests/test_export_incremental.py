@@ -6,6 +6,8 @@ trusted."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -273,3 +275,38 @@ def test_a_state_naming_a_file_outside_out_keeps_nothing_there(tmp_path: Path) -
     manifest = (out / export.MANIFEST).read_text("utf-8").splitlines()
     assert "feed.atom" in manifest and not any(".." in rel for rel in manifest)
     assert outside.read_bytes() == b"not the build's"
+
+
+def _state(urls: int) -> buildstate.BuildState:
+    made = {f"/tag/标签{n}.atom?page={n % 7}": buildstate.Made(
+        f"{n:032x}", 1000 + n, 1_700_000_000_000_000_000 + n, 4000 + n, f"tag/标签{n}.atom")
+        for n in range(urls)}
+    return buildstate.BuildState("ctx \"quoted\"", "v1", {"_posts/a.md": "d1"}, made)
+
+
+def test_the_state_file_written_in_pieces_is_the_one_json_document_it_was(
+        tmp_path: Path) -> None:
+    """A state is written a thousand URLs at a time (not held whole at a build's end):
+    its bytes are still one JSON document, keys sorted, digest first, as ``load``
+    reads it; a state whose bytes did not change leaves the file as it was."""
+    for urls in (0, 1, 999, 1000, 2500):
+        state = _state(urls)
+        whole = json.dumps({
+            "format": buildstate.FORMAT, "context": state.context,
+            "liquid_version": state.liquid_version, "liquid": state.liquid,
+            "made": {url: [m.fingerprint, m.size, m.mtime_ns, m.inode, m.rel]
+                     for url, m in state.made.items()},
+        }, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        out = tmp_path / f"out{urls}"
+        out.mkdir()
+        path = out / buildstate.STATE_FILE
+        buildstate.write(state, path)
+        check, _, body = path.read_bytes().partition(b"\n")
+        assert body == whole
+        assert check.decode() == hashlib.sha256(whole).hexdigest()[:32]
+        assert buildstate.load(out) == state
+        before = path.stat()
+        buildstate.write(_state(urls), path)
+        after = path.stat()
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        assert sorted(p.name for p in out.iterdir()) == [buildstate.STATE_FILE]
