@@ -204,6 +204,12 @@ class BodyCache:
                 self._failures.pop(key, None)
         return body
 
+    def drop(self) -> None:
+        """Forget every body and entry kept (their failures are still reported)."""
+        with self._lock:
+            for kept in (self._bodies, self._last_good, self._fragments, self._marked):
+                kept.clear()
+
     def failures(self) -> str | None:
         """For health: which bodies of the current content could not be read."""
         with self._failures_lock:

@@ -146,6 +146,13 @@ class FeedCache:
         self._history = KeyedLRU[History](max(1_000_000, settings.cache_bytes // 4),
                                           history_size)
 
+    def drop(self) -> None:
+        """Forget every rendering and body kept (a build whose URLs are all made)."""
+        with self._lock:
+            for kept in (self._responses, self._signatures, self._history):
+                kept.clear()
+        self.bodies.drop()
+
     def body_failures(self) -> str | None:
         return self.bodies.failures()
 

@@ -348,7 +348,8 @@ def _render_all(job: _Run, memory: buildstate.Memory, get: Getter,
             error = ""
         except BuildError as e:
             error = str(e)
-        if slot == 0:  # this process: job and memory are the build's own
+        if slot == 0:  # this process: job and memory are the build's own; its caches
+            memory.svc.cache.drop()  # go before the others' results come in (the peak)
             return _Part(set(), 0, 0, {}, frozenset(), error)
         # A forked process: what it did, from the copies it started with.
         return _Part(job.written, job.changed - before[0], job.failed - before[1],
