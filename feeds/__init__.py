@@ -46,7 +46,10 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``rendered`` a rendering as HTTP sends it: ETag, Last-Modified, compressed forms, and
                the versions delta polling compares; the cache bounded in bytes, keys
                counted, that renderings and bodies are kept in.
-- ``renderwork`` a server's Markdown shared with a forked helper (``render_workers``).
+- ``summaries`` a post's excerpt and summary as jekyll-feed writes them; a body finished
+               from its HTML, by the server or its render helper.
+- ``renderwork`` a server's body rendering shared with a forked helper
+               (``render_workers``).
 - ``bodies``   a post as a feed entry: its body rendered once and kept, its excerpt,
                id, link, author and image as jekyll-feed writes them.
 - ``cache``    renders feeds, pages and OPML of a state, and keeps them (bounded, locked).

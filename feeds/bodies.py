@@ -7,12 +7,10 @@ a success."""
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
-import re
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -22,7 +20,6 @@ from .model import Author, Body, Format, Post
 from .parse import (
     BodyRules,
     LiquidSite,
-    finish_body,
     liquid_environment,
     markup_body,
     warm_lexers,
@@ -32,6 +29,7 @@ from .render import Entry, feed_title, render_entries
 from .rendered import KeyedLRU, LatestLRU, entry_id, entry_mark
 from .renderwork import RenderHelper
 from .snapshot import Snapshot
+from .summaries import HelperJob, excerpt_source, finished_body, made_body, plain_summary
 
 if TYPE_CHECKING:
     from liquid import Environment
@@ -78,29 +76,6 @@ class EntryRules:
         return dict(self.authors).get(author.name, author)
 
 
-# --- summaries, as jekyll-feed writes them ---------------------------------------------
-
-_LINK_DEFINITION = re.compile(r"^ {0,3}(\[[^\]]+\])(:.+)$", re.MULTILINE)
-_HTML_BLOCKS = re.compile(r"<script.*?</script>|<!--.*?-->|<style.*?</style>", re.DOTALL)
-_HTML_TAG = re.compile(r"<.*?>", re.DOTALL)
-
-
-def excerpt_source(text: str, separator: str) -> str:
-    """Jekyll's excerpt of a body, before rendering: the text up to the separator, with
-    the tail's link definitions that it uses (Jekyll::Excerpt#extract_excerpt)."""
-    head, _sep, tail = text.partition(separator)
-    if not tail:
-        return head
-    used = [label + rest for label, rest in _LINK_DEFINITION.findall(tail) if label in head]
-    return head + "\n\n" + "\n".join(used) if used else head
-
-
-def plain_summary(fragment: str) -> str:
-    """``strip_html | normalize_whitespace`` (Liquid's), read as the HTML it is."""
-    text = _HTML_TAG.sub("", _HTML_BLOCKS.sub("", fragment))
-    return " ".join(html.unescape(text).split())
-
-
 def absolute_url(base: str, path: str) -> str:
     """Jekyll's ``absolute_url`` for a front-matter URL: left alone when it has a scheme,
     else below url + baseurl with one leading '/'."""
@@ -109,32 +84,6 @@ def absolute_url(base: str, path: str) -> str:
     if path.startswith("//"):
         return base.split("//", 1)[0] + path
     return base + quote("/" + path.lstrip("/"), safe="/:?#[]@!$&'()*+,;=%~")
-
-
-def finished_body(raw: str, raw_excerpt: str | None, url: str, summary: str | None,
-                  rules: BodyRules) -> Body:
-    """A body from its HTML and its excerpt's (None: the body's own), sanitised for
-    ``url``; its summary the post's description when it has one, else its excerpt's
-    text."""
-    body = finish_body(raw, url, rules)
-    if summary:  # the description is the summary: no excerpt to render
-        return replace(body, summary=plain_summary(summary))
-    excerpt = body if raw_excerpt is None else finish_body(raw_excerpt, url, rules)
-    return replace(body, summary=plain_summary(excerpt.html))
-
-
-HelperJob = tuple[str, str | None, str, str | None, BodyRules]
-"""What the render helper is sent for a body: its text and its excerpt's (None: the
-body's own), its URL, the post's description and the rules."""
-
-
-def made_body(job: HelperJob) -> tuple[tuple[str, str | None], Body]:
-    """In the render helper: a body without Liquid, as BodyCache renders it here (its
-    Markdown, then sanitised), and the HTML it was made from."""
-    text, head, url, summary, rules = job
-    raw = markup_body(text, "markdown", rules)
-    raw_head = None if head is None else markup_body(head, "markdown", rules)
-    return (raw, raw_head), finished_body(raw, raw_head, url, summary, rules)
 
 
 class BodyCache:

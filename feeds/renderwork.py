@@ -6,7 +6,7 @@ starts threads of its own. When a feed needs several bodies not yet rendered, th
 helper renders some of them while the asking thread renders the others.
 
 The helper is sent a module's function by name and the items to apply it to (for
-bodies, ``bodies.made_body``: a body's text, its excerpt's, its URL and the rules, all
+bodies, ``summaries.made_body``: a body's text, its excerpt's, its URL and the rules, all
 plain values), and sends back each result. It reads no file, sees no site state and
 runs no Liquid: a body with Liquid is always rendered here, as is any the helper does
 not answer for. It runs the same code as this process (forked from it), so which

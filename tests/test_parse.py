@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feeds import links
-from feeds.bodies import BodyCache, excerpt_source, plain_summary
+from feeds.bodies import BodyCache
 from feeds.config import Settings
 from feeds.model import Author, Kind, Post
 from feeds.parse import (
@@ -30,6 +30,7 @@ from feeds.parse import (
     wait_quiet,
 )
 from feeds.site import SiteIndex, name_to_segment, segment_to_name
+from feeds.summaries import excerpt_source, plain_summary
 
 SHANGHAI = site_rules("Asia/Shanghai", "date", 2_000_000)
 CST = timezone(timedelta(hours=8))
