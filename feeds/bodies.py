@@ -20,6 +20,7 @@ from .model import Author, Body, Format, Post
 from .parse import (
     BodyRules,
     LiquidSite,
+    holds_liquid,
     liquid_environment,
     markup_body,
     warm_lexers,
@@ -216,7 +217,7 @@ class BodyCache:
 
     def _liquid_of(self, post: Post) -> Callable[[str], str]:
         def run(text: str) -> str:
-            if "{{" in text or "{%" in text:
+            if holds_liquid(text):
                 self._liquid_sources.add(post.source)
             return with_liquid(self._liquid_environment, post, text)
 
@@ -279,7 +280,7 @@ class BodyCache:
                 text = self._read_body(post)
             except Exception:  # entry() reads it again, and reports why it cannot
                 continue
-            if "{{" in text or "{%" in text:
+            if holds_liquid(text):
                 continue
             separator = slot[2]
             head = excerpt_source(text, separator) if separator and not post.summary else text

@@ -140,9 +140,9 @@ def prctl_call() -> Callable[..., int] | None:
 
 
 def die_with(parent: int, prctl: Callable[..., int] | None) -> None:
-    """In the helper: be killed when the loading thread's process goes
-    (PR_SET_PDEATHSIG), so a server killed mid-load leaves no helper parsing on, holding
-    its memory, until its answer meets a closed pipe. Gone already: go now."""
+    """In a helper: be killed when the thread that forked it ends (PR_SET_PDEATHSIG), so
+    a server killed mid-load (or mid-batch: renderwork) leaves no helper working on,
+    holding its memory, until its answer meets a closed pipe. Gone already: go now."""
     if prctl is not None:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:

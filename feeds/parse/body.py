@@ -177,11 +177,16 @@ def page_vars(post: Post, front: Mapping[str, Any], collections_dir: str = "",
             "name": name, "collection": post.collection}
 
 
+def holds_liquid(text: str) -> bool:
+    """Whether ``text`` has any Liquid to render (a tag or an output)."""
+    return "{%" in text or "{{" in text
+
+
 def with_liquid(env_of: Callable[[], Environment | None], post: Post, text: str) -> str:
     """``text`` with its Liquid rendered for ``post``; as written, with a warning, when
     its Liquid is broken (Jekyll would stop the whole build). ``env_of`` is called only
     for a text that holds Liquid."""
-    if "{%" not in text and "{{" not in text:
+    if not holds_liquid(text):
         return text
     front_text = text.front if isinstance(text, BodyText) else ""
     front: Any = simple_yaml(front_text) if front_text.strip() else {}
