@@ -26,6 +26,8 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``parsed``   one file's parse as the persisted index keeps it, and as a row's JSON.
 - ``postcache`` the persisted index (``index_dir``): parsed front matter in SQLite, so
                a restart parses only the files changed while it was stopped.
+- ``loadstate`` a whole load's outcome kept beside the index, posts and site index as
+               made, so a restart where no file changed makes neither again.
 - ``loadwork`` a whole load's parsing shared with forked helpers (``load_workers``).
 - ``content``  folder -> posts; re-reads only changed files; logs and skips bad ones.
 - ``events``   what watchdog's events say: the paths a change touched, the folder

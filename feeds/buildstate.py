@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from . import assets
 from .links import Shown
 from .model import Kind, Post
+from .postcache import identity
 from .site import SiteIndex
 
 if TYPE_CHECKING:
@@ -254,9 +255,10 @@ class Memory:
         # record of what was given, whose values are the fields): no byte depends on them.
         bytes_of = replace(settings, build_workers=1, overrides=(), cache_bytes=1,
                            body_cache_bytes=1, source_cache_bytes=1, index_dir="")
+        parsing = identity(settings.content, settings.site_rules())
         context = context_digest(repr(bytes_of), base,
                                  assets.feed_stylesheet(settings.content, base),
-                                 repr(sorted(svc.store.parse_identity().items())))
+                                 repr(sorted(parsing.items())))
         old = load(root)
         if old is not None and old.context != context:
             logger.info("%s: made with other settings or code: building everything",

@@ -171,11 +171,14 @@ def check(settings: Settings) -> int:
     # as the server and a build leave it out: listed here, a rejection like the others.
     site_log = logging.getLogger("feeds.site")
     level, site_log.level = site_log.level, logging.ERROR  # its lines are printed below
+    index = store.states.index_of(snapshot)  # (a load taken whole from its state)
     try:
-        index = SiteIndex(snapshot.posts.values(), future=settings.future,
-                          reserved=links.reserved)
+        if not isinstance(index, SiteIndex):
+            index = SiteIndex(snapshot.posts.values(), future=settings.future,
+                              reserved=links.reserved)
     finally:
         site_log.setLevel(level)
+    store.states.keep(snapshot, index)  # (what the next start takes, when it is kept)
     problems += index.problems()
     # One line per file left out or accepted with a problem, in path order. A post left
     # out on purpose (published: false) has its line too, but is not a rejection.

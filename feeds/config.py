@@ -32,6 +32,7 @@ from .jekyllconf import (
 )
 from .jekyllconf import collections as jekyll_collections
 from .model import Author, DefaultSet
+from .parse import SiteRules, site_rules
 from .parse.defaults import DEFAULT_IFRAME_HOSTS, DEFAULT_SMART_QUOTES
 
 T = TypeVar("T")
@@ -214,7 +215,9 @@ class Settings:
     # not the site's (and Jekyll's own cache_dir names a folder of another kind).
     index_dir: str = _setting(
         "", "folder for the persisted index of parsed front matter (SQLite), so a restart "
-        "parses only the posts changed since; empty: none, every post is parsed at start",
+        "parses only the posts changed since, and the last load's state, so a restart "
+        "with no file changed makes no post again; empty: none, every post is parsed at "
+        "start",
         values.string, flag="--index-dir", env="FEEDS_INDEX_DIR")
     log_level: str = _setting("info", "log level",
                               values.one_of("debug", "info", "warning", "error"),
@@ -274,6 +277,12 @@ class Settings:
     def hub_url(self, base: str) -> str:
         """The hub that feeds served under ``base`` announce ('' for none)."""
         return f"{base}/websub" if self.self_hub else self.websub_hub
+
+    def site_rules(self) -> SiteRules:
+        """The rules a post file is parsed by under these settings."""
+        return site_rules(self.timezone, self.permalink, self.max_post_bytes,
+                          self.front_matter_ids, self.defaults or (), self.document_folders,
+                          self.time, self.collections_dir, self.exclude, self.include)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

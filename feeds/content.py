@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,16 +27,17 @@ from .disk import (
     skipped_below,
     stat_post,
 )
+from .loadstate import LoadStates, Outcome, files_of
 from .loadwork import Shared, each_file, share
 from .model import Post, Problem, Stamp
-from .parse import SiteRules, body_text, site_rules
+from .parse import SiteRules, body_text
 from .parse.frontmatter import CONTROL_WARNING, UNCLOSED_WARNING
 from .parsed import Parse, outcome, read_file
-from .postcache import PostCache, identity
+from .postcache import PostCache
 from .removals import Removals
 from .scan import Look, compare, folder_look, survey, surveyed_look, walk
 from .settle import SETTLE, Retries
-from .snapshot import Snapshot, gc_paused
+from .snapshot import Holding, Snapshot, gc_paused
 
 logger = logging.getLogger(__name__)
 
@@ -67,27 +68,27 @@ class ContentStore:
         self._problems: dict[str, tuple[Problem, ...]] = {}
         self._skipped: dict[str, str] = {}
         self._jekyll_layout = True
-        self._rules: SiteRules = self._make_rules(settings)
+        self._rules: SiteRules = settings.site_rules()
         self._lock = threading.RLock()
         self.config = ConfigFollower(self.root)
         self._liquid_files = LiquidFiles(self.root)  # an edit: a new snapshot, same posts
-        self.held: str | None = None  # why the folder as it is is not handed out
+        self._hold = Holding(self.root)  # a folder that had posts keeps them while it has none
         self.scan_look: tuple[Look] | None = None  # look() as the last rescan saw it
-        self._had_posts = False
         self._retries = Retries(str(self.root))  # files caught being written, and asked
         self._removals = Removals()  # put back if the folder itself goes just after
         self._shared, self._loads = Shared(()), 0  # a whole load's helpers; loads made
         self.index: PostCache | None = None
         """The persisted index (``index_dir``), opened afresh by each whole load."""
-
-    @staticmethod
-    def _make_rules(settings: Settings) -> SiteRules:
-        return site_rules(settings.timezone, settings.permalink, settings.max_post_bytes,
-                          settings.front_matter_ids, settings.defaults or (),
-                          settings.document_folders, settings.time,
-                          settings.collections_dir, settings.exclude, settings.include)
+        self.states = LoadStates(str(self.root), lambda: (
+            self.settings.index_dir, self._rules, self.settings.future))
+        """The whole load kept beside the index (``loadstate``)."""
 
     # --- scanning ---------------------------------------------------------------------
+
+    @property
+    def held(self) -> str | None:
+        """Why the folder as it is is not handed out (None: it is)."""
+        return self._hold.why
 
     def look(self) -> Look:
         """folder_look of the folder as a full scan walks it (collections included)."""
@@ -99,7 +100,7 @@ class ContentStore:
         site with no posts, not a flat folder of all its pages)."""
         return self.root.name == "_posts" or any(
             f == "_posts" or f.endswith("/_posts") for f in folders) or (
-            self._jekyll_layout and self._had_posts)
+            self._jekyll_layout and self._hold.had_posts)
 
     def _report(self, problem: Problem) -> None:
         """Tell ``on_problem`` of a problem found, else log it: once per change of a file."""
@@ -221,66 +222,64 @@ class ContentStore:
             changed=changed, modified_ns=modified,
         )
 
-    def _hold(self, snapshot: Snapshot | None) -> Snapshot | None:
-        """The snapshot to hand out, or None: a folder that had posts and has none now
-        (unmounted, being swapped) keeps the last content served; ``held`` says why."""
-        if snapshot is None:
-            return None
-        if not snapshot.posts and self._had_posts:
-            why = "has no posts" if self.root.is_dir() else "is missing"
-            if self.held is None:
-                logger.warning("%s %s; serving its last content until posts come back",
-                               self.root, why)
-            self.held = f"the content folder {why}; serving the last content it had"
-            return None
-        if self.held is not None:
-            logger.info("%s has posts again", self.root)
-        self.held = None
-        self._had_posts = self._had_posts or bool(snapshot.posts)
-        return snapshot
-
     def load(self, progress: bool = True) -> Snapshot:
         """Read the whole folder (first load, or after ``_config.yml`` changed)."""
         with self._lock:
             started, self._loads = time.monotonic(), self._loads + 1
-            self._rules = self._make_rules(self.settings)
-            self.index = self._open_index()
+            self._rules = self.settings.site_rules()
             for table in (self._stamps, self._posts, self._problems, self._skipped,
                           self._folders):
                 table.clear()
             folders: list[str] = []
-            files = [rel for rel, _entry in walk(
-                str(self.root), str(self.root), folders, self._rules.collection_folders)]
+            files, links = files_of(walk(str(self.root), str(self.root), folders,
+                                         self._rules.collection_folders))
             self._liquid_files.changed()
             # With a _posts folder anywhere, only files in _posts folders are posts.
             self._jekyll_layout = self._layout(folders)
             documents = self._rules.collection_folders
-            rels = [rel for rel in files if is_post_path(rel, self._jekyll_layout, documents)]
-            index = self.index
-            self._shared = Shared(share(str(self.root), rels, self._rules,
-                                        self.settings.load_workers,
-                                        lambda rel: index is not None and index.has(rel)))
+            rels, kept = self.states.find(files, self._jekyll_layout, links, lambda rel: (
+                is_post_path(rel, self._jekyll_layout, documents)))
+            self.index = self._open_index(rows=kept is None)
             with gc_paused():
-                try:
-                    for rel in each_file(rels, str(self.root), self._on_progress, progress):
-                        self._update(rel, whole=True)
-                finally:
-                    self._shared.close()
+                if kept is not None:
+                    self._take(kept)
+                else:
+                    self._read_all(rels, progress)
                 snapshot = self._snapshot(started, whole=True)
-            if self.index is not None:
+            if self.index is not None and kept is None:
                 self.index.loaded()
-            self._had_posts = self._had_posts or bool(snapshot.posts)
+            self.states.made(rels, self._stamps, snapshot, self._jekyll_layout,
+                             self._retries.pending())
+            self._hold.had_posts = self._hold.had_posts or bool(snapshot.posts)
             logger.info("loaded %s: %d posts, %d rejected, in %.2f s", self.root,
                         len(snapshot.posts), snapshot.rejected, snapshot.duration)
             return snapshot
 
-    def parse_identity(self) -> dict[str, str]:
-        """What a file's parse is made by besides its bytes (see postcache.identity)."""
-        return identity(str(self.root), self._rules)
+    def _read_all(self, rels: Sequence[str], progress: bool) -> None:
+        """Bring every file of a whole load in: from the index, else parsed (shared)."""
+        index = self.index
+        self._shared = Shared(share(str(self.root), rels, self._rules,
+                                    self.settings.load_workers,
+                                    lambda rel: index is not None and index.has(rel)))
+        try:
+            for rel in each_file(rels, str(self.root), self._on_progress, progress):
+                self._update(rel, whole=True)
+        finally:
+            self._shared.close()
 
-    def _open_index(self) -> PostCache | None:
+    def _take(self, kept: Outcome) -> None:
+        """A whole load's outcome as the load state keeps it: its problems told again."""
+        self._stamps.update(kept.files.stamps)
+        self._posts.update(kept.posts)
+        self._problems.update(kept.problems)
+        self._skipped.update(kept.skipped)
+        self._folders.update(kept.files.stamps)
+        self._touched.update(kept.files.stamps)
+        kept.tell(self._report, lambda rel, why: logger.info("post skipped: %s: %s", rel, why))
+
+    def _open_index(self, rows: bool = True) -> PostCache | None:
         folder = self.settings.index_dir
-        return PostCache(folder, str(self.root), self._rules) if folder else None
+        return PostCache(folder, str(self.root), self._rules, rows) if folder else None
 
     def save_index(self, wait: float | None = None) -> None:
         """Write what the index lacks, in one transaction, off the request path (after each
@@ -305,7 +304,7 @@ class ContentStore:
             started = time.monotonic()
             root = str(self.root)
             rels = relative_paths(paths, root)
-            changed = self.held is not None
+            changed = self._hold.why is not None
             if any(rel.split("/", 1)[0] in LIQUID_FOLDERS for rel in rels):
                 changed |= self._liquid_files.changed()
             if CONFIG_NAME in rels or rels & set(AUTHORS_FILES):
@@ -373,7 +372,7 @@ class ContentStore:
             if outcome == "posts" or self._layout(folders) != self._jekyll_layout:
                 return self._hold(self.load(progress=False))
             changed = self._liquid_files.changed() | (outcome == "settings") | (
-                self.held is not None)
+                self._hold.why is not None)
             for rel in young:
                 self._retries.later(rel)  # once settled (put off once, not each scan)
             for rel in stale:
@@ -390,6 +389,6 @@ class ContentStore:
         if settings is None or settings == self.settings:
             return "same"
         logger.info("%s changed; settings read again", self.root / CONFIG_NAME)
-        rules_changed = self._make_rules(settings) != self._rules
+        rules_changed = settings.site_rules() != self._rules
         self.settings = settings
         return "posts" if rules_changed else "settings"

@@ -143,7 +143,9 @@ class PostCache:
     write those in one transaction (off the request path: the service flushes after
     each swap)."""
 
-    def __init__(self, folder: str, root: str, rules: SiteRules) -> None:
+    def __init__(self, folder: str, root: str, rules: SiteRules, rows: bool = True) -> None:
+        """``rows``: read the rows for ``get`` (a load taken from its load state asks
+        for none; ``loaded`` must then not be called)."""
         self.path = index_path(folder, root)
         self._identity = identity(root, rules)
         self._rows: dict[str, Row] = {}
@@ -153,7 +155,8 @@ class PostCache:
         self._warned: str | None = None
         self.hits = 0
         """Files whose parse was taken from the index (what the tests count)."""
-        self._read_rows()
+        if rows:
+            self._read_rows()
 
     def _warn(self, doing: str, error: Exception) -> None:
         message = (f"post index {self.path}: cannot {doing} ({error}); posts are parsed "

@@ -15,6 +15,7 @@ import functools
 import gzip
 import hashlib
 import math
+import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from cachetools import LRUCache
 
 from .model import Post
 from .render import Entry
+from .site import SiteIndex
+from .snapshot import Snapshot
 
 V = TypeVar("V")
 
@@ -254,3 +257,20 @@ class Delta:
     changes: Rendered | None
     """A complete feed of the entries new or changed since the client's version; None
     when there are none."""
+
+
+def last_modified(snapshot: Snapshot, index: SiteIndex, floor: datetime | None,
+                  now: float | None = None) -> datetime:
+    """Last-Modified of every feed and page made from this snapshot and index, in whole
+    seconds: the newest of the snapshot's files, their folders and _config.yml (see
+    disk.ChangeClock), and of the visible posts' updated and dates (a post coming due),
+    never later than now. It is the same on every instance with the same files, after a
+    restart too. ``floor`` is the previous state's: this one is at least a second later,
+    so a change always moves it forward (see the README)."""
+    now = time.time() if now is None else now
+    newest = max(snapshot.modified_ns / 1e9, index.newest_change)
+    second = math.floor(min(newest, now))
+    if floor is not None:
+        second = max(second, math.floor(floor.timestamp()) + 1)
+    return datetime.fromtimestamp(second, UTC)
+

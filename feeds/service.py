@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,28 +33,12 @@ from .parse import (
     warm_engine,
     warm_up,
 )
-from .rendered import Delta, Rendered
+from .rendered import Delta, Rendered, last_modified
 from .site import SiteIndex, State
 from .snapshot import Snapshot, gc_paused
 from .watch import Watcher
 
 logger = logging.getLogger(__name__)
-
-
-def last_modified(snapshot: Snapshot, index: SiteIndex, floor: datetime | None,
-                  now: float | None = None) -> datetime:
-    """Last-Modified of every feed and page made from this snapshot and index, in whole
-    seconds: the newest of the snapshot's files, their folders and _config.yml (see
-    disk.ChangeClock), and of the visible posts' updated and dates (a post coming due),
-    never later than now. It is the same on every instance with the same files, after a
-    restart too. ``floor`` is the previous state's: this one is at least a second later,
-    so a change always moves it forward (see the README)."""
-    now = time.time() if now is None else now
-    newest = max(snapshot.modified_ns / 1e9, index.newest_change)
-    second = math.floor(min(newest, now))
-    if floor is not None:
-        second = max(second, math.floor(floor.timestamp()) + 1)
-    return datetime.fromtimestamp(second, UTC)
 
 
 REVEAL_WAIT_MAX = 86400.0
@@ -92,6 +75,7 @@ class FeedService:
         self._reveal_timer: threading.Timer | None = None
         self._stopped = False
         self._warm_first = False
+        self._first: State | None = None  # the first load's state, until it is kept
         self._no_timer = False
         self._install_lock = threading.RLock()
         """One swap at a time: the watcher's, and a post coming due (timer or request)."""
@@ -134,6 +118,7 @@ class FeedService:
             raise
         self._warm_first = warm
         self._install(snapshot, time.monotonic() - started)
+        self._first = self._state
         if warm:
             # The posts hold no cycles (see gc_paused) and live on: without this, each
             # full collection walked all of them, 30-40 ms at 10k posts, on whichever
@@ -173,6 +158,9 @@ class FeedService:
             # Once served and followed: neither the first answers nor the watcher wait
             # for it (a row the watcher writes meanwhile is keyed by its own stamp).
             self.store.save_index()
+            first, self._first = self._first, None
+            if first is not None:  # and the load's outcome, for the next start
+                self.store.states.keep(first.snapshot, first.index)
 
         if background:
             threading.Thread(target=run, name="feeds-loader", daemon=True).start()
@@ -248,7 +236,10 @@ class FeedService:
         old = self._state
         if old is not None and snapshot.version < old.snapshot.version:
             return  # a slower reload (SIGHUP's, say) finished after a newer one
-        index = self._next_index(old, snapshot)
+        kept = self.store.states.index_of(snapshot)  # (a whole load taken from its state)
+        index = kept if isinstance(kept, SiteIndex) else self._next_index(old, snapshot)
+        if kept is not None:
+            index.report()
         new = State(snapshot, index, version=old.version + 1 if old else 1,
                     modified=last_modified(snapshot, index, old.modified if old else None))
         if old is None and self._warm_first:

@@ -49,6 +49,10 @@ class Retries:
     def ask(self, rel: str) -> None:
         self._asked.append(rel)  # at the next chance: its body could not be read
 
+    def pending(self) -> bool:
+        """Whether any file is still to be read again."""
+        return bool(self._when or self._asked)
+
     def forget(self, rel: str) -> None:
         self._when.pop(rel, None)
 

@@ -97,8 +97,7 @@ class SiteIndex:
         # Kept, but static hosts (nginx-static.conf) deny their hidden files.
         self.hidden = {p.source: p.url for p, name in zip(visible, files, strict=True)
                        if _hidden(name)}
-        for source, why in sorted(self.left_out.items()):
-            logger.warning("post %s: %s", source, why)
+        self.report()
         self.future = future
         self.reserved = reserved
         self.posts: tuple[Post, ...] = tuple(visible)
@@ -128,6 +127,11 @@ class SiteIndex:
         self.by_url = dict(zip(urls, visible, strict=True))
         # The files left-out posts wanted: when their owner goes, build whole.
         self._wanted = frozenset(file_key(p.url) for p in everything if p.source in self.left_out)
+
+    def report(self) -> None:
+        """Log each post left out for its URL (once per index built, or taken back)."""
+        for source, why in sorted(self.left_out.items()):
+            logger.warning("post %s: %s", source, why)
 
     def problems(self) -> list[Problem]:
         """A line for ``feeds check`` per post left out for its URL, and a warning per
@@ -387,7 +391,7 @@ class State:
     """The content version: moves with every state swapped in, a snapshot's or a post
     coming due (the key of every cache of what is served)."""
     modified: datetime = datetime(1970, 1, 1, tzinfo=UTC)
-    """Last-Modified of every feed and page of this state (see service.last_modified)."""
+    """Last-Modified of every feed and page of this state (see rendered.last_modified)."""
 
     @property
     def settings(self) -> Settings:

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from .config import Settings
 from .model import Post, Problem
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -65,3 +69,31 @@ def capped_updated(post: Post, problems: list[Problem]) -> Post:
     problems.append(Problem(post.source, f"updated {post.updated.isoformat()} is in the "
                                          "future; capped to now", rejected=False))
     return replace(post, updated=cap)
+
+
+class Holding:
+    """What a content folder's snapshots are handed out as: a folder that had posts and
+    has none now (unmounted, being swapped) keeps the last content served, and ``why``
+    says so (health)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.why: str | None = None
+        self.had_posts = False
+
+    def __call__(self, snapshot: Snapshot | None) -> Snapshot | None:
+        """The snapshot to hand out, or None (keep serving the last one)."""
+        if snapshot is None:
+            return None
+        if not snapshot.posts and self.had_posts:
+            why = "has no posts" if self.root.is_dir() else "is missing"
+            if self.why is None:
+                logger.warning("%s %s; serving its last content until posts come back",
+                               self.root, why)
+            self.why = f"the content folder {why}; serving the last content it had"
+            return None
+        if self.why is not None:
+            logger.info("%s has posts again", self.root)
+        self.why = None
+        self.had_posts = self.had_posts or bool(snapshot.posts)
+        return snapshot

@@ -166,7 +166,7 @@ def test_no_helper_below_the_share_or_with_one_worker(site: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     forked: list[int] = []
     monkeypatch.setattr(loadwork, "_fork", lambda *a: forked.append(len(a[1])))
-    rules = ContentStore._make_rules(settings_for(site, None))
+    rules = settings_for(site, None).site_rules()
     rels = [f"_posts/2024-01-01-p{n}.md" for n in range(2_500)]
     assert loadwork.share(str(site), rels, rules, 1, lambda rel: False) == []
     assert loadwork.share(str(site), rels[:1_020], rules, 2, lambda rel: False) == []

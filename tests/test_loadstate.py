@@ -1,0 +1,222 @@
+"""The load state (``loadstate``): a restart where no file changed takes the whole load
+and its site index as the last start made them, and answers every URL with the same
+bytes as a start from nothing; a state that is damaged, foreign, forged or stale (a file
+changed, a post come due) is made again, never trusted."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from feeds import create_app, export, loadstate
+from feeds.config import Settings, load_settings
+from feeds.service import FeedService
+
+from .conftest import FIXTURES, post_text, set_mtimes, write_site
+
+
+def settings_for(content: Path, index: Path | None) -> Settings:
+    given: dict[str, object] = {"content": str(content), "watch": False,
+                                "url": "https://example.org"}
+    if index is not None:
+        given["index_dir"] = str(index)
+    return load_settings(given, {})
+
+
+def start(content: Path, index: Path | None) -> tuple[FeedService, dict[str, object]]:
+    """A service's start, and every URL of its site as a client gets it (status, the
+    headers but Date, the body)."""
+    app = create_app(settings_for(content, index), watch=False)
+    svc: FeedService = app.extensions["feeds"]
+    client = app.test_client()
+    answers: dict[str, object] = {}
+    for url in export.urls(app):
+        got = client.get(url, headers={"Accept-Encoding": "identity"})
+        answers[url] = (got.status_code, sorted(
+            (k, v) for k, v in got.headers.items() if k != "Date"), got.data)
+    svc.stop()
+    return svc, answers
+
+
+def state_file(index: Path) -> Path:
+    (found,) = index.glob("posts-*.state")
+    return found
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """The core fixture site (a far-future post, a post not published, odd dates and
+    permalinks) and the hostile files (rejections and warnings), no link among them."""
+    root = tmp_path / "site"
+    shutil.copytree(FIXTURES / "core-site", root, symlinks=True)
+    for path in (FIXTURES / "hostile" / "_posts").iterdir():
+        (root / "_posts" / "hostile").mkdir(exist_ok=True)
+        shutil.copyfile(path, root / "_posts" / "hostile" / path.name)
+    assert not [p for p in root.rglob("*") if p.is_symlink()]
+    return root
+
+
+def test_a_restart_takes_the_whole_load_and_answers_the_same_bytes(
+        site: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    index = tmp_path / "index"
+    told: list[list[tuple[str, int, str]]] = []
+    runs = []
+    for index_dir in (None, index, index):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            svc, answers = start(site, index_dir)
+        told.append(sorted((r.name, r.levelno, r.getMessage()) for r in caplog.records
+                           if r.name in ("feeds.content", "feeds.site")
+                           and r.levelno >= logging.WARNING))
+        runs.append((svc.store.states.taken, svc.store.parse_count, answers))
+    assert [taken for taken, _count, _answers in runs] == [0, 0, 1]
+    assert runs[2][1] == 0  # no file read, not even the hostile one that never indexes
+    assert len(runs[0][2]) > 30  # type: ignore[arg-type]
+    assert runs[0][2] == runs[1][2] == runs[2][2]
+    # Every rejection, warning and post left out is told again, as at the first start.
+    assert told[0] and told[0] == told[1] == told[2]
+    assert any(level == logging.ERROR for _name, level, _m in told[2])
+    assert state_file(index).stat().st_mode & 0o777 == 0o600
+
+
+def test_a_file_changed_added_or_removed_while_stopped_is_never_hidden(
+        tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    site = write_site(tmp_path / "site", {
+        "_posts/2024-01-01-edit.md": post_text("Before", "2024-01-01"),
+        "_posts/2024-01-02-same.md": post_text("Unchanged", "2024-01-02")})
+    set_mtimes(site, 1_700_000_000)
+    start(site, index)
+    edited = site / "_posts/2024-01-01-edit.md"
+    edited.write_text(post_text("Afters", "2024-01-01"), encoding="utf-8")  # same size
+    os.utime(edited, (1_700_000_000, 1_700_000_001))  # one second on
+
+    def titles(svc: FeedService) -> set[str]:
+        return {p.title for p in svc.state().index.posts}
+
+    svc = FeedService(settings_for(site, index))
+    svc.start(watch=False)
+    assert svc.store.states.taken == 0 and titles(svc) == {"Afters", "Unchanged"}
+    svc.stop()
+    added = site / "_posts/2024-01-03-new.md"
+    added.write_text(post_text("New", "2024-01-03"), encoding="utf-8")
+    svc = FeedService(settings_for(site, index))
+    svc.start(watch=False)
+    assert svc.store.states.taken == 0 and titles(svc) == {"Afters", "Unchanged", "New"}
+    svc.stop()
+    added.unlink()
+    svc = FeedService(settings_for(site, index))
+    svc.start(watch=False)
+    assert svc.store.states.taken == 0 and titles(svc) == {"Afters", "Unchanged"}
+    svc.stop()
+    svc = FeedService(settings_for(site, index))  # and nothing changed since: taken
+    svc.start(watch=False)
+    assert svc.store.states.taken == 1 and titles(svc) == {"Afters", "Unchanged"}
+    svc.stop()
+
+
+class _Runs:
+    """What a forged state asks the unpickler to call."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (os.mkdir, (str(self.marker),))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "foreign", "forged", "empty"])
+def test_a_damaged_foreign_or_forged_state_is_made_again(
+        damage: str, site: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    index = tmp_path / "index"
+    _svc, cold = start(site, index)
+    path = state_file(index)
+    data = path.read_bytes()
+    marker = tmp_path / "ran"
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        at = len(data) // 2
+        path.write_bytes(data[:at] + bytes([data[at] ^ 1]) + data[at + 1:])
+    elif damage == "foreign":  # another folder's state, the same files, under this name
+        other = tmp_path / "other"
+        shutil.copytree(site, other)
+        start(other, index)
+        shutil.copyfile(state_file_of(index, other), path)
+    elif damage == "forged":  # the right header and digest, a body that runs code
+        head = data.split(b"\n\n", 1)[0].split(b"\n")
+        body = pickle.dumps(_Runs(marker))
+        digest = hashlib.blake2b(body, digest_size=32).hexdigest().encode()
+        path.write_bytes(b"\n".join([head[0], head[1], digest]) + b"\n\n" + body)
+    else:
+        path.write_bytes(b"")
+    with caplog.at_level(logging.INFO, "feeds.loadstate"):
+        svc, answers = start(site, index)
+    assert svc.store.states.taken == 0 and answers == cold
+    assert not marker.exists()
+    assert [r for r in caplog.records if r.name == "feeds.loadstate"]
+    svc, answers = start(site, index)  # made again: the next start takes it
+    assert svc.store.states.taken == 1 and answers == cold
+
+
+def state_file_of(index: Path, root: Path) -> Path:
+    from feeds.postcache import index_path
+
+    return loadstate.state_path(index_path(str(index), str(root)))
+
+
+def test_a_post_come_due_makes_the_load_again(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A post dated after the load is not in the index it keeps: once due, the next
+    start makes the index again, and shows it."""
+    index = tmp_path / "index"
+    soon = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S +0000")
+    site = write_site(tmp_path / "site", {
+        "_posts/2024-01-01-old.md": post_text("Old", "2024-01-01"),
+        "_posts/2099-01-01-soon.md": post_text("Soon", soon)})
+    set_mtimes(site, 1_700_000_000)
+    start(site, index)
+    svc = FeedService(settings_for(site, index))
+    svc.start(watch=False)
+    assert svc.store.states.taken == 1
+    assert [p.title for p in svc.state().index.posts] == ["Old"]
+    svc.stop()
+    later = time.time() + 7200
+    monkeypatch.setattr(time, "time", lambda: later)
+    svc = FeedService(settings_for(site, index))
+    svc.start(watch=False)
+    assert svc.store.states.taken == 0
+    assert [p.title for p in svc.state().index.posts] == ["Soon", "Old"]
+    svc.without_timer()
+    svc.stop()
+
+
+def test_an_updated_capped_to_the_load_is_never_kept(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    site = write_site(tmp_path / "site", {"_posts/2024-01-01-a.md": post_text(
+        "Capped", "2024-01-01", extra="last_modified_at: 2999-01-01\n")})
+    set_mtimes(site, 1_700_000_000)
+    start(site, index)
+    assert not list(index.glob("posts-*.state"))
+    svc, _answers = start(site, index)
+    assert svc.store.states.taken == 0
+
+
+def test_a_folder_with_a_link_keeps_no_state(tmp_path: Path) -> None:
+    """A link's target can change with no stamp of the link's own changing."""
+    index = tmp_path / "index"
+    elsewhere = tmp_path / "elsewhere.md"
+    elsewhere.write_text(post_text("Linked", "2024-01-02"), encoding="utf-8")
+    site = write_site(tmp_path / "site", {"_posts/2024-01-01-a.md": post_text("A", "2024-01-01")})
+    (site / "_posts" / "2024-01-02-linked.md").symlink_to(site / "_posts" / "2024-01-01-a.md")
+    start(site, index)
+    svc, _answers = start(site, index)
+    assert svc.store.states.taken == 0
