@@ -237,12 +237,12 @@ class ContentStore:
             # With a _posts folder anywhere, only files in _posts folders are posts.
             self._jekyll_layout = self._layout(folders)
             documents = self._rules.collection_folders
-            rels, kept = self.states.find(files, self._jekyll_layout, links, lambda rel: (
+            rels, kept, stale = self.states.find(files, self._jekyll_layout, links, lambda rel: (
                 is_post_path(rel, self._jekyll_layout, documents)))
-            self.index = self._open_index(rows=kept is None)
+            self.index = self._open_index(rows=None if kept is None else stale)
             with gc_paused():
                 if kept is not None:
-                    self._take(kept)
+                    self._take(kept, stale)
                 else:
                     self._read_all(rels, progress)
                 snapshot = self._snapshot(started, whole=True)
@@ -267,17 +267,22 @@ class ContentStore:
         finally:
             self._shared.close()
 
-    def _take(self, kept: Outcome) -> None:
-        """A whole load's outcome as the load state keeps it: its problems told again."""
+    def _take(self, kept: Outcome, stale: list[str]) -> None:
+        """A whole load's outcome as the load state keeps it, its problems told again, and
+        the ``stale`` files (changed since) read again."""
         self._stamps.update(kept.files.stamps)
         self._posts.update(kept.posts)
         self._problems.update(kept.problems)
         self._skipped.update(kept.skipped)
         self._folders.update(kept.files.stamps)
         self._touched.update(kept.files.stamps)
-        kept.tell(self._report, lambda rel, why: logger.info("post skipped: %s: %s", rel, why))
+        kept.tell(self._report, lambda rel, why: logger.info("post skipped: %s: %s", rel, why),
+                  stale)
+        for rel in stale:  # (its row in the index, when the service wrote one for it)
+            self._update(rel, whole=is_post_path(rel, self._jekyll_layout,
+                                                 self._rules.collection_folders))
 
-    def _open_index(self, rows: bool = True) -> PostCache | None:
+    def _open_index(self, rows: Sequence[str] | None = None) -> PostCache | None:
         folder = self.settings.index_dir
         return PostCache(folder, str(self.root), self._rules, rows) if folder else None
 

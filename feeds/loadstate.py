@@ -13,7 +13,8 @@ It is taken only when it is the outcome of this very folder as it is now:
   the parsing code and libraries), the ``future`` setting, and the bytes of every module
   of the package (what a post and an index are made by);
 - the files that could be posts are the same paths, each with the same stamp (size,
-  mtime_ns, inode), and none of them is a link;
+  mtime_ns, inode), but at most STALE_MAX of them, which are read again (from the
+  index's rows when the service that ran wrote them); and none of them is a link;
 - a digest of its bytes holds, and what it unpickles names only the classes a load
   makes (anything else is refused unread: a file placed there runs no code).
 
@@ -61,6 +62,11 @@ ALLOWED = frozenset({
 })
 """What a load state may name: the classes of what a load makes, nothing that runs code."""
 
+STALE_MAX = 1000
+"""At most this many files changed since, and a state is taken with them read again (one
+by one, as the watcher reads a change); more, and the whole load is made again (its
+parsing shared with the load's helpers)."""
+
 
 @dataclass(frozen=True)
 class Files:
@@ -77,22 +83,28 @@ class Files:
     """When the first post dated after the load comes due (a Unix time): from then on,
     the index shows it (or its ``updated`` is capped otherwise): the state is not taken."""
 
-    def hold(self, root: str, walked: Sequence[str], layout: bool) -> str | None:
-        """None when the folder holds these very files now, each with its stamp; else
-        what differs. (A state is taken only from a walk that met no link.)"""
-        if self.layout != layout or self.walked != tuple(walked):
-            return "files added, removed or renamed since"
+    def changes(self, root: str, walked: tuple[str, ...],
+                layout: bool) -> tuple[str | None, list[str]]:
+        """(None, the files to read again: changed, added or gone since) when the state
+        may be taken with them read again; else (why not, []). (A state is taken only
+        from a walk that met no link.)"""
+        if self.layout != layout:
+            return "the folder's layout changed since", []
         if self.due is not None and time.time() >= self.due:
-            return "a post has come due since"
+            return "a post has come due since", []
+        stale = [] if self.walked == walked else sorted(set(walked) ^ set(self.walked))
         prefix = os.path.join(root, "")
         for rel in self.files:
             try:
                 st = os.lstat(prefix + rel)
             except OSError:
-                return f"{rel} is gone"
+                stale.append(rel)
+                continue
             if (st.st_mtime_ns, st.st_size, st.st_ino) != self.stamps.get(rel):
-                return f"{rel} changed"
-        return None
+                stale.append(rel)
+        if len(stale) > STALE_MAX:
+            return f"{len(stale)} files changed since", []
+        return None, list(dict.fromkeys(stale))
 
 
 @dataclass(frozen=True)
@@ -106,11 +118,14 @@ class Outcome:
     index: Any
     """The site index made of ``posts`` (a SiteIndex; not imported: it comes later)."""
 
-    def tell(self, report: Callable[[Problem], None],
-             skipped: Callable[[str, str], None]) -> None:
+    def tell(self, report: Callable[[Problem], None], skipped: Callable[[str, str], None],
+             stale: Iterable[str] = ()) -> None:
         """Tell each problem and each file skipped again, in the walk's order, as the load
-        that made them told them."""
+        that made them told them; not those of the ``stale`` files (read again)."""
+        again = set(stale)
         for rel in self.files.files:
+            if rel in again:
+                continue
             for problem in self.problems.get(rel, ()):
                 report(problem)
             if rel in self.skipped:
@@ -144,13 +159,19 @@ def _reduce_zone(zone: ZoneInfo) -> tuple[Any, ...]:
     return _zone, (zone.key,)
 
 
+_CODE: list[str] = []
+
+
 def _code() -> str:
-    """A digest of every module of the package."""
+    """A digest of every module of the package (as this process read them: once)."""
+    if _CODE:
+        return _CODE[0]
     here = Path(__file__).parent
     h = hashlib.blake2b(digest_size=16)
     for path in sorted(here.rglob("*.py")):
         h.update(path.relative_to(here).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
+    _CODE.append(h.hexdigest())
+    return _CODE[0]
 
 
 def key_of(identity: Mapping[str, str], future: bool) -> bytes:
@@ -282,6 +303,7 @@ class LoadStates:
         self._walked: tuple[str, ...] = ()
         self._made: _Made | None = None
         self._found: Outcome | None = None
+        self._stale: list[str] = []
         self._index: tuple[Snapshot, Any] | None = None
         self._since = 0.0
         self.taken = 0
@@ -295,36 +317,53 @@ class LoadStates:
         return path, key_of(identity(self.root, rules), future)
 
     def find(self, walked: Sequence[str], layout: bool, links: bool,
-             is_post: Callable[[str], bool]) -> tuple[Sequence[str], Outcome | None]:
-        """The files of ``walked`` that could be posts (``is_post``), and the outcome
-        kept of exactly these files as they are now (else None)."""
+             is_post: Callable[[str], bool],
+             ) -> tuple[Sequence[str], Outcome | None, list[str]]:
+        """The files of ``walked`` that could be posts (``is_post``), the outcome kept of
+        these files (else None), and those of them to read again (changed since)."""
         self._made, self._found, self._since = None, None, time.time()
-        self._walked = tuple(walked)
+        self._walked, self._stale = tuple(walked), []
         place = self._place()
         if place is None or links:
             self._walked = ()  # (nothing to keep either)
-            return [rel for rel in walked if is_post(rel)], None
-        found = read(*place, lambda files: files.hold(self.root, self._walked, layout))
+            return [rel for rel in walked if is_post(rel)], None, []
+        stale: list[str] = []
+
+        def wanted(files: Files) -> str | None:
+            why, changed = files.changes(self.root, self._walked, layout)
+            stale.extend(changed)
+            return why
+
+        found = read(*place, wanted)
         if found is None:
-            return [rel for rel in walked if is_post(rel)], None
+            return [rel for rel in walked if is_post(rel)], None, []
         self.taken += 1
-        self._found = found
-        return found.files.files, found
+        self._found, self._stale = found, stale
+        same = found.files.walked == self._walked
+        return (found.files.files if same else [rel for rel in walked if is_post(rel)],
+                found, stale)
 
     def index_of(self, snapshot: Snapshot) -> Any:
-        """The site index kept with ``snapshot`` when a state made it (else None), once."""
+        """The site index of ``snapshot`` when a state made it (else None), once: the one
+        kept, with the posts read again put in (None when that takes a whole build)."""
         kept, self._index = self._index, None
         return kept[1] if kept is not None and kept[0] is snapshot else None
 
     def made(self, files: Sequence[str], stamps: Mapping[str, Stamp], snapshot: Snapshot,
              layout: bool, unsettled: bool) -> None:
         """A whole load made ``snapshot``: from the state ``find`` found (its index is then
-        ``index_of(snapshot)``), else from the files, and kept by ``keep`` unless
-        ``unsettled`` (a file is to be read again once its writer is done)."""
+        ``index_of(snapshot)``), else from the files; kept by ``keep`` unless it is the
+        state as found, or ``unsettled`` (a file is to be read again once its writer is
+        done)."""
         found, self._found = self._found, None
         if found is not None:
-            self._index = (snapshot, found.index)
-            return
+            pairs = [(found.posts.get(rel), snapshot.posts.get(rel)) for rel in self._stale]
+            pairs = [(old, new) for old, new in pairs if old is not new]
+            self._index = (snapshot, found.index.updated(
+                [old for old, _new in pairs if old is not None],
+                [new for _old, new in pairs if new is not None]) if pairs else found.index)
+            if not self._stale:
+                return
         place = self._place()
         if place is not None and self._walked and not unsettled:
             self._made = _Made(place[1], self._walked, tuple(files), dict(stamps), snapshot,

@@ -30,6 +30,7 @@ import threading
 import unicodedata
 import zlib
 import zoneinfo
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -143,9 +144,10 @@ class PostCache:
     write those in one transaction (off the request path: the service flushes after
     each swap)."""
 
-    def __init__(self, folder: str, root: str, rules: SiteRules, rows: bool = True) -> None:
-        """``rows``: read the rows for ``get`` (a load taken from its load state asks
-        for none; ``loaded`` must then not be called)."""
+    def __init__(self, folder: str, root: str, rules: SiteRules,
+                 rows: Sequence[str] | None = None) -> None:
+        """``rows``: the files whose rows ``get`` may give (None: all; a load taken from
+        its load state asks only for those changed since, and must not call ``loaded``)."""
         self.path = index_path(folder, root)
         self._identity = identity(root, rules)
         self._rows: dict[str, Row] = {}
@@ -155,8 +157,8 @@ class PostCache:
         self._warned: str | None = None
         self.hits = 0
         """Files whose parse was taken from the index (what the tests count)."""
-        if rows:
-            self._read_rows()
+        if rows is None or rows:
+            self._read_rows(rows)
 
     def _warn(self, doing: str, error: Exception) -> None:
         message = (f"post index {self.path}: cannot {doing} ({error}); posts are parsed "
@@ -165,7 +167,7 @@ class PostCache:
             logger.warning("%s", message)
             self._warned = message
 
-    def _read_rows(self) -> None:
+    def _read_rows(self, only: Sequence[str] | None) -> None:
         if not self.path.exists():
             return
         try:
@@ -176,8 +178,9 @@ class PostCache:
                     logger.info("post index %s: made %s; made again", self.path,
                                 _differs(meta, self._identity))
                     return
-                rows = db.execute(
-                    "SELECT path, mtime_ns, size, inode, payload, digest FROM parsed")
+                wanted = "SELECT path, mtime_ns, size, inode, payload, digest FROM parsed"
+                rows = db.execute(wanted) if only is None else db.execute(
+                    f"{wanted} WHERE path IN ({', '.join('?' * len(only))})", tuple(only))
                 self._rows = {row[0]: row for row in rows}
             finally:
                 db.close()

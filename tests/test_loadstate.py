@@ -87,40 +87,52 @@ def test_a_restart_takes_the_whole_load_and_answers_the_same_bytes(
     assert state_file(index).stat().st_mode & 0o777 == 0o600
 
 
-def test_a_file_changed_added_or_removed_while_stopped_is_never_hidden(
-        tmp_path: Path) -> None:
+def test_files_changed_added_or_removed_while_stopped_are_read_again(
+        site: Path, tmp_path: Path) -> None:
+    """The state is taken with only those files read again, and every URL answers as a
+    start from nothing does; the state is then written again with them in."""
+    index = tmp_path / "index"
+    start(site, index)
+    edited = site / "_posts/2022-05-04-date-only.md"
+    text = edited.read_text(encoding="utf-8")
+    edited.write_text(text.replace("Date only", "Date alone"), encoding="utf-8")
+    gone = site / "_posts/2022-06-10-file-name-date.md"
+    gone.unlink()
+    (site / "_posts/2024-01-03-new.md").write_text(
+        post_text("New", "2024-01-03", categories="[fresh]", tags="[newtag]"),
+        encoding="utf-8")
+    (site / "_posts/hostile/2021-02-01-broken-yaml.md").write_text(  # rejected: now fine
+        post_text("Mended", "2021-02-01"), encoding="utf-8")
+    (site / "_posts/2024-01-04-bad.md").write_text("---\ntitle: [\n---\nx\n", encoding="utf-8")
+    for name in ("2022-05-04-date-only", "2024-01-03-new", "hostile/2021-02-01-broken-yaml",
+                 "2024-01-04-bad"):  # settled: not 'being written'
+        os.utime(site / f"_posts/{name}.md", (1_700_000_000, 1_700_000_000))
+    _cold, cold = start(site, None)
+    svc, answers = start(site, index)
+    assert svc.store.states.taken == 1 and svc.store.parse_count == 4
+    assert answers == cold
+    titles = {p.title for p in svc.state().index.posts}
+    assert {"Date alone", "New", "Mended"} <= titles and "Date only" not in titles
+    assert "_posts/2024-01-04-bad.md" in svc.state().snapshot.problems
+    assert "_posts/2022-06-10-file-name-date.md" not in svc.state().snapshot.posts
+    svc, answers = start(site, index)  # the state written again: nothing to read now
+    assert svc.store.states.taken == 1 and svc.store.parse_count == 0 and answers == cold
+
+
+def test_a_change_that_needs_a_whole_index_is_still_right(tmp_path: Path) -> None:
+    """A post read again whose URL another post has: the index is built whole."""
     index = tmp_path / "index"
     site = write_site(tmp_path / "site", {
-        "_posts/2024-01-01-edit.md": post_text("Before", "2024-01-01"),
-        "_posts/2024-01-02-same.md": post_text("Unchanged", "2024-01-02")})
+        "_posts/2024-01-01-a.md": post_text("A", "2024-01-01"),
+        "_posts/2024-01-02-b.md": post_text("B", "2024-01-02")})
     set_mtimes(site, 1_700_000_000)
     start(site, index)
-    edited = site / "_posts/2024-01-01-edit.md"
-    edited.write_text(post_text("Afters", "2024-01-01"), encoding="utf-8")  # same size
-    os.utime(edited, (1_700_000_000, 1_700_000_001))  # one second on
-
-    def titles(svc: FeedService) -> set[str]:
-        return {p.title for p in svc.state().index.posts}
-
-    svc = FeedService(settings_for(site, index))
-    svc.start(watch=False)
-    assert svc.store.states.taken == 0 and titles(svc) == {"Afters", "Unchanged"}
-    svc.stop()
-    added = site / "_posts/2024-01-03-new.md"
-    added.write_text(post_text("New", "2024-01-03"), encoding="utf-8")
-    svc = FeedService(settings_for(site, index))
-    svc.start(watch=False)
-    assert svc.store.states.taken == 0 and titles(svc) == {"Afters", "Unchanged", "New"}
-    svc.stop()
-    added.unlink()
-    svc = FeedService(settings_for(site, index))
-    svc.start(watch=False)
-    assert svc.store.states.taken == 0 and titles(svc) == {"Afters", "Unchanged"}
-    svc.stop()
-    svc = FeedService(settings_for(site, index))  # and nothing changed since: taken
-    svc.start(watch=False)
-    assert svc.store.states.taken == 1 and titles(svc) == {"Afters", "Unchanged"}
-    svc.stop()
+    (site / "_posts/2024-01-03-c.md").write_text(post_text(
+        "C", "2024-01-03", extra="permalink: /news/2024/01/01/a.html\n"), encoding="utf-8")
+    os.utime(site / "_posts/2024-01-03-c.md", (1_700_000_000, 1_700_000_000))
+    _cold, cold = start(site, None)
+    svc, answers = start(site, index)
+    assert svc.store.states.taken == 1 and answers == cold
 
 
 class _Runs:
