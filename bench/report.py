@@ -272,7 +272,8 @@ def results_md(
         " cache now and then, and a start from disk at 100,000 posts took 21 s, not 11)."
         " **warm restart**: the same again on the same content right after that server"
         " stopped, now with `--index-dir IDX`, the persisted index of parsed front matter"
-        " that `feeds check DIR --index-dir IDX` made just before (from nothing, not timed;"
+        " and the load state (the last load's posts and site index) that"
+        " `feeds check DIR --index-dir IDX` made just before (from nothing, not timed;"
         " the cold start runs without one, as the service's default is). A run is: cold"
         " start, (first run only: change test), a wrk round against that server, stop,"
         " the index made, warm restart.",

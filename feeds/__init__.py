@@ -26,6 +26,9 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``parsed``   one file's parse as the persisted index keeps it, and as a row's JSON.
 - ``postcache`` the persisted index (``index_dir``): parsed front matter in SQLite, so
                a restart parses only the files changed while it was stopped.
+- ``statefile`` the load state's file: the files a load was made of, its outcome; how
+               it is checked against the folder, written and read back (nothing that
+               runs code).
 - ``loadstate`` a whole load's outcome kept beside the index, posts and site index as
                made, so a restart where no file changed makes neither again.
 - ``loadwork`` a whole load's parsing shared with forked helpers (``load_workers``).
@@ -130,6 +133,7 @@ def create_app(settings: Settings | None = None, *, background: bool = False,
     app.extensions["feeds"] = svc
     if render_helper is not None:
         svc.cache.bodies.helper = render_helper
+        svc.store.states.helper = render_helper  # (it stats the files of a warm start)
         svc.stoppers.append(render_helper.close)
         svc.metrics.helper_up.set_function(lambda: float(render_helper.alive))
         svc.metrics.helper_bodies.set_function(lambda: float(render_helper.done))

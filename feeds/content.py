@@ -27,7 +27,7 @@ from .disk import (
     skipped_below,
     stat_post,
 )
-from .loadstate import LoadStates, Outcome, files_of
+from .loadstate import LoadStates, files_of
 from .loadwork import Shared, each_file, share
 from .model import Post, Problem, Stamp
 from .parse import SiteRules, body_text
@@ -38,6 +38,7 @@ from .removals import Removals
 from .scan import Look, compare, folder_look, survey, surveyed_look, walk
 from .settle import SETTLE, Retries
 from .snapshot import Holding, Snapshot, gc_paused
+from .statefile import Outcome
 
 logger = logging.getLogger(__name__)
 

@@ -29,208 +29,21 @@ object.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import gc
-import hashlib
-import io
-import json
 import logging
 import os
-import pickle
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from .model import Post, Problem, Stamp
+from .model import Stamp
 from .parse import SiteRules
 from .postcache import identity, index_path
-from .snapshot import Snapshot, gc_paused
+from .snapshot import Snapshot
+from .statefile import Files, Helper, Outcome, Verdict, key_of, read, state_path, write
 
 logger = logging.getLogger(__name__)
-
-MAGIC = b"feeds load state 2\n"
-ALLOWED = frozenset({
-    ("datetime", "datetime"), ("datetime", "timedelta"), ("datetime", "timezone"),
-    ("feeds.loadstate", "_zone"), ("feeds.loadstate", "_post"),
-    ("feeds.model", "Problem"), ("feeds.model", "Author"), ("feeds.model", "Kind"),
-    ("feeds.site", "SiteIndex"), ("feeds.site", "Term"), ("feeds.links", "reserved"),
-    ("builtins", "frozenset"), ("builtins", "set"), ("feeds.loadstate", "Files"),
-    ("feeds.loadstate", "Outcome"),
-})
-"""What a load state may name: the classes of what a load makes, nothing that runs code."""
-
-STALE_MAX = 1000
-"""At most this many files changed since, and a state is taken with them read again (one
-by one, as the watcher reads a change); more, and the whole load is made again (its
-parsing shared with the load's helpers)."""
-
-
-@dataclass(frozen=True)
-class Files:
-    """What a whole load was made of: checked against the folder before anything else
-    of its state is read."""
-
-    walked: tuple[str, ...]
-    """Every file the walk found, in its order."""
-    files: tuple[str, ...]
-    """Those that could be posts (``is_post_path``)."""
-    stamps: Mapping[str, Stamp]
-    layout: bool
-    due: float | None
-    """When the first post dated after the load comes due (a Unix time): from then on,
-    the index shows it (or its ``updated`` is capped otherwise): the state is not taken."""
-
-    def changes(self, root: str, walked: tuple[str, ...],
-                layout: bool) -> tuple[str | None, list[str]]:
-        """(None, the files to read again: changed, added or gone since) when the state
-        may be taken with them read again; else (why not, []). (A state is taken only
-        from a walk that met no link.)"""
-        if self.layout != layout:
-            return "the folder's layout changed since", []
-        if self.due is not None and time.time() >= self.due:
-            return "a post has come due since", []
-        stale = [] if self.walked == walked else sorted(set(walked) ^ set(self.walked))
-        prefix = os.path.join(root, "")
-        for rel in self.files:
-            try:
-                st = os.lstat(prefix + rel)
-            except OSError:
-                stale.append(rel)
-                continue
-            if (st.st_mtime_ns, st.st_size, st.st_ino) != self.stamps.get(rel):
-                stale.append(rel)
-        if len(stale) > STALE_MAX:
-            return f"{len(stale)} files changed since", []
-        return None, list(dict.fromkeys(stale))
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a whole load made, as the store holds it."""
-
-    files: Files
-    posts: Mapping[str, Post]
-    problems: Mapping[str, tuple[Problem, ...]]
-    skipped: Mapping[str, str]
-    index: Any
-    """The site index made of ``posts`` (a SiteIndex; not imported: it comes later)."""
-
-    def tell(self, report: Callable[[Problem], None], skipped: Callable[[str, str], None],
-             stale: Iterable[str] = ()) -> None:
-        """Tell each problem and each file skipped again, in the walk's order, as the load
-        that made them told them; not those of the ``stale`` files (read again)."""
-        again = set(stale)
-        for rel in self.files.files:
-            if rel in again:
-                continue
-            for problem in self.problems.get(rel, ()):
-                report(problem)
-            if rel in self.skipped:
-                skipped(rel, self.skipped[rel])
-
-
-_FIELDS = tuple(field.name for field in dataclasses.fields(Post))
-_SETTERS = tuple(getattr(Post, name).__set__ for name in _FIELDS)  # its slots'
-
-
-def _post(values: tuple[Any, ...]) -> Post:
-    """A Post from its fields' values, as a state keeps it: set slot by slot. (A frozen
-    dataclass's own unpickling sets each field through a Python call that steps round
-    its guard: 2.4 times as long, 0.66 s for 100,000 posts against 0.27 s.)"""
-    post = object.__new__(Post)
-    for set_value, value in zip(_SETTERS, values, strict=True):
-        set_value(post, value)
-    return post
-
-
-def _reduce_post(post: Post) -> tuple[Any, ...]:
-    return _post, (tuple(getattr(post, name) for name in _FIELDS),)
-
-
-def _zone(key: str) -> ZoneInfo:
-    return ZoneInfo(key)  # (the one instance a key has, as parsing shares it)
-
-
-def _reduce_zone(zone: ZoneInfo) -> tuple[Any, ...]:
-    # (its own reduction names getattr, which a state may not: it reaches anything)
-    return _zone, (zone.key,)
-
-
-_CODE: list[str] = []
-
-
-def _code() -> str:
-    """A digest of every module of the package (as this process read them: once)."""
-    if _CODE:
-        return _CODE[0]
-    here = Path(__file__).parent
-    h = hashlib.blake2b(digest_size=16)
-    for path in sorted(here.rglob("*.py")):
-        h.update(path.relative_to(here).as_posix().encode() + b"\0" + path.read_bytes())
-    _CODE.append(h.hexdigest())
-    return _CODE[0]
-
-
-def key_of(identity: Mapping[str, str], future: bool) -> bytes:
-    """The key a state is kept under: what it was made from, besides the files."""
-    text = json.dumps([dict(identity), future, _code(), pickle.HIGHEST_PROTOCOL],
-                      sort_keys=True)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest().encode()
-
-
-def state_path(index_file: Path) -> Path:
-    """The state kept beside the index file ``index_file``."""
-    return index_file.with_suffix(".state")
-
-
-class _Guarded(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in ALLOWED:
-            raise pickle.UnpicklingError(f"{module}.{name} is not part of a load state")
-        return super().find_class(module, name)
-
-
-def _body(data: bytes, key: bytes) -> tuple[bytes | None, str]:
-    """The pickled part of a state file, or None and why not."""
-    head, _, rest = data.partition(b"\n\n")
-    lines = head.split(b"\n")
-    if len(lines) != 3 or lines[0] + b"\n" != MAGIC:
-        return None, "not a load state"
-    if lines[1] != key:
-        return None, "made for another folder, other settings or other code"
-    if hashlib.blake2b(rest, digest_size=32).hexdigest().encode() != lines[2]:
-        return None, "damaged"
-    return rest, ""
-
-
-def read(path: Path, key: bytes, wanted: Callable[[Files], str | None]) -> Outcome | None:
-    """The outcome kept at ``path`` under ``key``, or None: missing, made for something
-    else, damaged, or what ``wanted`` (None: yes; else why not) says of its files."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    rest, why = _body(data, key)
-    if rest is not None:
-        try:
-            with gc_paused():  # (a bulk of objects that live on, as a load makes them)
-                pickled = _Guarded(io.BytesIO(rest))
-                files = pickled.load()
-                if not isinstance(files, Files):
-                    raise pickle.UnpicklingError("no list of files first")
-                why = wanted(files) or ""
-                outcome = None if why else pickled.load()
-        except Exception as e:  # anything at all: the state is not used
-            why = f"cannot be read ({type(e).__name__}: {e})"
-        else:
-            if isinstance(outcome, Outcome) and outcome.files is files:
-                return outcome
-            why = why or "not a load state"
-    logger.info("load state %s: %s; the load is made again", path, why)
-    return None
 
 
 def files_of(walked: Iterable[tuple[str, os.DirEntry[str]]]) -> tuple[list[str], bool]:
@@ -241,39 +54,6 @@ def files_of(walked: Iterable[tuple[str, os.DirEntry[str]]]) -> tuple[list[str],
         files.append(rel)
         links = links or entry.is_symlink()
     return files, links
-
-
-def write(path: Path, key: bytes, outcome: Outcome) -> None:
-    """Keep ``outcome`` at ``path`` (a temporary file, renamed over it), pickled in a
-    forked process that is waited for: its files first, then the rest, by one pickler
-    (so the rest refers to the files' paths and stamps). A failure is logged at debug
-    level only (the next start makes the load again)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pid = os.fork()
-    if pid == 0:  # the child: no lock, no log, no thread; only the file
-        code = 1
-        try:
-            gc.disable()  # (its walks would copy every page the parent shares with it)
-            buffer = io.BytesIO()
-            pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-            pickler.dispatch_table = {Post: _reduce_post, ZoneInfo: _reduce_zone}
-            pickler.dump(outcome.files)
-            pickler.dump(outcome)
-            body = buffer.getvalue()
-            digest = hashlib.blake2b(body, digest_size=32).hexdigest().encode()
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with open(fd, "wb") as f:
-                f.write(MAGIC + key + b"\n" + digest + b"\n\n")
-                f.write(body)
-            os.replace(tmp, path)
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    if status != 0:
-        logger.debug("load state %s: not written (status %d)", path, status)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 @dataclass
@@ -308,6 +88,8 @@ class LoadStates:
         self._since = 0.0
         self.taken = 0
         """Loads taken whole from a state (what the tests count)."""
+        self.helper: Helper | None = None
+        """A server's render helper, which stats the files while the state is read."""
 
     def _place(self) -> tuple[Path, bytes] | None:
         folder, rules, future = self._where()
@@ -329,10 +111,13 @@ class LoadStates:
             return [rel for rel in walked if is_post(rel)], None, []
         stale: list[str] = []
 
-        def wanted(files: Files) -> str | None:
-            why, changed = files.changes(self.root, self._walked, layout)
-            stale.extend(changed)
-            return why
+        def told(verdict: Verdict) -> str | None:
+            stale.extend(verdict[1])
+            return verdict[0]
+
+        def wanted(files: Files) -> str | Callable[[], str | None] | None:
+            verdict = files.compare(self.root, self._walked, layout, self.helper)
+            return (lambda: told(verdict())) if callable(verdict) else told(verdict)
 
         found = read(*place, wanted)
         if found is None:

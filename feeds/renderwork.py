@@ -173,13 +173,13 @@ class RenderHelper:
         self._lock.release()
         return False
 
-    def finish(self, count: int) -> list[Any]:
+    def finish(self, count: int, bodies: bool = True) -> list[Any]:
         """The started batch's ``count`` results (None for each the helper did not
-        compute: all of them when it failed)."""
+        compute: all of them when it failed); ``bodies``: they count in ``done``."""
         try:
             done = _message(self._done_fd, self._deadline)
             if isinstance(done, list) and len(done) == count:
-                self.done += sum(d is not None for d in done)
+                self.done += sum(d is not None for d in done) if bodies else 0
                 return done
             self._stop("sent what cannot be read")
         except EOFError:

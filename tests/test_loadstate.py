@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from feeds import create_app, export, loadstate
+from feeds import create_app, export, statefile
 from feeds.config import Settings, load_settings
+from feeds.renderwork import RenderHelper
 from feeds.service import FeedService
 
 from .conftest import FIXTURES, post_text, set_mtimes, write_site
@@ -31,10 +32,11 @@ def settings_for(content: Path, index: Path | None) -> Settings:
     return load_settings(given, {})
 
 
-def start(content: Path, index: Path | None) -> tuple[FeedService, dict[str, object]]:
+def start(content: Path, index: Path | None, helper: RenderHelper | None = None,
+          ) -> tuple[FeedService, dict[str, object]]:
     """A service's start, and every URL of its site as a client gets it (status, the
     headers but Date, the body)."""
-    app = create_app(settings_for(content, index), watch=False)
+    app = create_app(settings_for(content, index), watch=False, render_helper=helper)
     svc: FeedService = app.extensions["feeds"]
     client = app.test_client()
     answers: dict[str, object] = {}
@@ -182,7 +184,7 @@ def test_a_damaged_foreign_or_forged_state_is_made_again(
 def state_file_of(index: Path, root: Path) -> Path:
     from feeds.postcache import index_path
 
-    return loadstate.state_path(index_path(str(index), str(root)))
+    return statefile.state_path(index_path(str(index), str(root)))
 
 
 def test_a_post_come_due_makes_the_load_again(tmp_path: Path,
@@ -232,3 +234,53 @@ def test_a_folder_with_a_link_keeps_no_state(tmp_path: Path) -> None:
     start(site, index)
     svc, _answers = start(site, index)
     assert svc.store.states.taken == 0
+
+
+class _FailingHelper:
+    """A render helper that takes the batch, then sends back nothing usable."""
+
+    def __init__(self) -> None:
+        self.started: list[object] = []
+
+    def start(self, work: object, items: list[object]) -> bool:
+        self.started.append(work)
+        return True
+
+    def finish(self, count: int, bodies: bool = True) -> list[object]:
+        return [None] * count
+
+
+@pytest.mark.parametrize("kind", ["forked", "failing"])
+def test_the_render_helper_stats_the_files_while_the_state_is_read(
+        kind: str, site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server's helper stats every file (here from one file on): an edit is found all
+    the same, and one that fails has them stat'ed here."""
+    monkeypatch.setattr(statefile, "HELPED", 1)
+    index = tmp_path / "index"
+    start(site, index)
+    edited = site / "_posts/2022-05-04-date-only.md"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("Date only", "Dated"),
+                      encoding="utf-8")
+    os.utime(edited, (1_700_000_000, 1_700_000_000))
+    _cold, cold = start(site, None)
+    helper = RenderHelper.fork() if kind == "forked" else None
+    used: list[object] = []
+    if helper is not None:
+        real_start = helper.start
+        monkeypatch.setattr(helper, "start", lambda work, items: (
+            used.append(work) or real_start(work, items)))
+        svc, answers = start(site, index, helper)
+    else:
+        failing = _FailingHelper()
+        svc = FeedService(settings_for(site, index))
+        svc.store.states.helper = failing  # type: ignore[assignment]
+        svc.start(watch=False)
+        used = failing.started
+        answers = None
+    assert used and used[0] is statefile.stamps_of
+    assert svc.store.states.taken == 1 and svc.store.parse_count == 1
+    assert svc.store.index is not None and svc.store.index.hits == 0  # nothing else read
+    assert "Dated" in {p.title for p in svc.state().index.posts}
+    if answers is not None:
+        assert answers == cold
+    svc.stop()
