@@ -148,6 +148,7 @@ class LoadStates:
                 [old for old, _new in pairs if old is not None],
                 [new for _old, new in pairs if new is not None]) if pairs else found.index)
             if not self._stale:
+                self._walked = ()  # (the walk's paths: a million strings at 1,000,000)
                 return
         place = self._place()
         if place is not None and self._walked and not unsettled:

@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 DEADLINE = 10.0
 """Seconds a batch may take (sent, rendered, sent back) before the helper is killed."""
 
+LATE = 1.0
+"""Past the deadline, how long each further piece of an answer already coming may take."""
+
 _HEADER = struct.Struct("!Q")
 
 
@@ -53,19 +56,23 @@ def _each(work: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
     return done
 
 
-def _read_exactly(fd: int, size: int, deadline: float | None) -> bytes | None:
-    """``size`` bytes from ``fd`` (None at EOF, or once ``deadline`` has passed)."""
+def _read_exactly(fd: int, size: int, deadline: float | None,
+                  grace: float = 0.0) -> bytes | None:
+    """``size`` bytes from ``fd`` (None at EOF, or when nothing comes by ``deadline``,
+    or ``grace`` seconds after it once a message is coming, for each piece: a batch
+    answered in time is read however late its asker comes for it)."""
     chunks, left = [], size
     while left:
         if deadline is not None:
-            wait = deadline - time.monotonic()
-            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+            wait = max(deadline - time.monotonic(), grace)
+            if not select.select([fd], [], [], wait)[0]:
                 return None
         chunk = os.read(fd, min(left, 1 << 20))
         if not chunk:
             return None
         chunks.append(chunk)
         left -= len(chunk)
+        grace = LATE
     return b"".join(chunks)
 
 
@@ -84,7 +91,7 @@ def _message(fd: int, deadline: float | None) -> object:
     header = _read_exactly(fd, _HEADER.size, deadline)
     if header is None:
         raise EOFError
-    data = _read_exactly(fd, _HEADER.unpack(header)[0], deadline)
+    data = _read_exactly(fd, _HEADER.unpack(header)[0], deadline, LATE)
     if data is None:
         raise EOFError
     return pickle.loads(data)

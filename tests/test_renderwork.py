@@ -133,6 +133,18 @@ def test_a_helper_that_hangs_is_killed_after_the_deadline(
     assert not _running(helper.pid)
 
 
+def test_a_batch_done_in_time_is_taken_however_late_it_is_read(
+        helper: RenderHelper, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deadline is the helper's: a batch it answered before it is read after it
+    (the asker was busy: a warm start unpickling its state) and the helper lives on."""
+    monkeypatch.setattr(renderwork, "DEADLINE", 0.5)
+    items = [f"{n:08d}" for n in range(200_000)]  # more than a pipe holds: it waits
+    assert helper.start(len, items)
+    time.sleep(1.0)
+    assert helper.finish(len(items), bodies=False) == [8] * len(items)
+    assert helper.alive and helper.done == 0
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
