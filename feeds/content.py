@@ -310,7 +310,7 @@ class ContentStore:
             started = time.monotonic()
             root = str(self.root)
             rels = relative_paths(paths, root)
-            changed = self._hold.why is not None
+            changed = self.held is not None
             if any(rel.split("/", 1)[0] in LIQUID_FOLDERS for rel in rels):
                 changed |= self._liquid_files.changed()
             if CONFIG_NAME in rels or rels & set(AUTHORS_FILES):
@@ -378,7 +378,7 @@ class ContentStore:
             if outcome == "posts" or self._layout(folders) != self._jekyll_layout:
                 return self._hold(self.load(progress=False))
             changed = self._liquid_files.changed() | (outcome == "settings") | (
-                self._hold.why is not None)
+                self.held is not None)
             for rel in young:
                 self._retries.later(rel)  # once settled (put off once, not each scan)
             for rel in stale:

@@ -273,4 +273,3 @@ def last_modified(snapshot: Snapshot, index: SiteIndex, floor: datetime | None,
     if floor is not None:
         second = max(second, math.floor(floor.timestamp()) + 1)
     return datetime.fromtimestamp(second, UTC)
-

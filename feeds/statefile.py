@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from zoneinfo import ZoneInfo
 
+from .disk import stamp_of
 from .model import Post, Problem, Stamp
 from .snapshot import gc_paused
 
@@ -111,11 +112,9 @@ def stamps_of(job: tuple[str, Sequence[str]]) -> list[Stamp | None]:
     stamps: list[Stamp | None] = []
     for rel in rels:
         try:
-            st = os.lstat(prefix + rel)
+            stamps.append(stamp_of(os.lstat(prefix + rel)))
         except OSError:
             stamps.append(None)
-            continue
-        stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
     return stamps
 
 
