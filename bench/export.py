@@ -32,7 +32,7 @@ URLS_SCRIPT = """\
 import sys
 from feeds import create_app
 from feeds.config import load_settings
-from feeds.export import urls
+from feeds.buildwork import urls
 app = create_app(load_settings({"content": sys.argv[1]}), watch=False)
 sys.stdout.write("\\n".join(dict.fromkeys(urls(app))))
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -159,6 +159,19 @@ class BodyCache:
         with self._lock:
             for kept in (self._bodies, self._last_good, self._fragments, self._marked):
                 kept.clear()
+
+    def retire(self, sources: Collection[str]) -> None:
+        """Forget the bodies and entries of these posts (a build's URLs come newest post
+        first: those it has gone past are on none of the URLs still to make), so what
+        it keeps is what it will show again, not the last bodies made."""
+        if not sources:
+            return
+        with self._lock:
+            for kept, at in ((self._bodies, 0), (self._fragments, 1), (self._marked, 0)):
+                for key in [k for k in kept if isinstance(k, tuple) and k[at] in sources]:
+                    del kept[key]
+            for source in sources:
+                self._last_good.pop(source, None)
 
     def failures(self) -> str | None:
         """For health: which bodies of the current content could not be read."""

@@ -24,13 +24,20 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask
 
+from . import assets, links
 from .logs import WRITER_THREAD
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .model import Post
+    from .service import FeedService
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -84,6 +91,43 @@ def getter(app: Flask, base: str) -> Callable[[str], tuple[int, bytes, bool]]:
     return get
 
 
+def bounded(settings: Settings) -> Settings:
+    """The settings a build renders with: each URL is asked for once, so its answers
+    are not worth keeping (4 MB), and its bodies and entries need hold only the posts
+    still to be shown (``Sweep``: a thousand posts at 100,000; 16 MB)."""
+    return replace(settings, cache_bytes=min(settings.cache_bytes, 4 << 20),
+                   body_cache_bytes=min(settings.body_cache_bytes, 16 << 20))
+
+
+def urls(app: Flask) -> dict[str, links.Shown]:
+    """Every URL of the site the app serves, as a path with its query, the shipped
+    static files (and the site's own feed.xslt.xml) among them, each once, with what
+    it shows.
+
+    In the order of the newest post each shows, newest first (those that show none
+    first): every list's pages then move down the site's history together, so a post's
+    body and entries are made once and still kept when its other feeds and pages ask
+    for them, however many posts the site has (the caches are bounded, and ``Sweep``
+    retires what no URL still to come shows)."""
+    svc: FeedService = app.extensions["feeds"]
+    state = svc.state()
+    settings = state.settings
+    statics = [f"/static/{name}" for name in assets.ASSETS]
+    if os.path.isfile(assets.site_xslt_path(settings.content)):
+        statics.append(f"/{assets.SITE_XSLT}")
+    pages = dict(links.site_pages(state.index, settings.page_size, settings.posts_limit,
+                                  statics, settings))
+    # By the newest post's rank, not its sort key (a date's timestamp per URL cost more
+    # than the rest). The order decides what the caches hold, never a byte.
+    rank = {id(post): n for n, post in enumerate(state.index.posts)}
+
+    def newest(url: str) -> tuple[bool, int]:
+        first = next((p for p in pages[url].posts if p is not None), None)
+        return (False, 0) if first is None else (True, rank.get(id(first), -1))
+
+    return {url: pages[url] for url in sorted(pages, key=newest)}
+
+
 def chunks(items: Sequence[T], workers: int) -> list[Sequence[T]]:
     """``items`` in contiguous runs, one a process (one run when forking is not on)."""
     workers = min(workers, max(1, len(items) // MIN_SPLIT))
@@ -107,6 +151,33 @@ class Counter:
 
     def total(self) -> int:
         return sum(struct.unpack_from("q", self._map, 8 * i)[0] for i in range(self.slots))
+
+
+class Sweep:
+    """Where one process's run of URLs has got to in the site's history. Its URLs come
+    in the order of the newest post each shows, and a list's page shows its newest
+    posts first, so a post newer than the one the current URL starts with is on no
+    URL still to come: every ``STEP`` posts gone past, ``retire`` is given their
+    sources (the build's bodies and entries then hold what is still to be shown, a
+    thousand posts at 100,000, not the last ones rendered: fewer made twice, less
+    memory)."""
+
+    STEP = 500
+
+    def __init__(self, posts: Sequence[Post], retire: Callable[[set[str]], None]) -> None:
+        self._posts = posts
+        self._rank = {id(post): n for n, post in enumerate(posts)}
+        self._retire = retire
+        self._done = 0
+        """The posts before this rank are retired."""
+
+    def at(self, shown: Sequence[Post | None]) -> None:
+        """The next URL to make shows these posts."""
+        first = next((post for post in shown if post is not None), None)
+        rank = -1 if first is None else self._rank.get(id(first), -1)
+        if rank - self._done >= self.STEP:
+            self._retire({post.source for post in self._posts[self._done:rank]})
+            self._done = rank
 
 
 class WorkerDied(Exception):

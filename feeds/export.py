@@ -28,14 +28,12 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flask import Flask
-
-from . import assets, buildstate, buildwork, links
+from . import buildstate, buildwork, links
 from .config import Settings
 from .site import file_name
 
@@ -81,34 +79,6 @@ class BuildResult:
                 + (f"; {self.kept} unchanged, not rendered again" if self.kept else ""))
 
 
-def urls(app: Flask) -> dict[str, links.Shown]:
-    """Every URL of the site the app serves, as a path with its query, the shipped
-    static files (and the site's own feed.xslt.xml) among them, each once, with what
-    it shows.
-
-    In the order of the newest post each shows, newest first (those that show none
-    first): every list's pages then move down the site's history together, so a post's
-    body and entries are made once and still kept when its other feeds and pages ask
-    for them, however many posts the site has (the caches are bounded)."""
-    svc: FeedService = app.extensions["feeds"]
-    state = svc.state()
-    settings = state.settings
-    statics = [f"/static/{name}" for name in assets.ASSETS]
-    if os.path.isfile(assets.site_xslt_path(settings.content)):
-        statics.append(f"/{assets.SITE_XSLT}")
-    pages = dict(links.site_pages(state.index, settings.page_size, settings.posts_limit,
-                                  statics, settings))
-    # By the newest post's rank, not its sort key (a date's timestamp per URL cost more
-    # than the rest). The order decides what the caches hold, never a byte.
-    rank = {id(post): n for n, post in enumerate(state.index.posts)}
-
-    def newest(url: str) -> tuple[bool, int]:
-        first = next((p for p in pages[url].posts if p is not None), None)
-        return (False, 0) if first is None else (True, rank.get(id(first), -1))
-
-    return {url: pages[url] for url in sorted(pages, key=newest)}
-
-
 def target(out: Path, url: str) -> Path:
     """Where a URL's file goes below ``out`` (absolute); never outside it."""
     root = out.resolve()
@@ -140,13 +110,15 @@ def output_folder(content: str, out_dir: str) -> Path:
     return out
 
 
-def _replace(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all: a temporary file renamed over it, removed
-    again when the write fails (a full disk leaves no half files behind)."""
+def _replace(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Write ``path`` whole or not at all (``data`` may come in pieces): a temporary
+    file renamed over it, removed again when the write fails (a full disk leaves no
+    half files behind)."""
     tmp = buildwork.tmp_path(path)
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            for piece in [data] if isinstance(data, bytes) else data:
+                f.write(piece)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -241,8 +213,11 @@ class _Run:
         return True
 
     def manifest(self, names: set[str]) -> None:
-        """The list of files, replaced whole: the old one stays until the new is complete."""
-        _replace(self.root / MANIFEST, "".join(f"{rel}\n" for rel in sorted(names)).encode())
+        """The list of files, replaced whole: the old one stays until the new is complete.
+        Written in pieces: made whole, at 190,000 files, it was the build's peak."""
+        rels = sorted(names)
+        _replace(self.root / MANIFEST, ("".join(f"{rel}\n" for rel in rels[i:i + 1000]).encode()
+                                        for i in range(0, len(rels), 1000)))
 
 
 def _previous(root: Path) -> set[str]:
@@ -272,14 +247,14 @@ def _build(settings: Settings, job: _Run, started: float,
     from . import create_app
 
     # Each URL is asked for once: what a build reuses is in the body and entry caches.
-    app = create_app(replace(settings, cache_bytes=min(settings.cache_bytes, 4 << 20)), watch=False)
+    app = create_app(buildwork.bounded(settings), watch=False)
     svc: FeedService = app.extensions["feeds"]
     svc.without_timer()
     error, removed = "", 0
     killed = buildwork.begin(job.root)
     try:
         get = buildwork.getter(app, settings.site_base or "http://localhost")
-        pages = urls(app)
+        pages = buildwork.urls(app)
         memory = buildstate.Memory(svc, job.root, pages)
         try:
             _render_all(job, memory, get, list(pages.items()), settings.build_workers,
@@ -311,7 +286,8 @@ class _Part:
     written: set[str]
     changed: int
     failed: int
-    made: dict[str, buildstate.Made]
+    made: list[buildstate.Made | None]
+    """What it made of each URL of its part, in order (its URLs are the parent's too)."""
     liquid: frozenset[str]
     error: str = ""
 
@@ -339,8 +315,10 @@ def _render_all(job: _Run, memory: buildstate.Memory, get: Getter,
         before = (job.changed, job.failed)
         if slot:  # a forked copy: only what it makes goes back
             job.written, memory.made = set(), {}
+        sweep = buildwork.Sweep(memory.svc.state().index.posts, memory.svc.cache.bodies.retire)
         try:
             for n, url in enumerate(part, 1):
+                sweep.at(memory.pages[url].posts)
                 _make(job, memory, get, url)
                 counter.set(slot, n)
                 if progress is not None and slot == 0:
@@ -350,18 +328,20 @@ def _render_all(job: _Run, memory: buildstate.Memory, get: Getter,
             error = str(e)
         if slot == 0:  # this process: job and memory are the build's own; its caches
             memory.svc.cache.drop()  # go before the others' results come in (the peak)
-            return _Part(set(), 0, 0, {}, frozenset(), error)
+            return _Part(set(), 0, 0, [], frozenset(), error)
         # A forked process: what it did, from the copies it started with.
-        return _Part(job.written, job.changed - before[0], job.failed - before[1],
-                     memory.made, memory.svc.cache.bodies.liquid_sources(), error)
+        made = [memory.made.get(url) for url in part]
+        return _Part(job.written, job.changed - before[0], job.failed - before[1], made,
+                     memory.svc.cache.bodies.liquid_sources(), error)
 
     errors = []
-    for result in buildwork.in_parallel(parts, work):
+    for part, result in zip(parts, buildwork.in_parallel(parts, work), strict=True):
         if isinstance(result, buildwork.WorkerDied):
-            result = _Part(set(), 0, 1, {}, frozenset(), str(result).strip().splitlines()[-1])
+            result = _Part(set(), 0, 1, [], frozenset(), str(result).strip().splitlines()[-1])
         job.written |= result.written
         job.changed, job.failed = job.changed + result.changed, job.failed + result.failed
-        memory.made.update(result.made)
+        memory.made.update((url, m) for url, m in zip(part, result.made, strict=False)
+                           if m is not None)  # (the parent's own is [])
         memory.liquid_found |= result.liquid
         errors += [result.error] if result.error else []
     if progress is not None:

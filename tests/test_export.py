@@ -10,11 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+import pytest
 import requests
 from lxml import etree
 from lxml import html as lxml_html
 
-from feeds import buildstate, create_app, export
+from feeds import buildstate, buildwork, create_app, export
+from feeds.bodies import BodyCache
 from feeds.config import Settings
 
 from .conftest import LiveServer, make_settings, post_text, write_site
@@ -250,3 +252,63 @@ def test_a_body_shown_at_two_bases_is_marked_up_once(tmp_path: Path,
     assert shown == [f"{BASE}{folder}/map.png"]
     summary = json.loads(again.data)["items"][0]["summary"]
     assert summary == "First, see ."  # the excerpt's text (the image has none)
+
+
+def test_a_build_retires_each_body_once_past_it_and_never_makes_one_twice(
+        tmp_path: Path, marked_up: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build drops the bodies and entries of the posts its URLs have gone past
+    (buildwork.Sweep): here after every post, not every 500. Its files are a build's
+    that drops none, each body is still made once, and every post but the oldest (on
+    the last URLs) is retired."""
+    settings = make_settings(site(tmp_path / "site"), base_url=BASE)
+    kept_all = build(settings, tmp_path / "kept")  # 48 posts: no step of 500 is reached
+    made_once = len(marked_up)
+    assert kept_all.posts == 48 and made_once >= 48
+
+    retired: list[set[str]] = []
+    real_retire = BodyCache.retire
+
+    def retire(self: BodyCache, sources: set[str]) -> None:
+        retired.append(set(sources))
+        real_retire(self, sources)
+
+    monkeypatch.setattr(BodyCache, "retire", retire)
+    monkeypatch.setattr(buildwork.Sweep, "STEP", 1)
+    marked_up.clear()
+    build(settings, tmp_path / "swept")
+    assert files(tmp_path / "swept") == files(tmp_path / "kept")
+    assert len(marked_up) == made_once
+    app = create_app(settings, watch=False)
+    try:
+        posts = app.extensions["feeds"].state().index.posts
+    finally:
+        app.extensions["feeds"].stop()
+    every = [p.source for p in posts]
+    assert len(retired) > 10
+    assert set().union(*retired) == set(every[:-1])
+    assert sum(map(len, retired)) == len(every) - 1  # each once
+
+
+def test_a_retired_body_is_made_again_when_it_is_asked_for(
+        tmp_path: Path, marked_up: list[str]) -> None:
+    settings = make_settings(site(tmp_path / "site"), base_url=BASE)
+    app = create_app(settings, watch=False)
+    client = app.test_client()
+    svc = app.extensions["feeds"]
+    try:
+        assert client.get("/feed.atom").status_code == 200
+        first = len(marked_up)
+        assert first >= 10
+        newest = {p.source for p in svc.state().index.posts[:3]}
+        svc.cache.bodies.retire(newest)
+        rss = client.get("/feed.rss")  # its entries: the bodies kept, three made again
+        assert rss.status_code == 200 and len(marked_up) == first + 3
+        assert client.get("/feed.json").status_code == 200
+        assert len(marked_up) == first + 3
+        fresh = create_app(settings, watch=False)
+        try:
+            assert fresh.test_client().get("/feed.rss").data == rss.data
+        finally:
+            fresh.extensions["feeds"].stop()
+    finally:
+        svc.stop()

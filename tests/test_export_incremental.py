@@ -61,7 +61,7 @@ def showing(settings: Settings, source: str) -> set[str]:
     """The URLs that show a post, and those made every time."""
     app = create_app(settings, watch=False)
     try:
-        return {url for url, shown in export.urls(app).items() if shown.what == "other"
+        return {url for url, shown in buildwork.urls(app).items() if shown.what == "other"
                 or any(p is not None and p.source == source for p in shown.posts)}
     finally:
         app.extensions["feeds"].stop()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds import create_app, export, statefile
+from feeds import buildwork, create_app, statefile
 from feeds.config import Settings, load_settings
 from feeds.renderwork import RenderHelper
 from feeds.service import FeedService
@@ -40,7 +40,7 @@ def start(content: Path, index: Path | None, helper: RenderHelper | None = None,
     svc: FeedService = app.extensions["feeds"]
     client = app.test_client()
     answers: dict[str, object] = {}
-    for url in export.urls(app):
+    for url in buildwork.urls(app):
         got = client.get(url, headers={"Accept-Encoding": "identity"})
         answers[url] = (got.status_code, sorted(
             (k, v) for k, v in got.headers.items() if k != "Date"), got.data)

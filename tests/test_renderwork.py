@@ -16,8 +16,8 @@ import pytest
 from flask import Flask
 
 from feeds import create_app, renderwork
+from feeds.buildwork import urls
 from feeds.config import load_settings
-from feeds.export import urls
 from feeds.renderwork import RenderHelper
 
 from .conftest import post_text, write_site
