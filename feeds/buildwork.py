@@ -119,13 +119,24 @@ def urls(app: Flask) -> dict[str, links.Shown]:
                                   statics, settings))
     # By the newest post's rank, not its sort key (a date's timestamp per URL cost more
     # than the rest). The order decides what the caches hold, never a byte.
-    rank = {id(post): n for n, post in enumerate(state.index.posts)}
+    rank = ranks(state.index.posts)
 
     def newest(url: str) -> tuple[bool, int]:
-        first = next((p for p in pages[url].posts if p is not None), None)
-        return (False, 0) if first is None else (True, rank.get(id(first), -1))
+        found = newest_rank(rank, pages[url].posts)
+        return (False, 0) if found is None else (True, found)
 
     return {url: pages[url] for url in sorted(pages, key=newest)}
+
+
+def ranks(posts: Sequence[Post]) -> dict[int, int]:
+    """Each post's place in the site's history (0: the newest), by identity."""
+    return {id(post): n for n, post in enumerate(posts)}
+
+
+def newest_rank(rank: dict[int, int], shown: Sequence[Post | None]) -> int | None:
+    """The rank of the newest post a URL shows (its first); None when it shows none."""
+    first = next((post for post in shown if post is not None), None)
+    return None if first is None else rank.get(id(first), -1)
 
 
 def chunks(items: Sequence[T], workers: int) -> list[Sequence[T]]:
@@ -166,16 +177,15 @@ class Sweep:
 
     def __init__(self, posts: Sequence[Post], retire: Callable[[set[str]], None]) -> None:
         self._posts = posts
-        self._rank = {id(post): n for n, post in enumerate(posts)}
+        self._rank = ranks(posts)
         self._retire = retire
         self._done = 0
         """The posts before this rank are retired."""
 
     def at(self, shown: Sequence[Post | None]) -> None:
         """The next URL to make shows these posts."""
-        first = next((post for post in shown if post is not None), None)
-        rank = -1 if first is None else self._rank.get(id(first), -1)
-        if rank - self._done >= self.STEP:
+        rank = newest_rank(self._rank, shown)
+        if rank is not None and rank - self._done >= self.STEP:
             self._retire({post.source for post in self._posts[self._done:rank]})
             self._done = rank
 

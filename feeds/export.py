@@ -311,11 +311,13 @@ def _render_all(job: _Run, memory: buildstate.Memory, get: Getter,
     counter = buildwork.Counter(len(parts))
     logger.info("%d URLs, %d to make, in %d processes", len(items), len(todo), len(parts))
 
+    # Made once, before the fork: each process goes down the history with its own copy.
+    sweep = buildwork.Sweep(memory.svc.state().index.posts, memory.svc.cache.bodies.retire)
+
     def work(part: Sequence[str], slot: int) -> _Part:
         before = (job.changed, job.failed)
         if slot:  # a forked copy: only what it makes goes back
             job.written, memory.made = set(), {}
-        sweep = buildwork.Sweep(memory.svc.state().index.posts, memory.svc.cache.bodies.retire)
         try:
             for n, url in enumerate(part, 1):
                 sweep.at(memory.pages[url].posts)
