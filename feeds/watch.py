@@ -129,6 +129,7 @@ class Watcher:
         self.mode = "poll"
         self._identity = self._root_identity()
         self._next_scan = 0.0
+        self._scan_asked = False  # by scan_now: kept through a scan that is running
         self._observing = False
         self._lost = False
         """Set by the observer when the folder itself is deleted or moved away."""
@@ -266,8 +267,9 @@ class Watcher:
         logger.info("following changes to %s (%s)", self.root, self.mode)
 
     def scan_now(self) -> None:
-        """A full scan at the reloader's next turn (SIGHUP)."""
-        self._next_scan = 0.0
+        """A full scan at the reloader's next turn (SIGHUP); asked during a scan, one more
+        follows it (the running one may have walked past the change that asked)."""
+        self._scan_asked = True
         self._wake.set()
 
     def stalled(self) -> str | None:
@@ -328,7 +330,9 @@ class Watcher:
         unclosed = self._open_writes.due()  # (cleared while settling: the scan reads them)
         if unclosed:
             self.on_paths({as_given(self.root, self._identity, path) for path in unclosed})
-        if time.monotonic() >= self._next_scan and not self._first_scan_waits():
+        due = self._scan_asked or time.monotonic() >= self._next_scan
+        if due and not self._first_scan_waits():
+            self._scan_asked = False
             with self._lock:
                 self._pending.clear()  # the scan sees whatever they said
             started = time.monotonic()

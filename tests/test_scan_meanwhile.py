@@ -120,9 +120,11 @@ def test_an_edit_during_a_slow_full_scan_shows_before_the_scan_ends(
     monkeypatch.setattr(scan, "SURVEY_EVERY", 1)
     real_survey = scan.survey
     scans: list[tuple[float, float]] = []
+    starts: list[float] = []
 
     def slow_survey(*args: object, **kwargs: object) -> object:
         started = time.monotonic()
+        starts.append(started)
         between = kwargs.get("between") or (args[3] if len(args) > 3 else None)
 
         def slowly() -> None:
@@ -145,6 +147,8 @@ def test_an_edit_during_a_slow_full_scan_shows_before_the_scan_ends(
             time.sleep(0.01)
         assert scans, "no full scan ran"
         service._watcher.scan_now()  # type: ignore[union-attr]
+        while len(starts) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         time.sleep(0.1)  # the scan is walking now
         edited = root / "_posts" / "2023-05-02-p1.md"
         edited.write_text(post_text("Edited during a scan", "2023-05-02"), encoding="utf-8")
@@ -164,6 +168,33 @@ def test_an_edit_during_a_slow_full_scan_shows_before_the_scan_ends(
         assert scans[1][0] < written < shown < scans[1][1] - 0.3, (scans, written, shown)
     finally:
         service.stop()
+
+
+def test_a_scan_asked_for_during_a_scan_follows_it(tmp_path: Path) -> None:
+    """SIGHUP while a full scan runs: the running scan may have walked past what the
+    operator changed, so one more scan follows at once (not at the next interval)."""
+    root = site_of(tmp_path)
+    polls: list[float] = []
+    watcher: Watcher | None = None
+
+    def on_poll() -> None:
+        polls.append(time.monotonic())
+        if len(polls) == 1:
+            assert watcher is not None
+            watcher.scan_now()  # asked for while this scan runs
+
+    watcher = Watcher(str(root), 60.0, on_paths=lambda paths: None, on_poll=on_poll,
+                      use_events=False)
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(polls) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(polls) == 2 and polls[1] - polls[0] < 5, polls
+        time.sleep(0.3)
+        assert len(polls) == 2  # and only one more: the next is the interval's
+    finally:
+        watcher.stop()
 
 
 def test_the_walk_and_the_comparison_leave_the_lock_free(
