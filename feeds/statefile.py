@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from .disk import stamp_of
 from .model import Post, Problem, Stamp
+from .parsed import Parse
 from .snapshot import gc_paused
 
 logger = logging.getLogger("feeds.loadstate")
@@ -34,7 +35,7 @@ ALLOWED = frozenset({
     ("feeds.model", "Problem"), ("feeds.model", "Author"), ("feeds.model", "Kind"),
     ("feeds.site", "SiteIndex"), ("feeds.site", "Term"), ("feeds.links", "reserved"),
     ("builtins", "frozenset"), ("builtins", "set"), ("feeds.statefile", "Files"),
-    ("feeds.statefile", "Outcome"),
+    ("feeds.statefile", "Outcome"), ("feeds.statefile", "_parse"),
 })
 """What a load state may name: the classes of what a load makes, nothing that runs code."""
 
@@ -170,6 +171,34 @@ def _reduce_zone(zone: ZoneInfo) -> tuple[Any, ...]:
     return _zone, (zone.key,)
 
 
+def _parse(post: Post | None, warnings: tuple[str, ...], error: str | None,
+           skipped: str | None) -> Parse:
+    return Parse(post, warnings, error, skipped)
+
+
+def _reduce_parse(parse: Parse) -> tuple[Any, ...]:
+    return _parse, (parse.post, parse.warnings, parse.error, parse.skipped)
+
+
+DISPATCH: dict[type, Callable[[Any], tuple[Any, ...]]] = {
+    Post: _reduce_post, ZoneInfo: _reduce_zone, Parse: _reduce_parse}
+"""How a state's (and a load helper's) pickler reduces what a load makes."""
+
+
+def dumps(value: object) -> bytes:
+    """``value`` pickled as a state is (posts by their slots), for ``loads``."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = DISPATCH
+    pickler.dump(value)
+    return buffer.getvalue()
+
+
+def loads(data: bytes) -> Any:
+    """What ``dumps`` made, unpickled as a state is: only a load's own classes."""
+    return _Guarded(io.BytesIO(data)).load()
+
+
 _CODE: list[str] = []
 
 
@@ -274,7 +303,7 @@ def write(path: Path, key: bytes, outcome: Outcome) -> None:
             gc.disable()  # (its walks would copy every page the parent shares with it)
             buffer = io.BytesIO()
             pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-            pickler.dispatch_table = {Post: _reduce_post, ZoneInfo: _reduce_zone}
+            pickler.dispatch_table = DISPATCH
             pickler.dump(outcome.files)
             pickler.dump(outcome)
             body = buffer.getvalue()

@@ -92,10 +92,10 @@ def test_a_helper_parse_of_other_bytes_is_not_taken(site: Path, parsed_here: lis
     real = loadwork._parse_share
 
     def stale(root: str, rels: Sequence[str], rules: SiteRules,
-              progress: object) -> list[tuple[str, Stamp, bytes]]:
+              progress: object) -> list[tuple[str, Stamp, object]]:
         rows = real(root, rels, rules, progress)  # type: ignore[arg-type]
-        return [(rel, (stamp[0] - 1, *stamp[1:]) if n % 2 else stamp, payload)
-                for n, (rel, stamp, payload) in enumerate(rows)]
+        return [(rel, (stamp[0] - 1, *stamp[1:]) if n % 2 else stamp, parse)
+                for n, (rel, stamp, parse) in enumerate(rows)]
 
     monkeypatch.setattr(loadwork, "_parse_share", stale)
     parsed_here.clear()
@@ -104,9 +104,19 @@ def test_a_helper_parse_of_other_bytes_is_not_taken(site: Path, parsed_here: lis
     assert len(parsed_here) > helped + 5  # half of the helper's parses were refused
 
 
-@pytest.mark.parametrize("failure", ["dies", "nonsense", "hangs"])
+class _Forged:
+    """What a helper gone wrong might send: a pickle that runs code (makes a folder)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return os.mkdir, (str(self.path),)
+
+
+@pytest.mark.parametrize("failure", ["dies", "nonsense", "hangs", "forged"])
 def test_a_failed_helper_costs_no_post(failure: str, site: Path, parsed_here: list[str],
-                                       monkeypatch: pytest.MonkeyPatch,
+                                       monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                        caplog: pytest.LogCaptureFixture) -> None:
     _alone, expected = whole_load(site, 1)
     files = list(parsed_here)
@@ -114,11 +124,13 @@ def test_a_failed_helper_costs_no_post(failure: str, site: Path, parsed_here: li
     monkeypatch.setattr(loadwork, "STALL", 1.0)
 
     def broken(root: str, rels: Sequence[str], rules: SiteRules,
-               progress: object) -> list[tuple[str, Stamp, bytes]]:
+               progress: object) -> list[tuple[str, Stamp, object]]:
         if failure == "dies":
             os._exit(3)
         if failure == "hangs":  # as a lock held at the fork would
             time.sleep(120)
+        if failure == "forged":  # read back only as a load state is: nothing runs
+            return [(rel, (1, 2, 3), _Forged(tmp_path / "ran")) for rel in rels]
         return [("x", (1, 2, 3), b"[not, json")]
 
     monkeypatch.setattr(loadwork, "_parse_share", broken)
@@ -130,6 +142,7 @@ def test_a_failed_helper_costs_no_post(failure: str, site: Path, parsed_here: li
     assert sorted(parsed_here) == sorted(files)  # every file parsed here after all
     assert any("load helper" in r.getMessage() for r in caplog.records)
     assert time.monotonic() - started < 60  # the hung helper was killed, not waited for
+    assert not (tmp_path / "ran").exists()
 
 
 def test_helpers_get_only_what_the_index_lacks(site: Path, tmp_path: Path,
