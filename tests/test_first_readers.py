@@ -86,6 +86,34 @@ def test_a_server_start_freezes_what_the_first_load_made(tmp_path: Path) -> None
         gc.unfreeze()
 
 
+def test_no_collection_walks_a_server_start_s_first_load(tmp_path: Path) -> None:
+    """Made with the collector paused, what the first load made is frozen before it runs
+    again: the collections that followed the load at once had walked every post (0.3 s
+    at 100,000) before the first answer."""
+    root = write_site(tmp_path / "site", {
+        f"_posts/2022-01-{1 + n % 28:02d}-p{n}.md": post_text(f"P{n}", "2022-01-01")
+        for n in range(200)})
+    service = create_app(make_settings(root)).extensions["feeds"]  # (its imports made)
+    service.stop()
+    gc.unfreeze()
+    service = type(service)(make_settings(root))
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        service.load(warm=True)
+        assert service.ready.is_set() and len(service.state().index.posts) == 200
+        assert collections == [] and gc.get_freeze_count() > 0
+    finally:
+        gc.callbacks.remove(seen)
+        service.stop()
+        gc.unfreeze()
+
+
 def test_an_in_process_load_leaves_the_collector_as_it_was(tmp_path: Path) -> None:
     root = write_site(tmp_path / "site", {
         "_posts/2022-01-01-a.md": post_text("A", "2022-01-01")})
