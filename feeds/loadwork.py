@@ -1,15 +1,17 @@
 """A whole load's parsing shared with forked helper processes (``load_workers``).
 
 Parsing front matter is Python under the GIL, so a second core is only used by a second
-process. Before it parses, a whole load forks helpers; each parses a share of the files
-the index does not hold and sends back its parses pickled as a load state keeps posts
-(``statefile.dumps``: 6 us a file to read back, against 15 for the index's JSON
-payload), with the stamp of the bytes it read. The loading process
-parses the rest meanwhile, then takes a helper's parse of a file only if a stat of the
-file still gives that stamp: it is then the parse of the very bytes it would have read,
-as with a row of the persisted index. Anything else (a file changed since, or not
-parsed: unreadable, a link out, a surprise) it reads and parses itself, as without a
-helper.
+process. Before it parses, a whole load forks helpers; each parses a run of the files the
+index does not hold, from the run's end, and sends back its parses pickled as a load
+state keeps posts (``statefile.pickler``, as it goes: 6 us a file to read back, against
+15 for the index's JSON payload), with the stamp of the bytes it read. The loading process parses
+the rest meanwhile, then goes on into a run from its front, taking back each file its
+helper has not come near yet; the helper stops where they meet, so that however fast
+each process goes, both are done at about the same moment. It takes a helper's parse of
+a file only if a stat of the file still gives that stamp: it is then the parse of the
+very bytes it would have read, as with a row of the persisted index. Anything else (a
+file changed since, or not parsed: unreadable, a link out, a surprise) it reads and
+parses itself, as without a helper.
 
 A helper only reads files and parses them: no lock another thread may have held at the
 fork is needed on its way (it logs nothing, see logs.BatchedStream for the log), and
@@ -22,32 +24,41 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import logging
 import mmap
 import os
 import select
 import signal
 import struct
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from .disk import stat_post
 from .model import Stamp
 from .parse import SiteRules
 from .parsed import Parse, read_file
-from .statefile import dumps, loads
+from .statefile import loads_all, pickler
 
 logger = logging.getLogger(__name__)
 
 MIN_SHARE = 500
 """Fewer files to parse than this a helper are not worth a fork (~10 ms)."""
 
-OWN_SHARE = 1.05
-"""The loading process's share of the parsing relative to a helper's: a helper parses
-~8% more slowly (the pages it writes are copied at the fork's first write), and both are
-then done at about the same moment (measured at 10,000 and 100,000 posts). A helper's
-parses arrive whole at its end, so taking them in (~20 us a file: reading them back,
-the stat, filing them) follows, whatever the shares."""
+OWN_SHARE = 0.8
+"""The loading process's first share of the parsing relative to a helper's run: less
+than it parses in the time (a helper parses ~8% more slowly, its pages copied at the
+fork's first write), so that it takes back the rest of the runs it reaches first. A
+helper's parses arrive whole at its end, so taking them in (~20 us a file: reading them
+back, the stat, filing them) follows, whatever the shares."""
+
+TAKE_BACK_GAP = 8
+"""A file of a helper's run is taken back while more than this many lie between it and
+the file the helper parses next."""
+
+BATCH = 200
+"""A helper's parses are pickled this many at a time."""
 
 STALL = 10.0
 """A helper that has parsed no file for this long is taken to be stuck, and killed."""
@@ -57,13 +68,26 @@ Parsed = dict[str, tuple[Stamp, Parse]]
 
 
 class Helper:
-    """One forked process parsing ``rels``; :meth:`collect` waits for its parses."""
+    """One forked process parsing ``rels`` from the last; :meth:`collect` waits for its
+    parses. ``progress`` holds how many it parsed, then how many of the first the
+    loading process took back."""
 
     def __init__(self, pid: int, fd: int, rels: Sequence[str], progress: mmap.mmap) -> None:
         self.pid, self._fd, self.rels, self._progress = pid, fd, rels, progress
+        self.taken_back = 0
 
     def _done(self) -> int:
         return int(struct.unpack_from("q", self._progress)[0])
+
+    def take_back(self, at: int) -> bool:
+        """Whether the file at ``at`` of the run is parsed by the loading process after
+        all (and those before it, which it met first): the helper is still far from it.
+        (Should the two ever meet on one file, both parse it: the helper's is unused.)"""
+        if len(self.rels) - self._done() - at <= TAKE_BACK_GAP:
+            return False
+        self.taken_back = at + 1
+        struct.pack_into("q", self._progress, 8, self.taken_back)
+        return True
 
     def _read_all(self) -> bytes | None:
         """The whole of what the helper writes, or None once it made no progress for
@@ -94,7 +118,7 @@ class Helper:
             data = self._read_all()
         finally:
             os.close(self._fd)
-            os.waitpid(self.pid, 0)
+            _reap(self.pid)
             self._progress.close()
         if not data:
             if data is not None:
@@ -103,11 +127,12 @@ class Helper:
             return {}
         try:
             parsed: Parsed = {}
-            for rel, stamp, parse in loads(data):
-                if not isinstance(parse, Parse) or not (
-                        parse.post is None or parse.post.source == rel):
-                    raise TypeError("not a parse of the file")
-                parsed[rel] = (stamp, parse)
+            for batch in loads_all(data):
+                for rel, stamp, parse in batch:
+                    if not isinstance(parse, Parse) or not (
+                            parse.post is None or parse.post.source == rel):
+                        raise TypeError("not a parse of the file")
+                    parsed[rel] = (stamp, parse)
             return parsed
         except Exception as e:  # never trusted: parsed here instead
             logger.warning("a load helper sent what cannot be read (%r); its files are "
@@ -115,19 +140,48 @@ class Helper:
             return {}
 
 
+def _reap(pid: int) -> None:
+    """Wait for a helper that has ended (or been killed) on a thread of its own: a
+    process that held a large heap takes a while to go (0.1 s at 100,000 posts), which
+    the load need not wait for."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == 0:
+            threading.Thread(target=os.waitpid, args=(pid, 0), name="feeds-reap",
+                             daemon=True).start()
+
+
 def _parse_share(root: str, rels: Sequence[str], rules: SiteRules,
-                 progress: mmap.mmap) -> list[tuple[str, Stamp, Parse]]:
+                 progress: mmap.mmap) -> Iterator[tuple[str, Stamp, Parse]]:
     """In the helper: (path, stamp as read, parse) of each file parsed as the index
-    would keep it; a file that is not (a link out, unreadable, a surprise) is left out."""
-    rows = []
-    for n, rel in enumerate(rels, 1):
+    would keep it, from the last file to the first the loading process did not take
+    back; a file that is not (a link out, unreadable, a surprise) is left out."""
+    for n in range(1, len(rels) + 1):
+        if len(rels) - n < struct.unpack_from("q", progress, 8)[0]:
+            break  # taken back: this one, and every one before it
+        rel = rels[-n]
         stamp, link_problem = stat_post(root, rel)
         if stamp is not None and link_problem is None:
             parse, read_stamp, keep, _data = read_file(root, rel, stamp, rules)
             if parse is not None and keep:
-                rows.append((rel, read_stamp, parse))
+                yield rel, read_stamp, parse
         struct.pack_into("q", progress, 0, n)
-    return rows
+
+
+def _send(rows: Iterable[tuple[str, Stamp, Parse]], fd: int) -> None:
+    """In the helper: its parses pickled a batch at a time as they are made (the
+    pickling is part of its share of the work, which the loading process's taking back
+    evens out), written at its end (a pipe written meanwhile would wait for a reader
+    busy parsing)."""
+    buffer = io.BytesIO()
+    pickled, batch = pickler(buffer), []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH:
+            pickled.dump(batch)
+            batch = []
+    pickled.dump(batch)
+    with os.fdopen(fd, "wb") as pipe:
+        pipe.write(buffer.getbuffer())
 
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent thread ends
@@ -156,7 +210,7 @@ def die_with(parent: int, prctl: Callable[..., int] | None) -> None:
 
 
 def _fork(root: str, rels: Sequence[str], rules: SiteRules) -> Helper | None:
-    progress, parent, prctl = mmap.mmap(-1, 8), os.getpid(), prctl_call()
+    progress, parent, prctl = mmap.mmap(-1, 16), os.getpid(), prctl_call()
     read, write = os.pipe()
     try:
         pid = os.fork()
@@ -172,9 +226,7 @@ def _fork(root: str, rels: Sequence[str], rules: SiteRules) -> Helper | None:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             os.close(read)
-            data = dumps(_parse_share(root, rels, rules, progress))
-            with os.fdopen(write, "wb") as pipe:
-                pipe.write(data)
+            _send(_parse_share(root, rels, rules, progress), write)
             code = 0
         finally:
             os._exit(code)
@@ -208,16 +260,21 @@ class Shared:
 
     def __init__(self, helpers: Sequence[Helper]) -> None:
         self._helpers = list(helpers)
-        self._owner = {rel: helper for helper in helpers for rel in helper.rels}
+        self._owner = {rel: (helper, at) for helper in helpers
+                       for at, rel in enumerate(helper.rels)}
         self._parsed: Parsed = {}
 
     def take(self, rel: str, stamp: Stamp) -> Parse | None:
         """A helper's parse of this file if it read the file at this very ``stamp``
-        (waiting for that helper's parses the first time one of its files is asked)."""
-        helper = self._owner.pop(rel, None)
-        if helper is None:
+        (waiting for that helper's parses once it is near the file); None for a file to
+        parse here (no helper's, or taken back)."""
+        owner = self._owner.pop(rel, None)
+        if owner is None:
             return None
+        helper, at = owner
         if helper in self._helpers:
+            if helper.take_back(at):
+                return None
             self._helpers.remove(helper)
             self._parsed.update(helper.collect())
         got = self._parsed.pop(rel, None)

@@ -15,7 +15,7 @@ import logging
 import os
 import pickle
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -185,18 +185,21 @@ DISPATCH: dict[type, Callable[[Any], tuple[Any, ...]]] = {
 """How a state's (and a load helper's) pickler reduces what a load makes."""
 
 
-def dumps(value: object) -> bytes:
-    """``value`` pickled as a state is (posts by their slots), for ``loads``."""
-    buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = DISPATCH
-    pickler.dump(value)
-    return buffer.getvalue()
+def pickler(buffer: BinaryIO) -> pickle.Pickler:
+    """A pickler writing to ``buffer`` as a state is written (posts by their slots); what
+    its dumps write, one after another, ``loads_all`` reads back."""
+    made = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    made.dispatch_table = DISPATCH
+    return made
 
 
-def loads(data: bytes) -> Any:
-    """What ``dumps`` made, unpickled as a state is: only a load's own classes."""
-    return _Guarded(io.BytesIO(data)).load()
+def loads_all(data: bytes) -> Iterator[Any]:
+    """Each value pickled in ``data`` by one ``pickler``, unpickled as a state is (only a
+    load's own classes; what the pickler wrote once is made once)."""
+    f = io.BytesIO(data)
+    unpickler = _Guarded(f)
+    while f.tell() < len(data):
+        yield unpickler.load()
 
 
 _CODE: list[str] = []
@@ -302,10 +305,9 @@ def write(path: Path, key: bytes, outcome: Outcome) -> None:
         try:
             gc.disable()  # (its walks would copy every page the parent shares with it)
             buffer = io.BytesIO()
-            pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-            pickler.dispatch_table = DISPATCH
-            pickler.dump(outcome.files)
-            pickler.dump(outcome)
+            pickled = pickler(buffer)
+            pickled.dump(outcome.files)
+            pickled.dump(outcome)
             body = buffer.getvalue()
             digest = hashlib.blake2b(body, digest_size=32).hexdigest().encode()
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

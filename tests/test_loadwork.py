@@ -70,6 +70,7 @@ def test_helpers_parse_what_one_process_would(site: Path, parsed_here: list[str]
     files = list(parsed_here)
     assert expected.rejected > 0 and expected.skipped and len(expected.posts) > 20
     monkeypatch.setattr(loadwork, "MIN_SHARE", 5)
+    _slowed_here(monkeypatch, 0.005)  # (so that it takes back none of a helper's run)
     for workers in (2, 3):
         parsed_here.clear()
         store, snapshot = whole_load(site, workers)
@@ -79,6 +80,59 @@ def test_helpers_parse_what_one_process_would(site: Path, parsed_here: list[str]
         # again only what a helper could not keep (a surprise, a file it cannot read).
         assert len(parsed_here) < len(files) * 0.7
         assert set(parsed_here) >= set(files[:len(files) // (workers + 1)])
+
+
+def _slowed_here(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Each parse of the loading process (the counted one) made ``seconds`` slower."""
+    counted = content.read_file
+
+    def slowly(*args: object, **kwargs: object) -> object:
+        time.sleep(seconds)
+        return counted(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(content, "read_file", slowly)
+
+
+def test_the_loading_process_takes_back_what_a_slow_helper_has_not_reached(
+        site: Path, parsed_here: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    alone, expected = whole_load(site, 1)
+    files = list(parsed_here)
+    monkeypatch.setattr(loadwork, "MIN_SHARE", 5)
+    here, real = os.getpid(), loadwork.read_file
+    runs: list[int] = []
+    real_fork = loadwork._fork
+
+    def fork(root: str, rels: Sequence[str], rules: SiteRules) -> loadwork.Helper | None:
+        runs.append(len(rels))
+        return real_fork(root, rels, rules)
+
+    def slow_helper(*args: object, **kwargs: object) -> object:
+        if os.getpid() != here:
+            time.sleep(0.02)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    parsed_there: list[int] = []
+    real_read_all = loadwork.Helper._read_all
+
+    def read_all(helper: loadwork.Helper) -> bytes | None:
+        data = real_read_all(helper)
+        parsed_there.append(helper._done())  # the files it parsed, once it has ended
+        return data
+
+    monkeypatch.setattr(loadwork, "read_file", slow_helper)
+    monkeypatch.setattr(loadwork, "_fork", fork)
+    monkeypatch.setattr(loadwork.Helper, "_read_all", read_all)
+    parsed_here.clear()
+    store, snapshot = whole_load(site, 2)
+    assert seen(snapshot) == seen(expected)
+    assert store.parse_count == alone.parse_count  # each file parsed once, by one of them
+    (run,) = runs
+    first_share = len(files) - run
+    assert len(parsed_here) > first_share + run // 2  # most of the run taken back
+    assert len(set(parsed_here)) == len(parsed_here)
+    helped = store.parse_count - len(parsed_here)
+    assert 1 <= helped < run // 2  # and the helper's own parses of the rest taken
+    assert parsed_there[0] < run // 2  # it stopped where they met
 
 
 def test_a_helper_parse_of_other_bytes_is_not_taken(site: Path, parsed_here: list[str],
@@ -182,12 +236,14 @@ def test_no_helper_below_the_share_or_with_one_worker(site: Path,
     rules = settings_for(site, None).site_rules()
     rels = [f"_posts/2024-01-01-p{n}.md" for n in range(2_500)]
     assert loadwork.share(str(site), rels, rules, 1, lambda rel: False) == []
-    assert loadwork.share(str(site), rels[:1_020], rules, 2, lambda rel: False) == []
+    # (a helper's run would be 499 files, one less than MIN_SHARE)
+    assert loadwork.share(str(site), rels[:899], rules, 2, lambda rel: False) == []
     assert not forked
     loadwork.share(str(site), rels, rules, 4, lambda rel: rel.endswith("0.md"))
-    # 2,250 to parse: three helpers (500 files each at least) and this process, which
-    # takes a little more than each (OWN_SHARE).
-    assert len(forked) == 3 and all(500 <= n < 2_250 / 4 for n in forked)
+    # 2,250 to parse: three helpers (500 files each at least) and this process, whose
+    # first share is less than each run (OWN_SHARE): it takes back what a helper has not
+    # reached when it comes to that helper's run.
+    assert len(forked) == 3 and all(n >= 500 and n > 2_250 - 3 * n for n in forked)
 
 
 def test_a_server_starts_with_a_helper(tmp_path: Path) -> None:
@@ -224,7 +280,7 @@ def test_a_server_starts_with_a_helper(tmp_path: Path) -> None:
 _SLOW_LOAD = """
 import sys, time
 from pathlib import Path
-from feeds import loadwork
+from feeds import content, loadwork
 from feeds.content import ContentStore
 from tests.test_postcache import settings_for
 
@@ -234,7 +290,8 @@ def slowly(*args, **kwargs):  # a helper taking ~10 s: long after its parent is 
     time.sleep(0.01)
     return real(*args, **kwargs)
 
-loadwork.read_file = slowly
+# (the loading process as slow: it would take the helper's files back, fast)
+loadwork.read_file = content.read_file = slowly
 real_fork = loadwork._fork
 
 def forked(*args, **kwargs):
