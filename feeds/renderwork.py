@@ -103,8 +103,9 @@ def _frame(payload: object) -> bytes:
 
 
 def _serve(jobs_fd: int, done_fd: int) -> None:
-    """The helper's life: warm the engine, then answer each message until EOF: ("each",
-    work, items) with [work(item), ...]; ("call", work, argument) with nothing."""
+    """The helper's life: warm the engine (if its parent had not), then answer each
+    message until EOF: ("each", work, items) with [work(item), ...]; ("call", work,
+    argument) with nothing."""
     from .parse.body import warm_engine
 
     warm_engine()
