@@ -2,7 +2,8 @@
 Jekyll-style posts.
 
 A short tour, in the order data flows (each module imports only modules above it;
-``export`` and ``server`` make the app with ``create_app``, here):
+``export`` and ``server`` make the app with ``create_app``, here, which imports the web
+stack when it is called):
 
 - ``model``    Post, FeedKey and friends: frozen, typed records; no I/O.
 - ``parse``    one file -> Post (front matter, Jekyll dates and permalinks); bodies, as
@@ -32,6 +33,8 @@ A short tour, in the order data flows (each module imports only modules above it
 - ``loadstate`` a whole load's outcome kept beside the index, posts and site index as
                made, so a restart where no file changed makes neither again.
 - ``loadwork`` a whole load's parsing shared with forked helpers (``load_workers``).
+- ``storebase`` what a content store holds (the tables of what each file gave, the
+               index, load state and helpers it reads with), and what only reads it.
 - ``content``  folder -> posts; re-reads only changed files; logs and skips bad ones.
 - ``events``   what watchdog's events say: the paths a change touched, the folder
                itself gone, files written and still open (read once quiet).
@@ -83,19 +86,20 @@ A short tour, in the order data flows (each module imports only modules above it
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from flask import Flask
-
-from . import links
 from .config import Settings
-from .metrics import Accounting
-from .renderwork import RenderHelper
-from .service import FeedService
-from .wire import Replay
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .content import ContentStore
+    from .renderwork import RenderHelper
 
 __all__ = ["Settings", "create_app"]
+# The web stack (Flask, the service and its renderers) is imported by create_app, not
+# here: a server begins its first load (content, loadwork) before it imports them.
 
 
 class _BaseUrlPrefix:
@@ -116,20 +120,26 @@ class _BaseUrlPrefix:
 
 
 def create_app(settings: Settings | None = None, *, background: bool = False,
-               watch: bool | None = None, render_helper: RenderHelper | None = None
-               ) -> Flask:
+               watch: bool | None = None, render_helper: RenderHelper | None = None,
+               store: ContentStore | None = None) -> Flask:
     """The Flask app for one content folder. Loads the content now (or, with
     ``background``, on a thread while /healthz answers 503), then follows changes when
     ``watch`` (default: the ``watch`` setting). ``render_helper`` renders part of the
-    bodies (renderwork); the app ends it when it stops."""
-    from . import static_files, web
+    bodies (renderwork); the app ends it when it stops. ``store``: the folder's content
+    store, its first load perhaps begun (ContentStore.begin)."""
+    from flask import Flask
+
+    from . import links, static_files, web
+    from .metrics import Accounting
+    from .service import FeedService
+    from .wire import Replay
 
     settings = settings or Settings()
     # No Flask static route: static_files serves /static/ like the feeds (gzip, ETags
     # from the bytes, a year's max-age only for the URL carrying the current hash).
     app = Flask(__name__, static_folder=None)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    svc = FeedService(settings)
+    svc = FeedService(settings, store=store)
     app.extensions["feeds"] = svc
     if render_helper is not None:
         svc.cache.bodies.helper = render_helper

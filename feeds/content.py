@@ -8,41 +8,33 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from pathlib import Path
 
-from .config import Settings
-from .config_file import AUTHORS_FILES, LIQUID_FOLDERS, ConfigFollower, LiquidFiles
+from .config_file import AUTHORS_FILES, LIQUID_FOLDERS
 from .config_file import NAME as CONFIG_NAME
 from .disk import (
-    ChangeClock,
-    KeptFiles,
-    KnownFolders,
     is_post_path,
-    read_post,
     relative_paths,
     skipped_below,
     stat_post,
 )
-from .loadstate import LoadStates, files_of
+from .loadstate import files_of
 from .loadwork import Shared, each_file, share
-from .model import Post, Problem, Stamp
-from .parse import SiteRules, body_text
+from .model import Stamp
 from .parse.frontmatter import CONTROL_WARNING, UNCLOSED_WARNING
 from .parsed import Parse, outcome, read_file
-from .postcache import PostCache
-from .removals import Removals
-from .scan import Look, compare, folder_look, survey, surveyed_look, walk
-from .settle import SETTLE, Retries
-from .snapshot import Holding, Snapshot, gc_paused
+from .scan import compare, survey, surveyed_look, walk
+from .settle import SETTLE
+from .snapshot import Snapshot, gc_paused
 from .statefile import Outcome
+from .storebase import Begun, StoreBase
 
 logger = logging.getLogger(__name__)
 
-class ContentStore:
+
+class ContentStore(StoreBase):
     """Parsed posts of one content folder, kept and updated file by file. The public
     methods take a lock, so a poll (``rescan``) and a change (``apply``) never interleave.
     ``on_problem`` is told each problem found (a post rejected, or accepted with a
@@ -50,67 +42,6 @@ class ContentStore:
     ``on_progress(done, total)``, as ``load`` parses the ``total`` candidate files, how
     many it has done: (0, total), then after each file. Both are called from the thread
     that loads, with the store's lock held."""
-
-    def __init__(self, settings: Settings, *,
-                 on_problem: Callable[[Problem], None] | None = None,
-                 on_progress: Callable[[int, int], None] | None = None) -> None:
-        self.settings = settings
-        self._on_problem = on_problem
-        self._on_progress = on_progress
-        self.root = Path(settings.content)
-        self.parse_count = 0  # how many times a file was parsed (what the tests count)
-        self._version = 0
-        self._touched: set[str] = set()
-        self._stamps: dict[str, Stamp] = {}  # every path known (post, rejected, skipped)
-        self._folders = KnownFolders()  # the folders above them
-        self._clock = ChangeClock(str(self.root))  # what Snapshot.modified_ns says
-        self._kept = KeptFiles(settings.source_cache_bytes)  # the bodies read_body gives
-        self._posts: dict[str, Post] = {}
-        self._problems: dict[str, tuple[Problem, ...]] = {}
-        self._skipped: dict[str, str] = {}
-        self._jekyll_layout = True
-        self._rules: SiteRules = settings.site_rules()
-        self._lock = threading.RLock()
-        self.config = ConfigFollower(self.root)
-        self._liquid_files = LiquidFiles(self.root)  # an edit: a new snapshot, same posts
-        self._hold = Holding(self.root)  # a folder that had posts keeps them while it has none
-        self.scan_look: tuple[Look] | None = None  # look() as the last rescan saw it
-        self._retries = Retries(str(self.root))  # files caught being written, and asked
-        self._removals = Removals()  # put back if the folder itself goes just after
-        self._shared, self._loads = Shared(()), 0  # a whole load's helpers; loads made
-        self.index: PostCache | None = None
-        """The persisted index (``index_dir``), opened afresh by each whole load."""
-        self.states = LoadStates(str(self.root), lambda: (
-            self.settings.index_dir, self._rules, self.settings.future))
-        """The whole load kept beside the index (``loadstate``)."""
-
-    # --- scanning ---------------------------------------------------------------------
-
-    @property
-    def held(self) -> str | None:
-        """Why the folder as it is is not handed out (None: it is)."""
-        return self._hold.why
-
-    def look(self) -> Look:
-        """folder_look of the folder as a full scan walks it (collections included)."""
-        return folder_look(str(self.root), self._rules.collection_folders)
-
-    def _layout(self, folders: list[str]) -> bool:
-        """Whether only files in ``_posts`` folders are posts: a ``_posts`` folder is
-        among these (relative) folders, or was, and gave posts (``mv _posts x`` leaves a
-        site with no posts, not a flat folder of all its pages)."""
-        return self.root.name == "_posts" or any(
-            f == "_posts" or f.endswith("/_posts") for f in folders) or (
-            self._jekyll_layout and self._hold.had_posts)
-
-    def _report(self, problem: Problem) -> None:
-        """Tell ``on_problem`` of a problem found, else log it: once per change of a file."""
-        if self._on_problem is not None:
-            self._on_problem(problem)
-        elif problem.rejected:
-            logger.error("post rejected: %s", problem)
-        else:
-            logger.warning("post accepted with a problem: %s", problem)
 
     def _read(self, rel: str, stamp: Stamp) -> tuple[Parse, Stamp, bool]:
         """Read and parse one file (see parsed.read_file): (what it gave, the stamp read,
@@ -131,14 +62,6 @@ class ContentStore:
         if parse.post is not None:
             self._kept.keep(rel, stamp, data)
         return parse, stamp, keep
-
-    def due(self) -> set[str]:
-        """The files due to be read again (see settle.Retries)."""
-        with self._lock:
-            return self._retries.due()
-
-    def recheck(self, rel: str) -> None:
-        self._retries.ask(rel)  # at the next chance: its body could not be read
 
     def _update(self, rel: str, whole: bool = False) -> bool:
         """Bring one path up to date; True when anything changed. In a ``whole`` load,
@@ -223,29 +146,54 @@ class ContentStore:
             changed=changed, modified_ns=modified,
         )
 
+    def begin(self) -> None:
+        """Begin the first load of a cold start (no load state kept) as a server starts:
+        its helpers parse while this process imports the web stack (~0.3 s). What changes
+        meanwhile, the full scan after the load takes in."""
+        if not self.states.kept():
+            with self._lock:
+                self._begun = self._begin()
+
+    def _begin(self) -> Begun:
+        """A whole load's walk, and its helpers forked: when it began, the files that may
+        be posts, the load state taken (else None) and its files to read again."""
+        started, self._loads = time.monotonic(), self._loads + 1
+        self._rules = self.settings.site_rules()
+        for table in (self._stamps, self._posts, self._problems, self._skipped,
+                      self._folders):
+            table.clear()
+        folders: list[str] = []
+        files, links = files_of(walk(str(self.root), str(self.root), folders,
+                                     self._rules.collection_folders))
+        self._liquid_files.changed()
+        # With a _posts folder anywhere, only files in _posts folders are posts.
+        self._jekyll_layout = self._layout(folders)
+        documents = self._rules.collection_folders
+        rels, kept, stale = self.states.find(files, self._jekyll_layout, links, lambda rel: (
+            is_post_path(rel, self._jekyll_layout, documents)))
+        self.index = self._open_index(rows=None if kept is None else stale)
+        if kept is None:
+            index = self.index
+            self._shared = Shared(share(str(self.root), rels, self._rules,
+                                        self.settings.load_workers,
+                                        lambda rel: index is not None and index.has(rel)))
+        return started, rels, kept, stale
+
     def load(self, progress: bool = True) -> Snapshot:
         """Read the whole folder (first load, or after ``_config.yml`` changed)."""
         with self._lock:
-            started, self._loads = time.monotonic(), self._loads + 1
-            self._rules = self.settings.site_rules()
-            for table in (self._stamps, self._posts, self._problems, self._skipped,
-                          self._folders):
-                table.clear()
-            folders: list[str] = []
-            files, links = files_of(walk(str(self.root), str(self.root), folders,
-                                         self._rules.collection_folders))
-            self._liquid_files.changed()
-            # With a _posts folder anywhere, only files in _posts folders are posts.
-            self._jekyll_layout = self._layout(folders)
-            documents = self._rules.collection_folders
-            rels, kept, stale = self.states.find(files, self._jekyll_layout, links, lambda rel: (
-                is_post_path(rel, self._jekyll_layout, documents)))
-            self.index = self._open_index(rows=None if kept is None else stale)
+            begun, self._begun = self._begun, None
+            started, rels, kept, stale = begun or self._begin()
             with gc_paused():
                 if kept is not None:
                     self._take(kept, stale)
-                else:
-                    self._read_all(rels, progress)
+                else:  # from the index, else parsed (shared with the helpers forked)
+                    try:
+                        for rel in each_file(rels, str(self.root), self._on_progress,
+                                             progress):
+                            self._update(rel, whole=True)
+                    finally:
+                        self._shared.close()
                 snapshot = self._snapshot(started, whole=True)
             if self.index is not None and kept is None:
                 self.index.loaded()
@@ -255,18 +203,6 @@ class ContentStore:
             logger.info("loaded %s: %d posts, %d rejected, in %.2f s", self.root,
                         len(snapshot.posts), snapshot.rejected, snapshot.duration)
             return snapshot
-
-    def _read_all(self, rels: Sequence[str], progress: bool) -> None:
-        """Bring every file of a whole load in: from the index, else parsed (shared)."""
-        index = self.index
-        self._shared = Shared(share(str(self.root), rels, self._rules,
-                                    self.settings.load_workers,
-                                    lambda rel: index is not None and index.has(rel)))
-        try:
-            for rel in each_file(rels, str(self.root), self._on_progress, progress):
-                self._update(rel, whole=True)
-        finally:
-            self._shared.close()
 
     def _take(self, kept: Outcome, stale: list[str]) -> None:
         """A whole load's outcome as the load state keeps it, its problems told again, and
@@ -282,26 +218,6 @@ class ContentStore:
         for rel in stale:  # (its row in the index, when the service wrote one for it)
             self._update(rel, whole=is_post_path(rel, self._jekyll_layout,
                                                  self._rules.collection_folders))
-
-    def _open_index(self, rows: Sequence[str] | None = None) -> PostCache | None:
-        folder = self.settings.index_dir
-        return PostCache(folder, str(self.root), self._rules, rows) if folder else None
-
-    def save_index(self, wait: float | None = None) -> None:
-        """Write what the index lacks, in one transaction, off the request path (after each
-        swap; at a stop, waiting at most ``wait`` s for a write under way); failing: a warning."""
-        index = self.index
-        if index is not None:
-            index.flush(self._lock, wait)
-
-    def read_body(self, post: Post) -> str:
-        """An indexed post's body text, from the bytes read when it was indexed (else read
-        again); PostError at once when unreadable, no regular file, changed or too big."""
-        data = self._kept.get(post.source, post.stamp)
-        if data is None:
-            data, _ = read_post(str(self.root), post.source, self._rules.max_post_bytes,
-                                expected=post.stamp)
-        return body_text(post.source, data)
 
     def apply(self, paths: Iterable[str]) -> Snapshot | None:
         """Re-read what changed at these absolute or relative paths (files or folders,

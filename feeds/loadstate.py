@@ -98,6 +98,11 @@ class LoadStates:
         path = state_path(index_path(folder, self.root))
         return path, key_of(identity(self.root, rules), future)
 
+    def kept(self) -> bool:
+        """Whether a state is kept for this folder (a whole load may take it)."""
+        place = self._place()
+        return place is not None and place[0].exists()
+
     def find(self, walked: Sequence[str], layout: bool, links: bool,
              is_post: Callable[[str], bool],
              ) -> tuple[Sequence[str], Outcome | None, list[str]]:

@@ -14,6 +14,7 @@ from types import FrameType
 from typing import Any
 
 from .config import Settings
+from .content import ContentStore
 from .logs import EveryMinute, flush_access_log
 from .parse.body import warm_engine
 from .renderwork import RenderHelper
@@ -77,22 +78,39 @@ class _StopSignals:
             signal.signal(signum, handler)
 
 
+def _begun(settings: Settings) -> ContentStore:
+    """The folder's content store, a cold start's first load begun: its helpers parse
+    while the server imports its web stack (ContentStore.begin)."""
+    store = ContentStore(settings)
+    try:
+        store.begin()
+    except Exception:  # (the load proper meets it again, and tells what it is)
+        logger.debug("the first load could not begin early", exc_info=True)
+    return store
+
+
+def _render_helper(settings: Settings) -> RenderHelper | None:
+    """Forked before any thread of the server's own, once the engine is imported (every
+    first feed needs it): the helper has it from the fork, and leaves the other core to
+    the load's helpers, where its own import had taken 0.1-0.2 s of it."""
+    if settings.render_workers < 2:
+        return None
+    warm_engine()
+    return RenderHelper.fork()
+
+
 def serve(settings: Settings) -> int:
+    signals = _StopSignals()
+    signals.install()  # before the first load: a stop while loading is clean too
+    store = _begun(settings)
+
     from waitress import wasyncore
     from waitress.server import create_server
 
     from . import create_app
 
-    signals = _StopSignals()
-    signals.install()  # before the first load: a stop while loading is clean too
-    # Forked before any thread of the server's own, once the engine is imported (every
-    # first feed needs it): the helper has it from the fork, and leaves the other core
-    # to the load's helper, where its own import had taken 0.1-0.2 s of it.
-    helper = None
-    if settings.render_workers > 1:
-        warm_engine()
-        helper = RenderHelper.fork()
-    app = create_app(settings, background=True, render_helper=helper)
+    app = create_app(settings, background=True, render_helper=_render_helper(settings),
+                     store=store)
     svc = app.extensions["feeds"]
     socket_map: dict[int, Any] = {}
     try:

@@ -56,9 +56,10 @@ class NotReady(Exception):
 class FeedService:
     """Content, index and renderings of one content folder."""
 
-    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None,
+                 store: ContentStore | None = None) -> None:
         self.metrics = metrics or Metrics()
-        self.store = ContentStore(settings)
+        self.store = store or ContentStore(settings)
         self.cache = FeedCache(settings, self.metrics, self.read_body,
                                on_body_failure=lambda post: self.store.recheck(post.source),
                                liquid_site=self.liquid_site)

@@ -5,6 +5,7 @@ hangs costs time, never a post."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ from feeds import content, loadwork
 from feeds.content import ContentStore
 from feeds.model import Stamp
 from feeds.parse import SiteRules
+from feeds.service import FeedService
 from feeds.snapshot import Snapshot
 
 from .conftest import FIXTURES, post_text, write_site
@@ -282,6 +284,7 @@ import sys, time
 from pathlib import Path
 from feeds import content, loadwork
 from feeds.content import ContentStore
+from feeds.service import FeedService
 from tests.test_postcache import settings_for
 
 real = loadwork.read_file
@@ -336,3 +339,79 @@ def test_a_helper_goes_when_the_loading_process_is_killed(tmp_path: Path) -> Non
             assert not _running(helper)
         finally:
             loader.kill()
+
+
+_EARLY = """
+import json, sys
+from feeds import server
+from feeds.config import load_settings
+
+given = {"content": sys.argv[1], "watch": False, "load_workers": 2}
+if sys.argv[2]:
+    given["index_dir"] = sys.argv[2]
+store = server._begun(load_settings(given, {}))
+early = {"web stack": sorted(m for m in ("flask", "werkzeug", "jinja2", "waitress")
+                             if m in sys.modules),
+         "helpers": len(store._shared._helpers)}
+snapshot = store.load(progress=False)
+store.save_index()
+from feeds import links
+from feeds.site import SiteIndex
+
+store.states.keep(snapshot, SiteIndex(snapshot.posts.values(), reserved=links.reserved))
+print(json.dumps([early, repr((repr(sorted(snapshot.posts.items())),
+                               repr(sorted(snapshot.problems.items())),
+                               repr(sorted(snapshot.skipped.items()))))]))
+"""
+
+
+def _begun_early(site: Path, index: Path | None = None) -> tuple[dict[str, object], str]:
+    out = subprocess.run([sys.executable, "-c", _EARLY, str(site), str(index or "")],
+                         capture_output=True, text=True, timeout=120, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout
+    early, snapshot = json.loads(out)
+    return early, snapshot
+
+
+def test_a_cold_start_forks_its_load_helpers_before_the_web_stack(
+        site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``feeds serve`` begins a cold start's load before it imports Flask and the rest
+    (their ~0.3 s then overlaps the helpers' parsing); the load is the one made whole."""
+    posts = {f"_posts/2023-01-{1 + n % 28:02d}-p{n}.md": post_text(
+        f"Post {n}", f"2023-01-{1 + n % 28:02d}") for n in range(1_200)}
+    big = write_site(tmp_path / "big", posts)
+    _alone, expected = whole_load(big, 1)
+    early, snapshot = _begun_early(big)
+    assert early == {"web stack": [], "helpers": 1}
+    assert snapshot == repr(seen(expected))
+    # With a load state kept (a warm start), nothing begins early: the start takes it.
+    index = tmp_path / "index"
+    _begun_early(big, index)  # (its load state is written)
+    store = ContentStore(settings_for(big, index))
+    assert store.states.kept()
+    early, snapshot = _begun_early(big, index)
+    assert early == {"web stack": [], "helpers": 0}
+    assert snapshot == repr(seen(expected))
+
+
+def test_a_post_made_after_an_early_begin_is_served_soon(tmp_path: Path) -> None:
+    """Begun before the watcher watches, the load's walk misses a post made meanwhile:
+    the full scan after the load takes it in (at most FIRST_SCAN_WAIT later)."""
+    site = write_site(tmp_path / "site", {f"_posts/2023-02-{1 + n:02d}-p{n}.md": post_text(
+        f"Post {n}", f"2023-02-{1 + n:02d}") for n in range(20)})
+    settings = settings_for(site, None, watch=True)
+    store = ContentStore(settings)
+    store.begin()
+    (site / "_posts" / "2023-03-01-late.md").write_text(
+        post_text("Late", "2023-03-01"), encoding="utf-8")
+    service = FeedService(settings, store=store)
+    service.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "_posts/2023-03-01-late.md" not in (
+                service.state().snapshot.posts):
+            time.sleep(0.02)
+        assert service.state().snapshot.posts["_posts/2023-03-01-late.md"].title == "Late"
+        assert len(service.state().index.posts) == 21
+    finally:
+        service.stop()
