@@ -90,8 +90,10 @@ def post_keys(url: str) -> tuple[str, str]:
     (a whole index asks this of every post)."""
     path, mark, query = url.partition("?")
     decoded = unquote(path)
-    whole = normalize_name(decoded) if not mark else url_key(url)
-    return normalize_name(_file_of(decoded, query)), whole
+    if mark:
+        return normalize_name(_file_of(decoded, query)), url_key(url)
+    whole = normalize_name(decoded)  # (NFC once: '/' and 'index.html' compose with nothing)
+    return _file_of(whole, ""), whole
 
 
 def long_names(keys: Iterable[str]) -> dict[str, str]:

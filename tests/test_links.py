@@ -3,6 +3,7 @@ the service answers at these URLs; these pin the rules themselves."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from feeds import links
@@ -58,3 +59,17 @@ def test_select_and_site_urls() -> None:
         "/feed.atom", "/feed.rss", "/feed.json", "/feed.xml",
         "/tag/x.html", "/tag/x.atom", "/tag/x.rss", "/tag/x.json", "/feed/by_tag/x.xml",
         "/p2.html", "/p1.html"]
+
+
+def test_the_newest_change_is_the_newest_date_or_updated_of_any_post() -> None:
+    """A site's Last-Modified: an old post edited (``last_modified_at``) after the newest
+    post's date dates the site; an updated that equals a date by value, not as the same
+    object (a row of the index), counts as that date."""
+    posts = [_post(n) for n in (1, 2, 3)]
+    assert SiteIndex(posts).newest_change == posts[2].date.timestamp()
+    edited = replace(posts[0], updated=datetime(2022, 2, 1, 12, tzinfo=UTC))
+    assert SiteIndex([edited, *posts[1:]]).newest_change == edited.updated.timestamp()
+    copied = replace(posts[2], updated=datetime(2022, 1, 3, tzinfo=UTC))
+    assert copied.updated is not copied.date
+    assert SiteIndex([*posts[:2], copied]).newest_change == posts[2].date.timestamp()
+    assert SiteIndex([]).newest_change == 0.0
