@@ -92,7 +92,7 @@ def _begun(settings: Settings) -> ContentStore:
 def _render_helper(settings: Settings) -> RenderHelper | None:
     """Forked before any thread of the server's own, once the engine is imported (every
     first feed needs it): the helper has it from the fork, and leaves the other core to
-    the load's helpers, where its own import had taken 0.1-0.2 s of it."""
+    the load's helpers, where its own import (warm_engine's ~70 ms) had taken some."""
     if settings.render_workers < 2:
         return None
     warm_engine()
