@@ -118,7 +118,7 @@ class Helper:
             data = self._read_all()
         finally:
             os.close(self._fd)
-            _reap(self.pid)
+            reap(self.pid)
             self._progress.close()
         if not data:
             if data is not None:
@@ -140,10 +140,10 @@ class Helper:
             return {}
 
 
-def _reap(pid: int) -> None:
+def reap(pid: int) -> None:
     """Wait for a helper that has ended (or been killed) on a thread of its own: a
     process that held a large heap takes a while to go (0.1 s at 100,000 posts), which
-    the load need not wait for."""
+    the load (or a reader's render) need not wait for."""
     with contextlib.suppress(ChildProcessError):
         if os.waitpid(pid, os.WNOHANG)[0] == 0:
             threading.Thread(target=os.waitpid, args=(pid, 0), name="feeds-reap",

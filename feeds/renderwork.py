@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .loadwork import die_with, prctl_call
+from .loadwork import die_with, prctl_call, reap
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +134,7 @@ class RenderHelper:
         self._lock = threading.Lock()
         self._deadline = 0.0
         self.alive = True
+        self._gone = False  # killed and reaped (or closed)
         self.done = 0
         """Items the helper has computed (for tests)."""
 
@@ -219,11 +220,17 @@ class RenderHelper:
         return False
 
     def _stop(self, why: str) -> None:
+        """Kill the helper (the asking thread holds the lock), and reap it at once: it
+        was a zombie until the server stopped. Once reaped, its pid is never signalled
+        again (it may be another process's by then)."""
         if self.alive:
             logger.warning("the render helper %s: killed; bodies now render here", why)
         self.alive = False
-        with contextlib.suppress(OSError):
-            os.kill(self.pid, signal.SIGKILL)
+        if not self._gone:
+            self._gone = True
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+            reap(self.pid)
 
     def close(self) -> None:
         """End the helper (its batch input closes: it exits) and reap it."""
@@ -232,6 +239,9 @@ class RenderHelper:
             for fd in (self._jobs_fd, self._done_fd):
                 with contextlib.suppress(OSError):
                     os.close(fd)
+            gone, self._gone = self._gone, True
+        if gone:
+            return
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError, OSError):

@@ -129,6 +129,11 @@ def test_a_helper_that_hangs_is_killed_after_the_deadline(
     assert _answers(_app(site, helper)) == alone
     assert not helper.alive
     assert 0.5 <= time.monotonic() - started < 30
+    # Killed, it is reaped at once, not left a zombie until the server stops.
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{helper.pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not Path(f"/proc/{helper.pid}").exists()
     helper.close()
     assert not _running(helper.pid)
 
