@@ -247,8 +247,7 @@ class FeedService:
             index.report()
         new = State(snapshot, index, version=old.version + 1 if old else 1,
                     modified=last_modified(snapshot, index, old.modified if old else None))
-        if old is None and self._warm_first:
-            gc.freeze()  # (see load)
+        if old is None and self._warm_first:  # (load freezes it all after, unwalked)
             self._warm_newest(new)  # before any reader can see it
         self._state = new  # one reference swap: readers see the old state or the new
         self._schedule_reveal(index.next_reveal)
