@@ -135,6 +135,7 @@ class RenderHelper:
         self._deadline = 0.0
         self.alive = True
         self._gone = False  # killed and reaped (or closed)
+        self._closed = False
         self.done = 0
         """Items the helper has computed (for tests)."""
 
@@ -233,9 +234,14 @@ class RenderHelper:
             reap(self.pid)
 
     def close(self) -> None:
-        """End the helper (its batch input closes: it exits) and reap it."""
+        """End the helper (its batch input closes: it exits) and reap it. Once: asked
+        again (a service stopped twice), it closes nothing, as its descriptors' numbers
+        may be another file's by then."""
         with self._lock:
             self.alive = False
+            if self._closed:
+                return
+            self._closed = True
             for fd in (self._jobs_fd, self._done_fd):
                 with contextlib.suppress(OSError):
                     os.close(fd)

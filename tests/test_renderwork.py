@@ -207,3 +207,20 @@ def test_render_workers_1_forks_no_helper(tmp_path: Path, services: Services) ->
                                            env={"FEEDS_RENDER_WORKERS": "1"}))
     time.sleep(0.3)
     assert _children(server.proc.pid) == []
+
+
+def test_a_helper_closed_twice_closes_its_descriptors_once(helper: RenderHelper) -> None:
+    """A service stopped twice closes its helper twice: the second close must not close
+    the numbers its pipes had, which another file may hold by then."""
+    numbers = {helper._jobs_fd, helper._done_fd}
+    helper.close()
+    opened = [os.open(os.devnull, os.O_RDONLY)]
+    try:
+        while opened[-1] not in numbers and len(opened) < 100:
+            opened.append(os.open(os.devnull, os.O_RDONLY))  # until one reuses a number
+        assert opened[-1] in numbers
+        helper.close()
+        os.fstat(opened[-1])  # still open
+    finally:
+        for fd in opened:
+            os.close(fd)
