@@ -450,3 +450,36 @@ def test_a_response_bigger_than_the_whole_cache_is_served_not_cached(tmp_path: P
             assert size <= bound, (name, size, bound)
     finally:
         service.stop()
+
+
+SHARED_CLEANER_CASES = [
+    '<p>All absolute: <a href="https://e.example/a">a</a> <img src="https://e.example/i.png"></p>',
+    '<p><a href="/root/page.html">root</a> and <a href="../up.html">up</a></p>',
+    '<p>Footnote<sup><a href="#fn:1">1</a></sup></p><p id="fn:1">note</p>',
+    '<p><a href="">empty</a> <a href=" https://e.example/">spaced</a></p>',
+    '<p><a href="//cdn.example/x">scheme-relative</a> <img src="pic.png"></p>',
+    '<video poster="poster.jpg" src="https://v.example/x.mp4"></video>',
+    '<p>Text that reads href="nothing" and <a href="mailto:a@b.example">mail</a></p>',
+    '<p><a href="javascript:alert(1)">no</a> <a href="1http://x">digit</a></p>',
+]
+
+
+@pytest.mark.parametrize("raw", SHARED_CLEANER_CASES)
+def test_a_body_is_cleaned_as_with_its_own_pages_sanitiser(raw: str) -> None:
+    """sanitise cleans with one shared sanitiser and again with the page's only when a
+    URL may be relative: its result is what ammonia gives with the page's URL as base."""
+    import nh3
+
+    from feeds.parse import sanitise as module
+
+    page = "https://safe.example/2024/05/06/post.html"
+    own = nh3.Cleaner(
+        tags=module._TAGS - {"iframe"}, clean_content_tags={"script", "style"},
+        attributes=module._ATTRIBUTES, url_schemes=module._URL_SCHEMES, link_rel=None,
+        url_relative=("rewrite_with_base", page),
+        filter_style_properties=module.STYLE_PROPERTIES).clean(raw)
+    got = module.sanitise(raw, page)
+    assert got == own
+    relative = lxml_html.fragment_fromstring(got, create_parent="div").xpath(
+        "//@href[not(contains(., ':'))] | //@src[not(contains(., ':'))]")
+    assert relative == []  # nothing left relative, whichever sanitiser cleaned it
