@@ -44,14 +44,8 @@ from .statefile import loads_all, pickler
 logger = logging.getLogger(__name__)
 
 MIN_SHARE = 500
-"""Fewer files to parse than this a helper are not worth a fork (~10 ms)."""
-
-OWN_SHARE = 0.8
-"""The loading process's first share of the parsing relative to a helper's run: less
-than it parses in the time (a helper parses ~8% more slowly, its pages copied at the
-fork's first write), so that it takes back the rest of the runs it reaches first. A
-helper's parses arrive whole at its end, so taking them in (~20 us a file: reading them
-back, the stat, filing them) follows, whatever the shares."""
+"""Fewer files to parse than this a helper are not worth a fork (~10 ms): a helper is
+forked for each MIN_SHARE files beyond the first MIN_SHARE (each process's share)."""
 
 TAKE_BACK_GAP = 8
 """A file of a helper's run is taken back while more than this many lie between it and
@@ -239,10 +233,17 @@ def share(root: str, rels: Sequence[str], rules: SiteRules, workers: int,
     """Fork up to ``workers - 1`` helpers for the files of ``rels`` that are not
     ``known`` (the index holds them); each helper takes a run from the end of them."""
     todo = [rel for rel in rels if not known(rel)]
-    helpers = min(workers - 1, int(len(todo) / MIN_SHARE - OWN_SHARE))
+    helpers = min(workers - 1, len(todo) // MIN_SHARE - 1)
     if helpers < 1 or not hasattr(os, "fork"):
         return []
-    each = int(len(todo) / (helpers + OWN_SHARE))
+    # The runs cover every file: this process has no share of its own, but takes back
+    # the first run's files from its front until it meets that run's helper (parsing
+    # from its end), so the two end together whichever is the faster (with a first
+    # share, a helper done first was left idle while this process still parsed it:
+    # it also imports the web stack meanwhile). A helper's parses arrive whole at its
+    # end; taking them in (~20 us a file: reading them back, the stat, filing them)
+    # follows.
+    each = len(todo) // helpers
     started = []
     for k in range(helpers):
         end = len(todo) - k * each

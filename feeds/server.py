@@ -16,7 +16,7 @@ from typing import Any
 from .config import Settings
 from .content import ContentStore
 from .logs import EveryMinute, flush_access_log
-from .parse.body import warm_engine
+from .parse.body import warm_engine, warm_lexers
 from .renderwork import RenderHelper
 
 logger = logging.getLogger("feeds")
@@ -89,13 +89,17 @@ def _begun(settings: Settings) -> ContentStore:
     return store
 
 
-def _render_helper(settings: Settings) -> RenderHelper | None:
+def _render_helper(settings: Settings, store: ContentStore) -> RenderHelper | None:
     """Forked before any thread of the server's own, once the engine is imported (every
     first feed needs it): the helper has it from the fork, and leaves the other core to
-    the load's helpers, where its own import (warm_engine's ~70 ms) had taken some."""
+    the load's helpers, where its own import (warm_engine's ~70 ms) had taken some.
+    So are the lexers the newest posts' code blocks likely name (5-85 ms each): made
+    while the load's helper parses, not after the load, where the service made them
+    before it said it was ready (FeedService._warm_newest then finds them made)."""
+    warm_engine()
+    warm_lexers(store.likely_newest(settings.posts_limit))
     if settings.render_workers < 2:
         return None
-    warm_engine()
     return RenderHelper.fork()
 
 
@@ -109,7 +113,7 @@ def serve(settings: Settings) -> int:
 
     from . import create_app
 
-    app = create_app(settings, background=True, render_helper=_render_helper(settings),
+    app = create_app(settings, background=True, render_helper=_render_helper(settings, store),
                      store=store)
     svc = app.extensions["feeds"]
     socket_map: dict[int, Any] = {}

@@ -6,8 +6,10 @@ is the store's own (``content``)."""
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from .disk import ChangeClock, KeptFiles, KnownFolders, read_post
 from .loadstate import LoadStates
 from .loadwork import Shared
 from .model import Post, Problem, Stamp
-from .parse import SiteRules, body_text
+from .parse import PostError, SiteRules, body_text
 from .postcache import PostCache
 from .removals import Removals
 from .scan import Look, folder_look
@@ -115,6 +117,26 @@ class StoreBase:
         index = self.index
         if index is not None:
             index.flush(self._lock, wait)
+
+    def likely_newest(self, count: int) -> list[str]:
+        """The texts of the ``count`` files a first load begun early (begin) most likely
+        shows first, for what can be made ready while it runs: the newest by the date
+        that opens a Jekyll post's name, none after today (a future post stays hidden).
+        A guess, read before any is parsed; [] when no load was begun early."""
+        begun = self._begun
+        if begun is None or count < 1:
+            return []
+        today = time.strftime("%Y-%m-%d")
+        names = ((rel.rpartition("/")[2], rel) for rel in begun[1])
+        newest = heapq.nlargest(count, (pair for pair in names if pair[0][:10] <= today))
+        texts = []
+        for _name, rel in newest:
+            try:
+                data, _stamp = read_post(str(self.root), rel, self._rules.max_post_bytes)
+                texts.append(data.decode("utf-8", "replace"))
+            except PostError:
+                continue
+        return texts
 
     def read_body(self, post: Post) -> str:
         """An indexed post's body text, from the bytes read when it was indexed (else read
