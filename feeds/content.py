@@ -46,10 +46,6 @@ class ContentStore(StoreBase):
     def _read(self, rel: str, stamp: Stamp) -> tuple[Parse, Stamp, bool]:
         """Read and parse one file (see parsed.read_file): (what it gave, the stamp read,
         whether the index may keep it). The post's own bytes (copied back) are not parsed."""
-        helped = self._shared.take(rel, stamp)  # (parsed by a helper of a whole load)
-        if helped is not None:
-            self.parse_count += 1
-            return helped, stamp, True
         known = self._posts.get(rel)
         same = self._kept.get(rel, known.stamp) if known is not None else None
         parse, stamp, keep, data = read_file(str(self.root), rel, stamp, self._rules, same)
@@ -69,7 +65,11 @@ class ContentStore(StoreBase):
         if not whole and not is_post_path(  # load: asked
                 rel, self._jekyll_layout, self._rules.collection_folders):
             return self._forget(rel)
-        stamp, link_problem = stat_post(str(self.root), rel)
+        # A helper's parse of a whole load is taken as the file was when it read it,
+        # not looked at again here: one changed since is read again by the full scan that
+        # follows the load, as one changed since the load's walk is.
+        helped = self._shared.take(rel) if whole else None
+        stamp, link_problem = (helped[0], None) if helped else stat_post(str(self.root), rel)
         if stamp is None:
             return self._forget(rel)
         self._folders.add(rel)
@@ -87,7 +87,11 @@ class ContentStore(StoreBase):
         if kept is not None:
             parse = kept  # the file is the one parsed before: nothing to settle
         else:
-            parse, stamp, keep = self._read(rel, stamp)
+            if helped:
+                parse, keep = helped[1], True
+                self.parse_count += 1
+            else:
+                parse, stamp, keep = self._read(rel, stamp)
             # What a writer half-way leaves: no post, an open front matter, the file empty
             # (truncated, not yet written) or NUL bytes (its size grown, its data not in).
             broken = (parse.post is None and parse.skipped is None) or stamp[1] == 0 or any(

@@ -265,10 +265,10 @@ class Shared:
                        for at, rel in enumerate(helper.rels)}
         self._parsed: Parsed = {}
 
-    def take(self, rel: str, stamp: Stamp) -> Parse | None:
-        """A helper's parse of this file if it read the file at this very ``stamp``
-        (waiting for that helper's parses once it is near the file); None for a file to
-        parse here (no helper's, or taken back)."""
+    def take(self, rel: str) -> tuple[Stamp, Parse] | None:
+        """A helper's parse of this file and the stamp of what it read (waiting for that
+        helper's parses once it is near the file); None for a file to parse here (no
+        helper's, or taken back)."""
         owner = self._owner.pop(rel, None)
         if owner is None:
             return None
@@ -278,8 +278,7 @@ class Shared:
                 return None
             self._helpers.remove(helper)
             self._parsed.update(helper.collect())
-        got = self._parsed.pop(rel, None)
-        return got[1] if got is not None and got[0] == stamp else None
+        return self._parsed.pop(rel, None)
 
     def close(self) -> None:
         """Wait for any helper not asked yet (a load that ended early)."""

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -141,27 +141,41 @@ def test_the_loading_process_takes_back_what_a_slow_helper_has_not_reached(
     assert parsed_there[0] < run // 2  # it stopped where they met
 
 
-def test_a_helper_parse_of_other_bytes_is_not_taken(site: Path, parsed_here: list[str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """A file changed after the helper read it (its stamp then differs): read here."""
+def test_a_file_edited_after_its_helper_read_it_is_read_again_by_the_next_scan(
+        site: Path, parsed_here: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A helper's parse is taken as the file was when the helper read it (the loading
+    process does not look at the file again); an edit made since is what the full scan
+    after the load reads, as it reads one made after the load's walk."""
     _alone, expected = whole_load(site, 1)
     monkeypatch.setattr(loadwork, "MIN_SHARE", 5)
-    parsed_here.clear()
-    whole_load(site, 2)
-    helped = len(parsed_here)
     real = loadwork._parse_share
+    edited: list[str] = []
 
-    def stale(root: str, rels: Sequence[str], rules: SiteRules,
-              progress: object) -> list[tuple[str, Stamp, object]]:
-        rows = real(root, rels, rules, progress)  # type: ignore[arg-type]
-        return [(rel, (stamp[0] - 1, *stamp[1:]) if n % 2 else stamp, parse)
-                for n, (rel, stamp, parse) in enumerate(rows)]
+    def edit_after_reading(root: str, rels: Sequence[str], rules: SiteRules,
+                           progress: object) -> Iterator[tuple[str, Stamp, object]]:
+        for rel, stamp, parse in real(root, rels, rules, progress):  # type: ignore[arg-type]
+            path = Path(root, rel)
+            text = path.read_text("utf-8", "replace")
+            if not edited and getattr(parse, "post", None) is not None and (
+                    "\ntitle: " in text):
+                path.write_text(text.replace("\ntitle: ", "\ntitle: Edited ", 1), "utf-8")
+                os.utime(path, ns=(stamp[0] + 10**9, stamp[0] + 10**9))
+                edited.append(rel)  # (in the helper: one file edited)
+            yield rel, stamp, parse
 
-    monkeypatch.setattr(loadwork, "_parse_share", stale)
+    monkeypatch.setattr(loadwork, "_parse_share", edit_after_reading)
     parsed_here.clear()
-    _store, snapshot = whole_load(site, 2)
-    assert seen(snapshot) == seen(expected)
-    assert len(parsed_here) > helped + 5  # half of the helper's parses were refused
+    store, snapshot = whole_load(site, 2)
+    assert seen(snapshot) == seen(expected)  # the files as the helper read them
+    (rel,) = _helper_edited(site, expected)
+    after = store.rescan()
+    assert after is not None and after.posts[rel].title.startswith("Edited")
+
+
+def _helper_edited(site: Path, expected: Snapshot) -> list[str]:
+    """The posts whose file now differs from what the one-process load read."""
+    return [rel for rel, post in expected.posts.items()
+            if os.stat(site / rel).st_mtime_ns != post.stamp[0]]
 
 
 class _Forged:
