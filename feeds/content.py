@@ -139,7 +139,7 @@ class ContentStore(StoreBase):
 
     def _snapshot(self, started: float, whole: bool = False) -> Snapshot:
         self._version += 1
-        modified = self._clock.after(self._stamps, self._touched)
+        modified = self._clock.after(self._stamps, self._touched, every=whole)
         changed = None if whole else frozenset(self._touched)
         self._touched.clear()
         return Snapshot(

@@ -240,6 +240,13 @@ HEAD_MAX = 4096
 """A state's header (three lines) is shorter than this."""
 
 
+def body_digest(data: bytes = b"") -> Any:
+    """The hash a state's body is checked with: SHA-256, which on CPUs with SHA
+    extensions (this machine's) reads ~1.7 GB/s, twice blake2b's speed (0.2 s of a
+    million-post warm start, whose state is ~390 MB)."""
+    return hashlib.sha256(data)
+
+
 def _checked(f: BinaryIO, key: bytes) -> str:
     """'' when the open state file ``f`` was made under ``key`` and its digest holds,
     with ``f`` left at its pickles; else why not. Read in pieces: a whole state held
@@ -252,7 +259,7 @@ def _checked(f: BinaryIO, key: bytes) -> str:
     if lines[1] != key:
         return "made for another folder, other settings or other code"
     f.seek(end + 2)
-    digest = hashlib.blake2b(digest_size=32)
+    digest = body_digest()
     while chunk := f.read(1 << 20):
         digest.update(chunk)
     if digest.hexdigest().encode() != lines[2]:
@@ -309,7 +316,7 @@ def write(path: Path, key: bytes, outcome: Outcome) -> None:
             pickled.dump(outcome.files)
             pickled.dump(outcome)
             body = buffer.getvalue()
-            digest = hashlib.blake2b(body, digest_size=32).hexdigest().encode()
+            digest = body_digest(body).hexdigest().encode()
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with open(fd, "wb") as f:
                 f.write(MAGIC + key + b"\n" + digest + b"\n\n")

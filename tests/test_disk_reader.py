@@ -251,3 +251,24 @@ def test_on_progress_on_an_empty_folder(tmp_path: Path) -> None:
     root = write_site(tmp_path / "empty", {})
     ContentStore(make_settings(root), on_progress=lambda d, t: calls.append((d, t))).load()
     assert calls == [(0, 0)]
+
+
+def test_a_whole_loads_moment_is_the_newest_of_every_file_and_folder(tmp_path: Path) -> None:
+    """ChangeClock.after with ``every`` (a whole load: each known file touched) gives the
+    moment a path-by-path look gives, and without it only the touched files count."""
+    from feeds.disk import ChangeClock
+
+    for rel in ("_posts/a.md", "life/_posts/b.md", "life/_posts/c.md"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x", encoding="utf-8")
+    far = 4_000_000_000 * 10**9  # a file's mtime after every folder's
+    stamps = {"_posts/a.md": (far, 1, 1), "life/_posts/b.md": (5, 1, 2),
+              "life/_posts/c.md": (far + 7, 1, 3)}
+    whole = ChangeClock(str(tmp_path)).after(stamps, set(stamps), every=True)
+    each = ChangeClock(str(tmp_path)).after(stamps, set(stamps))
+    assert whole == each == far + 7
+    one = ChangeClock(str(tmp_path))
+    assert one.after(stamps, {"_posts/a.md"}) == far
+    assert one._folders == {"", "_posts"}
+    assert one.after(stamps, {"life/_posts/b.md"}) == far  # (its folders' mtimes: now)
+    assert one._folders == {"", "_posts", "life", "life/_posts"}

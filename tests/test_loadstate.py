@@ -5,7 +5,6 @@ changed, a post come due) is made again, never trusted."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
@@ -168,7 +167,7 @@ def test_a_damaged_foreign_or_forged_state_is_made_again(
     elif damage == "forged":  # the right header and digest, a body that runs code
         head = data.split(b"\n\n", 1)[0].split(b"\n")
         body = pickle.dumps(_Runs(marker))
-        digest = hashlib.blake2b(body, digest_size=32).hexdigest().encode()
+        digest = statefile.body_digest(body).hexdigest().encode()
         path.write_bytes(b"\n".join([head[0], head[1], digest]) + b"\n\n" + body)
     else:
         path.write_bytes(b"")
