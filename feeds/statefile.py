@@ -98,8 +98,12 @@ class Files:
 
     def _verdict(self, walked: tuple[str, ...], stamps: list[Stamp | None]) -> Verdict:
         stale = [] if self.walked == walked else sorted(set(walked) ^ set(self.walked))
-        stale += [rel for rel, now in zip(self.files, stamps, strict=True)
-                  if now != self.stamps.get(rel)]
+        known = self.stamps
+        # A load's stamps are kept in its files' order (most often): then compared side
+        # by side, not looked up one by one (~1 s of a million-post warm start).
+        before = known.values() if tuple(known) == self.files else map(known.get, self.files)
+        stale += [rel for rel, now, was in zip(self.files, stamps, before, strict=True)
+                  if now != was]
         if len(stale) > STALE_MAX:
             return f"{len(stale)} files changed since", []
         return None, list(dict.fromkeys(stale))

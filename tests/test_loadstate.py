@@ -283,3 +283,16 @@ def test_the_render_helper_stats_the_files_while_the_state_is_read(
     if answers is not None:
         assert answers == cold
     svc.stop()
+
+
+def test_a_states_files_are_compared_alike_in_any_order_of_its_stamps() -> None:
+    """The files changed since a state was made are the same whether its stamps are
+    kept in its files' order (compared side by side) or not (looked up)."""
+    files = tuple(f"_posts/2024-01-{n:02d}-p.md" for n in range(1, 21))
+    stamps = {rel: (n, 10, n) for n, rel in enumerate(files)}
+    now: list[tuple[int, int, int] | None] = list(stamps.values())
+    now[3], now[17] = (99, 10, 3), None  # one changed, one gone
+    in_order = statefile.Files(files, files, stamps, True, None)
+    reordered = statefile.Files(files, files, dict(reversed(stamps.items())), True, None)
+    expected = (None, [files[3], files[17]])
+    assert in_order._verdict(files, now) == reordered._verdict(files, now) == expected
