@@ -241,8 +241,7 @@ def share(root: str, rels: Sequence[str], rules: SiteRules, workers: int,
     # from its end), so the two end together whichever is the faster (with a first
     # share, a helper done first was left idle while this process still parsed it:
     # it also imports the web stack meanwhile). A helper's parses arrive whole at its
-    # end; taking them in (~20 us a file: reading them back, the stat, filing them)
-    # follows.
+    # end; taking them in (~15 us a file: reading them back and filing them) follows.
     each = len(todo) // helpers
     started = []
     for k in range(helpers):
