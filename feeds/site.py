@@ -10,6 +10,7 @@ from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from .model import Kind, Post, Problem
@@ -81,19 +82,19 @@ class SiteIndex:
         self.collections = _documents(everything)
         if self.collections:
             everything = [p for p in everything if p.collection == "posts"]
-        visible: list[Post] = []
+        pairs: list[tuple[tuple[float, str], Post]] = []  # (sort_key, post): a date read once
         upcoming: list[float] = []
-        keys: dict[int, tuple[float, str]] = {}  # id -> sort_key: each date read once
         for post in everything:
             stamp = post.date.timestamp()
             if future or stamp <= now:
-                visible.append(post)
-                keys[id(post)] = (-stamp, post.source)
+                pairs.append(((-stamp, post.source), post))
             else:
                 upcoming.append(stamp)
-        visible.sort(key=lambda p: keys[id(p)])
+        pairs.sort(key=itemgetter(0))  # (keyed from C, not by a lambda's lookup of each)
         sources = {normalize_name(p.source) for p in everything} | {CONFIG_FILE}
-        visible, self.left_out, files, urls = _claim(visible, sources, reserved)
+        visible, self.left_out, files, urls = _claim([p for _k, p in pairs], sources, reserved)
+        kept = {id(p) for p in visible} if len(visible) < len(pairs) else None
+        self._keys = [k for k, p in pairs if kept is None or id(p) in kept]
         # Kept, but static hosts (nginx-static.conf) deny their hidden files.
         self.hidden = {p.source: p.url for p, name in zip(visible, files, strict=True)
                        if _hidden(name)}
@@ -103,12 +104,11 @@ class SiteIndex:
         self.posts: tuple[Post, ...] = tuple(visible)
         # The newest date is the first post's; a post's updated is most often its date
         # (the same object): 0.14 s of 100,000 timestamps spared. (0.0: as _newest_change.)
-        self.newest_change = max(-keys[id(visible[0])][0] if visible else 0.0, max(
+        self.newest_change = max(-self._keys[0][0] if visible else 0.0, max(
             (p.updated.timestamp() for p in visible if p.updated is not p.date),
             default=0.0), 0.0)
         """The newest 'updated' or date of a visible post, as a Unix time: part of
         Last-Modified (a post's date counts for a post coming due)."""
-        self._keys = [keys[id(p)] for p in visible]
         self.next_reveal: float | None = min(upcoming) if upcoming else None
         """When the earliest hidden future post becomes visible (the index is rebuilt)."""
 

@@ -551,6 +551,22 @@ def test_an_update_touching_a_future_post_or_a_shared_url_asks_for_a_whole_build
     assert index.updated([], [twin], now=base.timestamp()) is None
 
 
+def test_an_index_with_a_post_left_out_keeps_its_order_through_an_update() -> None:
+    """A post left out for a URL another has (its sort key dropped with it) leaves the
+    index's order as a whole build makes it, and an update after it too."""
+    base = datetime(2022, 6, 10, tzinfo=CST)
+    now = base.timestamp()
+    posts = [_post(f"_posts/p{n}.md", base - timedelta(days=n), ("news",), ()) for n in range(5)]
+    twin = _post("_posts/elsewhere/p2.md", base - timedelta(hours=1), ("news",), ())
+    index = SiteIndex([*posts, twin], now=now)
+    assert posts[2].source in index.left_out and len(index.posts) == 5  # (the newer keeps it)
+    assert index._keys == sorted(p.sort_key for p in index.posts)
+    moved = _post("_posts/p4.md", base - timedelta(hours=2), ("news",), ())
+    updated = index.updated([posts[4]], [moved], now=now)
+    assert updated is not None
+    assert _index_view(updated) == _index_view(SiteIndex([*posts[:4], moved, twin], now=now))
+
+
 @pytest.mark.parametrize("line, source, utc, url_day", [
     # Asia/Shanghai kept local mean time, +08:05:43, until 1901.
     ('date: "1800-01-01 10:00:00"', "_posts/1800-01-01-old.md",
