@@ -4,14 +4,14 @@ Parsing front matter is Python under the GIL, so a second core is only used by a
 process. Before it parses, a whole load forks helpers; each parses a run of the files the
 index does not hold, from the run's end, and sends back its parses pickled as a load
 state keeps posts (``statefile.pickler``, as it goes: 6 us a file to read back, against
-15 for the index's JSON payload), with the stamp of the bytes it read. The loading process parses
-the rest meanwhile, then goes on into a run from its front, taking back each file its
-helper has not come near yet; the helper stops where they meet, so that however fast
-each process goes, both are done at about the same moment. It takes a helper's parse of
-a file only if a stat of the file still gives that stamp: it is then the parse of the
-very bytes it would have read, as with a row of the persisted index. Anything else (a
-file changed since, or not parsed: unreadable, a link out, a surprise) it reads and
-parses itself, as without a helper.
+15 for the index's JSON payload), with the stamp of the bytes it read. The runs cover
+every file: the loading process goes into the first run from its front meanwhile, taking
+back each file its helper has not come near yet; the helper stops where they meet, so
+that however fast each process goes, both are done at about the same moment. It takes a
+helper's parse as the file was when the helper read it, at that stamp (a file changed
+since is read again by the full scan that follows the load). A file a helper did not
+parse (unreadable, a link out, a surprise) it reads and parses itself, as without a
+helper.
 
 A helper only reads files and parses them: no lock another thread may have held at the
 fork is needed on its way (it logs nothing, see logs.BatchedStream for the log), and
