@@ -74,10 +74,14 @@ stack when it is called):
 - ``hub``      ``websub_hub: self``: the service as its own WebSub hub (verification,
                leases, signed pushes).
 - ``hubweb``   the built-in hub's endpoint, ``/websub``.
-- ``buildstate`` what each file of a build was made from (a fingerprint a URL), kept
-               beside the output, so the next build renders only what changed.
+- ``buildgroups`` the site's URLs in groups a build fingerprints whole: a list's blocks,
+               runs of post pages, the URLs made every time.
+- ``buildstate`` what each file of a build was made from (a fingerprint a URL and a
+               group), kept beside the output, so the next build renders only what changed.
 - ``buildwork`` how a build asks for each URL (one GET through the whole WSGI stack), and
                the URLs split across processes forked once the content is loaded.
+- ``buildplan`` what a build keeps (groups whole, or URL by URL) and makes; the last
+               build's files looked at in a forked process while the content loads.
 - ``export``   ``feeds build``: every URL of the site written as static files.
 - ``server``   ``feeds serve``: waitress, a clean stop on SIGTERM, keep-alive after a 304,
                a guard against slow and idle connections.

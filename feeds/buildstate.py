@@ -12,10 +12,17 @@ body with Liquid, the version of the site that Liquid sees). An index page also 
 category and tag with its count. OPML, static files and the feeds ``feed:`` adds have
 none: they are made every time (a handful of files).
 
-The state is trusted only whole: a first line with the digest of the rest, the
-context it was made in, and for each URL the size and mtime_ns of the file as written
-(a file changed or removed since is made again). A state that is foreign (another
-context), truncated, edited or unreadable is ignored: the build is a full one.
+The URLs are kept in the groups of ``buildgroups``, each with a fingerprint of its own
+(of everything its URLs' fingerprints are made of): a group whose fingerprint is the
+last build's is kept whole, its URLs not even listed, so one post edited costs its few
+groups, not a look at each of 190,000 URLs.
+
+The state is trusted only whole: a first line with the digest of the rest, a line with
+the context it was made in, then a line for each group: its fingerprint ('-': never
+kept whole), its number of files and its key, then, after a tab, its URLs as JSON, each
+with its fingerprint and the size, mtime_ns, inode and name of its file as written
+(parsed only for a group that is looked at). A state that is foreign (another context),
+truncated, edited or unreadable is ignored: the build is a full one.
 """
 
 from __future__ import annotations
@@ -25,25 +32,23 @@ import hashlib
 import json
 import logging
 import os
+import stat
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from . import assets
+from .buildgroups import OTHER, Group
 from .links import Shown
 from .model import Kind, Post
-from .postcache import identity
 from .site import SiteIndex
-
-if TYPE_CHECKING:
-    from .service import FeedService
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = ".feeds-build-state"
-FORMAT = "feeds-build-state 2"
+FORMAT = "feeds-build-state 3"
+NEVER = "-"
+"""The fingerprint of a group never kept whole (made every time, or not all kept)."""
 
 
 def _digest(data: bytes) -> str:
@@ -74,6 +79,7 @@ class Made:
     """One URL's file as the last build left it."""
 
     fingerprint: str
+    """'' for a file that is never kept (made every time, or not to be kept)."""
     size: int
     mtime_ns: int
     inode: int
@@ -84,6 +90,45 @@ class Made:
     URL is not made a path again)."""
 
 
+def as_left(root: Path | str, made: Made) -> bool:
+    """Whether a URL's file is still as the last build left it (size, mtime_ns, inode;
+    not a symlink), looked at by the name it was written under (never outside OUT)."""
+    rel = made.rel
+    if rel[:1] in ("", "/") or ".." in rel.split("/"):
+        return False
+    try:
+        found = os.lstat(f"{root}/{rel}")
+    except (OSError, ValueError):
+        return False
+    return not stat.S_ISLNK(found.st_mode) and (
+        found.st_size, found.st_mtime_ns, found.st_ino) == (made.size, made.mtime_ns, made.inode)
+
+
+@dataclass
+class Kept:
+    """One group as a build left it: its fingerprint, its number of files, and its URLs'
+    ``Made`` as the JSON the state holds (parsed only when it is looked at)."""
+
+    fingerprint: str
+    count: int
+    raw: bytes
+
+    @classmethod
+    def of(cls, fingerprint: str, made: dict[str, Made]) -> Kept:
+        raw = json.dumps([[url, m.fingerprint, m.size, m.mtime_ns, m.inode, m.rel]
+                          for url, m in made.items()], ensure_ascii=False,
+                         separators=(",", ":")).encode("utf-8")
+        return cls(fingerprint, len(made), raw)
+
+    def made(self) -> dict[str, Made]:
+        """Its URLs, each with its file; ValueError (and its kin) when not well made."""
+        found = {str(url): Made(str(f), int(size), int(mtime), int(inode), str(rel))
+                 for url, f, size, mtime, inode, rel in json.loads(self.raw)}
+        if len(found) != self.count:
+            raise ValueError("a group's count does not match its URLs")
+        return found
+
+
 @dataclass
 class BuildState:
     context: str
@@ -91,30 +136,27 @@ class BuildState:
     """The version of the site Liquid saw (see ``LiquidSite.version``)."""
     liquid: dict[str, str] = field(default_factory=dict)
     """Posts whose body holds Liquid: source -> the digest of the post record."""
-    made: dict[str, Made] = field(default_factory=dict)
+    groups: dict[str, Kept] = field(default_factory=dict)
+
+    def made(self) -> dict[str, Made]:
+        """Every URL of every group (a test's view: a build parses only what it needs)."""
+        return {url: m for kept in self.groups.values() for url, m in kept.made().items()}
 
     def to_bytes(self) -> bytes:
         body = b"".join(self.chunks())
         return _digest(body).encode() + b"\n" + body
 
     def chunks(self) -> Iterator[bytes]:
-        """The state's JSON (keys sorted, no spaces), a thousand URLs a piece: made whole,
-        as one dict, one str and its bytes, a state of 190,000 URLs held ~150 MB more at
-        a build's end."""
-        head = json.dumps({"context": self.context, "format": FORMAT,
-                           "liquid": self.liquid, "liquid_version": self.liquid_version},
-                          ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-        yield (head[:-1] + ',"made":{').encode("utf-8")  # "made" sorts last
-        urls = sorted(self.made)
-        for start in range(0, len(urls), 1000):
-            pieces = []
-            for url in urls[start:start + 1000]:
-                m = self.made[url]
-                pieces.append(json.dumps(url, ensure_ascii=False) + ":" + json.dumps(
-                    [m.fingerprint, m.size, m.mtime_ns, m.inode, m.rel],
-                    ensure_ascii=False, separators=(",", ":")))
-            yield (("," if start else "") + ",".join(pieces)).encode("utf-8")
-        yield b"}}"
+        """The state's lines after its digest's, a group a line (its records as they came:
+        a kept group's line is the last state's bytes)."""
+        yield json.dumps({"context": self.context, "format": FORMAT, "liquid": self.liquid,
+                          "liquid_version": self.liquid_version}, ensure_ascii=False,
+                         separators=(",", ":"), sort_keys=True).encode("utf-8") + b"\n"
+        for key, kept in self.groups.items():
+            yield (f"{kept.fingerprint} {kept.count} "
+                   f"{json.dumps(key, ensure_ascii=False)}\t").encode()
+            yield kept.raw
+            yield b"\n"
 
 
 def write(state: BuildState, path: Path) -> None:
@@ -149,7 +191,8 @@ def write(state: BuildState, path: Path) -> None:
 
 def load(root: Path) -> BuildState | None:
     """The state a previous build left in ``root``; None when there is none, or it is
-    not whole and this build's own kind (then the build is a full one)."""
+    not whole and this build's own kind (then the build is a full one). Each group's
+    URLs stay unparsed (``Kept.made``)."""
     path = root / STATE_FILE
     try:
         data = path.read_bytes()
@@ -162,60 +205,83 @@ def load(root: Path) -> BuildState | None:
     try:
         if check.decode("ascii") != _digest(body):
             raise ValueError("its digest does not match")
-        raw = json.loads(body)
+        header, *lines = body.split(b"\n")
+        raw = json.loads(header)
         if raw["format"] != FORMAT:
             raise ValueError("another format")
-        made = {str(url): Made(str(f), int(size), int(mtime), int(inode), str(rel))
-                for url, (f, size, mtime, inode, rel) in raw["made"].items()}
+        if lines.pop() != b"":
+            raise ValueError("its last line is not whole")
+        groups = {}
+        for line in lines:
+            head, tab, records = line.partition(b"\t")
+            fingerprint, count, key = head.decode("utf-8").split(" ", 2)
+            if not tab or int(count) < 0:
+                raise ValueError("a group's line is not well made")
+            groups[str(json.loads(key))] = Kept(fingerprint, int(count), records)
         return BuildState(str(raw["context"]), str(raw["liquid_version"]),
-                          {str(k): str(v) for k, v in raw["liquid"].items()}, made)
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+                          {str(k): str(v) for k, v in raw["liquid"].items()}, groups)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError,
+            UnicodeDecodeError) as e:
         logger.warning("%s: not trusted, building everything: %s", path, e)
         return None
 
 
+_KEY = "{0.source}\0{0.stamp}".format
+
+
+def _encoded(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")  # (a file name may not be UTF-8)
+
+
 class Fingerprints:
     """The fingerprint of each URL of one state of the site (``Shown`` from
-    ``links.site_pages``). ``liquid`` names the posts whose body holds Liquid and
-    ``liquid_version`` the version of the site it sees."""
+    ``links.site_pages``) and of each group (``buildgroups``). ``liquid`` names the
+    posts whose body holds Liquid and ``liquid_version`` the version of the site it
+    sees.
+
+    A post is known by its *key*: a record is what its file's bytes parse to under the
+    context's rules, code and parse identity, so it is known by its source and its
+    file's stamp, as the persisted index knows it; and by its ``updated`` where a load
+    may have capped that to now (after its date: snapshot.capped_updated). The keys are
+    made once, each with one call in C (a digest a post, from Python, was 0.4 s of an
+    incremental build at 100,000 posts, and a memoised look-up a list's post 0.6 s)."""
 
     def __init__(self, context: str, index: SiteIndex) -> None:
         self.context = context
-        self._liquid: frozenset[str] = frozenset()
-        self._liquid_version = ""
-        self._posts: dict[int, str] = {}
+        posts = index.posts
+        self._keys = dict(zip(map(id, posts), map(_KEY, posts), strict=True))
+        for post in posts:
+            if post.updated > post.date:  # (few posts: may be capped, see above)
+                self._keys[id(post)] += f"\0{post.updated.isoformat()}"
+        self._keys[id(None)] = "-"
+        self._shown = self._keys
+        """The key a post is shown by: a body with Liquid's with the site's version."""
         self._windows: dict[tuple[str, int, int], str] = {}
         terms = [(kind.value, t.name, len(t.posts))
                  for kind in (Kind.CATEGORY, Kind.TAG) for t in index.sorted_terms(kind)]
-        self._terms = _digest(repr(terms).encode())
+        self._terms = _digest(_encoded(repr(terms)))
 
-    def with_liquid(self, liquid: Iterable[str], version: str) -> Fingerprints:
+    def with_liquid(self, liquid: Iterable[Post], version: str) -> Fingerprints:
         """These fingerprints, with ``liquid`` the posts whose body holds Liquid and
-        ``version`` the version of the site it sees (post digests shared)."""
+        ``version`` the version of the site it sees (the keys shared)."""
         other = object.__new__(Fingerprints)
-        other.context, other._posts, other._terms = self.context, self._posts, self._terms
-        other._liquid, other._liquid_version = frozenset(liquid), version
+        other.context, other._keys, other._terms = self.context, self._keys, self._terms
+        other._shown = self._keys
+        liquid = list(liquid)
+        if liquid:
+            other._shown = dict(self._keys)
+            for post in liquid:
+                other._shown[id(post)] = self.key(post) + "\0" + version
         other._windows = {}  # (they hold the Liquid version)
         return other
 
-    def post(self, post: Post) -> str:
-        """The digest of a post record (memoised for the build: the index holds them).
-        A record is what its file's bytes parse to under the context's rules, code and
-        parse identity, so it is known by the file's stamp, as the persisted index knows
-        it; and by its ``updated``, which a load may cap to now (snapshot). (A repr of
-        the whole record cost ten times as much: 5 s of a build of 100,000 posts.)"""
-        found = self._posts.get(id(post))
-        if found is None:
-            mtime_ns, size, inode = post.stamp
-            key = f"{post.source}\0{mtime_ns}\0{size}\0{inode}\0{post.updated.isoformat()}"
-            found = self._posts[id(post)] = _digest(key.encode("utf-8", "surrogatepass"))
-        return found
+    def key(self, post: Post) -> str:
+        found = self._keys.get(id(post))
+        return _KEY(post) + f"\0{post.updated.isoformat()}" if found is None else found
 
-    def _shown(self, post: Post | None) -> str:
-        if post is None:
-            return "-"
-        found = self.post(post)
-        return found + self._liquid_version if post.source in self._liquid else found
+    def post(self, post: Post) -> str:
+        """The digest of a post record (what a state keeps for a body with Liquid)."""
+        return _digest(_encoded(self.key(post)))
 
     def _window(self, shown: Shown) -> str:
         """The digest of the posts a URL shows, taken once for the URLs that show the
@@ -227,8 +293,21 @@ class Fingerprints:
         key = (shown.name, id(posts[0]), len(posts))
         found = self._windows.get(key)
         if found is None:
-            found = self._windows[key] = _digest("\0".join(map(self._shown, posts)).encode())
+            found = self._windows[key] = _digest(_encoded("\0".join(
+                map(self._shown.__getitem__, map(id, posts)))))
         return found
+
+    def group(self, group: Group) -> str:
+        """A group's fingerprint: of all its URLs' fingerprints are made of (its posts,
+        its list's size; the categories and tags for the site's), so the same when each
+        of theirs is. NEVER for the URLs made every time."""
+        if group.what == OTHER:
+            return NEVER
+        parts = [self.context, group.key, group.what, str(group.total)]
+        if group.term is not None and group.term.kind is Kind.SITE:
+            parts.append(self._terms)
+        parts += map(self._shown.__getitem__, map(id, group.posts))
+        return _digest(_encoded("\0".join(parts)))
 
     def of(self, url: str, shown: Shown) -> str | None:
         """The URL's fingerprint; None for one made every time."""
@@ -238,72 +317,4 @@ class Fingerprints:
                  self._window(shown)]
         if shown.what == "index":
             parts.append(self._terms)
-        return _digest("\0".join(parts).encode())
-
-
-class Memory:
-    """This build's fingerprint of each URL, and what the last build made
-    (``buildstate``): a URL whose fingerprint and file are as the last build left them
-    is not rendered again."""
-
-    def __init__(self, svc: FeedService, root: Path, pages: dict[str, Shown]) -> None:
-        state = svc.state()
-        settings = state.settings
-        base = settings.site_base or "http://localhost"
-        self.svc, self.root, self.pages = svc, root, pages
-        # Every setting but the processes, cache bounds and the persisted index (and the
-        # record of what was given, whose values are the fields): no byte depends on them.
-        bytes_of = replace(settings, build_workers=1, overrides=(), cache_bytes=1,
-                           body_cache_bytes=1, source_cache_bytes=1, index_dir="")
-        parsing = identity(settings.content, settings.site_rules())
-        context = context_digest(repr(bytes_of), base,
-                                 assets.feed_stylesheet(settings.content, base),
-                                 repr(sorted(parsing.items())))
-        old = load(root)
-        if old is not None and old.context != context:
-            logger.info("%s: made with other settings or code: building everything",
-                        root / STATE_FILE)
-            old = None
-        self.old = old
-        self.by_source = {p.source: p for p in state.index.posts}
-        self.base_prints = Fingerprints(context, state.index)
-        # Posts whose body held Liquid when last rendered, and are the same posts now.
-        self.liquid = {s for s, d in (old.liquid.items() if old else ())
-                       if s in self.by_source and self.base_prints.post(self.by_source[s]) == d}
-        self.version = self._liquid_version(self.liquid)
-        self.prints = self.base_prints.with_liquid(self.liquid, self.version)
-        self.made: dict[str, Made] = {}
-        self.liquid_found: set[str] = set()
-        """Bodies with Liquid that other processes of the build rendered."""
-
-    def _liquid_version(self, liquid: set[str]) -> str:
-        site = self.svc.liquid_site() if liquid else None
-        return site.version if site is not None else ""
-
-    def unchanged(self, url: str, shown: Shown) -> Made | None:
-        """What the last build made of this URL, when nothing it is made of changed."""
-        made = self.old.made.get(url) if self.old is not None else None
-        if made is None or made.fingerprint != self.prints.of(url, shown):
-            return None
-        return made
-
-    def record(self, url: str, stat: os.stat_result, rel: str) -> None:
-        fingerprint = self.prints.of(url, self.pages[url])
-        if fingerprint is not None:
-            self.made[url] = Made(fingerprint, stat.st_size, stat.st_mtime_ns, stat.st_ino, rel)
-
-    def state(self) -> BuildState:
-        """The state to keep for the next build (written after the manifest). When this
-        build found bodies with Liquid it did not know of, every fingerprint is taken
-        again with them."""
-        found = self.svc.cache.bodies.liquid_sources() | self.liquid_found
-        liquid = self.liquid | (found & self.by_source.keys())
-        version = self._liquid_version(liquid)
-        made = self.made
-        if liquid != self.liquid or version != self.version:
-            prints = self.base_prints.with_liquid(liquid, version)
-            made = {url: replace(m, fingerprint=prints.of(url, self.pages[url]) or "")
-                    for url, m in made.items()}
-        return BuildState(
-            self.base_prints.context, version,
-            {s: self.base_prints.post(self.by_source[s]) for s in sorted(liquid)}, made)
+        return _digest(_encoded("\0".join(parts)))

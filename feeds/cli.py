@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from .config import OPTIONS, Settings, load_settings
 from .config_file import ConfigError
@@ -111,7 +112,9 @@ def _content_folder(path: str) -> None:
         raise ConfigError(f"{path}: not a folder")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, exit_fast: bool = False) -> int:
+    """The command line; ``exit_fast`` (``python -m feeds``): a build's process ends
+    without freeing what it holds, once its output is flushed."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
@@ -136,15 +139,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             bar = Progress("build")
             try:
-                result = run(settings, args.out, progress=bar.update)
+                result = run(settings, args.out, progress=bar.update, detach=exit_fast)
             finally:
                 bar.close()
             print(result.summary(), file=sys.stderr)
-            return 1 if result.failed else 0
+            code = 1 if result.failed else 0
+            if exit_fast:  # freeing every post and index one by one: ~1 s at 100,000
+                _exit_now(code)
+            return code
     except ConfigError as e:
         print(f"feeds: {e}", file=sys.stderr)
         return 2
     return 2
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End the process now: its output flushed, its log handlers closed (the build's
+    work is on disk, its forked processes waited for), no object freed."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 # --- check -----------------------------------------------------------------------------

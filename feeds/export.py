@@ -9,9 +9,10 @@ it. Page N (N > 1) of a feed or list keeps its query in the file name
 ('feed.atom?page=2'); deploy/nginx-static.conf serves those with ``try_files
 $uri$is_args$args ...``, and a host that ignores queries serves page 1.
 
-A run renders only URLs whose inputs changed (``buildstate``), rewrites only files whose
-bytes changed and removes those a previous run wrote that no longer exist (and folders
-left empty); the list of files is OUT/.feeds-build-manifest, replaced only when complete.
+A run renders only URLs whose inputs changed (``buildstate``; ``buildplan`` keeps whole
+groups of them unlisted), rewrites only files whose bytes changed and removes those a
+previous run wrote that no longer exist (and folders left empty); the list of files is
+OUT/.feeds-build-manifest, replaced only when complete, and only when it changed.
 
 An OUT that is, holds or is inside the content folder is refused before anything is
 read, as is one that is a file or cannot be written. A write that would fail for every
@@ -23,9 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import logging
 import os
-import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import buildstate, buildwork, links
+from . import buildplan, buildstate, buildwork
 from .config import Settings
 from .site import file_name
 
@@ -146,14 +147,26 @@ class _Run:
     """One build's files: what the last run wrote, what this one wrote so far."""
 
     root: Path
-    previous: set[str]
     written: set[str]
     changed: int = 0
     failed: int = 0
     kept: int = 0  # files left as they were, unrendered: their inputs had not changed
+    _previous: set[str] | None = None
     _parents: dict[str, Path] = field(default_factory=dict)
     """A file's folder (relative) -> resolved, and found inside ``root``."""
     _folders: set[Path] = field(default_factory=set)
+
+    @property
+    def previous(self) -> set[str]:
+        """The files the last run wrote (its manifest; read when first asked)."""
+        if self._previous is None:
+            try:
+                self._previous = set((self.root / MANIFEST).read_text("utf-8").splitlines())
+            except FileNotFoundError:
+                self._previous = set()
+            except (OSError, UnicodeDecodeError) as e:
+                raise BuildError(f"{self.root / MANIFEST}: cannot read: {e}") from e
+        return self._previous
 
     def _parent(self, head: str, url: str) -> Path:
         """Resolved from its own parent's (a site has a folder a post): one lstat each."""
@@ -195,20 +208,10 @@ class _Run:
 
     def keep(self, made: buildstate.Made) -> bool:
         """Keep a URL's file the last build made, when it is still as that build left
-        it (size, mtime_ns, inode; not a symlink); False: make it again. It is only
-        looked at, by the name it was written under, so its URL is not made a path again
-        (the folders' checks are for a write: ``path``)."""
-        rel = made.rel
-        if rel[:1] in ("", "/") or ".." in rel.split("/"):
+        it (``buildstate.as_left``); False: make it again."""
+        if not buildstate.as_left(self.root, made):
             return False
-        try:
-            found = os.lstat(f"{self.root}/{rel}")
-        except (OSError, ValueError):
-            return False
-        if stat.S_ISLNK(found.st_mode) or (found.st_size, found.st_mtime_ns, found.st_ino) != (
-                made.size, made.mtime_ns, made.inode):
-            return False
-        self.written.add(rel)
+        self.written.add(made.rel)
         self.kept += 1
         return True
 
@@ -220,47 +223,48 @@ class _Run:
                                         for i in range(0, len(rels), 1000)))
 
 
-def _previous(root: Path) -> set[str]:
-    try:
-        return set((root / MANIFEST).read_text("utf-8").splitlines())
-    except FileNotFoundError:
-        return set()
-    except (OSError, UnicodeDecodeError) as e:
-        raise BuildError(f"{root / MANIFEST}: cannot read: {e}") from e
-
-
-def run(settings: Settings, out_dir: str,
-        progress: Callable[[int, int], None] | None = None) -> BuildResult:
+def run(settings: Settings, out_dir: str, progress: Callable[[int, int], None] | None = None,
+        detach: bool = False) -> BuildResult:
     """Write the site under ``out_dir``, calling ``progress(done, total)`` per URL. A
-    build that cannot start or go on returns with ``error`` set (and ``failed``)."""
+    build that cannot start or go on returns with ``error`` set (and ``failed``).
+    ``detach`` (``feeds build``, whose process then ends): the load state of
+    ``--index-dir`` may still be being written, by a forked process, when this returns."""
     started = time.monotonic()
     try:
         root = output_folder(settings.content, out_dir)
-        job = _Run(root, _previous(root), set())
+        job = _Run(root, set())
     except BuildError as e:
         return BuildResult(0, 0, 0, 0, 0, 1, time.monotonic() - started, str(e))
-    return _build(settings, job, started, progress)
+    return _build(settings, job, started, progress, detach)
 
 
 def _build(settings: Settings, job: _Run, started: float,
-           progress: Callable[[int, int], None] | None) -> BuildResult:
+           progress: Callable[[int, int], None] | None, detach: bool) -> BuildResult:
     from . import create_app
+    from .content import ContentStore
 
+    old = buildstate.load(job.root) if (job.root / MANIFEST).is_file() else None
+    check = buildplan.Check(job.root, old)  # forked: looks at OUT while the content loads
     # Each URL is asked for once: what a build reuses is in the body and entry caches.
-    app = create_app(buildwork.bounded(settings), watch=False)
+    bounded = buildwork.bounded(settings)
+    store = ContentStore(bounded)
+    store.states.later = old is not None  # (a small change's: its writer works meanwhile)
+    store.states.helper = buildwork.Forked()
+    app = create_app(bounded, watch=False, store=store)
+    # The posts and the index live as long as the build and hold no cycles: kept out of
+    # the collector's walks (each full one walked them all: ~0.3 s at 100,000 posts).
+    gc.freeze()
     svc: FeedService = app.extensions["feeds"]
     svc.without_timer()
     error, removed = "", 0
     killed = buildwork.begin(job.root)
     try:
         get = buildwork.getter(app, settings.site_base or "http://localhost")
-        pages = buildwork.urls(app)
-        memory = buildstate.Memory(svc, job.root, pages)
+        memory = buildplan.Memory(svc, job.root, old)
         try:
-            _render_all(job, memory, get, list(pages.items()), settings.build_workers,
-                        progress)
-            removed = buildwork.remove_stale(job.root, job.previous - job.written)
-            job.manifest(job.written)
+            todo = memory.plan(job.keep, check)
+            _render_all(job, memory, get, todo, settings.build_workers, progress)
+            removed = _tidy(job, memory)
             buildstate.write(memory.state(), job.root / buildstate.STATE_FILE)
         except BuildError as e:
             error = _stopped(job, e)
@@ -268,15 +272,33 @@ def _build(settings: Settings, job: _Run, started: float,
             error = _stopped(job, BuildError(f"{e.filename or job.root}: {e.strerror}"))
         # A process of this run that died may have left some too; a full build also
         # sweeps what a release that made no RUNNING mark left.
-        buildwork.end(job.root, job.previous | job.written,
-                      leftovers=killed or bool(error) or memory.old is None)
+        buildwork.end(job.root, (lambda: job.previous | job.written)
+                      if killed or error or memory.old is None else None)
         health = svc.health()
     finally:
+        check.close()
         svc.stop()
+        if not detach:
+            store.states.finish()
     return BuildResult(
-        posts=health["posts"], rejected=health["rejected"], files=len(job.written),
-        written=job.changed, removed=removed, failed=job.failed + bool(error),
-        seconds=time.monotonic() - started, error=error, kept=job.kept)
+        posts=health["posts"], rejected=health["rejected"],
+        files=len(job.written) + memory.trusted, written=job.changed, removed=removed,
+        failed=job.failed + bool(error), seconds=time.monotonic() - started, error=error,
+        kept=job.kept + memory.trusted)
+
+
+def _tidy(job: _Run, memory: buildplan.Memory) -> int:
+    """Remove what the last build wrote and this one did not (a full build: looked for
+    in the whole manifest), write the manifest when it changed; the number removed."""
+    if memory.old is None:
+        removed = buildwork.remove_stale(job.root, job.previous - job.written)
+        job.manifest(job.written)
+        return removed
+    stale, new = memory.leftovers(job.written)
+    removed = buildwork.remove_stale(job.root, stale)
+    if stale or new:
+        job.manifest((job.previous - stale) | new)
+    return removed
 
 
 @dataclass
@@ -292,27 +314,21 @@ class _Part:
     error: str = ""
 
 
-def _render_all(job: _Run, memory: buildstate.Memory, get: Getter,
-                items: list[tuple[str, links.Shown]], workers: int,
-                progress: Callable[[int, int], None] | None) -> None:
-    """Every URL kept or made: the kept found here, the rest split across ``workers``
-    processes (buildwork; a small change is made here, unforked), what each did merged
-    into ``job`` and ``memory``. BuildError when one had to stop."""
-    todo = []
-    for n, (url, shown) in enumerate(items, 1):
-        made = memory.unchanged(url, shown)
-        if made is not None and job.keep(made):
-            memory.made[url] = made
-        else:
-            todo.append(url)
-        if progress is not None:
-            progress(n - len(todo), len(items))
+def _render_all(job: _Run, memory: buildplan.Memory, get: Getter, todo: list[str],
+                workers: int, progress: Callable[[int, int], None] | None) -> None:
+    """Make the URLs ``todo`` in ``workers`` processes (buildwork; a small change here,
+    unforked), what each did merged into ``job`` and ``memory``; BuildError: one stopped."""
+    total = memory.trusted + len(memory.pages)
+    kept = total - len(todo)
+    if progress is not None:
+        progress(kept, total)
     parts = buildwork.chunks(todo, workers)
     counter = buildwork.Counter(len(parts))
-    logger.info("%d URLs, %d to make, in %d processes", len(items), len(todo), len(parts))
+    logger.info("%d URLs, %d to make, in %d processes", total, len(todo), len(parts))
 
     # Made once, before the fork: each process goes down the history with its own copy.
-    sweep = buildwork.Sweep(memory.svc.state().index.posts, memory.svc.cache.bodies.retire)
+    sweep = buildwork.Sweep(memory.index.posts, memory.svc.cache.bodies.retire) \
+        if len(todo) > buildwork.Sweep.STEP else None
 
     def work(part: Sequence[str], slot: int) -> _Part:
         before = (job.changed, job.failed)
@@ -320,11 +336,12 @@ def _render_all(job: _Run, memory: buildstate.Memory, get: Getter,
             job.written, memory.made = set(), {}
         try:
             for n, url in enumerate(part, 1):
-                sweep.at(memory.pages[url].posts)
+                if sweep is not None:
+                    sweep.at(memory.pages[url].posts)
                 _make(job, memory, get, url)
                 counter.set(slot, n)
                 if progress is not None and slot == 0:
-                    progress(job.kept + counter.total(), len(items))
+                    progress(kept + counter.total(), total)
             error = ""
         except BuildError as e:
             error = str(e)
@@ -347,7 +364,7 @@ def _render_all(job: _Run, memory: buildstate.Memory, get: Getter,
         memory.liquid_found |= result.liquid
         errors += [result.error] if result.error else []
     if progress is not None:
-        progress(job.kept + counter.total(), len(items))
+        progress(kept + counter.total(), total)
     if errors:
         raise BuildError(errors[0])
 
@@ -355,26 +372,29 @@ def _render_all(job: _Run, memory: buildstate.Memory, get: Getter,
 Getter = Callable[[str], tuple[int, bytes, bool]]
 
 
-def _make(job: _Run, memory: buildstate.Memory, get: Getter, url: str) -> None:
+def _make(job: _Run, memory: buildplan.Memory, get: Getter, url: str) -> None:
     """Render one URL through the app and write it; remember what it was made from
-    unless the answer may not be kept (a post body that could not be read)."""
+    (and never keep it when the answer may not be kept: a post body that could not be
+    read)."""
     status, data, keepable = get(url)
     if status != 200:
         logger.error("%s: answered %d, not written", url, status)
         job.failed += 1
         return
     written = job.write(url, data)
-    if written is not None and keepable:
-        memory.record(url, *written)
+    if written is not None:
+        memory.record(url, *written, keepable)
 
 
 def _stopped(job: _Run, e: BuildError) -> str:
     """The line for a build stopped part way. Nothing is removed; the manifest names
     the files of both runs (so the next run still removes what is stale), or, when even
-    that cannot be written, stays the old one."""
+    that cannot be written, stays the old one. The state goes: the next build is full."""
+    with contextlib.suppress(OSError):
+        (job.root / buildstate.STATE_FILE).unlink(missing_ok=True)
     try:
         job.manifest(job.previous | job.written)
         kept = "the manifest lists both runs' files"
-    except OSError:
+    except (OSError, BuildError):
         kept = "the old manifest is kept"
     return f"{e}; stopped after {len(job.written)} files, {kept}"

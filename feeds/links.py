@@ -219,7 +219,7 @@ def jekyll_urls(settings: Settings, index: SiteIndex) -> Iterator[str]:
                 yield f"{tags.path}{term.segment}.xml"
 
 
-def _collection_urls(settings: Settings, index: SiteIndex, limit: int) -> Iterator[str]:
+def collection_urls(settings: Settings, index: SiteIndex, limit: int) -> Iterator[str]:
     """The feeds of ``feed.collections``, with all their pages."""
     for feed in settings.feed_collections:
         for category in ("", *feed.categories):
@@ -360,6 +360,6 @@ def site_pages(index: SiteIndex, page_size: int, limit: int,
             yield next(_pages(jekyll_path(found.kind, found.segment), found, limit, "feed"))
     if settings is not None:
         yield from ((url, _OTHER) for url in jekyll_urls(settings, index))
-        yield from ((url, _OTHER) for url in _collection_urls(settings, index, limit))
+        yield from ((url, _OTHER) for url in collection_urls(settings, index, limit))
     for post, newer, older in index.with_neighbours():
         yield post.url, Shown("post", (post, newer, older))

@@ -309,11 +309,12 @@ def read(path: Path, key: bytes,
     return None
 
 
-def write(path: Path, key: bytes, outcome: Outcome) -> None:
+def write(path: Path, key: bytes, outcome: Outcome) -> Callable[[], None]:
     """Keep ``outcome`` at ``path`` (a temporary file, renamed over it), pickled in a
-    forked process that is waited for: its files first, then the rest, by one pickler
-    (so the rest refers to the files' paths and stamps). A failure is logged at debug
-    level only (the next start makes the load again)."""
+    forked process: its files first, then the rest, by one pickler (so the rest refers
+    to the files' paths and stamps). What it gives waits for that process (the caller
+    may go on meanwhile). A failure is logged at debug level only (the next start makes
+    the load again)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pid = os.fork()
     if pid == 0:  # the child: no lock, no log, no thread; only the file
@@ -334,8 +335,12 @@ def write(path: Path, key: bytes, outcome: Outcome) -> None:
             code = 0
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    if status != 0:
-        logger.debug("load state %s: not written (status %d)", path, status)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+
+    def wait() -> None:
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            logger.debug("load state %s: not written (status %d)", path, status)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    return wait

@@ -135,9 +135,10 @@ def test_a_foreign_edited_or_truncated_state_is_not_trusted(tmp_path: Path) -> N
     good = state.read_bytes()
     assert buildstate.load(out) is not None
 
-    # Edited: a fingerprint changed (as if for content it was not made from).
+    # Edited: a group's fingerprint changed (as if for content it was not made from).
     check, _, body = good.partition(b"\n")
-    state.write_bytes(check + b"\n" + body.replace(b'"made":{"', b'"made":{"x', 1))
+    header, first, rest = body.split(b"\n", 2)
+    state.write_bytes(b"\n".join((check, header, b"0" * 32 + first[32:], rest)))
     assert buildstate.load(out) is None
     (out / "feed.atom").write_bytes(b"stale")  # what a trusted edited state would keep
     result = again(settings, out, tmp_path)
@@ -192,9 +193,10 @@ def test_a_build_in_two_processes_is_the_build_in_one(tmp_path: Path) -> None:
     assert files(two) == files(one)
     # What each process made is in the state: nothing is rendered again.
     made, alone = buildstate.load(two), buildstate.load(one)
-    assert made is not None and alone is not None and set(made.made) == set(alone.made)
+    assert made is not None and alone is not None and set(made.made()) == set(alone.made())
     again = build_cli(root, two, 1).strip().splitlines()[-1]  # the processes change no byte
-    assert again.endswith(f"{len(made.made)} unchanged, not rendered again"), again
+    keepable = sum(1 for m in made.made().values() if m.fingerprint)  # (not the OPML, CSS)
+    assert again.endswith(f"{keepable} unchanged, not rendered again"), again
     # An edit, built again in two processes, is a fresh build.
     (root / "_posts/2021-01-05-p4.md").write_text(post_text(
         "P 4 edited", "2021-01-05 10:00:00 +0800", "[c0]", "[t4]"), "utf-8")
@@ -266,9 +268,12 @@ def test_a_state_naming_a_file_outside_out_keeps_nothing_there(tmp_path: Path) -
     assert state is not None
     # Whole and well made (its digest is no secret), but the feed's file is elsewhere.
     found = outside.stat()
-    state.made["/feed.atom"] = buildstate.Made(
-        state.made["/feed.atom"].fingerprint, found.st_size, found.st_mtime_ns, found.st_ino,
+    key, kept = next((k, g) for k, g in state.groups.items() if "/feed.atom" in g.made())
+    made = kept.made()
+    made["/feed.atom"] = buildstate.Made(
+        made["/feed.atom"].fingerprint, found.st_size, found.st_mtime_ns, found.st_ino,
         "../outside.atom")
+    state.groups[key] = buildstate.Kept.of(kept.fingerprint, made)
     (out / buildstate.STATE_FILE).write_bytes(state.to_bytes())
     result = again(settings, out, tmp_path)
     assert result.kept > 0
@@ -277,36 +282,40 @@ def test_a_state_naming_a_file_outside_out_keeps_nothing_there(tmp_path: Path) -
     assert outside.read_bytes() == b"not the build's"
 
 
-def _state(urls: int) -> buildstate.BuildState:
-    made = {f"/tag/标签{n}.atom?page={n % 7}": buildstate.Made(
-        f"{n:032x}", 1000 + n, 1_700_000_000_000_000_000 + n, 4000 + n, f"tag/标签{n}.atom")
-        for n in range(urls)}
-    return buildstate.BuildState("ctx \"quoted\"", "v1", {"_posts/a.md": "d1"}, made)
+def _state(groups: int) -> buildstate.BuildState:
+    made = [{f"/tag/标签{n}.atom?page={k}": buildstate.Made(
+        f"{n:032x}" if k else "", 1000 + n, 1_700_000_000_000_000_000 + n, 4000 + n,
+        f"tag/标签{n}.atom?page={k}") for k in range(n % 3)} for n in range(groups)]
+    return buildstate.BuildState("ctx \"quoted\"", "v1", {"_posts/a.md": "d1"}, {
+        f"tag:标签\t{n}\n#0": buildstate.Kept.of(f"{n:032x}" if n % 2 else buildstate.NEVER,
+                                             made[n]) for n in range(groups)})
 
 
-def test_the_state_file_written_in_pieces_is_the_one_json_document_it_was(
-        tmp_path: Path) -> None:
-    """A state is written a thousand URLs at a time (not held whole at a build's end):
-    its bytes are still one JSON document, keys sorted, digest first, as ``load``
-    reads it; a state whose bytes did not change leaves the file as it was."""
-    for urls in (0, 1, 999, 1000, 2500):
-        state = _state(urls)
-        whole = json.dumps({
-            "format": buildstate.FORMAT, "context": state.context,
-            "liquid_version": state.liquid_version, "liquid": state.liquid,
-            "made": {url: [m.fingerprint, m.size, m.mtime_ns, m.inode, m.rel]
-                     for url, m in state.made.items()},
-        }, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
-        out = tmp_path / f"out{urls}"
+def test_the_state_is_read_back_as_written_and_a_group_at_a_time(tmp_path: Path) -> None:
+    """A state is written a group a line, each line its fingerprint, count and key, then
+    its URLs as JSON (read only when a build looks at the group); read back, it is the
+    state written; a state whose bytes did not change leaves the file as it was."""
+    for groups in (0, 1, 3, 40):
+        state = _state(groups)
+        out = tmp_path / f"out{groups}"
         out.mkdir()
         path = out / buildstate.STATE_FILE
         buildstate.write(state, path)
         check, _, body = path.read_bytes().partition(b"\n")
-        assert body == whole
-        assert check.decode() == hashlib.sha256(whole).hexdigest()[:32]
-        assert buildstate.load(out) == state
+        assert check.decode() == hashlib.sha256(body).hexdigest()[:32]
+        header, *lines, last = body.split(b"\n")
+        assert last == b"" and json.loads(header)["format"] == buildstate.FORMAT
+        assert len(lines) == groups
+        for line, (key, kept) in zip(lines, state.groups.items(), strict=True):
+            head, _, records = line.partition(b"\t")
+            fingerprint, count, name = head.decode().split(" ", 2)
+            assert (fingerprint, int(count), json.loads(name)) == (
+                kept.fingerprint, len(kept.made()), key)
+            assert {url: buildstate.Made(*m) for url, *m in json.loads(records)} == kept.made()
+        back = buildstate.load(out)
+        assert back == state and back.made() == state.made()
         before = path.stat()
-        buildstate.write(_state(urls), path)
+        buildstate.write(_state(groups), path)
         after = path.stat()
         assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
         assert sorted(p.name for p in out.iterdir()) == [buildstate.STATE_FILE]

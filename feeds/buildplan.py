@@ -1,0 +1,225 @@
+"""What a build makes and what it keeps (``buildstate`` is what the last one left): a
+group whose fingerprint is the last build's, and whose files are still as it left them,
+is kept whole, unlisted; in any other group each URL is looked at, and one whose
+fingerprint and file are the last build's is kept.
+
+Whether the files are as the last build left them (size, mtime_ns, inode; a file
+changed or removed by hand is made again) is a look at every file it wrote: ~0.5 s at
+190,000 files, more when their folders are not in memory. ``Check`` does it in a process
+forked as the build starts, while the content loads, and answers the groups with a file
+that is not.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import assets, buildgroups, buildwork
+from .buildstate import NEVER, BuildState, Fingerprints, Kept, Made, as_left, context_digest, load
+from .links import Shown
+from .postcache import identity
+
+if TYPE_CHECKING:
+    from .service import FeedService
+
+logger = logging.getLogger(__name__)
+
+
+def _bad(root: Path, state: BuildState, keys: Iterable[str]) -> set[str]:
+    """The groups among ``keys`` with a file that is not as the state has it."""
+    bad = set()
+    for key in keys:
+        kept = state.groups.get(key)
+        try:
+            if kept is not None and all(as_left(root, m) for m in kept.made().values()):
+                continue
+        except (ValueError, TypeError):
+            pass
+        bad.add(key)
+    return bad
+
+
+class Check:
+    """The last build's files compared with OUT in a forked process (where there is
+    fork, and no thread but the log's writer: see buildwork), else here when asked."""
+
+    def __init__(self, root: Path, state: BuildState | None) -> None:
+        self.root, self.state = root, state
+        self._found: set[str] | None = None
+        self._child = None if state is None or not state.groups else buildwork.forked(
+            lambda: _bad(root, state, state.groups))
+
+    def bad(self, keys: Iterable[str]) -> set[str]:
+        """Those of ``keys`` whose files are not all as the state has them."""
+        keys = set(keys)
+        if self.state is None:
+            return keys
+        if self._child is not None:
+            answered, found = buildwork.answer(self._child)
+            self._child = None  # (it died: nothing is trusted whole)
+            self._found = found if answered else set(self.state.groups)
+        if self._found is not None:
+            return keys & self._found
+        return _bad(self.root, self.state, keys)
+
+    def close(self) -> None:
+        """Wait for the child (a build that stopped before it asked)."""
+        if self._child is not None:
+            self.bad(())
+
+
+class Memory:
+    """This build's groups and the fingerprint of each, and of each URL it looks at;
+    what the last build made (``old``, when it is this build's context)."""
+
+    def __init__(self, svc: FeedService, root: Path, old: BuildState | None) -> None:
+        state = svc.state()
+        settings = state.settings
+        base = settings.site_base or "http://localhost"
+        self.svc, self.root, self.index, self.settings = svc, root, state.index, settings
+        # Every setting but the processes, cache bounds and the persisted index (and the
+        # record of what was given, whose values are the fields): no byte depends on them.
+        bytes_of = replace(settings, build_workers=1, overrides=(), cache_bytes=1,
+                           body_cache_bytes=1, source_cache_bytes=1, index_dir="")
+        parsing = identity(settings.content, settings.site_rules())
+        context = context_digest(repr(bytes_of), base,
+                                 assets.feed_stylesheet(settings.content, base),
+                                 repr(sorted(parsing.items())))
+        if old is not None and old.context != context:
+            logger.info("%s: made with other settings or code: building everything", root)
+            old = None
+        self.old = old
+        self.by_source = {p.source: p for p in state.index.posts}
+        self.base_prints = Fingerprints(context, state.index)
+        # Posts whose body held Liquid when last rendered, and are the same posts now.
+        self.liquid = {s for s, d in (old.liquid.items() if old else ())
+                       if s in self.by_source and self.base_prints.post(self.by_source[s]) == d}
+        self.version = self._liquid_version(self.liquid)
+        self.prints = self.base_prints.with_liquid(map(self.by_source.__getitem__, self.liquid),
+                                                   self.version)
+        self.groups = [(g, self.prints.group(g)) for g in buildgroups.groups(
+            state.index, settings)] + [(buildgroups.OTHER_GROUP, NEVER)]
+        self.kept: dict[str, Kept] = {}
+        """The groups kept whole."""
+        self.looked: dict[str, tuple[list[str], dict[str, Made]]] = {}
+        """The other groups: their URLs, and what the last build made of them."""
+        self.pages: dict[str, Shown] = {}
+        """The URLs of the groups looked at."""
+        self.made: dict[str, Made] = {}
+        self.liquid_found: set[str] = set()
+        """Bodies with Liquid that other processes of the build rendered."""
+
+    def _liquid_version(self, liquid: set[str]) -> str:
+        site = self.svc.liquid_site() if liquid else None
+        return site.version if site is not None else ""
+
+    @property
+    def trusted(self) -> int:
+        """The files of the groups kept whole."""
+        return sum(kept.count for kept in self.kept.values())
+
+    def plan(self, keep: Callable[[Made], bool], check: Check) -> list[str]:
+        """Keep what can be kept (``keep``: whether a URL's file is still as it was made,
+        and takes it); the URLs to make, newest post first (as ``buildwork.urls``)."""
+        old = self.old.groups if self.old is not None else {}
+        same = [g.key for g, fp in self.groups
+                if fp != NEVER and g.key in old and old[g.key].fingerprint == fp]
+        bad = check.bad(same) if same else set()
+        todo = []
+        for group, fp in self.groups:
+            if fp != NEVER and group.key in old and old[group.key].fingerprint == fp \
+                    and group.key not in bad:
+                self.kept[group.key] = old[group.key]
+                continue
+            try:
+                before = old[group.key].made() if group.key in old else {}
+            except (ValueError, TypeError):
+                before = {}
+            urls = []
+            pages = buildgroups.pages(group, self.index, self.settings) \
+                if group.what != buildgroups.OTHER else self.others()
+            for url, shown in pages:
+                self.pages[url] = shown
+                urls.append(url)
+                made = before.get(url)
+                if made is not None and made.fingerprint \
+                        and made.fingerprint == self.prints.of(url, shown) and keep(made):
+                    self.made[url] = made
+                else:
+                    todo.append(url)
+            self.looked[group.key] = (urls, before)
+        rank = buildwork.ranks(self.index.posts) if len(todo) > 1 else {}
+
+        def newest(url: str) -> tuple[bool, int]:
+            found = buildwork.newest_rank(rank, self.pages[url].posts)
+            return (False, 0) if found is None else (True, found)
+
+        return sorted(dict.fromkeys(todo), key=newest)
+
+    def others(self) -> Iterable[tuple[str, Shown]]:
+        statics = [f"/static/{name}" for name in assets.ASSETS]
+        if os.path.isfile(assets.site_xslt_path(self.settings.content)):
+            statics.append(f"/{assets.SITE_XSLT}")
+        return buildgroups.others(self.index, self.settings, statics)
+
+    def record(self, url: str, stat: os.stat_result, rel: str, keepable: bool) -> None:
+        fingerprint = self.prints.of(url, self.pages[url]) if keepable else None
+        self.made[url] = Made(fingerprint or "", stat.st_size, stat.st_mtime_ns,
+                              stat.st_ino, rel)
+
+    def leftovers(self, written: set[str]) -> tuple[set[str], set[str]]:
+        """(stale, new): the files the last build wrote in the groups looked at (or gone)
+        that this one did not, and those this one wrote that it did not."""
+        assert self.old is not None
+        before = {m.rel for _urls, made in self.looked.values() for m in made.values()}
+        for key, kept in self.old.groups.items():
+            if key not in self.looked and key not in self.kept:  # a group gone
+                before |= _rels(kept)
+        stale = before - written
+        if stale:  # (a file may have moved to a group kept whole: rare, and costs them all)
+            for kept in self.kept.values():
+                stale -= _rels(kept)
+        return stale, written - before
+
+    def state(self) -> BuildState:
+        """The state to keep for the next build (written after the manifest). When this
+        build found bodies with Liquid it did not know of, the fingerprints of the groups
+        it looked at are taken again with them (no group kept whole shows such a body:
+        each is new or changed, so each group that shows it was looked at)."""
+        found = self.svc.cache.bodies.liquid_sources() | self.liquid_found
+        liquid = self.liquid | (found & self.by_source.keys())
+        version = self._liquid_version(liquid)
+        prints = self.prints
+        if liquid != self.liquid or version != self.version:
+            prints = self.base_prints.with_liquid(map(self.by_source.__getitem__, liquid), version)
+        groups = {}
+        for group, fp in self.groups:
+            kept = self.kept.get(group.key)
+            if kept is None:
+                urls, _before = self.looked[group.key]
+                made = {url: self.made[url] for url in urls if url in self.made}
+                if prints is not self.prints:
+                    fp = prints.group(group)
+                    made = {url: replace(m, fingerprint=prints.of(url, self.pages[url]) or "")
+                            if m.fingerprint else m for url, m in made.items()}
+                whole = len(made) == len(set(urls)) and all(m.fingerprint for m in made.values())
+                kept = Kept.of(fp if whole else NEVER, made)
+            groups[group.key] = kept
+        return BuildState(
+            self.base_prints.context, version,
+            {s: self.base_prints.post(self.by_source[s]) for s in sorted(liquid)}, groups)
+
+
+def _rels(kept: Kept) -> set[str]:
+    try:
+        return {m.rel for m in kept.made().values()}
+    except (ValueError, TypeError):
+        return set()
+
+
+__all__ = ["Check", "Memory", "load"]
