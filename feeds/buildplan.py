@@ -16,13 +16,17 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import assets, buildgroups, buildwork
+from .buildgroups import Group
 from .buildstate import NEVER, BuildState, Fingerprints, Kept, Made, as_left, context_digest, load
 from .links import Shown
+from .model import Post
 from .postcache import identity
+from .site import SiteIndex
 
 if TYPE_CHECKING:
     from .service import FeedService
@@ -94,7 +98,6 @@ class Memory:
             logger.info("%s: made with other settings or code: building everything", root)
             old = None
         self.old = old
-        self.by_source = {p.source: p for p in state.index.posts}
         self.base_prints = Fingerprints(context, state.index)
         # Posts whose body held Liquid when last rendered, and are the same posts now.
         self.liquid = {s for s, d in (old.liquid.items() if old else ())
@@ -102,8 +105,7 @@ class Memory:
         self.version = self._liquid_version(self.liquid)
         self.prints = self.base_prints.with_liquid(map(self.by_source.__getitem__, self.liquid),
                                                    self.version)
-        self.groups = [(g, self.prints.group(g)) for g in buildgroups.groups(
-            state.index, settings)] + [(buildgroups.OTHER_GROUP, NEVER)]
+        self.groups = self._fingerprints(state.index)
         self.kept: dict[str, Kept] = {}
         """The groups kept whole."""
         self.looked: dict[str, tuple[list[str], dict[str, Made]]] = {}
@@ -114,9 +116,36 @@ class Memory:
         self.liquid_found: set[str] = set()
         """Bodies with Liquid that other processes of the build rendered."""
 
+    def _fingerprints(self, index: SiteIndex) -> list[tuple[Group, str]]:
+        """Each group with its fingerprint. A category's or tag's blocks keep the last
+        build's when none of its posts is new since (no key the last build did not show)
+        and it is as long: each of its posts was in it then (a post's categories, tags and
+        place come from its record, known by its key), so it holds the same posts in the
+        same order. The others are taken (every list's, post by post: 0.27 s at 100,000)."""
+        old, same = self.old, set()
+        if old is not None and old.keys and self.prints.plain:
+            known = set(old.keys)
+            new = {id(p) for p, k in zip(index.posts, self.base_prints.keys, strict=True)
+                   if k not in known}
+            same = {id(t) for terms in (index.categories, index.tags) for t in terms.values()
+                    if new.isdisjoint(map(id, t.posts))}
+        groups = []
+        for group in buildgroups.groups(index, self.settings):
+            was = old.groups.get(group.key) if old is not None else None
+            if was is not None and id(group.term) in same and was.fingerprint != NEVER \
+                    and was.total == group.total:
+                groups.append((group, was.fingerprint))
+            else:
+                groups.append((group, self.prints.group(group)))
+        return [*groups, (buildgroups.OTHER_GROUP, NEVER)]
+
     def _liquid_version(self, liquid: set[str]) -> str:
         site = self.svc.liquid_site() if liquid else None
         return site.version if site is not None else ""
+
+    @cached_property
+    def by_source(self) -> dict[str, Post]:
+        return {p.source: p for p in self.index.posts}
 
     @property
     def trusted(self) -> int:
@@ -208,11 +237,12 @@ class Memory:
                     made = {url: replace(m, fingerprint=prints.of(url, self.pages[url]) or "")
                             if m.fingerprint else m for url, m in made.items()}
                 whole = len(made) == len(set(urls)) and all(m.fingerprint for m in made.values())
-                kept = Kept.of(fp if whole else NEVER, made)
+                kept = Kept.of(fp if whole else NEVER, made, group.total)
             groups[group.key] = kept
         return BuildState(
             self.base_prints.context, version,
-            {s: self.base_prints.post(self.by_source[s]) for s in sorted(liquid)}, groups)
+            {s: self.base_prints.post(self.by_source[s]) for s in sorted(liquid)}, groups,
+            self.base_prints.keys)
 
 
 def _rels(kept: Kept) -> set[str]:

@@ -18,10 +18,11 @@ last build's is kept whole, its URLs not even listed, so one post edited costs i
 groups, not a look at each of 190,000 URLs.
 
 The state is trusted only whole: a first line with the digest of the rest, a line with
-the context it was made in, then a line for each group: its fingerprint ('-': never
-kept whole), its number of files and its key, then, after a tab, its URLs as JSON, each
-with its fingerprint and the size, mtime_ns, inode and name of its file as written
-(parsed only for a group that is looked at). A state that is foreign (another context),
+the context it was made in, one with the key of each post shown (``Fingerprints``), then
+a line for each group: its fingerprint ('-': never kept whole), its number of files, its
+list's size and its key, then, after a tab, its URLs as JSON, each with its fingerprint
+and the size, mtime_ns, inode and name of its file as written (parsed only for a group
+that is looked at). A state that is foreign (another context),
 truncated, edited or unreadable is ignored: the build is a full one.
 """
 
@@ -29,8 +30,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
+import operator
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -46,7 +49,7 @@ from .site import SiteIndex
 logger = logging.getLogger(__name__)
 
 STATE_FILE = ".feeds-build-state"
-FORMAT = "feeds-build-state 3"
+FORMAT = "feeds-build-state 4"
 NEVER = "-"
 """The fingerprint of a group never kept whole (made every time, or not all kept)."""
 
@@ -112,13 +115,14 @@ class Kept:
     fingerprint: str
     count: int
     raw: bytes
+    total: int = 0
+    """A list's block: the list's size then."""
 
     @classmethod
-    def of(cls, fingerprint: str, made: dict[str, Made]) -> Kept:
+    def of(cls, fingerprint: str, made: dict[str, Made], total: int = 0) -> Kept:
         raw = json.dumps([[url, m.fingerprint, m.size, m.mtime_ns, m.inode, m.rel]
-                          for url, m in made.items()], ensure_ascii=False,
-                         separators=(",", ":")).encode("utf-8")
-        return cls(fingerprint, len(made), raw)
+                          for url, m in made.items()], separators=(",", ":")).encode()
+        return cls(fingerprint, len(made), raw, total)
 
     def made(self) -> dict[str, Made]:
         """Its URLs, each with its file; ValueError (and its kin) when not well made."""
@@ -137,6 +141,8 @@ class BuildState:
     liquid: dict[str, str] = field(default_factory=dict)
     """Posts whose body holds Liquid: source -> the digest of the post record."""
     groups: dict[str, Kept] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)
+    """The key of each post the build showed, in the site's order (``Fingerprints``)."""
 
     def made(self) -> dict[str, Made]:
         """Every URL of every group (a test's view: a build parses only what it needs)."""
@@ -150,11 +156,11 @@ class BuildState:
         """The state's lines after its digest's, a group a line (its records as they came:
         a kept group's line is the last state's bytes)."""
         yield json.dumps({"context": self.context, "format": FORMAT, "liquid": self.liquid,
-                          "liquid_version": self.liquid_version}, ensure_ascii=False,
-                         separators=(",", ":"), sort_keys=True).encode("utf-8") + b"\n"
+                          "liquid_version": self.liquid_version},
+                         separators=(",", ":"), sort_keys=True).encode() + b"\n"
+        yield json.dumps(self.keys, separators=(",", ":")).encode() + b"\n"
         for key, kept in self.groups.items():
-            yield (f"{kept.fingerprint} {kept.count} "
-                   f"{json.dumps(key, ensure_ascii=False)}\t").encode()
+            yield f"{kept.fingerprint} {kept.count} {kept.total} {json.dumps(key)}\t".encode()
             yield kept.raw
             yield b"\n"
 
@@ -205,7 +211,7 @@ def load(root: Path) -> BuildState | None:
     try:
         if check.decode("ascii") != _digest(body):
             raise ValueError("its digest does not match")
-        header, *lines = body.split(b"\n")
+        header, keys, *lines = body.split(b"\n")
         raw = json.loads(header)
         if raw["format"] != FORMAT:
             raise ValueError("another format")
@@ -214,12 +220,15 @@ def load(root: Path) -> BuildState | None:
         groups = {}
         for line in lines:
             head, tab, records = line.partition(b"\t")
-            fingerprint, count, key = head.decode("utf-8").split(" ", 2)
+            fingerprint, count, total, key = head.decode("ascii").split(" ", 3)
             if not tab or int(count) < 0:
                 raise ValueError("a group's line is not well made")
-            groups[str(json.loads(key))] = Kept(fingerprint, int(count), records)
+            groups[str(json.loads(key))] = Kept(fingerprint, int(count), records, int(total))
+        posts = json.loads(keys)
+        if not isinstance(posts, list) or not all(isinstance(k, str) for k in posts):
+            raise ValueError("its posts' keys are not a list of keys")
         return BuildState(str(raw["context"]), str(raw["liquid_version"]),
-                          {str(k): str(v) for k, v in raw["liquid"].items()}, groups)
+                          {str(k): str(v) for k, v in raw["liquid"].items()}, groups, posts)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError,
             UnicodeDecodeError) as e:
         logger.warning("%s: not trusted, building everything: %s", path, e)
@@ -227,6 +236,8 @@ def load(root: Path) -> BuildState | None:
 
 
 _KEY = "{0.source}\0{0.stamp}".format
+_UPDATED = operator.attrgetter("updated")
+_DATE = operator.attrgetter("date")
 
 
 def _encoded(text: str) -> bytes:
@@ -249,10 +260,12 @@ class Fingerprints:
     def __init__(self, context: str, index: SiteIndex) -> None:
         self.context = context
         posts = index.posts
-        self._keys = dict(zip(map(id, posts), map(_KEY, posts), strict=True))
-        for post in posts:
-            if post.updated > post.date:  # (few posts: may be capped, see above)
-                self._keys[id(post)] += f"\0{post.updated.isoformat()}"
+        self.keys = list(map(_KEY, posts))
+        """Each post's key, in the site's order."""
+        later = map(operator.gt, map(_UPDATED, posts), map(_DATE, posts))
+        for i in itertools.compress(range(len(posts)), later):  # (few: may be capped)
+            self.keys[i] += f"\0{posts[i].updated.isoformat()}"
+        self._keys = dict(zip(map(id, posts), self.keys, strict=True))
         self._keys[id(None)] = "-"
         self._shown = self._keys
         """The key a post is shown by: a body with Liquid's with the site's version."""
@@ -266,6 +279,7 @@ class Fingerprints:
         ``version`` the version of the site it sees (the keys shared)."""
         other = object.__new__(Fingerprints)
         other.context, other._keys, other._terms = self.context, self._keys, self._terms
+        other.keys = self.keys
         other._shown = self._keys
         liquid = list(liquid)
         if liquid:
@@ -274,6 +288,11 @@ class Fingerprints:
                 other._shown[id(post)] = self.key(post) + "\0" + version
         other._windows = {}  # (they hold the Liquid version)
         return other
+
+    @property
+    def plain(self) -> bool:
+        """No post is shown with a Liquid version (each by its key alone)."""
+        return self._shown is self._keys
 
     def key(self, post: Post) -> str:
         found = self._keys.get(id(post))
@@ -304,9 +323,18 @@ class Fingerprints:
         if group.what == OTHER:
             return NEVER
         parts = [self.context, group.key, group.what, str(group.total)]
-        if group.term is not None and group.term.kind is Kind.SITE:
+        site = group.term is None or group.term.kind is Kind.SITE
+        if group.term is not None and site:
             parts.append(self._terms)
-        parts += map(self._shown.__getitem__, map(id, group.posts))
+        if site and self.plain:  # a run of the site's posts: from its keys
+            keys, start, stop = self.keys, group.start, min(group.stop, len(self.keys))
+            if group.what == "posts":
+                parts.append(keys[start - 1] if start else "-")
+            parts += keys[start:stop]
+            if group.what == "posts":
+                parts.append(keys[stop] if stop < len(keys) else "-")
+        else:
+            parts += map(self._shown.__getitem__, map(id, group.posts))
         return _digest(_encoded("\0".join(parts)))
 
     def of(self, url: str, shown: Shown) -> str | None:

@@ -5,6 +5,7 @@ fresh build's, file for file, and the manifest names exactly the files there are
 
 from __future__ import annotations
 
+import copy
 import os
 import threading as real_threading
 from collections.abc import Iterator
@@ -85,6 +86,28 @@ def test_the_groups_hold_every_url_of_the_site_once(
     assert len([u for u in got if u.startswith("/feed.atom")]) == 3  # 27 posts, 10 a page
 
 
+def test_a_run_of_the_sites_posts_is_fingerprinted_from_its_keys_as_any_list_is(
+        tmp_path: Path, small_groups: None) -> None:
+    """The site's blocks and the runs of post pages take their fingerprints from the
+    posts' keys in the site's order; a category's, post by post: the same digests."""
+    root = site(tmp_path / "site")
+    settings = make_settings(root, base_url=BASE)
+    app = create_app(settings, watch=False)
+    try:
+        index = app.extensions["feeds"].state().index
+        prints = buildstate.Fingerprints("context", index)
+        general = copy.copy(prints)
+        general._shown = dict(prints._keys)  # (no longer plain: post by post)
+        assert prints.plain and not general.plain
+        found = [(g.key, prints.group(g), general.group(g))
+                 for g in buildgroups.groups(index, settings)]
+        assert len({fp for _key, fp, _other in found}) == len(found)
+        assert [(key, fp) for key, fp, _other in found] == [
+            (key, other) for key, _fp, other in found]
+    finally:
+        app.extensions["feeds"].stop()
+
+
 def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The key of each group a build lists the URLs of."""
     listed: list[str] = []
@@ -132,6 +155,18 @@ def test_an_edit_lists_only_the_groups_that_show_the_post(
         ["site:#0", "category:news#0", "tag:红网新闻#0", "tag:rare#0", "posts#3", "posts#4"])
     assert edited.files == first.files and edited.kept > first.files // 2
     assert set(manifest_lines(out)) == set(files(out))
+
+    # Post 10 moved from one tag to another: the tag it left (one post shorter) and the
+    # one it joined are listed too; a post renamed (same stamp, another source) is new.
+    (root / "_posts/2022-01-11-post-10.md").write_text(post_text(
+        "Post 10", "2022-01-11 10:00:00 +0800", "[news]", "[红网新闻, moved]",
+        body="An edited body."), "utf-8")
+    _moved, seen = _listing(settings, out, tmp_path, listed)
+    assert {"tag:rare#0", "tag:moved#0", "tag:红网新闻#0"} <= seen
+    assert "tag:python#0" not in seen and "category:life#0" not in seen
+    (root / "_posts/2022-01-07-post-6.md").rename(root / "_posts/2022-01-07-renamed.md")
+    renamed, seen = _listing(settings, out, tmp_path, listed)
+    assert {"category:life#0", "tag:红网新闻#0"} <= seen and renamed.removed > 0
 
     # Two posts gone: one run of post pages fewer, stale files removed, the manifest
     # as the folder is.

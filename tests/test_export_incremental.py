@@ -288,13 +288,15 @@ def _state(groups: int) -> buildstate.BuildState:
         f"tag/标签{n}.atom?page={k}") for k in range(n % 3)} for n in range(groups)]
     return buildstate.BuildState("ctx \"quoted\"", "v1", {"_posts/a.md": "d1"}, {
         f"tag:标签\t{n}\n#0": buildstate.Kept.of(f"{n:032x}" if n % 2 else buildstate.NEVER,
-                                             made[n]) for n in range(groups)})
+                                             made[n], total=n * 7) for n in range(groups)},
+        [f"_posts/文{n}\n.md\0(1, 2, {n})" for n in range(groups)])
 
 
 def test_the_state_is_read_back_as_written_and_a_group_at_a_time(tmp_path: Path) -> None:
-    """A state is written a group a line, each line its fingerprint, count and key, then
-    its URLs as JSON (read only when a build looks at the group); read back, it is the
-    state written; a state whose bytes did not change leaves the file as it was."""
+    """A state is its context's line, its posts' keys, then a group a line, each line its
+    fingerprint, count, list's size and key, then its URLs as JSON (read only when a build
+    looks at the group); read back, it is the state written; a state whose bytes did not
+    change leaves the file as it was."""
     for groups in (0, 1, 3, 40):
         state = _state(groups)
         out = tmp_path / f"out{groups}"
@@ -303,14 +305,14 @@ def test_the_state_is_read_back_as_written_and_a_group_at_a_time(tmp_path: Path)
         buildstate.write(state, path)
         check, _, body = path.read_bytes().partition(b"\n")
         assert check.decode() == hashlib.sha256(body).hexdigest()[:32]
-        header, *lines, last = body.split(b"\n")
+        header, keys, *lines, last = body.split(b"\n")
         assert last == b"" and json.loads(header)["format"] == buildstate.FORMAT
-        assert len(lines) == groups
+        assert json.loads(keys) == state.keys and len(lines) == groups
         for line, (key, kept) in zip(lines, state.groups.items(), strict=True):
             head, _, records = line.partition(b"\t")
-            fingerprint, count, name = head.decode().split(" ", 2)
-            assert (fingerprint, int(count), json.loads(name)) == (
-                kept.fingerprint, len(kept.made()), key)
+            fingerprint, count, total, name = head.decode().split(" ", 3)
+            assert (fingerprint, int(count), int(total), json.loads(name)) == (
+                kept.fingerprint, len(kept.made()), kept.total, key)
             assert {url: buildstate.Made(*m) for url, *m in json.loads(records)} == kept.made()
         back = buildstate.load(out)
         assert back == state and back.made() == state.made()
