@@ -195,27 +195,6 @@ class Sweep:
             self._done = rank
 
 
-class Forked:
-    """A build's helper for its load (``statefile.Helper``, as a server's render helper
-    is): each work started is done by a process forked for it, on the other core, while
-    this one reads the load state (at a warm start of 100,000 posts, the stat of each
-    file, ~0.3 s)."""
-
-    def __init__(self) -> None:
-        self._jobs: list[tuple[int, int]] = []
-
-    def start(self, work: Callable[[Any], Any], items: Sequence[Any]) -> bool:
-        child = forked(lambda: [work(item) for item in items])
-        if child is not None:
-            self._jobs.append(child)
-        return child is not None
-
-    def finish(self, count: int, bodies: bool = True) -> list[Any]:
-        """The answers of the work started first (``count`` Nones: it died)."""
-        answered, found = answer(self._jobs.pop(0))
-        return found if answered and isinstance(found, list) else [None] * count
-
-
 def forked(work: Callable[[], object]) -> tuple[int, int] | None:
     """``work()`` in a process forked for it, its result pickled back (None: this
     process may not fork, see ``can_fork``); ``answer`` reads it."""

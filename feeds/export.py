@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import gc
 import logging
 import os
 import tempfile
@@ -240,22 +239,10 @@ def run(settings: Settings, out_dir: str, progress: Callable[[int, int], None] |
 
 def _build(settings: Settings, job: _Run, started: float,
            progress: Callable[[int, int], None] | None, detach: bool) -> BuildResult:
-    from . import create_app
-    from .content import ContentStore
-
     old = buildstate.load(job.root) if (job.root / MANIFEST).is_file() else None
     check = buildplan.Check(job.root, old)  # forked: looks at OUT while the content loads
-    # Each URL is asked for once: what a build reuses is in the body and entry caches.
-    bounded = buildwork.bounded(settings)
-    store = ContentStore(bounded)
-    store.states.later = old is not None  # (a small change's: its writer works meanwhile)
-    store.states.helper = buildwork.Forked()
-    app = create_app(bounded, watch=False, store=store)
-    # The posts and the index live as long as the build and hold no cycles: kept out of
-    # the collector's walks (each full one walked them all: ~0.3 s at 100,000 posts).
-    gc.freeze()
+    app = buildplan.app_for(settings, old)
     svc: FeedService = app.extensions["feeds"]
-    svc.without_timer()
     error, removed = "", 0
     killed = buildwork.begin(job.root)
     try:
@@ -279,7 +266,7 @@ def _build(settings: Settings, job: _Run, started: float,
         check.close()
         svc.stop()
         if not detach:
-            store.states.finish()
+            svc.store.states.finish()
     return BuildResult(
         posts=health["posts"], rejected=health["rejected"],
         files=len(job.written) + memory.trusted, written=job.changed, removed=removed,
@@ -323,6 +310,8 @@ def _render_all(job: _Run, memory: buildplan.Memory, get: Getter, todo: list[str
     if progress is not None:
         progress(kept, total)
     parts = buildwork.chunks(todo, workers)
+    if len(parts) > 1:  # (the render helper serves one process)
+        memory.svc.cache.bodies.helper = None
     counter = buildwork.Counter(len(parts))
     logger.info("%d URLs, %d to make, in %d processes", total, len(todo), len(parts))
 

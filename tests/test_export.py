@@ -260,7 +260,8 @@ def test_a_build_retires_each_body_once_past_it_and_never_makes_one_twice(
     (buildwork.Sweep): here after every post, not every 500. Its files are a build's
     that drops none, each body is still made once, and every post but the oldest (on
     the last URLs) is retired."""
-    settings = make_settings(site(tmp_path / "site"), base_url=BASE)
+    # (No render helper: each body counted is made here.)
+    settings = make_settings(site(tmp_path / "site"), base_url=BASE, render_workers=1)
     kept_all = build(settings, tmp_path / "kept")  # 48 posts: no step of 500 is reached
     made_once = len(marked_up)
     assert kept_all.posts == 48 and made_once >= 48

@@ -8,8 +8,9 @@ from __future__ import annotations
 import copy
 import os
 import threading as real_threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from feeds import (
     export,
     links,
     loadstate,
+    renderwork,
     statefile,
 )
 from feeds.config import Settings
@@ -236,20 +238,43 @@ def test_a_stopped_build_leaves_no_state_to_trust(tmp_path: Path) -> None:
     assert set(manifest_lines(out)) == set(files(out))
 
 
-def test_the_builds_load_helper_answers_as_the_work_here_would(
+def test_a_small_changes_build_shares_its_load_and_bodies_with_a_render_helper(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``buildwork.Forked``, which stats a warm load's files in a forked process: its
-    answer is the work's own; a process that dies answers None, which the load redoes."""
-    root = site(tmp_path / "site")
-    job = (f"{root}/", ["_config.yml", "_posts/2022-01-01-post-0.md", "gone.md"])
+    """A build forks a server's render helper before its load: a warm load's stat of
+    every file is done there, and so are some of a small change's new bodies; the
+    output is a fresh build's all the same."""
     monkeypatch.setattr(buildwork.threading, "enumerate", threading.enumerate_main)
-    helper = buildwork.Forked()
-    assert helper.start(statefile.stamps_of, [job])
-    assert helper.start(os._exit, [3])  # (dies before it answers)
-    assert helper.finish(1, bodies=False) == [statefile.stamps_of(job)]
-    assert helper.finish(1, bodies=False) == [None]
-    monkeypatch.delattr(os, "fork")
-    assert not helper.start(statefile.stamps_of, [job])
+    monkeypatch.setattr(statefile, "HELPED", 1)  # (a server's helper stats from 5,000)
+    helpers: list[renderwork.RenderHelper] = []
+    sent: list[str] = []
+    fork, start = renderwork.RenderHelper.fork, renderwork.RenderHelper.start
+
+    def forked() -> renderwork.RenderHelper | None:
+        helper = fork()
+        helpers.extend([helper] if helper is not None else [])
+        return helper
+
+    def started(self: renderwork.RenderHelper, work: Callable[[Any], Any],
+                items: Sequence[Any]) -> bool:
+        sent.append(work.__name__)
+        return start(self, work, items)
+
+    monkeypatch.setattr(renderwork.RenderHelper, "fork", staticmethod(forked))
+    monkeypatch.setattr(renderwork.RenderHelper, "start", started)
+    root = site(tmp_path / "site")
+    settings = make_settings(root, base_url=BASE, index_dir=str(tmp_path / "index"))
+    out = tmp_path / "out"
+    export.run(settings, str(out))
+    helpers.clear()
+    sent.clear()
+    (root / "_posts/2022-01-26-post-25.md").write_text(post_text(
+        "Post 25", "2022-01-26 10:00:00 +0800", "[news]", "[python]",
+        body="*New* body."), "utf-8")
+    result = export.run(settings, str(out))
+    assert result.failed == 0 and result.kept > 0
+    assert sent[0] == "stamps_of" and "made_body" in sent
+    assert len(helpers) == 1 and helpers[0].done > 0 and not helpers[0].alive
+    assert files(out) == fresh(settings, tmp_path)
 
 
 def test_a_build_with_a_persisted_index_leaves_its_load_state_written(
