@@ -38,6 +38,26 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def context_of(settings: Settings) -> str:
+    """The context a build's bytes are made in (``buildstate``): known before the load."""
+    base = settings.site_base or "http://localhost"
+    # Every setting but the processes, cache bounds and the persisted index (and the
+    # record of what was given, whose values are the fields): no byte depends on them.
+    bytes_of = replace(settings, build_workers=1, overrides=(), cache_bytes=1,
+                       body_cache_bytes=1, source_cache_bytes=1, index_dir="")
+    parsing = identity(settings.content, settings.site_rules())
+    return context_digest(repr(bytes_of), base, assets.feed_stylesheet(settings.content, base),
+                          repr(sorted(parsing.items())))
+
+
+def usable(old: BuildState | None, context: str, root: Path) -> BuildState | None:
+    """The last build's state, if it was made in this context (else None: a full build)."""
+    if old is not None and old.context != context:
+        logger.info("%s: made with other settings or code: building everything", root)
+        return None
+    return old
+
+
 def app_for(settings: Settings, old: BuildState | None) -> Flask:
     """The app a build asks for each URL, its content loaded. Each URL is asked for
     once: what a build reuses is in its body and entry caches (``buildwork.bounded``).
@@ -100,9 +120,11 @@ class Check:
         return _bad(self.root, self.state, keys)
 
     def close(self) -> None:
-        """Wait for the child (a build that stopped before it asked)."""
+        """Wait for the child (a build that stopped before it asked), and let the state
+        go (28 MB at 100,000 posts, held to a full build's end when its context changed)."""
         if self._child is not None:
             self.bad(())
+        self.state = None
 
 
 class Memory:
@@ -112,20 +134,9 @@ class Memory:
     def __init__(self, svc: FeedService, root: Path, old: BuildState | None) -> None:
         state = svc.state()
         settings = state.settings
-        base = settings.site_base or "http://localhost"
         self.svc, self.root, self.index, self.settings = svc, root, state.index, settings
-        # Every setting but the processes, cache bounds and the persisted index (and the
-        # record of what was given, whose values are the fields): no byte depends on them.
-        bytes_of = replace(settings, build_workers=1, overrides=(), cache_bytes=1,
-                           body_cache_bytes=1, source_cache_bytes=1, index_dir="")
-        parsing = identity(settings.content, settings.site_rules())
-        context = context_digest(repr(bytes_of), base,
-                                 assets.feed_stylesheet(settings.content, base),
-                                 repr(sorted(parsing.items())))
-        if old is not None and old.context != context:
-            logger.info("%s: made with other settings or code: building everything", root)
-            old = None
-        self.old = old
+        context = context_of(settings)
+        self.old = old = usable(old, context, root)
         self.base_prints = Fingerprints(context, state.index)
         # Posts whose body held Liquid when last rendered, and are the same posts now.
         self.liquid = {s for s, d in (old.liquid.items() if old else ())

@@ -240,6 +240,7 @@ def run(settings: Settings, out_dir: str, progress: Callable[[int, int], None] |
 def _build(settings: Settings, job: _Run, started: float,
            progress: Callable[[int, int], None] | None, detach: bool) -> BuildResult:
     old = buildstate.load(job.root) if (job.root / MANIFEST).is_file() else None
+    old = buildplan.usable(old, buildplan.context_of(buildwork.bounded(settings)), job.root)
     check = buildplan.Check(job.root, old)  # forked: looks at OUT while the content loads
     app = buildplan.app_for(settings, old)
     svc: FeedService = app.extensions["feeds"]
@@ -248,8 +249,10 @@ def _build(settings: Settings, job: _Run, started: float,
     try:
         get = buildwork.getter(app, settings.site_base or "http://localhost")
         memory = buildplan.Memory(svc, job.root, old)
+        old = None  # (Memory keeps it when it is this build's context)
         try:
             todo = memory.plan(job.keep, check)
+            check.close()
             _render_all(job, memory, get, todo, settings.build_workers, progress)
             removed = _tidy(job, memory)
             buildstate.write(memory.state(), job.root / buildstate.STATE_FILE)
