@@ -93,28 +93,15 @@ def pages(group: Group, index: SiteIndex, settings: Settings) -> Iterator[
     term = group.term
     assert term is not None
     site = term.kind is Kind.SITE
-    yield from _range(links.html_path(term.kind, term.name), term, settings.page_size,
-                      group, "index" if site else "page")
+    yield from links.list_pages(links.html_path(term.kind, term.name), term, settings.page_size,
+                                "index" if site else "page", group.start, group.stop)
     for fmt in FEED_FORMATS:
-        yield from _range(links.feed_path(term.kind, term.name, fmt), term,
-                          settings.posts_limit, group, "feed")
-    if group.start == 0 and (site or term.kind is not Kind.TAG
+        yield from links.list_pages(links.feed_path(term.kind, term.name, fmt), term,
+                                    settings.posts_limit, "feed", group.start, group.stop)
+    if group.start == 0 and (term.kind is not Kind.TAG
                              or links.tag_path_serves(settings, term.name)):
-        yield (links.jekyll_path(term.kind, term.segment),
-               _shown("feed", term, 0, settings.posts_limit))
-
-
-def _range(url: str, term: Term, size: int, group: Group, what: str) -> Iterator[
-        tuple[str, links.Shown]]:
-    paged = links.paging(url, len(term.posts), size)
-    assert paged is not None  # page 1 always exists
-    for page in range(group.start // size, min(paged.pages, group.stop // size)):
-        yield paged.url_of(page + 1), _shown(what, term, page * size, size)
-
-
-def _shown(what: str, term: Term, start: int, size: int) -> links.Shown:
-    return links.Shown(what, term.posts[start:start + size], len(term.posts),
-                       f"{term.kind.value}:{term.name}")
+        yield next(links.list_pages(links.jekyll_path(term.kind, term.segment), term,
+                                    settings.posts_limit, "feed"))
 
 
 def others(index: SiteIndex, settings: Settings, statics: Sequence[str]) -> Iterator[

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from . import assets, buildgroups, buildwork
 from .buildgroups import Group
-from .buildstate import NEVER, BuildState, Fingerprints, Kept, Made, as_left, context_digest, load
+from .buildstate import NEVER, BuildState, Fingerprints, Kept, Made, as_left, context_digest
 from .links import Shown
 from .model import Post
 from .postcache import identity
@@ -58,15 +58,15 @@ def usable(old: BuildState | None, context: str, root: Path) -> BuildState | Non
     return old
 
 
-def app_for(settings: Settings, old: BuildState | None) -> Flask:
-    """The app a build asks for each URL, its content loaded. Each URL is asked for
-    once: what a build reuses is in its body and entry caches (``buildwork.bounded``).
-    A small change's build (``old``) does not wait for the load state's writer."""
+def app_for(bounded: Settings, old: BuildState | None) -> Flask:
+    """The app a build asks for each URL, its content loaded, with ``bounded`` settings
+    (``buildwork.bounded``: each URL is asked for once, and what a build reuses is in
+    its body and entry caches). A small change's build (``old``) does not wait for the
+    load state's writer."""
     from . import create_app
     from .content import ContentStore
     from .renderwork import RenderHelper
 
-    bounded = buildwork.bounded(settings)
     store = ContentStore(bounded)
     store.states.later = old is not None
     # A server's render helper, forked before the load: it stats a warm load's files on
@@ -131,12 +131,12 @@ class Memory:
     """This build's groups and the fingerprint of each, and of each URL it looks at;
     what the last build made (``old``, when it is this build's context)."""
 
-    def __init__(self, svc: FeedService, root: Path, old: BuildState | None) -> None:
+    def __init__(self, svc: FeedService, root: Path, old: BuildState | None,
+                 context: str) -> None:
+        """``old``: the last build's state, made in ``context`` (``usable``), or None."""
         state = svc.state()
-        settings = state.settings
-        self.svc, self.root, self.index, self.settings = svc, root, state.index, settings
-        context = context_of(settings)
-        self.old = old = usable(old, context, root)
+        self.svc, self.root, self.index, self.settings = svc, root, state.index, state.settings
+        self.old = old
         self.base_prints = Fingerprints(context, state.index)
         # Posts whose body held Liquid when last rendered, and are the same posts now.
         self.liquid = {s for s, d in (old.liquid.items() if old else ())
@@ -195,13 +195,12 @@ class Memory:
         """Keep what can be kept (``keep``: whether a URL's file is still as it was made,
         and takes it); the URLs to make, newest post first (as ``buildwork.urls``)."""
         old = self.old.groups if self.old is not None else {}
-        same = [g.key for g, fp in self.groups
-                if fp != NEVER and g.key in old and old[g.key].fingerprint == fp]
-        bad = check.bad(same) if same else set()
+        same = {g.key for g, fp in self.groups
+                if fp != NEVER and g.key in old and old[g.key].fingerprint == fp}
+        same -= check.bad(same) if same else set()
         todo = []
-        for group, fp in self.groups:
-            if fp != NEVER and group.key in old and old[group.key].fingerprint == fp \
-                    and group.key not in bad:
+        for group, _fp in self.groups:
+            if group.key in same:
                 self.kept[group.key] = old[group.key]
                 continue
             try:
@@ -210,7 +209,8 @@ class Memory:
                 before = {}
             urls = []
             pages = buildgroups.pages(group, self.index, self.settings) \
-                if group.what != buildgroups.OTHER else self.others()
+                if group.what != buildgroups.OTHER else buildgroups.others(
+                    self.index, self.settings, buildwork.statics(self.settings))
             for url, shown in pages:
                 self.pages[url] = shown
                 urls.append(url)
@@ -228,12 +228,6 @@ class Memory:
             return (False, 0) if found is None else (True, found)
 
         return sorted(dict.fromkeys(todo), key=newest)
-
-    def others(self) -> Iterable[tuple[str, Shown]]:
-        statics = [f"/static/{name}" for name in assets.ASSETS]
-        if os.path.isfile(assets.site_xslt_path(self.settings.content)):
-            statics.append(f"/{assets.SITE_XSLT}")
-        return buildgroups.others(self.index, self.settings, statics)
 
     def record(self, url: str, stat: os.stat_result, rel: str, keepable: bool) -> None:
         fingerprint = self.prints.of(url, self.pages[url]) if keepable else None
@@ -291,4 +285,3 @@ def _rels(kept: Kept) -> set[str]:
         return set()
 
 
-__all__ = ["Check", "Memory", "load"]

@@ -112,11 +112,8 @@ def urls(app: Flask) -> dict[str, links.Shown]:
     svc: FeedService = app.extensions["feeds"]
     state = svc.state()
     settings = state.settings
-    statics = [f"/static/{name}" for name in assets.ASSETS]
-    if os.path.isfile(assets.site_xslt_path(settings.content)):
-        statics.append(f"/{assets.SITE_XSLT}")
     pages = dict(links.site_pages(state.index, settings.page_size, settings.posts_limit,
-                                  statics, settings))
+                                  statics(settings), settings))
     # By the newest post's rank, not its sort key (a date's timestamp per URL cost more
     # than the rest). The order decides what the caches hold, never a byte.
     rank = ranks(state.index.posts)
@@ -126,6 +123,14 @@ def urls(app: Flask) -> dict[str, links.Shown]:
         return (False, 0) if found is None else (True, found)
 
     return {url: pages[url] for url in sorted(pages, key=newest)}
+
+
+def statics(settings: Settings) -> list[str]:
+    """The static files a site serves: the shipped assets, and its own feed.xslt.xml."""
+    found = [f"/static/{name}" for name in assets.ASSETS]
+    if os.path.isfile(assets.site_xslt_path(settings.content)):
+        found.append(f"/{assets.SITE_XSLT}")
+    return found
 
 
 def ranks(posts: Sequence[Post]) -> dict[int, int]:

@@ -239,17 +239,19 @@ def run(settings: Settings, out_dir: str, progress: Callable[[int, int], None] |
 
 def _build(settings: Settings, job: _Run, started: float,
            progress: Callable[[int, int], None] | None, detach: bool) -> BuildResult:
+    bounded = buildwork.bounded(settings)
+    context = buildplan.context_of(bounded)
     old = buildstate.load(job.root) if (job.root / MANIFEST).is_file() else None
-    old = buildplan.usable(old, buildplan.context_of(buildwork.bounded(settings)), job.root)
+    old = buildplan.usable(old, context, job.root)
     check = buildplan.Check(job.root, old)  # forked: looks at OUT while the content loads
-    app = buildplan.app_for(settings, old)
+    app = buildplan.app_for(bounded, old)
     svc: FeedService = app.extensions["feeds"]
     error, removed = "", 0
     killed = buildwork.begin(job.root)
     try:
         get = buildwork.getter(app, settings.site_base or "http://localhost")
-        memory = buildplan.Memory(svc, job.root, old)
-        old = None  # (Memory keeps it when it is this build's context)
+        memory = buildplan.Memory(svc, job.root, old, context)
+        old = None  # (Memory keeps it)
         try:
             todo = memory.plan(job.keep, check)
             check.close()

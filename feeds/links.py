@@ -227,7 +227,7 @@ def collection_urls(settings: Settings, index: SiteIndex, limit: int) -> Iterato
             found = _documents(index, name, settings)
             if found is not None:
                 path = feed_path(Kind.COLLECTION, name, Format.ATOM, settings)
-                yield from (url for url, _shown in _pages(path, found, limit, "feed"))
+                yield from (url for url, _shown in list_pages(path, found, limit, "feed"))
 
 
 def lists(index: SiteIndex) -> Iterator[Term]:
@@ -317,14 +317,19 @@ class Shown:
 _OTHER = Shown("other")
 
 
-def _pages(url: str, found: Term, size: int, what: str) -> Iterator[tuple[str, Shown]]:
+def list_pages(url: str, found: Term, size: int, what: str, start: int = 0,
+               stop: int | None = None) -> Iterator[tuple[str, Shown]]:
+    """The pages of a list at ``url``, ``size`` posts each, with what each shows: those
+    whose first post is at ``start:stop`` of it (a multiple of ``size`` each; all by
+    default)."""
     posts = found.posts
     paged = paging(url, len(posts), size)
     assert paged is not None  # page 1 always exists
     name = f"{found.kind.value}:{found.name}"
-    for page, page_url in enumerate(paged.urls()):
-        start = page * size
-        yield page_url, Shown(what, posts[start:start + size], len(posts), name)
+    last = paged.pages if stop is None else min(paged.pages, stop // size)
+    for page in range(start // size, last):
+        first = page * size
+        yield paged.url_of(page + 1), Shown(what, posts[first:first + size], len(posts), name)
 
 
 # --- every URL --------------------------------------------------------------------------
@@ -348,16 +353,16 @@ def site_pages(index: SiteIndex, page_size: int, limit: int,
     post."""
     for found in lists(index):
         site = found.kind is Kind.SITE
-        yield from _pages(html_path(found.kind, found.name), found, page_size,
+        yield from list_pages(html_path(found.kind, found.name), found, page_size,
                           "index" if site else "page")
         if site:
             yield OPML, _OTHER
             yield from ((url, _OTHER) for url in statics)
         for fmt in FEED_FORMATS:
-            yield from _pages(feed_path(found.kind, found.name, fmt), found, limit, "feed")
+            yield from list_pages(feed_path(found.kind, found.name, fmt), found, limit, "feed")
         if (settings is None or found.kind is not Kind.TAG
                 or tag_path_serves(settings, found.name)):
-            yield next(_pages(jekyll_path(found.kind, found.segment), found, limit, "feed"))
+            yield next(list_pages(jekyll_path(found.kind, found.segment), found, limit, "feed"))
     if settings is not None:
         yield from ((url, _OTHER) for url in jekyll_urls(settings, index))
         yield from ((url, _OTHER) for url in collection_urls(settings, index, limit))
